@@ -1,0 +1,39 @@
+"""sessionward: secure, fast session management for Python web backends."""
+
+from .config import Config
+from .engine import (
+    AsyncSessionWard,
+    SessionInformation,
+    SessionTokens,
+    SessionWard,
+    Token,
+    VerifiedSession,
+)
+from .errors import (
+    ConfigError,
+    GeneralError,
+    SessionWardError,
+    StorageUnavailableError,
+    TokenTheftDetectedError,
+    TryRefreshTokenError,
+    UnauthorizedError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncSessionWard",
+    "Config",
+    "ConfigError",
+    "GeneralError",
+    "SessionInformation",
+    "SessionTokens",
+    "SessionWard",
+    "SessionWardError",
+    "StorageUnavailableError",
+    "Token",
+    "TokenTheftDetectedError",
+    "TryRefreshTokenError",
+    "UnauthorizedError",
+    "VerifiedSession",
+]

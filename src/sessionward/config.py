@@ -1,0 +1,176 @@
+"""Configuration: :class:`Config`, its validation and :meth:`Config.from_env`.
+
+All durations are in seconds. Invalid values raise :class:`~sessionward.errors.ConfigError`
+naming the option and what it accepts, at construction time (that is, at start-up).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["ALGORITHMS", "Config"]
+
+ALGORITHMS = ("RS256", "ES256", "EdDSA", "HS256")
+SAME_SITE_VALUES = ("lax", "strict", "none")
+STORE_SCHEMES = ("sqlite", "postgresql", "postgres", "redis", "rediss")
+_FORBIDDEN_IN_COOKIE_ATTRIBUTES = frozenset(";,\r\n\t \x00\x7f")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Every option of sessionward, with its default.
+
+    Construct with keyword arguments (``Config(access_token_validity=900)``), from a mapping
+    (``Config.from_mapping(settings)``) or from ``SESSIONWARD_*`` environment variables
+    (``Config.from_env()``). Instances are immutable; use :func:`dataclasses.replace` to derive
+    a variant.
+    """
+
+    store: str = "sqlite:///sessionward.db"
+    access_token_validity: int = 3600
+    refresh_token_validity: int = 8_640_000
+    access_token_path: str = "/"
+    refresh_api_path: str = "/session/refresh"
+    cookie_domain: str | None = None
+    cookie_secure: bool = True
+    cookie_same_site: str = "lax"
+    session_expired_status_code: int = 401
+    enable_anti_csrf: bool = False
+    access_token_blacklisting: bool = False
+    access_token_algorithm: str = "RS256"
+    access_token_signing_key_dynamic: bool = True
+    access_token_signing_key_update_interval: int = 86_400
+    refresh_token_reuse_grace_period: int = 10
+    clock_skew_leeway: int = 0
+    session_max_lifetime: int | None = None
+    auto_migrate: bool = True
+    verified_token_cache_size: int = 10_000
+
+    def __post_init__(self) -> None:
+        _check_str(self, "store")
+        scheme = self.store.split(":", 1)[0].lower()
+        if "://" not in self.store or scheme not in STORE_SCHEMES:
+            raise ConfigError(
+                f"store: expected a URL starting with one of "
+                f"{', '.join(s + '://' for s in STORE_SCHEMES)}; got {self.store!r}"
+            )
+        _check_int(self, "access_token_validity", 1, 86_400_000)
+        _check_int(self, "refresh_token_validity", self.access_token_validity + 1, None)
+        _check_path(self, "access_token_path")
+        _check_path(self, "refresh_api_path")
+        if self.cookie_domain is not None:
+            _check_str(self, "cookie_domain")
+            if _FORBIDDEN_IN_COOKIE_ATTRIBUTES & set(self.cookie_domain):
+                raise ConfigError(
+                    "cookie_domain: must not contain ';', ',', whitespace or control characters"
+                )
+        _check_bool(self, "cookie_secure")
+        _check_choice(self, "cookie_same_site", SAME_SITE_VALUES)
+        if self.cookie_same_site == "none" and not (self.cookie_secure and self.enable_anti_csrf):
+            raise ConfigError(
+                "cookie_same_site: 'none' requires cookie_secure=True and enable_anti_csrf=True"
+            )
+        _check_int(self, "session_expired_status_code", 400, 599)
+        _check_bool(self, "enable_anti_csrf")
+        _check_bool(self, "access_token_blacklisting")
+        _check_choice(self, "access_token_algorithm", ALGORITHMS)
+        _check_bool(self, "access_token_signing_key_dynamic")
+        _check_int(self, "access_token_signing_key_update_interval", 3600, 2_592_000)
+        _check_int(self, "refresh_token_reuse_grace_period", 0, 300)
+        _check_int(self, "clock_skew_leeway", 0, 60)
+        if self.session_max_lifetime is not None:
+            _check_int(self, "session_max_lifetime", 1, None)
+        _check_bool(self, "auto_migrate")
+        _check_int(self, "verified_token_cache_size", 0, 10_000_000)
+
+    @classmethod
+    def from_mapping(cls, options: Mapping[str, Any]) -> Config:
+        """Build a config from a mapping of option names (e.g. Django's ``SESSIONWARD``).
+
+        Unknown keys raise :class:`ConfigError` listing the valid option names.
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(known))}"
+            )
+        return cls(**dict(options))
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, prefix: str = "SESSIONWARD_"
+    ) -> Config:
+        """Build a config from ``SESSIONWARD_<OPTION>`` environment variables.
+
+        ``SESSIONWARD_ACCESS_TOKEN_VALIDITY=900`` sets ``access_token_validity``. Booleans
+        accept ``true/false/1/0/yes/no/on/off``; an empty value or ``none`` sets an optional
+        option to ``None``. Variables with the prefix that name no option are ignored.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            raw = env.get(prefix + field.name.upper())
+            if raw is not None:
+                values[field.name] = _parse_env_value(field.name, str(field.type), raw)
+        return cls(**values)
+
+
+def _parse_env_value(name: str, type_name: str, raw: str) -> Any:
+    text = raw.strip()
+    if "None" in type_name and text.lower() in ("", "none", "null"):
+        return None
+    if type_name.startswith("bool"):
+        lowered = text.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}: expected a boolean (true/false) in the environment; got {raw!r}")
+    if type_name.startswith("int"):
+        try:
+            return int(text, 10)
+        except ValueError:
+            raise ConfigError(f"{name}: expected an integer in the environment; got {raw!r}") from None
+    return text
+
+
+def _check_int(config: Config, name: str, low: int, high: int | None) -> None:
+    value = getattr(config, name)
+    allowed = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
+    if type(value) is not int or value < low or (high is not None and value > high):
+        raise ConfigError(f"{name}: expected {allowed}; got {value!r}")
+
+
+def _check_bool(config: Config, name: str) -> None:
+    value = getattr(config, name)
+    if type(value) is not bool:
+        raise ConfigError(f"{name}: expected True or False; got {value!r}")
+
+
+def _check_str(config: Config, name: str) -> None:
+    value = getattr(config, name)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{name}: expected a non-empty string; got {value!r}")
+
+
+def _check_choice(config: Config, name: str, choices: tuple[str, ...]) -> None:
+    value = getattr(config, name)
+    if value not in choices:
+        raise ConfigError(f"{name}: expected one of {', '.join(map(repr, choices))}; got {value!r}")
+
+
+def _check_path(config: Config, name: str) -> None:
+    _check_str(config, name)
+    value: str = getattr(config, name)
+    if not value.startswith("/") or _FORBIDDEN_IN_COOKIE_ATTRIBUTES & set(value):
+        raise ConfigError(
+            f"{name}: expected a path starting with '/' without ';', ',', whitespace or "
+            f"control characters; got {value!r}"
+        )

@@ -1,0 +1,14 @@
+"""The session engine: sans-IO decisions (``core``) and the sync/async drivers."""
+
+from .aio import AsyncSessionWard
+from .sync import SessionWard
+from .types import SessionInformation, SessionTokens, Token, VerifiedSession
+
+__all__ = [
+    "AsyncSessionWard",
+    "SessionInformation",
+    "SessionTokens",
+    "SessionWard",
+    "Token",
+    "VerifiedSession",
+]

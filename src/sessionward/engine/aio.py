@@ -1,0 +1,190 @@
+"""``AsyncSessionWard``: the engine driven from asyncio, never blocking the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from types import TracebackType
+from typing import Any, TypeVar
+
+from ..config import Config
+from ..errors import TryRefreshTokenError
+from ..stores.base import AsyncStore
+from ..stores.urls import open_async_store
+from ..tokens.access import UnknownKeyId
+from .core import Flow, SessionCore
+from .types import SessionInformation, SessionTokens, VerifiedSession
+
+__all__ = ["AsyncSessionWard"]
+
+T = TypeVar("T")
+
+
+class _LoopLocks:
+    """One ``asyncio.Lock`` per event loop, so an engine may outlive a loop (tests, CLIs)."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def get(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        return lock
+
+
+class AsyncSessionWard:
+    """The session engine for asyncio code; same methods as
+    :class:`~sessionward.SessionWard`, as coroutines.
+
+    Args:
+        config: options (default ``Config()``).
+        store: an async store object or URL; default ``config.store``. A store given as a
+            URL is owned by the engine and closed by :meth:`aclose`.
+    """
+
+    def __init__(
+        self, config: Config | None = None, *, store: AsyncStore | str | None = None
+    ) -> None:
+        self.config = config if config is not None else Config()
+        target = self.config.store if store is None else store
+        self._owns_store = isinstance(target, str)
+        self.store: AsyncStore = open_async_store(target) if isinstance(target, str) else target
+        self._core = SessionCore(self.config)
+        self._start_locks = _LoopLocks()
+        self._reload_locks = _LoopLocks()
+
+    async def _perform(self, flow: Flow[T]) -> T:
+        store = self.store
+        try:
+            call = next(flow)
+            while True:
+                try:
+                    result = await getattr(store, call.method)(*call.args)
+                except BaseException as exc:
+                    call = flow.throw(exc)
+                else:
+                    call = flow.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    async def _drive(self, flow: Flow[T]) -> T:
+        if not self._core.ready:
+            await self._start()
+        return await self._perform(flow)
+
+    async def _start(self) -> None:
+        async with self._start_locks.get():
+            if not self._core.ready:
+                await self._perform(self._core.startup())
+
+    async def create_new_session(
+        self,
+        user_id: str,
+        jwt_payload: dict[str, Any] | None = None,
+        session_data: dict[str, Any] | None = None,
+    ) -> SessionTokens:
+        """See :meth:`sessionward.SessionWard.create_new_session`."""
+        return await self._drive(self._core.create_new_session(user_id, jwt_payload, session_data))
+
+    async def get_session(
+        self,
+        access_token: str,
+        anti_csrf_token: str | None = None,
+        do_anti_csrf_check: bool = False,
+    ) -> VerifiedSession:
+        """See :meth:`sessionward.SessionWard.get_session`."""
+        core = self._core
+        if not core.ready:
+            await self._start()
+        try:
+            outcome = core.verify(access_token, anti_csrf_token, do_anti_csrf_check)
+        except UnknownKeyId as unknown:
+            async with self._reload_locks.get():
+                if core.claim_key_reload(unknown.kid):
+                    await self._perform(core.sync_keys(time.time()))
+            try:
+                outcome = core.verify(access_token, anti_csrf_token, do_anti_csrf_check)
+            except UnknownKeyId:
+                raise TryRefreshTokenError("access token signed by an unknown key") from None
+        if type(outcome) is VerifiedSession:
+            return outcome
+        return await self._perform(outcome)  # type: ignore[arg-type]
+
+    async def refresh_session(
+        self, refresh_token: str, anti_csrf_token: str | None = None
+    ) -> SessionTokens:
+        """See :meth:`sessionward.SessionWard.refresh_session`."""
+        return await self._drive(self._core.refresh_session(refresh_token))
+
+    async def revoke_session(self, handle: str) -> bool:
+        """End one session; return whether it existed."""
+        return bool(await self._drive(self._core.revoke([handle])))
+
+    async def revoke_multiple_sessions(self, handles: list[str]) -> list[str]:
+        """End these sessions; return the handles that existed."""
+        return await self._drive(self._core.revoke(handles))
+
+    async def revoke_all_sessions_for_user(self, user_id: str) -> list[str]:
+        """End every session of ``user_id``; return their handles."""
+        return await self._drive(self._core.revoke_user(user_id))
+
+    async def get_all_session_handles_for_user(self, user_id: str) -> list[str]:
+        """Handles of ``user_id``'s live sessions, oldest first."""
+        return await self._drive(self._core.handles_for_user(user_id))
+
+    async def get_session_data(self, handle: str) -> dict[str, Any]:
+        """The private session data; ``UnauthorizedError`` if the session is gone."""
+        return (await self._drive(self._core.live_row(handle))).session_data
+
+    async def update_session_data(self, handle: str, data: dict[str, Any]) -> None:
+        """Overwrite the private session data; ``UnauthorizedError`` if the session is gone."""
+        await self._drive(
+            self._core.update_json("update_session_data", handle, "session_data", data)
+        )
+
+    async def get_jwt_payload(self, handle: str) -> dict[str, Any]:
+        """The JWT payload stored for the session."""
+        return (await self._drive(self._core.live_row(handle))).jwt_user_payload
+
+    async def update_jwt_payload(self, handle: str, payload: dict[str, Any]) -> None:
+        """Overwrite the JWT payload; access tokens issued from now on carry it."""
+        await self._drive(
+            self._core.update_json("update_jwt_payload", handle, "jwt_payload", payload)
+        )
+
+    async def get_session_information(self, handle: str) -> SessionInformation:
+        """Everything stored about a session; ``UnauthorizedError`` if it is gone."""
+        return await self._drive(self._core.session_information(handle))
+
+    async def rotate_signing_key(self) -> str:
+        """Create a new signing key that signs at once here; return its ``kid``."""
+        return await self._drive(self._core.rotate_signing_key())
+
+    async def jwks(self) -> dict[str, Any]:
+        """The public verification keys (RFC 7517); ``{"keys": []}`` under HS256."""
+        return await self._drive(self._core.jwks())
+
+    async def delete_expired_sessions(self) -> int:
+        """Delete expired session rows; return how many."""
+        return await self._drive(self._core.delete_expired())
+
+    async def aclose(self) -> None:
+        """Close the store if the engine opened it from a URL."""
+        if self._owns_store:
+            await self.store.close()
+
+    async def __aenter__(self) -> AsyncSessionWard:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,97 @@
+"""Signing-key schedule: which keys must exist, which one signs, which may be dropped.
+
+Pure decisions over the stored keys and the time; the engine performs the store calls.
+
+Theory of operation. With dynamic keys, time is cut into intervals of
+``access_token_signing_key_update_interval`` seconds. Key ``i`` is stored under a name
+derived from ``i`` (so every process computes the same name, and an atomic
+insert-if-absent makes concurrent processes converge on one key), may sign from the
+start of interval ``i``, and is created during interval ``i - 1``: a key is published a
+whole interval before it signs, so every process has seen it before any token it signs
+arrives. A manually rotated key signs from the moment it is created. The signing key is
+the eligible key with the latest start. A key stops signing when a later key becomes
+eligible and keeps verifying until every token it could have signed has expired
+(``access_token_validity`` + ``clock_skew_leeway`` + a margin); then it is deleted.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass
+
+from ..stores.base import StoredKey
+from ..tokens.keys import SigningKey
+
+__all__ = ["KeySchedule", "KeyState"]
+
+RETIREMENT_MARGIN = 60
+
+
+@dataclass(frozen=True, slots=True)
+class KeyState:
+    """The keys in force at one moment.
+
+    Attributes:
+        verification_keys: every key that may still have signed an unexpired token.
+        signing_key: the key that signs now.
+        obsolete_names: stored entries that no longer verify anything (to delete).
+        next_check: when the schedule must be re-evaluated (seconds since the epoch).
+    """
+
+    verification_keys: tuple[SigningKey, ...]
+    signing_key: SigningKey
+    obsolete_names: tuple[str, ...]
+    next_check: float
+
+
+class KeySchedule:
+    """Key naming and selection for one algorithm and configuration."""
+
+    def __init__(
+        self, alg: str, dynamic: bool, interval: int, access_token_validity: int, leeway: int
+    ) -> None:
+        self.alg = alg
+        self.dynamic = dynamic
+        self.interval = interval
+        self.retention = access_token_validity + leeway + RETIREMENT_MARGIN
+        self.prefix = f"access_token_signing_key/{alg}/"
+
+    def required(self, stored_names: set[str], now: float) -> list[tuple[str, int]]:
+        """Keys that must exist at ``now`` but are not stored: ``(name, not_before)``."""
+        if self.dynamic:
+            current = int(now // self.interval)
+            wanted = [
+                (f"{self.prefix}i{index:012d}", index * self.interval)
+                for index in (current, current + 1)
+            ]
+        else:
+            wanted = [] if stored_names else [(f"{self.prefix}static", 0)]
+        return [(name, start) for name, start in wanted if name not in stored_names]
+
+    def manual_key_name(self, now: float) -> str:
+        """A unique name for a key created by ``rotate_signing_key`` at ``now``."""
+        return f"{self.prefix}m{int(now * 1000):015d}-{secrets.token_hex(4)}"
+
+    def evaluate(self, stored: list[StoredKey], now: float) -> KeyState:
+        """Decide the key state from the stored entries (all under :attr:`prefix`)."""
+        entries = sorted(
+            ((SigningKey.from_stored(entry.value), entry.name) for entry in stored),
+            key=lambda pair: (pair[0].not_before, pair[1]),
+        )
+        eligible = [pair for pair in entries if pair[0].not_before <= now]
+        if not eligible:
+            raise LookupError("no signing key is eligible yet")
+        verification: list[SigningKey] = []
+        obsolete: list[str] = []
+        for position, (key, name) in enumerate(entries):
+            successor = entries[position + 1][0] if position + 1 < len(entries) else None
+            if successor is not None and successor.not_before + self.retention < now:
+                obsolete.append(name)
+                continue
+            verification.append(key)
+        next_check = (now // self.interval + 1) * self.interval if self.dynamic else math.inf
+        upcoming = [key.not_before for key, _ in entries if key.not_before > now]
+        if upcoming:
+            next_check = min(next_check, min(upcoming))
+        return KeyState(tuple(verification), eligible[-1][0], tuple(obsolete), next_check)

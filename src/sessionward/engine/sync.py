@@ -1,0 +1,186 @@
+"""``SessionWard``: the engine driven synchronously (threads welcome)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import TracebackType
+from typing import Any, TypeVar
+
+from ..config import Config
+from ..errors import TryRefreshTokenError
+from ..stores.base import Store
+from ..stores.urls import open_store
+from ..tokens.access import UnknownKeyId
+from .core import Flow, SessionCore
+from .types import SessionInformation, SessionTokens, VerifiedSession
+
+__all__ = ["SessionWard"]
+
+T = TypeVar("T")
+
+
+class SessionWard:
+    """The session engine for synchronous code.
+
+    Args:
+        config: options (default ``Config()``).
+        store: a store object or URL; default ``config.store``. A store given as a URL is
+            owned by the engine and closed by :meth:`close`.
+
+    One instance is safe to share between threads. The store is migrated (or checked, with
+    ``auto_migrate=False``) and keys are loaded on first use.
+    """
+
+    def __init__(self, config: Config | None = None, *, store: Store | str | None = None) -> None:
+        self.config = config if config is not None else Config()
+        target = self.config.store if store is None else store
+        self._owns_store = isinstance(target, str)
+        self.store: Store = open_store(target) if isinstance(target, str) else target
+        self._core = SessionCore(self.config)
+        self._start_lock = threading.Lock()
+        self._reload_lock = threading.Lock()
+
+    # -- driving flows -------------------------------------------------------------------
+
+    def _perform(self, flow: Flow[T]) -> T:
+        store = self.store
+        try:
+            call = next(flow)
+            while True:
+                try:
+                    result = getattr(store, call.method)(*call.args)
+                except BaseException as exc:
+                    call = flow.throw(exc)
+                else:
+                    call = flow.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    def _drive(self, flow: Flow[T]) -> T:
+        if not self._core.ready:
+            self._start()
+        return self._perform(flow)
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if not self._core.ready:
+                self._perform(self._core.startup())
+
+    # -- sessions ------------------------------------------------------------------------
+
+    def create_new_session(
+        self,
+        user_id: str,
+        jwt_payload: dict[str, Any] | None = None,
+        session_data: dict[str, Any] | None = None,
+    ) -> SessionTokens:
+        """Create a session (SPEC §6.1) and return the tokens to hand to the client."""
+        return self._drive(self._core.create_new_session(user_id, jwt_payload, session_data))
+
+    def get_session(
+        self,
+        access_token: str,
+        anti_csrf_token: str | None = None,
+        do_anti_csrf_check: bool = False,
+    ) -> VerifiedSession:
+        """Verify an access token (SPEC §6.2).
+
+        Raises ``TryRefreshTokenError`` for any problem with the token itself and
+        ``UnauthorizedError`` when its session is gone (promotion, blacklisting).
+        """
+        core = self._core
+        if not core.ready:
+            self._start()
+        try:
+            outcome = core.verify(access_token, anti_csrf_token, do_anti_csrf_check)
+        except UnknownKeyId as unknown:
+            with self._reload_lock:
+                if core.claim_key_reload(unknown.kid):
+                    self._perform(core.sync_keys(time.time()))
+            try:
+                outcome = core.verify(access_token, anti_csrf_token, do_anti_csrf_check)
+            except UnknownKeyId:
+                raise TryRefreshTokenError("access token signed by an unknown key") from None
+        if type(outcome) is VerifiedSession:
+            return outcome
+        return self._perform(outcome)  # type: ignore[arg-type]
+
+    def refresh_session(
+        self, refresh_token: str, anti_csrf_token: str | None = None
+    ) -> SessionTokens:
+        """Rotate tokens (SPEC §6.3).
+
+        ``anti_csrf_token`` is accepted for API compatibility and not checked: the refresh
+        route must work for clients that never send it (SPEC §4.3). Raises
+        ``UnauthorizedError`` or ``TokenTheftDetectedError``.
+        """
+        return self._drive(self._core.refresh_session(refresh_token))
+
+    # -- management ----------------------------------------------------------------------
+
+    def revoke_session(self, handle: str) -> bool:
+        """End one session; return whether it existed."""
+        return bool(self._drive(self._core.revoke([handle])))
+
+    def revoke_multiple_sessions(self, handles: list[str]) -> list[str]:
+        """End these sessions; return the handles that existed."""
+        return self._drive(self._core.revoke(handles))
+
+    def revoke_all_sessions_for_user(self, user_id: str) -> list[str]:
+        """End every session of ``user_id``; return their handles."""
+        return self._drive(self._core.revoke_user(user_id))
+
+    def get_all_session_handles_for_user(self, user_id: str) -> list[str]:
+        """Handles of ``user_id``'s live sessions, oldest first."""
+        return self._drive(self._core.handles_for_user(user_id))
+
+    def get_session_data(self, handle: str) -> dict[str, Any]:
+        """The private session data; ``UnauthorizedError`` if the session is gone."""
+        return self._drive(self._core.live_row(handle)).session_data
+
+    def update_session_data(self, handle: str, data: dict[str, Any]) -> None:
+        """Overwrite the private session data; ``UnauthorizedError`` if the session is gone."""
+        self._drive(self._core.update_json("update_session_data", handle, "session_data", data))
+
+    def get_jwt_payload(self, handle: str) -> dict[str, Any]:
+        """The JWT payload stored for the session (used for the next access token)."""
+        return self._drive(self._core.live_row(handle)).jwt_user_payload
+
+    def update_jwt_payload(self, handle: str, payload: dict[str, Any]) -> None:
+        """Overwrite the JWT payload; access tokens issued from now on carry it."""
+        self._drive(self._core.update_json("update_jwt_payload", handle, "jwt_payload", payload))
+
+    def get_session_information(self, handle: str) -> SessionInformation:
+        """Everything stored about a session; ``UnauthorizedError`` if it is gone."""
+        return self._drive(self._core.session_information(handle))
+
+    # -- keys and housekeeping -----------------------------------------------------------
+
+    def rotate_signing_key(self) -> str:
+        """Create a new signing key that signs at once here; return its ``kid``."""
+        return self._drive(self._core.rotate_signing_key())
+
+    def jwks(self) -> dict[str, Any]:
+        """The public verification keys (RFC 7517); ``{"keys": []}`` under HS256."""
+        return self._drive(self._core.jwks())
+
+    def delete_expired_sessions(self) -> int:
+        """Delete expired session rows; return how many."""
+        return self._drive(self._core.delete_expired())
+
+    def close(self) -> None:
+        """Close the store if the engine opened it from a URL."""
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> SessionWard:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

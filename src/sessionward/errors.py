@@ -1,0 +1,59 @@
+"""Exceptions raised by sessionward.
+
+Every error a caller can act on derives from :class:`SessionWardError`. Messages are meant
+for logs: they never contain a token, a key or a hash of either.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "GeneralError",
+    "SessionWardError",
+    "StorageUnavailableError",
+    "TokenTheftDetectedError",
+    "TryRefreshTokenError",
+    "UnauthorizedError",
+]
+
+
+class SessionWardError(Exception):
+    """Base class of every sessionward error."""
+
+
+class GeneralError(SessionWardError):
+    """Something went wrong that is not the client's fault (answered as a 500)."""
+
+
+class StorageUnavailableError(GeneralError):
+    """The session store could not be reached or timed out.
+
+    Never a verdict on the session: nothing was advanced, and the same request may succeed
+    once the store is back (answered as a 503 with ``Retry-After``).
+    """
+
+
+class ConfigError(SessionWardError, ValueError):
+    """Invalid configuration, raised at start-up; the message names the option."""
+
+
+class UnauthorizedError(SessionWardError):
+    """There is no valid session: the client must log in again."""
+
+
+class TryRefreshTokenError(SessionWardError):
+    """The access token is missing, expired or invalid: the client should refresh."""
+
+
+class TokenTheftDetectedError(SessionWardError):
+    """A superseded refresh token was replayed; the session has been revoked.
+
+    Attributes:
+        session_handle: the handle of the revoked session.
+        user_id: the user the session belonged to.
+    """
+
+    def __init__(self, session_handle: str, user_id: str) -> None:
+        super().__init__(f"token theft detected for session {session_handle}; session revoked")
+        self.session_handle = session_handle
+        self.user_id = user_id

@@ -1,0 +1,129 @@
+"""The store interface: a handful of atomic operations every backend implements.
+
+The engine never composes a read-modify-write out of several calls: each method below is
+atomic in every store, and ``promote`` is a compare-and-set on ``refresh_token_hash_2``.
+Sync stores implement :class:`Store`; async stores implement :class:`AsyncStore`, with the
+same method names returning awaitables. Failures to reach the backend raise
+:class:`~sessionward.errors.StorageUnavailableError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+__all__ = ["AsyncStore", "SessionRow", "Store", "StoredKey"]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """One session as stored (times in ms since the epoch)."""
+
+    session_handle: str
+    user_id: str
+    refresh_token_hash_2: str
+    prev_refresh_token_hash_2: str | None
+    rotated_at: int | None
+    session_data: dict[str, Any]
+    jwt_user_payload: dict[str, Any]
+    created_at_time: int
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """One entry of the ``key_value`` table."""
+
+    name: str
+    value: str
+    created_at_time: int
+
+
+class Store(Protocol):
+    """Synchronous store operations (see the module docstring)."""
+
+    def migrate(self) -> int:
+        """Apply pending migrations; return the schema version now in place."""
+        ...
+
+    def check_schema(self) -> None:
+        """Raise ``GeneralError`` naming ``sessionward migrate`` if the schema is not current."""
+        ...
+
+    def insert_session(self, row: SessionRow) -> None:
+        """Insert a new session row."""
+        ...
+
+    def get_session(self, handle: str) -> SessionRow | None:
+        """The row of ``handle``, or ``None``."""
+        ...
+
+    def promote(
+        self, handle: str, expected_hash_2: str, new_hash_2: str, now: int, expires_at: int
+    ) -> bool:
+        """Compare-and-set: if the row's hash2 is ``expected_hash_2``, set it to
+        ``new_hash_2``, ``prev_refresh_token_hash_2`` to ``expected_hash_2``, ``rotated_at``
+        to ``now`` and ``expires_at``; return whether the row changed."""
+        ...
+
+    def delete_sessions(self, handles: list[str]) -> list[str]:
+        """Delete these sessions; return the handles that existed."""
+        ...
+
+    def delete_sessions_for_user(self, user_id: str) -> list[str]:
+        """Delete every session of ``user_id``; return their handles."""
+        ...
+
+    def get_handles_for_user(self, user_id: str, now: int) -> list[str]:
+        """Handles of ``user_id``'s sessions that have not expired at ``now``."""
+        ...
+
+    def update_session_data(self, handle: str, data: dict[str, Any]) -> bool:
+        """Overwrite session data; return whether the session exists."""
+        ...
+
+    def update_jwt_payload(self, handle: str, payload: dict[str, Any]) -> bool:
+        """Overwrite the JWT payload; return whether the session exists."""
+        ...
+
+    def delete_expired_sessions(self, now: int) -> int:
+        """Delete rows with ``expires_at < now``; return how many."""
+        ...
+
+    def load_keys(self, prefix: str) -> list[StoredKey]:
+        """All key-value entries whose name starts with ``prefix``."""
+        ...
+
+    def insert_key_if_absent(self, key: StoredKey) -> StoredKey:
+        """Insert ``key`` unless its name exists; return the entry now stored."""
+        ...
+
+    def delete_keys(self, names: list[str]) -> None:
+        """Delete key-value entries by name."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class AsyncStore(Protocol):
+    """The operations of :class:`Store`, as coroutines."""
+
+    async def migrate(self) -> int: ...
+    async def check_schema(self) -> None: ...
+    async def insert_session(self, row: SessionRow) -> None: ...
+    async def get_session(self, handle: str) -> SessionRow | None: ...
+    async def promote(
+        self, handle: str, expected_hash_2: str, new_hash_2: str, now: int, expires_at: int
+    ) -> bool: ...
+    async def delete_sessions(self, handles: list[str]) -> list[str]: ...
+    async def delete_sessions_for_user(self, user_id: str) -> list[str]: ...
+    async def get_handles_for_user(self, user_id: str, now: int) -> list[str]: ...
+    async def update_session_data(self, handle: str, data: dict[str, Any]) -> bool: ...
+    async def update_jwt_payload(self, handle: str, payload: dict[str, Any]) -> bool: ...
+    async def delete_expired_sessions(self, now: int) -> int: ...
+    async def load_keys(self, prefix: str) -> list[StoredKey]: ...
+    async def insert_key_if_absent(self, key: StoredKey) -> StoredKey: ...
+    async def delete_keys(self, names: list[str]) -> None: ...
+    async def close(self) -> None: ...

@@ -1,0 +1,307 @@
+"""SQLite store on the standard library's ``sqlite3``.
+
+One connection per store object, guarded by a lock: SQLite serialises writers anyway, and
+funnelling a process's work through one connection avoids busy-handler back-off between
+its own threads. Processes sharing a file coordinate through WAL and ``busy_timeout``.
+Every check-and-set is a single statement (``UPDATE … WHERE hash = ?``), atomic by itself.
+A process that forks reopens the connection in the child on first use.
+
+URLs: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``sqlite:///:memory:``;
+``?timeout=SECONDS`` sets the busy timeout (default 5).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+from ..errors import ConfigError, GeneralError, StorageUnavailableError
+from .base import SessionRow, StoredKey
+from .schema import latest_version, migrations_for
+
+__all__ = ["SQLiteStore", "parse_sqlite_url"]
+
+T = TypeVar("T")
+DIALECT = "sqlite"
+_MIN_SQLITE = (3, 35, 0)  # RETURNING
+_ROW_COLUMNS = (
+    "session_handle, user_id, refresh_token_hash_2, prev_refresh_token_hash_2, rotated_at, "
+    "session_data, jwt_user_payload, created_at_time, expires_at"
+)
+
+
+def parse_sqlite_url(url: str) -> tuple[str, float]:
+    """Split a ``sqlite://`` URL into (path, busy timeout in seconds)."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite" or parts.netloc:
+        raise ConfigError(
+            f"store: expected sqlite:///relative.db, sqlite:////absolute.db or "
+            f"sqlite:///:memory:; got {url!r}"
+        )
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if not path:
+        raise ConfigError(f"store: the sqlite URL {url!r} names no database file")
+    timeout = 5.0
+    for name, values in parse_qs(parts.query, keep_blank_values=True).items():
+        if name != "timeout":
+            raise ConfigError(f"store: unknown sqlite URL parameter {name!r} (known: timeout)")
+        try:
+            timeout = float(values[-1])
+        except ValueError:
+            raise ConfigError(f"store: sqlite timeout must be a number; got {values[-1]!r}") from None
+        if not 0 <= timeout <= 600:
+            raise ConfigError("store: sqlite timeout must be between 0 and 600 seconds")
+    return path, timeout
+
+
+def _row(values: tuple[Any, ...]) -> SessionRow:
+    return SessionRow(
+        values[0], values[1], values[2], values[3], values[4],
+        json.loads(values[5]), json.loads(values[6]), values[7], values[8],
+    )
+
+
+class SQLiteStore:
+    """A synchronous :class:`~sessionward.stores.base.Store` over one SQLite database."""
+
+    def __init__(self, url: str = "sqlite:///sessionward.db") -> None:
+        if sqlite3.sqlite_version_info < _MIN_SQLITE:
+            raise ConfigError(
+                f"store: SQLite {sqlite3.sqlite_version} is too old; sessionward needs 3.35+"
+            )
+        self.url = url
+        self._path, self._timeout = parse_sqlite_url(url)
+        self._memory = self._path == ":memory:"
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._connection: sqlite3.Connection | None = None
+        self._closed = False
+
+    # -- connection handling -------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            if not self._memory:
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    @contextmanager
+    def _use(self) -> Iterator[sqlite3.Connection]:
+        if os.getpid() != self._pid:
+            # Forked child: never touch the parent's connection or a lock it may hold.
+            self._pid = os.getpid()
+            self._lock = threading.Lock()
+            self._connection = None
+        with self._lock:
+            if self._closed:
+                raise GeneralError("the SQLite store is closed")
+            try:
+                if self._connection is None:
+                    self._connection = self._connect()
+                yield self._connection
+            except sqlite3.IntegrityError as exc:
+                raise GeneralError(f"SQLite integrity error: {exc}") from exc
+            except sqlite3.Error as exc:
+                raise StorageUnavailableError(f"SQLite store unavailable: {exc}") from exc
+
+    def _run(self, action: Callable[[sqlite3.Connection], T]) -> T:
+        with self._use() as connection:
+            return action(connection)
+
+    def _transaction(self, action: Callable[[sqlite3.Connection], T]) -> T:
+        with self._use() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                result = action(connection)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+            return result
+
+    # -- schema --------------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        def apply(connection: sqlite3.Connection) -> int:
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version "
+                "(version INTEGER PRIMARY KEY NOT NULL, applied_at INTEGER NOT NULL)"
+            )
+            current = connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+            current = current or 0
+            for migration in migrations_for(DIALECT):
+                if migration.version > current:
+                    for statement in migration.statements:
+                        connection.execute(statement)
+                    connection.execute(
+                        "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                        (migration.version, int(time.time() * 1000)),
+                    )
+                    current = migration.version
+            return int(current)
+
+        return self._transaction(apply)
+
+    def check_schema(self) -> None:
+        def read(connection: sqlite3.Connection) -> int:
+            exists = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'"
+            ).fetchone()
+            if not exists:
+                return 0
+            return int(connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0)
+
+        version = self._run(read)
+        expected = latest_version(DIALECT)
+        if version != expected:
+            raise GeneralError(
+                f"the session store schema is at version {version}, sessionward needs "
+                f"{expected}: run `sessionward migrate --store URL` (or set auto_migrate=True)"
+            )
+
+    # -- sessions ------------------------------------------------------------------------
+
+    def insert_session(self, row: SessionRow) -> None:
+        values = (
+            row.session_handle, row.user_id, row.refresh_token_hash_2,
+            row.prev_refresh_token_hash_2, row.rotated_at, json.dumps(row.session_data),
+            json.dumps(row.jwt_user_payload), row.created_at_time, row.expires_at,
+        )
+        self._run(
+            lambda c: c.execute(
+                f"INSERT INTO session_info ({_ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+        )
+
+    def get_session(self, handle: str) -> SessionRow | None:
+        found = self._run(
+            lambda c: c.execute(
+                f"SELECT {_ROW_COLUMNS} FROM session_info WHERE session_handle = ?", (handle,)
+            ).fetchone()
+        )
+        return None if found is None else _row(found)
+
+    def promote(
+        self, handle: str, expected_hash_2: str, new_hash_2: str, now: int, expires_at: int
+    ) -> bool:
+        cursor = self._run(
+            lambda c: c.execute(
+                "UPDATE session_info SET refresh_token_hash_2 = ?, prev_refresh_token_hash_2 = ?, "
+                "rotated_at = ?, expires_at = ? WHERE session_handle = ? AND refresh_token_hash_2 = ?",
+                (new_hash_2, expected_hash_2, now, expires_at, handle, expected_hash_2),
+            )
+        )
+        return cursor.rowcount == 1
+
+    def delete_sessions(self, handles: list[str]) -> list[str]:
+        if not handles:
+            return []
+
+        def delete(connection: sqlite3.Connection) -> list[str]:
+            removed: list[str] = []
+            for handle in dict.fromkeys(handles):
+                removed.extend(
+                    r[0]
+                    for r in connection.execute(
+                        "DELETE FROM session_info WHERE session_handle = ? RETURNING session_handle",
+                        (handle,),
+                    ).fetchall()
+                )
+            return removed
+
+        return self._transaction(delete)
+
+    def delete_sessions_for_user(self, user_id: str) -> list[str]:
+        return self._run(
+            lambda c: [
+                r[0]
+                for r in c.execute(
+                    "DELETE FROM session_info WHERE user_id = ? RETURNING session_handle", (user_id,)
+                ).fetchall()
+            ]
+        )
+
+    def get_handles_for_user(self, user_id: str, now: int) -> list[str]:
+        return self._run(
+            lambda c: [
+                r[0]
+                for r in c.execute(
+                    "SELECT session_handle FROM session_info WHERE user_id = ? AND expires_at >= ? "
+                    "ORDER BY created_at_time, session_handle",
+                    (user_id, now),
+                ).fetchall()
+            ]
+        )
+
+    def update_session_data(self, handle: str, data: dict[str, Any]) -> bool:
+        return self._update_json("session_data", handle, data)
+
+    def update_jwt_payload(self, handle: str, payload: dict[str, Any]) -> bool:
+        return self._update_json("jwt_user_payload", handle, payload)
+
+    def _update_json(self, column: str, handle: str, value: dict[str, Any]) -> bool:
+        encoded = json.dumps(value)
+        cursor = self._run(
+            lambda c: c.execute(
+                f"UPDATE session_info SET {column} = ? WHERE session_handle = ?", (encoded, handle)
+            )
+        )
+        return cursor.rowcount == 1
+
+    def delete_expired_sessions(self, now: int) -> int:
+        cursor = self._run(lambda c: c.execute("DELETE FROM session_info WHERE expires_at < ?", (now,)))
+        return int(cursor.rowcount)
+
+    # -- keys ----------------------------------------------------------------------------
+
+    def load_keys(self, prefix: str) -> list[StoredKey]:
+        rows = self._run(
+            lambda c: c.execute(
+                "SELECT name, value, created_at_time FROM key_value WHERE substr(name, 1, ?) = ? "
+                "ORDER BY name",
+                (len(prefix), prefix),
+            ).fetchall()
+        )
+        return [StoredKey(*row) for row in rows]
+
+    def insert_key_if_absent(self, key: StoredKey) -> StoredKey:
+        def insert(connection: sqlite3.Connection) -> StoredKey:
+            connection.execute(
+                "INSERT OR IGNORE INTO key_value (name, value, created_at_time) VALUES (?, ?, ?)",
+                (key.name, key.value, key.created_at_time),
+            )
+            stored = connection.execute(
+                "SELECT name, value, created_at_time FROM key_value WHERE name = ?", (key.name,)
+            ).fetchone()
+            return StoredKey(*stored)
+
+        return self._transaction(insert)
+
+    def delete_keys(self, names: list[str]) -> None:
+        if names:
+            self._transaction(
+                lambda c: c.executemany("DELETE FROM key_value WHERE name = ?", [(n,) for n in names])
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._connection is not None and os.getpid() == self._pid:
+                self._connection.close()
+            self._connection = None

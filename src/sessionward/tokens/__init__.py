@@ -1,0 +1,1 @@
+"""Token formats: access tokens (JWS), refresh tokens (AES-SIV), keys and encodings."""

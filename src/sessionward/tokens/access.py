@@ -1,0 +1,213 @@
+"""Access tokens: compact JWS (RFC 7515) with sessionward's claims, signed and verified on
+raw ``cryptography`` primitives.
+
+Verification order: size, shape, header, signature, and only then the payload JSON, so
+that no attacker-controlled JSON is parsed before the signature is known to be ours. The
+algorithm is pinned by configuration; a header naming anything else is rejected. Header
+segments already seen with a valid signature are remembered, so the usual token skips
+header parsing entirely.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+from .encoding import MalformedError, b64url_decode, b64url_encode, dumps_compact, loads_strict
+from .keys import SigningKey
+
+__all__ = [
+    "MAX_ACCESS_TOKEN_LENGTH",
+    "AccessTokenClaims",
+    "AccessTokenCodec",
+    "InvalidAccessToken",
+    "UnknownKeyId",
+]
+
+MAX_ACCESS_TOKEN_LENGTH = 8192
+_ALLOWED_HEADER_MEMBERS = frozenset({"alg", "typ", "kid"})
+_KID_PATTERN = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+_HASH_PATTERN = re.compile(r"[0-9a-f]{64}")
+_KNOWN_HEADERS_LIMIT = 256
+
+
+class InvalidAccessToken(Exception):
+    """The token is not a valid access token; ``str(exc)`` says why (never the token)."""
+
+
+class UnknownKeyId(InvalidAccessToken):
+    """The header names a ``kid`` this process does not know (yet)."""
+
+    def __init__(self, kid: str) -> None:
+        super().__init__("unknown key id")
+        self.kid = kid
+
+
+class AccessTokenClaims(NamedTuple):
+    """The verified content of an access token (a tuple: cheap to build per request)."""
+
+    user_id: str
+    session_handle: str
+    refresh_token_hash1: str
+    parent_refresh_token_hash1: str | None
+    user_data: dict[str, Any]
+    anti_csrf_token: str | None
+    issued_at: int
+    expires_at: int
+    kid: str
+
+
+class AccessTokenCodec:
+    """Signs and verifies access tokens with a set of keys of one algorithm.
+
+    ``set_keys`` replaces the verification keys atomically (a single attribute swap), so
+    readers in other threads see either the old or the new set, never a mix.
+    """
+
+    def __init__(self, alg: str, leeway: int) -> None:
+        self.alg = alg
+        self.leeway = leeway
+        self._by_kid: dict[str, SigningKey] = {}
+        self._by_header: dict[str, SigningKey] = {}
+
+    def set_keys(self, keys: Iterable[SigningKey]) -> None:
+        """Make exactly ``keys`` (of this codec's algorithm) the verification keys."""
+        by_kid = {key.kid: key for key in keys if key.alg == self.alg}
+        self._by_header = {self.header_segment(key): key for key in by_kid.values()}
+        self._by_kid = by_kid
+
+    def has_kid(self, kid: str) -> bool:
+        """Whether ``kid`` is currently a verification key."""
+        return kid in self._by_kid
+
+    def header_segment(self, key: SigningKey) -> str:
+        """The encoded protected header this codec writes for ``key``."""
+        return b64url_encode(
+            dumps_compact({"alg": key.alg, "typ": "JWT", "kid": key.kid}).encode()
+        )
+
+    def encode(
+        self,
+        key: SigningKey,
+        *,
+        user_id: str,
+        session_handle: str,
+        refresh_token_hash1: str,
+        parent_refresh_token_hash1: str | None,
+        user_data: dict[str, Any],
+        anti_csrf_token: str | None,
+        issued_at: int,
+        expires_at: int,
+    ) -> str:
+        """Sign a token with ``key``; ``issued_at``/``expires_at`` in seconds."""
+        claims: dict[str, Any] = {
+            "sub": user_id,
+            "sessionHandle": session_handle,
+            "refreshTokenHash1": refresh_token_hash1,
+        }
+        if parent_refresh_token_hash1 is not None:
+            claims["parentRefreshTokenHash1"] = parent_refresh_token_hash1
+        claims["userData"] = user_data
+        if anti_csrf_token is not None:
+            claims["antiCsrfToken"] = anti_csrf_token
+        claims["iat"] = issued_at
+        claims["exp"] = expires_at
+        signing_input = (
+            self.header_segment(key) + "." + b64url_encode(dumps_compact(claims).encode())
+        )
+        return signing_input + "." + b64url_encode(key.sign(signing_input.encode("ascii")))
+
+    def decode(self, token: str, now: float) -> AccessTokenClaims:
+        """Verify ``token`` at time ``now`` (seconds) and return its claims.
+
+        Raises :class:`UnknownKeyId` for a well-formed header naming an unknown ``kid`` and
+        :class:`InvalidAccessToken` for everything else that is wrong.
+        """
+        if not isinstance(token, str) or len(token) > MAX_ACCESS_TOKEN_LENGTH:
+            raise InvalidAccessToken("not a string of acceptable length")
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise InvalidAccessToken("not three segments")
+        header_segment, payload_segment, signature_segment = parts
+        key = self._by_header.get(header_segment)
+        known_header = key is not None
+        if key is None:
+            key = self._key_from_header(header_segment)
+        try:
+            signature = b64url_decode(signature_segment)
+            signing_input = token[: len(header_segment) + len(payload_segment) + 1].encode("ascii")
+        except (MalformedError, UnicodeEncodeError):
+            raise InvalidAccessToken("malformed signature segment") from None
+        if not key.verify(signing_input, signature):
+            raise InvalidAccessToken("bad signature")
+        if not known_header and len(self._by_header) < _KNOWN_HEADERS_LIMIT:
+            self._by_header[header_segment] = key
+        try:
+            payload = loads_strict(b64url_decode(payload_segment))
+        except (MalformedError, UnicodeEncodeError):
+            raise InvalidAccessToken("malformed payload") from None
+        return self._claims(payload, key.kid, now)
+
+    def _key_from_header(self, segment: str) -> SigningKey:
+        try:
+            header = loads_strict(b64url_decode(segment))
+        except (MalformedError, UnicodeEncodeError):
+            raise InvalidAccessToken("malformed header") from None
+        if not isinstance(header, dict) or not header.keys() <= _ALLOWED_HEADER_MEMBERS:
+            raise InvalidAccessToken("unexpected header members")
+        if header.get("alg") != self.alg:
+            raise InvalidAccessToken("algorithm not allowed")
+        if header.get("typ", "JWT") != "JWT":
+            raise InvalidAccessToken("unexpected typ")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not _KID_PATTERN.fullmatch(kid):
+            raise InvalidAccessToken("missing or malformed kid")
+        key = self._by_kid.get(kid)
+        if key is None:
+            raise UnknownKeyId(kid)
+        return key
+
+    def _claims(self, payload: Any, kid: str, now: float) -> AccessTokenClaims:
+        if type(payload) is not dict:
+            raise InvalidAccessToken("payload is not an object")
+        try:
+            exp = payload["exp"]
+            iat = payload["iat"]
+            sub = payload["sub"]
+            handle = payload["sessionHandle"]
+            rth = payload["refreshTokenHash1"]
+            user_data = payload["userData"]
+        except KeyError:
+            raise InvalidAccessToken("missing claims") from None
+        # `type(x) is int` rejects booleans, floats (NaN, 1e400) and strings.
+        if type(exp) is not int or type(iat) is not int:
+            raise InvalidAccessToken("exp and iat must be integers")
+        leeway = self.leeway
+        if now >= exp + leeway:
+            raise InvalidAccessToken("expired")
+        if iat > now + leeway or iat > exp:
+            raise InvalidAccessToken("issued in the future")
+        if (
+            type(sub) is not str
+            or type(handle) is not str
+            or type(rth) is not str
+            or type(user_data) is not dict
+            or len(rth) != 64
+        ):
+            raise InvalidAccessToken("malformed session claims")
+        prth = payload.get("parentRefreshTokenHash1")
+        csrf = payload.get("antiCsrfToken")
+        if prth is not None and (
+            type(prth) is not str
+            or not _HASH_PATTERN.fullmatch(prth)
+            or not _HASH_PATTERN.fullmatch(rth)
+        ):
+            raise InvalidAccessToken("malformed refresh token hashes")
+        if csrf is not None and type(csrf) is not str:
+            raise InvalidAccessToken("malformed antiCsrfToken")
+        if "nbf" in payload:
+            nbf = payload["nbf"]
+            if type(nbf) is not int or nbf > now + leeway:
+                raise InvalidAccessToken("not yet valid")
+        return AccessTokenClaims(sub, handle, rth, prth, user_data, csrf, iat, exp, kid)

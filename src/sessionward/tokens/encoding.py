@@ -1,0 +1,99 @@
+"""Strict encodings shared by every token: base64url without padding, JSON, SHA-256 hex.
+
+Parsing here is deliberately strict (SPEC §10): base64url must use the URL-safe alphabet,
+no padding and canonical trailing bits; JSON must be UTF-8, without duplicate members and
+without NaN/Infinity. Objects sessionward writes are nested at most :data:`MAX_JSON_DEPTH`
+deep. Every violation
+raises :class:`MalformedError`, which callers map to the error the protocol asks for.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from typing import Any
+
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "MalformedError",
+    "b64url_decode",
+    "b64url_encode",
+    "dumps_compact",
+    "loads_strict",
+    "sha256_hex",
+]
+
+MAX_JSON_DEPTH = 32
+_B64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_FROM_STANDARD = bytes.maketrans(b"+/", b"-_")
+# Index of each alphabet character, used to check that unused trailing bits are zero.
+_SEXTET = {c: i for i, c in enumerate(_B64URL_ALPHABET)}
+_PADDING = {2: b"==", 3: b"="}
+
+
+class MalformedError(ValueError):
+    """An encoded value is not in the strict form sessionward accepts."""
+
+
+def b64url_encode(data: bytes) -> str:
+    """Encode ``data`` as base64url without padding."""
+    return base64.b64encode(data).translate(_FROM_STANDARD).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str | bytes) -> bytes:
+    """Decode unpadded base64url strictly: alphabet, length and trailing bits are checked."""
+    raw = text.encode("ascii", "strict") if isinstance(text, str) else text
+    if raw.translate(None, _B64URL_ALPHABET):
+        raise MalformedError("characters outside the base64url alphabet")
+    remainder = len(raw) % 4
+    if remainder == 1:
+        raise MalformedError("impossible base64url length")
+    if remainder:
+        # Non-canonical encodings (non-zero unused bits) would make tokens malleable.
+        if _SEXTET[raw[-1]] & (0b1111 if remainder == 2 else 0b11):
+            raise MalformedError("non-canonical base64url")
+        raw += _PADDING[remainder]
+    # The alphabet and padding were checked above, so the lenient decoder is exact here.
+    return binascii.a2b_base64(raw.translate(_TO_STANDARD))
+
+
+def sha256_hex(text: str) -> str:
+    """Lowercase hex SHA-256 of the UTF-8 bytes of ``text``."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def dumps_compact(value: Any) -> str:
+    """Serialise ``value`` as compact, ASCII-only JSON (non-ASCII escaped as ``\\uXXXX``)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def _reject_constant(name: str) -> Any:
+    raise MalformedError(f"JSON constant {name} is not allowed")
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise MalformedError("duplicate JSON member")
+    return result
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_object_without_duplicates, parse_constant=_reject_constant
+)
+
+
+def loads_strict(data: bytes) -> Any:
+    """Parse UTF-8 JSON strictly (see the module docstring)."""
+    try:
+        return _DECODER.decode(data.decode("utf-8", "strict"))
+    except MalformedError:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError and integers over the digit limit; the C
+        # scanner raises RecursionError (no crash) on deep nesting, and inputs are capped
+        # in size before they get here.
+        raise MalformedError(f"invalid JSON ({type(exc).__name__})") from None
