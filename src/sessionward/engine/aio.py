@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -45,16 +46,21 @@ class AsyncSessionWard:
         config: options (default ``Config()``).
         store: an async store object or URL; default ``config.store``. A store given as a
             URL is owned by the engine and closed by :meth:`aclose`.
+        clock: the time source in seconds since the epoch (tests inject a fake clock).
     """
 
     def __init__(
-        self, config: Config | None = None, *, store: AsyncStore | str | None = None
+        self,
+        config: Config | None = None,
+        *,
+        store: AsyncStore | str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config if config is not None else Config()
         target = self.config.store if store is None else store
         self._owns_store = isinstance(target, str)
         self.store: AsyncStore = open_async_store(target) if isinstance(target, str) else target
-        self._core = SessionCore(self.config)
+        self._core = SessionCore(self.config, clock)
         self._start_locks = _LoopLocks()
         self._reload_locks = _LoopLocks()
 
@@ -106,7 +112,7 @@ class AsyncSessionWard:
         except UnknownKeyId as unknown:
             async with self._reload_locks.get():
                 if core.claim_key_reload(unknown.kid):
-                    await self._perform(core.sync_keys(time.time()))
+                    await self._perform(core.sync_keys(core.clock()))
             try:
                 outcome = core.verify(access_token, anti_csrf_token, do_anti_csrf_check)
             except UnknownKeyId:

@@ -23,7 +23,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, TypeVar
@@ -206,8 +206,9 @@ class SessionCore:
     :class:`~sessionward.AsyncSessionWard` wrap it.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
         self.config = config
+        self.clock = clock
         self.access_codec = AccessTokenCodec(config.access_token_algorithm, config.clock_skew_leeway)
         self.schedule = KeySchedule(
             config.access_token_algorithm,
@@ -235,14 +236,14 @@ class SessionCore:
         proposal = StoredKey(
             REFRESH_KEY_NAME,
             b64url_encode(secrets.token_bytes(MASTER_SECRET_BYTES)),
-            int(time.time() * 1000),
+            int(self.clock() * 1000),
         )
         stored: StoredKey = yield StoreCall("insert_key_if_absent", (proposal,))
         try:
             self._refresh_codec = RefreshTokenCodec(b64url_decode(stored.value))
         except ValueError as exc:
             raise GeneralError(f"the stored {REFRESH_KEY_NAME} is corrupt") from exc
-        yield from self.sync_keys(time.time())
+        yield from self.sync_keys(self.clock())
         self.ready = True
 
     def sync_keys(self, now: float, extra: StoredKey | None = None) -> Flow[KeyState]:
@@ -287,7 +288,7 @@ class SessionCore:
 
     def rotate_signing_key(self) -> Flow[str]:
         """Create a key that signs at once in this engine; return its ``kid``."""
-        now = time.time()
+        now = self.clock()
         key = generate_signing_key(self.schedule.alg, int(now))
         entry = StoredKey(self.schedule.manual_key_name(now), key.to_stored(), int(now * 1000))
         yield from self.sync_keys(now, extra=entry)
@@ -295,7 +296,7 @@ class SessionCore:
 
     def jwks(self) -> Flow[dict[str, Any]]:
         """The public verification keys as an RFC 7517 key set (empty under HS256)."""
-        state = yield from self.sync_keys(time.time())
+        state = yield from self.sync_keys(self.clock())
         keys = [jwk for key in state.verification_keys if (jwk := key.public_jwk()) is not None]
         return {"keys": keys}
 
@@ -389,7 +390,7 @@ class SessionCore:
         user_id = check_user_id(user_id)
         payload = check_json_object("jwt_payload", jwt_payload)
         data = check_json_object("session_data", session_data)
-        now = time.time()
+        now = self.clock()
         key = yield from self._signing_key(now)
         handle = str(uuid.uuid4())
         refresh_token = self.refresh_codec.new_root(handle, user_id)
@@ -417,7 +418,7 @@ class SessionCore:
     ) -> VerifiedSession | Flow[VerifiedSession]:
         """SPEC §6.2. Returns the session directly when no store access is needed, else a
         flow. Raises ``UnknownKeyId`` for the driver to reload keys."""
-        now = time.time()
+        now = self.clock()
         entry = self.cache.entries.get(access_token)
         check_csrf = do_anti_csrf_check and self.anti_csrf
         if entry is not None and now < entry[1]:
@@ -496,7 +497,7 @@ class SessionCore:
         hash2 = hash_hex(hash1)
         handle = content.session_handle
         for _ in range(_MAX_CAS_ATTEMPTS):
-            now = time.time()
+            now = self.clock()
             now_ms = int(now * 1000)
             row: SessionRow | None = yield StoreCall("get_session", (handle,))
             case = decide_refresh(row, content, hash2, now_ms, self.config)
@@ -531,7 +532,7 @@ class SessionCore:
     def live_row(self, handle: str) -> Flow[SessionRow]:
         """The row of a session that exists and has not expired, else ``UnauthorizedError``."""
         row: SessionRow | None = yield StoreCall("get_session", (handle,))
-        if row is None or not row_alive(row, int(time.time() * 1000), self.config):
+        if row is None or not row_alive(row, int(self.clock() * 1000), self.config):
             raise UnauthorizedError("the session does not exist")
         return row
 
@@ -554,12 +555,12 @@ class SessionCore:
 
     def handles_for_user(self, user_id: str) -> Flow[list[str]]:
         handles: list[str] = yield StoreCall(
-            "get_handles_for_user", (user_id, int(time.time() * 1000))
+            "get_handles_for_user", (user_id, int(self.clock() * 1000))
         )
         return handles
 
     def delete_expired(self) -> Flow[int]:
-        count: int = yield StoreCall("delete_expired_sessions", (int(time.time() * 1000),))
+        count: int = yield StoreCall("delete_expired_sessions", (int(self.clock() * 1000),))
         return count
 
     def update_json(self, method: str, handle: str, name: str, value: Any) -> Flow[None]:

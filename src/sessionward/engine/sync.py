@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -27,17 +28,24 @@ class SessionWard:
         config: options (default ``Config()``).
         store: a store object or URL; default ``config.store``. A store given as a URL is
             owned by the engine and closed by :meth:`close`.
+        clock: the time source in seconds since the epoch (tests inject a fake clock).
 
     One instance is safe to share between threads. The store is migrated (or checked, with
     ``auto_migrate=False``) and keys are loaded on first use.
     """
 
-    def __init__(self, config: Config | None = None, *, store: Store | str | None = None) -> None:
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        store: Store | str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config if config is not None else Config()
         target = self.config.store if store is None else store
         self._owns_store = isinstance(target, str)
         self.store: Store = open_store(target) if isinstance(target, str) else target
-        self._core = SessionCore(self.config)
+        self._core = SessionCore(self.config, clock)
         self._start_lock = threading.Lock()
         self._reload_lock = threading.Lock()
 
@@ -97,7 +105,7 @@ class SessionWard:
         except UnknownKeyId as unknown:
             with self._reload_lock:
                 if core.claim_key_reload(unknown.kid):
-                    self._perform(core.sync_keys(time.time()))
+                    self._perform(core.sync_keys(core.clock()))
             try:
                 outcome = core.verify(access_token, anti_csrf_token, do_anti_csrf_check)
             except UnknownKeyId:
