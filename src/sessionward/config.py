@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError
+from .stores.sqlite import parse_sqlite_url
 
 __all__ = ["ALGORITHMS", "Config"]
 
 ALGORITHMS = ("RS256", "ES256", "EdDSA", "HS256")
 SAME_SITE_VALUES = ("lax", "strict", "none")
 STORE_SCHEMES = ("sqlite", "postgresql", "postgres", "redis", "rediss")
+# 100 years: keeps expiry times (ms) within SQLite's 64-bit integers and cookie dates.
+MAX_REFRESH_TOKEN_VALIDITY = 3_153_600_000
 _FORBIDDEN_IN_COOKIE_ATTRIBUTES = frozenset(";,\r\n\t \x00\x7f")
 
 
@@ -60,8 +63,12 @@ class Config:
                 f"store: expected a URL starting with one of "
                 f"{', '.join(s + '://' for s in STORE_SCHEMES)}; got {self.store!r}"
             )
+        if scheme == "sqlite":
+            parse_sqlite_url(self.store)  # raises ConfigError naming the store option
         _check_int(self, "access_token_validity", 1, 86_400_000)
-        _check_int(self, "refresh_token_validity", self.access_token_validity + 1, None)
+        _check_int(
+            self, "refresh_token_validity", self.access_token_validity + 1, MAX_REFRESH_TOKEN_VALIDITY
+        )
         _check_path(self, "access_token_path")
         _check_path(self, "refresh_api_path")
         if self.cookie_domain is not None:
@@ -96,7 +103,7 @@ class Config:
         Unknown keys raise :class:`ConfigError` listing the valid option names.
         """
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(options) - known)
+        unknown = sorted(map(str, set(options) - known))
         if unknown:
             raise ConfigError(
                 f"unknown option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(known))}"

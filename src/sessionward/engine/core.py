@@ -58,6 +58,7 @@ REFRESH_KEY_NAME = "refresh_token_key"
 KEY_RELOAD_MIN_INTERVAL = 5.0
 _MAX_CAS_ATTEMPTS = 4
 _MAX_PAYLOAD_DEPTH = MAX_JSON_DEPTH - 4
+_MAX_INT_BITS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +158,7 @@ def _check_json_value(name: str, value: Any, depth: int) -> None:
         for key, item in value.items():
             if type(key) is not str:
                 raise GeneralError(f"{name}: object keys must be strings, got {key!r}")
+            _check_json_value(name, key, depth + 1)
             _check_json_value(name, item, depth + 1)
     elif kind is list:
         for item in value:
@@ -169,7 +171,10 @@ def _check_json_value(name: str, value: Any, depth: int) -> None:
             value.encode("utf-8")
         except UnicodeEncodeError:
             raise GeneralError(f"{name}: strings must be valid Unicode") from None
-    elif value is not None and kind not in (int, bool):
+    elif kind is int:
+        if value.bit_length() > _MAX_INT_BITS:
+            raise GeneralError(f"{name}: integers are limited to {_MAX_INT_BITS} bits")
+    elif value is not None and kind is not bool:
         raise GeneralError(f"{name}: {kind.__name__} values are not JSON-serialisable")
 
 
@@ -258,7 +263,11 @@ class SessionCore:
             stored.append((yield StoreCall("insert_key_if_absent", (proposal,))))
         try:
             state = self.schedule.evaluate(stored, now)
-        except (ValueError, KeyError, TypeError) as exc:
+        except LookupError as exc:
+            if not isinstance(exc, KeyError):
+                raise GeneralError("no stored signing key may sign yet (clock skew?)") from exc
+            raise GeneralError("a stored signing key is corrupt") from exc
+        except (ValueError, TypeError) as exc:
             raise GeneralError("a stored signing key is corrupt") from exc
         previous = self._keys
         self.access_codec.set_keys(state.verification_keys)
@@ -418,6 +427,9 @@ class SessionCore:
     ) -> VerifiedSession | Flow[VerifiedSession]:
         """SPEC §6.2. Returns the session directly when no store access is needed, else a
         flow. Raises ``UnknownKeyId`` for the driver to reload keys."""
+        if not isinstance(access_token, str):
+            # Checked before the cache lookup: an unhashable value would raise TypeError.
+            raise TryRefreshTokenError("invalid access token: not a string")
         now = self.clock()
         entry = self.cache.entries.get(access_token)
         check_csrf = do_anti_csrf_check and self.anti_csrf
@@ -564,7 +576,10 @@ class SessionCore:
         return count
 
     def update_json(self, method: str, handle: str, name: str, value: Any) -> Flow[None]:
+        if value is None:
+            raise GeneralError(f"{name}: expected a dict (pass {{}} to clear it)")
         checked = check_json_object(name, value)
+        yield from self.live_row(handle)
         if not (yield StoreCall(method, (handle, checked))):
             raise UnauthorizedError("the session does not exist")
 

@@ -62,9 +62,13 @@ def parse_sqlite_url(url: str) -> tuple[str, float]:
 
 
 def _row(values: tuple[Any, ...]) -> SessionRow:
+    try:
+        session_data, jwt_payload = json.loads(values[5]), json.loads(values[6])
+    except (TypeError, ValueError) as exc:
+        raise GeneralError(f"session row {values[0]} holds corrupt JSON") from exc
     return SessionRow(
         values[0], values[1], values[2], values[3], values[4],
-        json.loads(values[5]), json.loads(values[6]), values[7], values[8],
+        session_data, jwt_payload, values[7], values[8],
     )
 
 

@@ -13,6 +13,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from ..errors import GeneralError
 from .base import SessionRow, Store, StoredKey
 
 __all__ = ["ThreadedAsyncStore"]
@@ -27,8 +28,12 @@ class ThreadedAsyncStore:
         self.sync_store = store
         self._executor: ThreadPoolExecutor | None = None
         self._pid = os.getpid()
+        self._closed = False
 
     def _pool(self) -> ThreadPoolExecutor:
+        if self._closed:
+            # Never start a new worker thread that nothing would shut down.
+            raise GeneralError("the store is closed")
         if self._executor is None or self._pid != os.getpid():
             # After a fork the parent's worker thread does not exist in the child.
             self._pid = os.getpid()
@@ -88,9 +93,15 @@ class ThreadedAsyncStore:
         await self._call("delete_keys", names)
 
     async def close(self) -> None:
+        if self._closed:
+            return
         if self._executor is not None and self._pid == os.getpid():
-            await self._call("close")
-            self._executor.shutdown(wait=True)
+            try:
+                await self._call("close")
+            finally:
+                self._closed = True
+                self._executor.shutdown(wait=True)
         else:
+            self._closed = True
             self.sync_store.close()
         self._executor = None
