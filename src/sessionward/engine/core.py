@@ -23,6 +23,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -36,7 +37,12 @@ from ..errors import (
     UnauthorizedError,
 )
 from ..stores.base import SessionRow, StoredKey
-from ..tokens.access import AccessTokenClaims, AccessTokenCodec, InvalidAccessToken
+from ..tokens.access import (
+    MAX_ACCESS_TOKEN_LENGTH,
+    AccessTokenClaims,
+    AccessTokenCodec,
+    InvalidAccessToken,
+)
 from ..tokens.encoding import MAX_JSON_DEPTH, b64url_decode, b64url_encode, dumps_compact
 from ..tokens.encoding import sha256_hex as hash_hex
 from ..tokens.keys import SigningKey, generate_signing_key
@@ -146,7 +152,8 @@ def check_json_object(name: str, value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise GeneralError(f"{name}: expected a dict, got {type(value).__name__}")
-    _check_json_value(name, value, 0)
+    if value:
+        _check_json_value(name, value, 0)
     return value
 
 
@@ -187,21 +194,22 @@ class VerifiedTokenCache:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.entries: dict[str, tuple[VerifiedSession, float, str | None]] = {}
+        self.entries: OrderedDict[str, tuple[VerifiedSession, float, str | None]] = OrderedDict()
 
     def put(self, token: str, session: VerifiedSession, valid_until: float, csrf: str | None) -> None:
         if self.capacity <= 0:
             return
         entries = self.entries
+        # popitem(last=False) is O(1); deleting the first key of a plain dict is not.
         while len(entries) >= self.capacity:
             try:
-                del entries[next(iter(entries))]
-            except (StopIteration, KeyError, RuntimeError):
+                entries.popitem(last=False)
+            except KeyError:  # emptied by another thread meanwhile
                 break
         entries[token] = (session, valid_until, csrf)
 
     def clear(self) -> None:
-        self.entries = {}
+        self.entries = OrderedDict()
 
 
 class SessionCore:
@@ -404,6 +412,9 @@ class SessionCore:
         handle = str(uuid.uuid4())
         refresh_token = self.refresh_codec.new_root(handle, user_id)
         now_ms = int(now * 1000)
+        deadline = now_ms + self.config.refresh_token_validity * 1000
+        if self.config.session_max_lifetime is not None:
+            deadline = min(deadline, now_ms + self.config.session_max_lifetime * 1000)
         row = SessionRow(
             session_handle=handle,
             user_id=user_id,
@@ -413,9 +424,8 @@ class SessionCore:
             session_data=data,
             jwt_user_payload=payload,
             created_at_time=now_ms,
-            expires_at=0,
+            expires_at=deadline,
         )
-        row = replace(row, expires_at=self._idle_deadline(row, now_ms))
         tokens = self._session_tokens(key, row, refresh_token, None, now)
         yield StoreCall("insert_session", (row,))
         return tokens
@@ -427,9 +437,10 @@ class SessionCore:
     ) -> VerifiedSession | Flow[VerifiedSession]:
         """SPEC §6.2. Returns the session directly when no store access is needed, else a
         flow. Raises ``UnknownKeyId`` for the driver to reload keys."""
-        if not isinstance(access_token, str):
-            # Checked before the cache lookup: an unhashable value would raise TypeError.
-            raise TryRefreshTokenError("invalid access token: not a string")
+        if type(access_token) is not str or len(access_token) > MAX_ACCESS_TOKEN_LENGTH:
+            # Before the cache lookup: an unhashable value would raise TypeError, and a
+            # huge one would be hashed for nothing.
+            raise TryRefreshTokenError("invalid access token: not a string of acceptable length")
         now = self.clock()
         entry = self.cache.entries.get(access_token)
         check_csrf = do_anti_csrf_check and self.anti_csrf

@@ -17,8 +17,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -104,8 +103,11 @@ class SQLiteStore:
             raise
         return connection
 
-    @contextmanager
-    def _use(self) -> Iterator[sqlite3.Connection]:
+    def _run(self, action: Callable[[sqlite3.Connection], T], transaction: bool = False) -> T:
+        """Run ``action`` on the connection under the lock, mapping SQLite errors.
+
+        With ``transaction``, inside ``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on error).
+        """
         if os.getpid() != self._pid:
             # Forked child: never touch the parent's connection or a lock it may hold.
             self._pid = os.getpid()
@@ -115,28 +117,27 @@ class SQLiteStore:
             if self._closed:
                 raise GeneralError("the SQLite store is closed")
             try:
-                if self._connection is None:
-                    self._connection = self._connect()
-                yield self._connection
+                connection = self._connection
+                if connection is None:
+                    connection = self._connection = self._connect()
+                if not transaction:
+                    return action(connection)
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    result = action(connection)
+                except BaseException:
+                    if connection.in_transaction:
+                        connection.execute("ROLLBACK")
+                    raise
+                connection.execute("COMMIT")
+                return result
             except sqlite3.IntegrityError as exc:
                 raise GeneralError(f"SQLite integrity error: {exc}") from exc
             except sqlite3.Error as exc:
                 raise StorageUnavailableError(f"SQLite store unavailable: {exc}") from exc
 
-    def _run(self, action: Callable[[sqlite3.Connection], T]) -> T:
-        with self._use() as connection:
-            return action(connection)
-
     def _transaction(self, action: Callable[[sqlite3.Connection], T]) -> T:
-        with self._use() as connection:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                result = action(connection)
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
-            return result
+        return self._run(action, transaction=True)
 
     # -- schema --------------------------------------------------------------------------
 

@@ -70,11 +70,13 @@ class AccessTokenCodec:
         self.leeway = leeway
         self._by_kid: dict[str, SigningKey] = {}
         self._by_header: dict[str, SigningKey] = {}
+        self._header_by_kid: dict[str, str] = {}
 
     def set_keys(self, keys: Iterable[SigningKey]) -> None:
         """Make exactly ``keys`` (of this codec's algorithm) the verification keys."""
         by_kid = {key.kid: key for key in keys if key.alg == self.alg}
-        self._by_header = {self.header_segment(key): key for key in by_kid.values()}
+        self._header_by_kid = {kid: self.header_segment(key) for kid, key in by_kid.items()}
+        self._by_header = {segment: by_kid[kid] for kid, segment in self._header_by_kid.items()}
         self._by_kid = by_kid
 
     def has_kid(self, kid: str) -> bool:
@@ -113,9 +115,8 @@ class AccessTokenCodec:
             claims["antiCsrfToken"] = anti_csrf_token
         claims["iat"] = issued_at
         claims["exp"] = expires_at
-        signing_input = (
-            self.header_segment(key) + "." + b64url_encode(dumps_compact(claims).encode())
-        )
+        header = self._header_by_kid.get(key.kid) or self.header_segment(key)
+        signing_input = header + "." + b64url_encode(dumps_compact(claims).encode())
         return signing_input + "." + b64url_encode(key.sign(signing_input.encode("ascii")))
 
     def decode(self, token: str, now: float) -> AccessTokenClaims:

@@ -45,7 +45,10 @@ def b64url_encode(data: bytes) -> str:
 
 def b64url_decode(text: str | bytes) -> bytes:
     """Decode unpadded base64url strictly: alphabet, length and trailing bits are checked."""
-    raw = text.encode("ascii", "strict") if isinstance(text, str) else text
+    try:
+        raw = text.encode("ascii", "strict") if isinstance(text, str) else text
+    except UnicodeEncodeError:
+        raise MalformedError("characters outside the base64url alphabet") from None
     if raw.translate(None, _B64URL_ALPHABET):
         raise MalformedError("characters outside the base64url alphabet")
     remainder = len(raw) % 4
