@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import ConfigError, GeneralError, StorageUnavailableError
+from ..tokens.encoding import dumps_compact
 from .base import SessionRow, StoredKey
 from .schema import latest_version, migrations_for
 
@@ -184,8 +185,8 @@ class SQLiteStore:
     def insert_session(self, row: SessionRow) -> None:
         values = (
             row.session_handle, row.user_id, row.refresh_token_hash_2,
-            row.prev_refresh_token_hash_2, row.rotated_at, json.dumps(row.session_data),
-            json.dumps(row.jwt_user_payload), row.created_at_time, row.expires_at,
+            row.prev_refresh_token_hash_2, row.rotated_at, dumps_compact(row.session_data),
+            dumps_compact(row.jwt_user_payload), row.created_at_time, row.expires_at,
         )
         self._run(
             lambda c: c.execute(
@@ -261,7 +262,7 @@ class SQLiteStore:
         return self._update_json("jwt_user_payload", handle, payload)
 
     def _update_json(self, column: str, handle: str, value: dict[str, Any]) -> bool:
-        encoded = json.dumps(value)
+        encoded = dumps_compact(value)
         cursor = self._run(
             lambda c: c.execute(
                 f"UPDATE session_info SET {column} = ? WHERE session_handle = ?", (encoded, handle)

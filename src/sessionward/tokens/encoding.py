@@ -68,9 +68,12 @@ def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_COMPACT_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
 def dumps_compact(value: Any) -> str:
     """Serialise ``value`` as compact, ASCII-only JSON (non-ASCII escaped as ``\\uXXXX``)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return _COMPACT_ENCODER.encode(value)
 
 
 def _reject_constant(name: str) -> Any:
