@@ -8,6 +8,7 @@ import base64
 import json
 import multiprocessing
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing
@@ -236,7 +237,7 @@ def test_two_processes_converge_on_one_key(tmp_path: Path) -> None:
     assert [p.exitcode for p in processes] == [0, 0]
     assert verified == [issued[1][1], issued[0][1]]
     keys = stored_keys(path)
-    current = [value for name, value in keys.items() if "/i" in name and value["not_before"] <= _now()]
+    current = [value for name, value in keys.items() if "/i" in name and value["not_before"] <= time.time()]
     assert len(keys) == 2  # this interval's key and the next one, each created once
     assert len(current) == 1
     assert kid_of(issued[0][0]) == kid_of(issued[1][0]) == current[0]["kid"]
@@ -248,9 +249,3 @@ def test_two_processes_converge_on_one_key(tmp_path: Path) -> None:
     # A third engine, in this process, accepts both processes' tokens.
     with SessionWard(Config(store=f"sqlite:///{path}")) as engine:
         assert {engine.get_session(token).user_id for token, _ in issued} == {u for _, u in issued}
-
-
-def _now() -> float:
-    import time
-
-    return time.time()

@@ -176,11 +176,7 @@ class SessionMachine(RuleBasedStateMachine):
             return "R2"
         if self.parent_of.get(token) is not None and self.parent_of[token] == m.current:
             return "R3"
-        if (
-            token == m.prev
-            and m.rotated_ms is not None
-            and 0 <= self.now_ms - m.rotated_ms <= GRACE_MS
-        ):
+        if token == m.prev and m.rotated_ms is not None and 0 <= self.now_ms - m.rotated_ms <= GRACE_MS:
             return "R4"
         return "R5"
 
@@ -191,9 +187,7 @@ class SessionMachine(RuleBasedStateMachine):
         self.access[value] = AccessInfo(m, refresh, parent, exp, dict(payload), m.revoked)
         m.access_tokens.append(value)
 
-    def check_issued(
-        self, m: SessionModel, tokens: SessionTokens, refresh: str, parent: str | None
-    ) -> None:
+    def check_issued(self, m: SessionModel, tokens: SessionTokens, refresh: str, parent: str | None) -> None:
         """Check a create/refresh response against the model and record its tokens."""
         now = self.clock.now
         assert not m.revoked, "a revoked session produced tokens"
@@ -204,6 +198,9 @@ class SessionMachine(RuleBasedStateMachine):
         expected_refresh_expiry = self.now_ms + IDLE * 1000
         if self.MAX_LIFETIME is not None:
             expected_refresh_expiry = min(expected_refresh_expiry, m.created_ms + self.MAX_LIFETIME * 1000)
+        if parent is None and m.rotated_ms is not None:
+            # R4 hands back an already committed token: its cookie ends with the row.
+            expected_refresh_expiry = m.expires_ms
         assert tokens.refresh_token.expires_at == expected_refresh_expiry
         access = claims(tokens.access_token.value)
         exp = int(now) + VALIDITY
@@ -237,9 +234,7 @@ class SessionMachine(RuleBasedStateMachine):
         if honest and not m.compromised:
             assert case != "R5", "the model's honest client would be flagged as a thief"
         superseded = token in m.committed[:-1]
-        in_window = (
-            token == m.prev and m.rotated_ms is not None and self.now_ms - m.rotated_ms <= GRACE_MS
-        )
+        in_window = token == m.prev and m.rotated_ms is not None and self.now_ms - m.rotated_ms <= GRACE_MS
         if self.alive(m) and superseded and not in_window:
             assert case == "R5"
         try:
@@ -557,7 +552,7 @@ class SessionMachine(RuleBasedStateMachine):
 
 
 MACHINE_SETTINGS = settings(
-    max_examples=150,
+    max_examples=200,
     stateful_step_count=35,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

@@ -366,17 +366,15 @@ class SessionCore:
         refresh_token: str,
         parent_hash1: str | None,
         now: float,
+        refresh_expiry: int | None = None,
     ) -> SessionTokens:
         refresh_hash1 = hash_hex(refresh_token)
         access = self._access_token(
             key, row.user_id, row.session_handle, refresh_hash1, parent_hash1,
             row.jwt_user_payload, now,
         )
-        refresh_expiry = int(now * 1000) + self.config.refresh_token_validity * 1000
-        if self.config.session_max_lifetime is not None:
-            refresh_expiry = min(
-                refresh_expiry, row.created_at_time + self.config.session_max_lifetime * 1000
-            )
+        if refresh_expiry is None:
+            refresh_expiry = self._idle_deadline(row, int(now * 1000))
         return SessionTokens(
             handle=row.session_handle,
             user_id=row.user_id,
@@ -538,7 +536,8 @@ class SessionCore:
                 if hash_hex(hash_hex(current)) != row.refresh_token_hash_2:
                     yield StoreCall("delete_sessions", ([handle],))
                     raise TokenTheftDetectedError(handle, row.user_id)
-                return self._session_tokens(key, row, current, None, now)
+                # Already committed: its cookie must not outlive the row's deadline.
+                return self._session_tokens(key, row, current, None, now, row.expires_at)
             if case is RefreshCase.FIRST_USE_OF_CHILD:
                 assert content.parent_hash1 is not None
                 deadline = self._idle_deadline(row, now_ms)

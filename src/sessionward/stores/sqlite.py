@@ -96,13 +96,34 @@ class SQLiteStore:
         )
         try:
             if not self._memory:
-                connection.execute("PRAGMA journal_mode=WAL")
+                self._enable_wal(connection)
                 connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
         except BaseException:
             connection.close()
             raise
         return connection
+
+    def _enable_wal(self, connection: sqlite3.Connection) -> None:
+        """Switch the file to WAL, waiting while another process holds it.
+
+        Converting a new file to WAL answers SQLITE_BUSY at once when another connection
+        holds a lock, without calling the busy handler, so several processes opening one
+        new file together would fail; retry within the busy timeout instead.
+        """
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()
+                if mode is not None and str(mode[0]).lower() == "wal":
+                    return
+            except sqlite3.OperationalError as exc:
+                busy = exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+                if not busy or time.monotonic() >= deadline:
+                    raise
+            if time.monotonic() >= deadline:
+                return  # the file stays in its journal mode: slower, still correct
+            time.sleep(0.005)
 
     def _run(self, action: Callable[[sqlite3.Connection], T], transaction: bool = False) -> T:
         """Run ``action`` on the connection under the lock, mapping SQLite errors.
