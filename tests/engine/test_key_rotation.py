@@ -9,7 +9,6 @@ import json
 import multiprocessing
 import sqlite3
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing
 from multiprocessing.connection import Connection
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_helpers import CountingStore, FakeClock
 
 from sessionward import Config, SessionWard, TryRefreshTokenError
 from sessionward.stores.sqlite import SQLiteStore
@@ -26,31 +26,6 @@ INTERVAL = 3600
 PREFIX = "access_token_signing_key/"
 
 
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class CountingStore:
-    """Delegates to a real store and counts the calls made to it."""
-
-    def __init__(self, inner: SQLiteStore) -> None:
-        self.inner = inner
-        self.calls: Counter[str] = Counter()
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self.inner, name)
-        if not callable(attribute):
-            return attribute
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] += 1
-            return attribute(*args, **kwargs)
-
-        return call
 
 
 def kid_of(token: str) -> str:

@@ -8,16 +8,15 @@ plain ``sqlite3`` connection to check exactly what each decision wrote (or did n
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import sqlite3
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_helpers import CountingStore, FakeClock, claims, h
 
 from sessionward import (
     Config,
@@ -33,46 +32,6 @@ T0 = 1_700_000_000.0
 VALIDITY = 60
 IDLE = 300
 GRACE = 10
-
-
-def h(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
-def claims(token: str) -> dict[str, Any]:
-    segment = token.split(".")[1]
-    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    return decoded
-
-
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class CountingStore:
-    """Delegates to a real store and counts the calls made to it."""
-
-    def __init__(self, inner: SQLiteStore) -> None:
-        self.inner = inner
-        self.calls: Counter[str] = Counter()
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self.inner, name)
-        if not callable(attribute):
-            return attribute
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] += 1
-            return attribute(*args, **kwargs)
-
-        return call
 
 
 class Env:

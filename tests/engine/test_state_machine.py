@@ -17,13 +17,13 @@ On top of the exact prediction it asserts the three guarantees of SPEC §6.3 dir
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import hypothesis.strategies as st
 import pytest
+from engine_helpers import FakeClock, claims, h
 from hypothesis import HealthCheck, event, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -37,7 +37,6 @@ from sessionward import (
     VerifiedSession,
 )
 
-T0 = 1_700_000_000.0
 VALIDITY = 60
 IDLE = 200
 GRACE = 10
@@ -48,24 +47,6 @@ USERS = ("alice", "bob")
 SMALL_JUMPS = (0.5, 1, 3, 9, 10, 10.5, 11, 30)
 LARGE_JUMPS = (59, 60, 61, 120, IDLE - 1, IDLE + 1, 700, 4000)
 PAYLOADS = ({}, {"role": "user"}, {"role": "admin", "n": [1, 2]}, {"é": "ü"})
-
-
-def h(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
-def claims(token: str) -> dict[str, Any]:
-    segment = token.split(".")[1]
-    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    return decoded
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
