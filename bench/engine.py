@@ -53,7 +53,7 @@ from sessionward.tokens.refresh import new_id_refresh_token
 
 ALGS = ("RS256", "HS256", "ES256", "EdDSA")
 TARGET = 1.3
-POOL = 3_000
+POOL = 8_000
 JWT_PAYLOAD = {
     "role": "admin",
     "tenant": "acme-corporation-eu-west",

@@ -14,7 +14,14 @@ import re
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from .encoding import MalformedError, b64url_decode, b64url_encode, dumps_compact, loads_strict
+from .encoding import (
+    STRICT_JSON_DECODER,
+    MalformedError,
+    b64url_decode,
+    b64url_encode,
+    dumps_compact,
+    loads_strict,
+)
 from .keys import SigningKey
 
 __all__ = [
@@ -69,14 +76,16 @@ class AccessTokenCodec:
         self.alg = alg
         self.leeway = leeway
         self._by_kid: dict[str, SigningKey] = {}
-        self._by_header: dict[str, SigningKey] = {}
+        self._by_header: dict[bytes, SigningKey] = {}
         self._header_by_kid: dict[str, str] = {}
 
     def set_keys(self, keys: Iterable[SigningKey]) -> None:
         """Make exactly ``keys`` (of this codec's algorithm) the verification keys."""
         by_kid = {key.kid: key for key in keys if key.alg == self.alg}
         self._header_by_kid = {kid: self.header_segment(key) for kid, key in by_kid.items()}
-        self._by_header = {segment: by_kid[kid] for kid, segment in self._header_by_kid.items()}
+        self._by_header = {
+            segment.encode("ascii"): by_kid[kid] for kid, segment in self._header_by_kid.items()
+        }
         self._by_kid = by_kid
 
     def has_kid(self, kid: str) -> bool:
@@ -127,7 +136,12 @@ class AccessTokenCodec:
         """
         if not isinstance(token, str) or len(token) > MAX_ACCESS_TOKEN_LENGTH:
             raise InvalidAccessToken("not a string of acceptable length")
-        parts = token.split(".")
+        try:
+            raw = token.encode("ascii")
+        except UnicodeEncodeError:
+            raise InvalidAccessToken("non-ASCII characters") from None
+        # Work on bytes from here: one encode instead of one per segment.
+        parts = raw.split(b".")
         if len(parts) != 3:
             raise InvalidAccessToken("not three segments")
         header_segment, payload_segment, signature_segment = parts
@@ -137,23 +151,24 @@ class AccessTokenCodec:
             key = self._key_from_header(header_segment)
         try:
             signature = b64url_decode(signature_segment)
-            signing_input = token[: len(header_segment) + len(payload_segment) + 1].encode("ascii")
-        except (MalformedError, UnicodeEncodeError):
+        except MalformedError:
             raise InvalidAccessToken("malformed signature segment") from None
-        if not key.verify(signing_input, signature):
+        if not key.verify(raw[: len(header_segment) + len(payload_segment) + 1], signature):
             raise InvalidAccessToken("bad signature")
         if not known_header and len(self._by_header) < _KNOWN_HEADERS_LIMIT:
             self._by_header[header_segment] = key
         try:
-            payload = loads_strict(b64url_decode(payload_segment))
-        except (MalformedError, UnicodeEncodeError):
+            # loads_strict inlined (hot path); MalformedError and UnicodeDecodeError are
+            # ValueErrors, and the C scanner raises RecursionError on deep nesting.
+            payload = STRICT_JSON_DECODER.decode(b64url_decode(payload_segment).decode("utf-8"))
+        except (ValueError, RecursionError):
             raise InvalidAccessToken("malformed payload") from None
         return self._claims(payload, key.kid, now)
 
-    def _key_from_header(self, segment: str) -> SigningKey:
+    def _key_from_header(self, segment: bytes) -> SigningKey:
         try:
             header = loads_strict(b64url_decode(segment))
-        except (MalformedError, UnicodeEncodeError):
+        except MalformedError:
             raise InvalidAccessToken("malformed header") from None
         if not isinstance(header, dict) or not header.keys() <= _ALLOWED_HEADER_MEMBERS:
             raise InvalidAccessToken("unexpected header members")

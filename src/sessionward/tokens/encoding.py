@@ -17,6 +17,7 @@ from typing import Any
 
 __all__ = [
     "MAX_JSON_DEPTH",
+    "STRICT_JSON_DECODER",
     "MalformedError",
     "b64url_decode",
     "b64url_encode",
@@ -87,7 +88,7 @@ def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-_DECODER = json.JSONDecoder(
+STRICT_JSON_DECODER = json.JSONDecoder(
     object_pairs_hook=_object_without_duplicates, parse_constant=_reject_constant
 )
 
@@ -95,7 +96,7 @@ _DECODER = json.JSONDecoder(
 def loads_strict(data: bytes) -> Any:
     """Parse UTF-8 JSON strictly (see the module docstring)."""
     try:
-        return _DECODER.decode(data.decode("utf-8", "strict"))
+        return STRICT_JSON_DECODER.decode(data.decode("utf-8", "strict"))
     except MalformedError:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
