@@ -222,7 +222,7 @@ def piece_cases(setup: AlgSetup) -> list[tuple[str, str, Callable[[int], float]]
     signature = b64url_decode(sig_seg)
     payload_bytes = b64url_decode(payload_seg)
     payload = loads_strict(payload_bytes)
-    verify = codec._by_header[head].verify
+    verify = codec._by_header[head.encode("ascii")].verify
     now = time.time()
 
     def b(fn: Callable[[], object]) -> Callable[[int], float]:

@@ -38,7 +38,17 @@ class ConfigError(SessionWardError, ValueError):
 
 
 class UnauthorizedError(SessionWardError):
-    """There is no valid session: the client must log in again."""
+    """There is no valid session: the client must log in again.
+
+    Attributes:
+        clear_cookies: whether the HTTP layer clears the session cookies. ``False`` when
+            the request merely lacked a cookie: a concurrent request may just have
+            created a session that must not be wiped (SPEC §4.3).
+    """
+
+    def __init__(self, message: str = "unauthorised", *, clear_cookies: bool = True) -> None:
+        super().__init__(message)
+        self.clear_cookies = clear_cookies
 
 
 class TryRefreshTokenError(SessionWardError):

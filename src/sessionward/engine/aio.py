@@ -163,6 +163,17 @@ class AsyncSessionWard:
             self._core.update_json("update_jwt_payload", handle, "jwt_payload", payload)
         )
 
+    async def regenerate_access_token(
+        self, access_token: str, jwt_payload: dict[str, Any]
+    ) -> VerifiedSession | None:
+        """Re-sign a still-valid access token with a new JWT payload and the same expiry.
+
+        Returns the new token in ``new_access_token`` (with its ``front_token``), or
+        ``None`` when ``access_token`` is no longer valid. The stored payload is not
+        changed: pair with :meth:`update_jwt_payload`.
+        """
+        return await self._drive(self._core.regenerate_access_token(access_token, jwt_payload))
+
     async def get_session_information(self, handle: str) -> SessionInformation:
         """Everything stored about a session; ``UnauthorizedError`` if it is gone."""
         return await self._drive(self._core.session_information(handle))

@@ -505,6 +505,27 @@ class SessionCore:
             front_token(row.user_id, replacement.expires_at, row.jwt_user_payload),
         )
 
+    def regenerate_access_token(
+        self, access_token: str, jwt_payload: dict[str, Any]
+    ) -> Flow[VerifiedSession | None]:
+        """A copy of a still-valid access token carrying ``jwt_payload``, with the same
+        expiry and session claims; ``None`` when the token is no longer valid."""
+        payload = check_json_object("jwt_payload", jwt_payload)
+        now = self.clock()
+        try:
+            claims = self.access_codec.decode(access_token, now)
+        except InvalidAccessToken:
+            return None
+        key = yield from self._signing_key(now)
+        token = self._access_token(
+            key, claims.user_id, claims.session_handle, claims.refresh_token_hash1,
+            claims.parent_refresh_token_hash1, payload, now, expires_at=claims.expires_at,
+        )
+        return VerifiedSession(
+            claims.session_handle, claims.user_id, payload, token,
+            front_token(claims.user_id, token.expires_at, payload),
+        )
+
     # -- refresh -------------------------------------------------------------------------
 
     def refresh_session(self, refresh_token: str) -> Flow[SessionTokens]:

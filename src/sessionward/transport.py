@@ -1,0 +1,292 @@
+"""The wire protocol (SPEC §4), framework-neutral: reading tokens from a request, writing
+cookies and headers, mapping errors to status codes and bodies.
+
+Adapters hand this module plain strings (the raw ``Cookie`` header, a few request
+headers, the method) and apply what it returns (``Set-Cookie`` values keyed by cookie
+name, protocol headers). Parsing the raw ``Cookie`` header here, once, gives every
+framework the same verdict on hostile input such as duplicate cookie names.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+from urllib.parse import quote, unquote
+
+from .config import Config
+from .engine.types import SessionTokens, Token
+from .errors import (
+    GeneralError,
+    SessionWardError,
+    StorageUnavailableError,
+    TokenTheftDetectedError,
+    TryRefreshTokenError,
+    UnauthorizedError,
+)
+
+__all__ = [
+    "ACCESS_TOKEN_COOKIE",
+    "ANTI_CSRF_HEADER",
+    "FRONT_TOKEN_HEADER",
+    "ID_REFRESH_TOKEN_COOKIE",
+    "ID_REFRESH_TOKEN_HEADER",
+    "MAX_COOKIE_BYTES",
+    "PREFLIGHT_ALLOW_HEADERS",
+    "REFRESH_TOKEN_COOKIE",
+    "ErrorResponse",
+    "RequestTokens",
+    "ResponseEffects",
+    "error_response",
+    "merge_header_list",
+    "parse_session_cookies",
+    "tokens_for_refresh",
+    "tokens_for_verification",
+]
+
+ACCESS_TOKEN_COOKIE = "sAccessToken"
+REFRESH_TOKEN_COOKIE = "sRefreshToken"
+ID_REFRESH_TOKEN_COOKIE = "sIdRefreshToken"
+ID_REFRESH_TOKEN_HEADER = "id-refresh-token"
+ANTI_CSRF_HEADER = "anti-csrf"
+FRONT_TOKEN_HEADER = "front-token"
+PROTOCOL_HEADERS = (ID_REFRESH_TOKEN_HEADER, ANTI_CSRF_HEADER, FRONT_TOKEN_HEADER)
+PREFLIGHT_ALLOW_HEADERS = ("anti-csrf", "fdi-version", "supertokens-sdk-name", "supertokens-sdk-version")
+MAX_COOKIE_BYTES = 4096
+RETRY_AFTER_SECONDS = 5
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_SESSION_COOKIES = frozenset({ACCESS_TOKEN_COOKIE, REFRESH_TOKEN_COOKIE, ID_REFRESH_TOKEN_COOKIE})
+_EXPIRED = "Thu, 01 Jan 1970 00:00:00 GMT"
+# Characters left as they are in cookie values: RFC 6265 cookie-octets minus '%'.
+_COOKIE_SAFE = "!#$&'()*+-./:<=>?@[]^_`{|}~"
+
+
+class _Duplicate:
+    """Marker for a cookie name sent more than once."""
+
+    def __repr__(self) -> str:
+        return "DUPLICATE"
+
+
+DUPLICATE = _Duplicate()
+
+
+class RequestTokens(NamedTuple):
+    """The session cookies of a request: a value, ``None`` (absent) or :data:`DUPLICATE`."""
+
+    access_token: str | _Duplicate | None
+    refresh_token: str | _Duplicate | None
+    id_refresh_token: str | _Duplicate | None
+
+
+def parse_session_cookies(cookie_header: str | None) -> RequestTokens:
+    """Read the three session cookies from the raw ``Cookie`` header value(s).
+
+    A name sent twice (cookie tossing, a stale cookie on another path or domain) is
+    reported as :data:`DUPLICATE` rather than picking one, so no framework ever lets an
+    attacker-chosen copy win.
+    """
+    found: dict[str, str | _Duplicate] = {}
+    if cookie_header:
+        for pair in cookie_header.split(";"):
+            name, sep, value = pair.partition("=")
+            name = name.strip()
+            if not sep or name not in _SESSION_COOKIES:
+                continue
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            try:
+                decoded = unquote(value, errors="strict")
+            except UnicodeDecodeError:
+                decoded = value  # not a token we issued: verification rejects it
+            found[name] = DUPLICATE if name in found else decoded
+    return RequestTokens(
+        found.get(ACCESS_TOKEN_COOKIE),
+        found.get(REFRESH_TOKEN_COOKIE),
+        found.get(ID_REFRESH_TOKEN_COOKIE),
+    )
+
+
+def tokens_for_verification(
+    tokens: RequestTokens, config: Config, method: str, anti_csrf_check: bool | None
+) -> tuple[str, bool]:
+    """The access token to verify and whether to check anti-CSRF, or the protocol error.
+
+    A missing idRefresh cookie is ``UnauthorizedError`` that clears nothing; a missing
+    access cookie is ``TryRefreshTokenError`` (SPEC §4.3).
+    """
+    if not isinstance(tokens.id_refresh_token, str):
+        raise UnauthorizedError(
+            f"no {ID_REFRESH_TOKEN_COOKIE} cookie (or more than one): the session cookies did "
+            f"not reach this route; check access_token_path and cookie_domain",
+            clear_cookies=False,
+        )
+    if not isinstance(tokens.access_token, str):
+        raise TryRefreshTokenError(
+            f"no {ACCESS_TOKEN_COOKIE} cookie (or more than one): the client should call "
+            f"the refresh API at {config.refresh_api_path}"
+        )
+    if anti_csrf_check is None:
+        anti_csrf_check = method.upper() not in SAFE_METHODS
+    return tokens.access_token, anti_csrf_check
+
+
+def tokens_for_refresh(tokens: RequestTokens, config: Config) -> str:
+    """The refresh token of a refresh request, or ``UnauthorizedError`` touching nothing."""
+    if not isinstance(tokens.refresh_token, str):
+        raise UnauthorizedError(
+            f"no {REFRESH_TOKEN_COOKIE} cookie (or more than one) on the refresh request: "
+            f"is the refresh route mounted at refresh_api_path={config.refresh_api_path!r}, "
+            f"the path the refresh cookie is scoped to?",
+            clear_cookies=False,
+        )
+    return tokens.refresh_token
+
+
+def _set_cookie(
+    config: Config, name: str, value: str, path: str, expires_at_ms: int | None
+) -> str:
+    expires = (
+        _EXPIRED
+        if expires_at_ms is None
+        else email.utils.formatdate(expires_at_ms / 1000, usegmt=True)
+    )
+    parts = [f"{name}={quote(value, safe=_COOKIE_SAFE)}", f"Path={path}", f"Expires={expires}"]
+    if config.cookie_domain is not None:
+        parts.append(f"Domain={config.cookie_domain}")
+    if config.cookie_secure:
+        parts.append("Secure")
+    parts.append("HttpOnly")
+    parts.append(f"SameSite={config.cookie_same_site.capitalize()}")
+    header = "; ".join(parts)
+    if len(header.encode()) > MAX_COOKIE_BYTES:
+        raise GeneralError(
+            f"the {name} cookie would be {len(header.encode())} bytes, over the "
+            f"{MAX_COOKIE_BYTES}-byte limit browsers enforce: keep jwt_payload and user ids small"
+        )
+    return header
+
+
+def merge_header_list(existing: str | None, names: Iterable[str]) -> str:
+    """Merge comma-separated header list values without duplicates (case-insensitive)."""
+    merged: list[str] = []
+    seen: set[str] = set()
+    for item in [*(existing or "").split(","), *names]:
+        item = item.strip()
+        if item and item.lower() not in seen:
+            seen.add(item.lower())
+            merged.append(item)
+    return ", ".join(merged)
+
+
+@dataclass
+class ResponseEffects:
+    """What a request's session work must do to its response.
+
+    ``cookies`` maps a cookie name to its one ``Set-Cookie`` value (a later write replaces
+    an earlier one, so a response never carries two for the same name); ``headers`` are
+    the protocol headers, overwritten on the response rather than appended.
+    """
+
+    config: Config
+    cookies: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pending(self) -> bool:
+        """Whether anything must be written to the response."""
+        return bool(self.cookies or self.headers)
+
+    def set_session(self, tokens: SessionTokens) -> None:
+        """Cookies and headers for a new or refreshed session."""
+        config = self.config
+        self.set_access_token(tokens.access_token, tokens.front_token)
+        self.cookies[REFRESH_TOKEN_COOKIE] = _set_cookie(
+            config, REFRESH_TOKEN_COOKIE, tokens.refresh_token.value, config.refresh_api_path,
+            tokens.refresh_token.expires_at,
+        )
+        id_refresh = tokens.id_refresh_token
+        self.cookies[ID_REFRESH_TOKEN_COOKIE] = _set_cookie(
+            config, ID_REFRESH_TOKEN_COOKIE, id_refresh.value, config.access_token_path,
+            id_refresh.expires_at,
+        )
+        self.headers[ID_REFRESH_TOKEN_HEADER] = f"{id_refresh.value};{id_refresh.expires_at}"
+        if tokens.anti_csrf_token is not None:
+            self.headers[ANTI_CSRF_HEADER] = tokens.anti_csrf_token
+
+    def set_access_token(self, token: Token, front_token: str) -> None:
+        """The access cookie and ``front-token`` for a newly minted access token."""
+        self.cookies[ACCESS_TOKEN_COOKIE] = _set_cookie(
+            self.config, ACCESS_TOKEN_COOKIE, token.value, self.config.access_token_path,
+            token.expires_at,
+        )
+        self.headers[FRONT_TOKEN_HEADER] = front_token
+
+    def clear_session(self) -> None:
+        """Expire the three cookies (same Path and Domain) and send ``id-refresh-token: remove``."""
+        config = self.config
+        for name, path in (
+            (ACCESS_TOKEN_COOKIE, config.access_token_path),
+            (REFRESH_TOKEN_COOKIE, config.refresh_api_path),
+            (ID_REFRESH_TOKEN_COOKIE, config.access_token_path),
+        ):
+            self.cookies[name] = _set_cookie(config, name, "", path, None)
+        self.headers.pop(FRONT_TOKEN_HEADER, None)
+        self.headers.pop(ANTI_CSRF_HEADER, None)
+        self.headers[ID_REFRESH_TOKEN_HEADER] = "remove"
+
+    def response_headers(self, existing_expose: str | None) -> list[tuple[str, str]]:
+        """Headers to put on the response, ``Set-Cookie`` included (each to be set once,
+        replacing any earlier value of the same name, except ``Set-Cookie`` which is added
+        once per cookie)."""
+        result = [("set-cookie", value) for value in self.cookies.values()]
+        result.extend(self.headers.items())
+        exposed = [name for name in PROTOCOL_HEADERS if name in self.headers]
+        if exposed:
+            result.append(
+                ("access-control-expose-headers", merge_header_list(existing_expose, exposed))
+            )
+        if self.cookies:
+            result.append(("cache-control", "no-store"))
+        return result
+
+
+class ErrorResponse(NamedTuple):
+    """How a session error is answered (SPEC §4.4)."""
+
+    status: int
+    body: bytes
+    clear_cookies: bool
+    headers: tuple[tuple[str, str], ...]
+
+
+def _json(message: str) -> bytes:
+    return json.dumps({"message": message}).encode()
+
+
+def error_response(error: SessionWardError, config: Config) -> ErrorResponse:
+    """The default answer to ``error``: status, JSON body, whether to clear cookies."""
+    status = config.session_expired_status_code
+    if isinstance(error, TryRefreshTokenError):
+        return ErrorResponse(status, _json("try refresh token"), False, ())
+    if isinstance(error, TokenTheftDetectedError):
+        return ErrorResponse(status, _json("token theft detected"), True, ())
+    if isinstance(error, UnauthorizedError):
+        return ErrorResponse(status, _json("unauthorised"), error.clear_cookies, ())
+    if isinstance(error, StorageUnavailableError):
+        return ErrorResponse(
+            503, _json("session store unavailable"), False,
+            (("retry-after", str(RETRY_AFTER_SECONDS)),),
+        )
+    return ErrorResponse(500, _json("internal error"), False, ())
+
+
+def preflight_headers(existing_allow_headers: str | None) -> list[tuple[str, str]]:
+    """Headers a CORS preflight (OPTIONS) response needs for the session protocol."""
+    return [
+        ("access-control-allow-headers", merge_header_list(existing_allow_headers, PREFLIGHT_ALLOW_HEADERS)),
+        ("access-control-allow-credentials", "true"),
+    ]
