@@ -25,9 +25,18 @@ from .transport import (
     tokens_for_verification,
 )
 
-__all__ = ["AsyncSession", "AsyncSessionHandler", "Session", "SessionHandler", "TheftHook"]
+__all__ = [
+    "AsyncSession",
+    "AsyncSessionHandler",
+    "ErrorHandler",
+    "Session",
+    "SessionHandler",
+    "TheftHook",
+]
 
 TheftHook = Callable[[str, str], Any]
+ErrorHandler = Callable[[SessionWardError, ErrorResponse], ErrorResponse]
+"""Overrides the answer to a session error: gets the error and the default answer."""
 
 
 class _SessionBase:
@@ -147,8 +156,12 @@ class AsyncSession(_SessionBase):
         self._gone()
 
 
-def _answer(effects: ResponseEffects, error: SessionWardError) -> ErrorResponse:
+def _answer(
+    effects: ResponseEffects, error: SessionWardError, handler: ErrorHandler | None
+) -> ErrorResponse:
     answer = error_response(error, effects.config)
+    if handler is not None:
+        answer = handler(error, answer)
     if answer.clear_cookies:
         effects.clear_session()
     return answer
@@ -157,10 +170,16 @@ def _answer(effects: ResponseEffects, error: SessionWardError) -> ErrorResponse:
 class SessionHandler:
     """Request-level session operations over a :class:`~sessionward.SessionWard`."""
 
-    def __init__(self, engine: SessionWard, on_token_theft_detected: TheftHook | None = None) -> None:
+    def __init__(
+        self,
+        engine: SessionWard,
+        on_token_theft_detected: TheftHook | None = None,
+        error_handler: ErrorHandler | None = None,
+    ) -> None:
         self.engine = engine
         self.config = engine.config
         self.on_token_theft_detected = on_token_theft_detected
+        self.error_handler = error_handler
 
     def create(
         self,
@@ -206,7 +225,7 @@ class SessionHandler:
         """The response to a session error; clears cookies and runs the theft hook as needed."""
         if isinstance(error, TokenTheftDetectedError) and self.on_token_theft_detected is not None:
             self.on_token_theft_detected(error.session_handle, error.user_id)
-        return _answer(effects, error)
+        return _answer(effects, error, self.error_handler)
 
 
 class AsyncSessionHandler:
@@ -216,10 +235,12 @@ class AsyncSessionHandler:
         self,
         engine: AsyncSessionWard,
         on_token_theft_detected: Callable[[str, str], Awaitable[Any] | Any] | None = None,
+        error_handler: ErrorHandler | None = None,
     ) -> None:
         self.engine = engine
         self.config = engine.config
         self.on_token_theft_detected = on_token_theft_detected
+        self.error_handler = error_handler
 
     async def create(
         self,
@@ -267,4 +288,4 @@ class AsyncSessionHandler:
             result = self.on_token_theft_detected(error.session_handle, error.user_id)
             if isinstance(result, Awaitable):
                 await result
-        return _answer(effects, error)
+        return _answer(effects, error, self.error_handler)
