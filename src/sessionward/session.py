@@ -15,7 +15,7 @@ from typing import Any
 from .engine.aio import AsyncSessionWard
 from .engine.sync import SessionWard
 from .engine.types import VerifiedSession
-from .errors import SessionWardError, TokenTheftDetectedError, UnauthorizedError
+from .errors import GeneralError, SessionWardError, TokenTheftDetectedError, UnauthorizedError
 from .transport import (
     ErrorResponse,
     ResponseEffects,
@@ -190,7 +190,11 @@ class SessionHandler:
     ) -> Session:
         """Create a session and record its cookies and headers in ``effects``."""
         tokens = self.engine.create_new_session(user_id, jwt_payload, session_data)
-        effects.set_session(tokens)
+        try:
+            effects.set_session(tokens)
+        except GeneralError:
+            self.engine.revoke_session(tokens.handle)  # cookies too large: leave no orphan row
+            raise
         verified = VerifiedSession(tokens.handle, tokens.user_id, tokens.jwt_payload)
         return Session(self.engine, verified, tokens.access_token.value, effects)
 
@@ -251,7 +255,11 @@ class AsyncSessionHandler:
     ) -> AsyncSession:
         """Create a session and record its cookies and headers in ``effects``."""
         tokens = await self.engine.create_new_session(user_id, jwt_payload, session_data)
-        effects.set_session(tokens)
+        try:
+            effects.set_session(tokens)
+        except GeneralError:
+            await self.engine.revoke_session(tokens.handle)  # cookies too large: no orphan row
+            raise
         verified = VerifiedSession(tokens.handle, tokens.user_id, tokens.jwt_payload)
         return AsyncSession(self.engine, verified, tokens.access_token.value, effects)
 

@@ -1,0 +1,99 @@
+"""The Flask app the shared protocol suite drives (routes fixed by the adapter contract).
+
+``app.config["SESSIONWARD_THEFTS"]`` records ``(handle, user_id)`` for every token theft
+the ``on_token_theft_detected`` hook saw. Close the engine when done:
+``app.extensions["sessionward"].close()``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Flask, current_app, request
+
+from sessionward import Config
+from sessionward.flask import (
+    create_new_session,
+    current_session,
+    init,
+    preflight,
+    revoke_all_sessions_for_user,
+    verify_session,
+)
+
+
+def create_app(config: Config, store: str | None = None) -> Flask:
+    app = Flask(__name__)
+    thefts: list[tuple[str, str]] = []
+    app.config["SESSIONWARD_THEFTS"] = thefts
+    init(
+        app, config, store=store,
+        on_token_theft_detected=lambda handle, user_id: thefts.append((handle, user_id)),
+    )
+
+    @app.post("/login")
+    def login() -> Any:
+        body = request.get_json()
+        response = current_app.response_class(mimetype="application/json")
+        session = create_new_session(response, body["user_id"], body.get("payload"), body.get("data"))
+        response.set_data(json.dumps({"handle": session.handle}))
+        return response
+
+    # The preflight route comes first and the protected rule provides no automatic OPTIONS,
+    # so OPTIONS /protected reaches the preflight helper.
+    @app.route("/protected", methods=["OPTIONS"])
+    def protected_preflight() -> Any:
+        return preflight(current_app.response_class(status=204))
+
+    @verify_session()
+    def protected() -> Any:
+        return {
+            "user_id": current_session.user_id,
+            "handle": current_session.handle,
+            "payload": current_session.jwt_payload,
+        }
+
+    app.add_url_rule(
+        "/protected", view_func=protected, methods=["GET", "POST"], provide_automatic_options=False
+    )
+
+    @app.get("/optional")
+    @verify_session(session_required=False)
+    def optional() -> Any:
+        return {"user_id": current_session.user_id if current_session else None}
+
+    @app.post("/update-payload")
+    @verify_session()
+    def update_payload() -> Any:
+        current_session.update_jwt_payload(request.get_json())
+        return {"payload": current_session.jwt_payload}
+
+    @app.get("/data")
+    @verify_session()
+    def get_data() -> Any:
+        return current_session.get_session_data()
+
+    @app.post("/data")
+    @verify_session()
+    def set_data() -> Any:
+        data = request.get_json()
+        current_session.update_session_data(data)
+        return data
+
+    @app.post("/logout")
+    @verify_session()
+    def logout() -> Any:
+        current_session.revoke_session()
+        return {}
+
+    @app.post("/logout-all")
+    @verify_session()
+    def logout_all() -> Any:
+        return {"revoked": revoke_all_sessions_for_user(current_session.user_id)}
+
+    @app.get("/health")
+    def health() -> Any:
+        return {"ok": True}
+
+    return app
