@@ -1,0 +1,1 @@
+"""A small Django project using sessionward (see ../README in docs/django.md)."""

@@ -1,0 +1,59 @@
+"""Django integration (SPEC §3.1).
+
+Set-up::
+
+    INSTALLED_APPS += ["sessionward.django"]
+    MIDDLEWARE += ["sessionward.django.SessionWardMiddleware"]
+    SESSIONWARD = {"store": "sqlite:///sessionward.db", "access_token_validity": 900}
+
+Views decorated with :func:`verify_session` read the session from ``request.sessionward``.
+See ``docs/django.md``.
+"""
+
+from __future__ import annotations
+
+from ..session import Session
+from .api import (
+    SetCookieMorsel,
+    apply_effects,
+    create_new_session,
+    get_all_session_handles_for_user,
+    get_engine,
+    get_jwt_payload,
+    get_session,
+    get_session_data,
+    get_session_information,
+    preflight,
+    refresh_session,
+    reset_engine,
+    revoke_all_sessions_for_user,
+    revoke_multiple_sessions,
+    revoke_session,
+    update_jwt_payload,
+    update_session_data,
+    verify_session,
+)
+from .middleware import SessionWardMiddleware
+
+__all__ = [
+    "Session",
+    "SessionWardMiddleware",
+    "SetCookieMorsel",
+    "apply_effects",
+    "create_new_session",
+    "get_all_session_handles_for_user",
+    "get_engine",
+    "get_jwt_payload",
+    "get_session",
+    "get_session_data",
+    "get_session_information",
+    "preflight",
+    "refresh_session",
+    "reset_engine",
+    "revoke_all_sessions_for_user",
+    "revoke_multiple_sessions",
+    "revoke_session",
+    "update_jwt_payload",
+    "update_session_data",
+    "verify_session",
+]

@@ -1,0 +1,99 @@
+"""``SessionWardMiddleware``: effects on the way out, the refresh route, error answers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.http import HttpRequest, HttpResponse  # type: ignore[import-untyped]
+
+from ..errors import ConfigError, SessionWardError
+from ..session import SessionHandler
+from ..transport import ResponseEffects
+from .api import (
+    cookie_header,
+    error_response,
+    finish_response,
+    get_handler,
+    preflight,
+    request_effects,
+)
+
+__all__ = ["SessionWardMiddleware"]
+
+
+def _json(body: bytes, status: int) -> HttpResponse:
+    return HttpResponse(body, status=status, content_type="application/json")
+
+
+def answer_refresh(request: HttpRequest, handler: SessionHandler, effects: ResponseEffects) -> HttpResponse:
+    """The refresh route: ``POST`` rotates the tokens, ``OPTIONS`` answers a CORS
+    preflight, any other method is a 405."""
+    method = request.method
+    if method == "OPTIONS":
+        response = preflight(HttpResponse(status=204))
+        response.headers["Allow"] = "POST, OPTIONS"
+        return response
+    if method != "POST":
+        response = _json(b'{"message": "method not allowed"}', 405)
+        response.headers["Allow"] = "POST, OPTIONS"
+        return response
+    try:
+        handler.refresh(effects, cookie_header(request))
+    except SessionWardError as error:
+        if isinstance(error, ConfigError):
+            raise
+        return error_response(handler, effects, error)
+    return _json(b"{}", 200)
+
+
+class SessionWardMiddleware:
+    """Add to ``settings.MIDDLEWARE`` (below CORS and security middleware).
+
+    For each request it attaches a :class:`~sessionward.transport.ResponseEffects`
+    (``request._sessionward_effects``), answers the refresh route at
+    ``refresh_api_path`` without any URLconf entry, maps :class:`SessionWardError` raised
+    by a view to the JSON answers of SPEC §4.4 (``process_exception``), and writes the
+    pending cookies and protocol headers onto whatever response the view returns.
+    Sync and async capable: under ASGI nothing blocking runs on the event loop.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self._async = iscoroutinefunction(get_response)
+        if self._async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self._async:
+            return self.__acall__(request)
+        handler = get_handler()
+        effects = request_effects(request, handler)
+        if request.path == handler.config.refresh_api_path:
+            response = answer_refresh(request, handler, effects)
+        else:
+            response = self.get_response(request)
+        return finish_response(request, response)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        handler = get_handler()
+        effects = request_effects(request, handler)
+        if request.path == handler.config.refresh_api_path:
+            # thread_sensitive: the theft hook may use the ORM.
+            response = await sync_to_async(answer_refresh, thread_sensitive=True)(request, handler, effects)
+        else:
+            get_response: Callable[[HttpRequest], Awaitable[HttpResponse]] = self.get_response
+            response = await get_response(request)
+        return finish_response(request, response)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        """Answer a :class:`SessionWardError` raised by a view (``ConfigError`` excepted:
+        a misconfiguration stays loud)."""
+        if not isinstance(exception, SessionWardError) or isinstance(exception, ConfigError):
+            return None
+        handler = get_handler()
+        return error_response(handler, request_effects(request, handler), exception)
