@@ -50,7 +50,7 @@ def ensure_venv() -> None:
 def test(args: list[str]) -> None:
     ensure_venv()
     say("ruff")
-    run(PYTHON, "-m", "ruff", "check", "src", "tests", "bench")
+    run(PYTHON, "-m", "ruff", "check", "src", "tests", "bench", "examples")
     say("mypy --strict src")
     run(PYTHON, "-m", "mypy", "--strict", "src")
     say("pytest")

@@ -20,13 +20,19 @@ Each helper returns the :class:`~sessionward.SessionTokens`.
 from __future__ import annotations
 
 import asyncio
+import importlib
 from typing import Any
 
 from .config import Config
 from .engine.aio import AsyncSessionWard
 from .engine.sync import SessionWard
 from .engine.types import SessionTokens
-from .transport import ACCESS_TOKEN_COOKIE, ID_REFRESH_TOKEN_COOKIE, REFRESH_TOKEN_COOKIE
+from .transport import (
+    ACCESS_TOKEN_COOKIE,
+    ID_REFRESH_TOKEN_COOKIE,
+    REFRESH_TOKEN_COOKIE,
+    ResponseEffects,
+)
 
 __all__ = [
     "expire_access_token",
@@ -69,7 +75,10 @@ def login_starlette_client(
     session_data: dict[str, Any] | None = None,
 ) -> SessionTokens:
     """Create a session with the app's engine (FastAPI or Starlette, set up with
-    ``sessionward.fastapi.init``) and put its cookies in ``client`` (a ``TestClient``)."""
+    ``sessionward.fastapi.init``) and put its cookies in ``client`` (a ``TestClient``).
+
+    With ``cookie_secure=True`` (the default) the cookies only travel over https: create
+    the client with ``base_url="https://testserver"``."""
     engine: AsyncSessionWard = client.app.state.sessionward
     coroutine = engine.create_new_session(user_id, jwt_payload, session_data)
     portal = getattr(client, "portal", None)
@@ -77,8 +86,16 @@ def login_starlette_client(
         tokens: SessionTokens = portal.call(lambda: coroutine)
     else:
         tokens = asyncio.run(coroutine)
-    for name, value, path in session_cookies(tokens, engine.config):
-        client.cookies.set(name, value, path=path)
+    # Feed the jar the exact Set-Cookie headers a login response carries, so cookies land
+    # under the same domain as the ones later responses set (never two copies of a name).
+    effects = ResponseEffects(engine.config)
+    effects.set_session(tokens)
+    request = client.build_request("GET", engine.config.access_token_path)
+    http_package = importlib.import_module(type(request).__module__.split(".")[0])
+    response = http_package.Response(
+        200, headers=[("set-cookie", value) for value in effects.cookies.values()], request=request
+    )
+    client.cookies.extract_cookies(response)
     return tokens
 
 

@@ -1,0 +1,181 @@
+"""HTTP benchmark: requests/s of an endpoint behind ``verify_session`` vs the same endpoint
+without it, and vs one doing the bare crypto floor, under ``wrk`` on 127.0.0.1.
+
+    .venv/bin/python bench/http_servers.py [--duration 5] [--rounds 3] [--frameworks fastapi,flask,django]
+
+One server worker pinned to CPU 1, ``wrk -t2 -c50`` pinned to CPU 0 (``taskset``); endpoints
+measured in interleaved rounds, medians reported. "cached" sends one token (the engine's
+verified-token cache answers); "pool" cycles through more distinct tokens than the cache
+holds, so every verification is a miss, compared with the floor app verifying the same pool.
+Needs ``wrk`` (Debian package) and ``taskset`` (util-linux).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+
+from sessionward import Config, SessionWard
+
+HERE = Path(__file__).resolve().parent
+APPS = HERE / "http_apps"
+POOL_SIZE = 12_000
+CACHE_SIZE = 10_000
+LUA_POOL = """
+local tokens = {}
+for line in io.lines(os.getenv("BENCH_POOL_FILE")) do tokens[#tokens + 1] = line end
+local counter = math.random(#tokens)
+request = function()
+  counter = counter % #tokens + 1
+  return wrk.format("GET", wrk.path, {["Cookie"] = tokens[counter]})
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def server_command(framework: str, port: int) -> list[str]:
+    pin = ["taskset", "-c", "1"] if shutil.which("taskset") else []
+    if framework == "fastapi":
+        extra = []
+        try:
+            import httptools  # noqa: F401
+            import uvloop  # noqa: F401
+
+            extra = ["--loop", "uvloop", "--http", "httptools"]
+        except ImportError:
+            pass
+        return [*pin, sys.executable, "-m", "uvicorn", "--app-dir", str(APPS), "bench_fastapi:app",
+                "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--no-access-log",
+                "--log-level", "warning", *extra]
+    module = {"flask": "bench_flask:app", "django": "bench_django:application"}[framework]
+    return [*pin, sys.executable, "-m", "gunicorn", "--chdir", str(APPS), "-w", "1", "-k", "sync",
+            "-b", f"127.0.0.1:{port}", "--log-level", "warning", module]
+
+
+def run_wrk(url: str, duration: int, cookie: str | None, lua: Path | None, env: dict[str, str]) -> float:
+    pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
+    command = [*pin, "wrk", "-t2", "-c50", f"-d{duration}s", "--latency"]
+    if cookie is not None:
+        command += ["-H", f"Cookie: {cookie}"]
+    if lua is not None:
+        command += ["-s", str(lua)]
+    output = subprocess.run([*command, url], capture_output=True, text=True, env=env, check=True).stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    if match is None:
+        raise RuntimeError(f"wrk output not understood:\n{output}")
+    if non_2xx is not None:
+        raise RuntimeError(f"{url}: {non_2xx.group(1)} non-2xx responses:\n{output}")
+    return float(match.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--frameworks", default="fastapi,flask,django")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (apt-get install wrk)")
+    work = Path(tempfile.mkdtemp(prefix="sessionward-http-bench-"))
+    config = Config(store=f"sqlite:///{work}/sessions.db", cookie_secure=False,
+                    verified_token_cache_size=CACHE_SIZE)
+    print(f"minting {POOL_SIZE} sessions ...", file=sys.stderr, flush=True)
+    with SessionWard(config) as engine:
+        cookies = []
+        for i in range(POOL_SIZE):
+            tokens = engine.create_new_session(f"user-{i}", {"role": "member", "n": i})
+            cookies.append(f"sAccessToken={tokens.access_token.value}; "
+                           f"sIdRefreshToken={tokens.id_refresh_token.value}")
+        key = engine._core._keys.signing_key  # type: ignore[union-attr]  # internal: the floor's key
+        public_pem = key.public_key.public_bytes(  # type: ignore[union-attr]
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()
+    pool_file = work / "pool.txt"
+    pool_file.write_text("\n".join(cookies) + "\n")
+    lua = work / "pool.lua"
+    lua.write_text(LUA_POOL)
+    env = {**os.environ, "BENCH_FLOOR_PUBLIC_KEY": public_pem, "BENCH_POOL_FILE": str(pool_file)}
+    for field, value in (("store", config.store), ("cookie_secure", "false"),
+                         ("verified_token_cache_size", str(CACHE_SIZE))):
+        env["SESSIONWARD_" + field.upper()] = value
+    cases = [("plain", "/plain", None), ("protected, cached", "/protected", "one"),
+             ("floor, one token", "/floor", "one"), ("protected, pool", "/protected", "pool"),
+             ("floor, pool", "/floor", "pool")]
+    results: dict[tuple[str, str], list[float]] = {}
+    for framework in args.frameworks.split(","):
+        port = free_port()
+        server = subprocess.Popen(server_command(framework, port), env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(base + "/protected", headers={"Cookie": cookies[0]}).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{framework} server did not start")
+                time.sleep(0.1)
+            for _name, path, tokens_used in cases:  # warm-up
+                run_wrk(base + path, 1, cookies[0] if tokens_used == "one" else None,
+                        lua if tokens_used == "pool" else None, env)
+            for round_number in range(args.rounds):
+                for name, path, tokens_used in cases:
+                    rps = run_wrk(base + path, args.duration, cookies[0] if tokens_used == "one" else None,
+                                  lua if tokens_used == "pool" else None, env)
+                    results.setdefault((framework, name), []).append(rps)
+                print(f"  {framework}: round {round_number + 1}/{args.rounds} done",
+                      file=sys.stderr, flush=True)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    report(args, results)
+
+
+def report(args: argparse.Namespace, results: dict[tuple[str, str], list[float]]) -> None:
+    print("# sessionward HTTP benchmark (wrk, 127.0.0.1)\n")
+    print(f"- one server worker (taskset CPU 1), wrk -t2 -c50 -d{args.duration}s (taskset CPU 0), "
+          f"{args.rounds} interleaved rounds, median req/s; RS256 tokens; pool = {POOL_SIZE} distinct "
+          f"tokens > cache of {CACHE_SIZE}\n")
+    print("| framework | endpoint | req/s (median) | ratio |")
+    print("|---|---|---|---|")
+    for framework in args.frameworks.split(","):
+        median = {
+            name: statistics.median(values) for (fw, name), values in results.items() if fw == framework
+        }
+        for name, value in median.items():
+            if name == "protected, cached":
+                ratio = f"{value / median['plain']:.2f}x plain"
+            elif name == "protected, pool":
+                ratio = (f"{value / median['floor, pool']:.2f}x floor (pool), "
+                         f"{value / median['plain']:.2f}x plain")
+            elif name.startswith("floor"):
+                ratio = f"{value / median['plain']:.2f}x plain"
+            else:
+                ratio = "1.00x"
+            print(f"| {framework} | {name} | {value:,.0f} | {ratio} |")
+    print("\nTarget (SPEC §9): protected, cached >= 0.90x plain for FastAPI (uvicorn) and Flask (gunicorn).")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""The protocol-suite app on FastAPI (``create_app``) and on plain Starlette
+(``create_starlette_app``): the same routes, the same answers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, FastAPI, Request, Response
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from sessionward import Config
+from sessionward.fastapi import (
+    AsyncSession,
+    create_new_session,
+    get_session,
+    init,
+    preflight,
+    revoke_all_sessions_for_user,
+    verify_session,
+)
+
+RequiredSession = Annotated[AsyncSession, Depends(verify_session())]
+OptionalSession = Annotated[AsyncSession | None, Depends(verify_session(session_required=False))]
+JSONBody = Annotated[dict[str, Any], Body()]
+
+
+def create_app(config: Config, store: str | None = None, **init_options: Any) -> FastAPI:
+    """The protocol-suite routes on FastAPI; ``init_options`` go to ``init`` (hooks)."""
+    app = FastAPI()
+    init(app, config, store=store, **init_options)
+
+    @app.post("/login")
+    async def login(request: Request) -> dict[str, Any]:
+        body = await request.json()
+        session = await create_new_session(request, body["user_id"], body.get("payload"), body.get("data"))
+        return {"handle": session.handle}
+
+    @app.get("/protected")
+    @app.post("/protected")
+    async def protected(session: RequiredSession) -> dict[str, Any]:
+        return {"user_id": session.user_id, "handle": session.handle, "payload": session.jwt_payload}
+
+    @app.options("/protected")
+    async def protected_preflight() -> Response:
+        return preflight(Response(status_code=204))
+
+    @app.get("/optional")
+    async def optional(
+        session: OptionalSession,
+    ) -> dict[str, Any]:
+        return {"user_id": None if session is None else session.user_id}
+
+    @app.post("/update-payload")
+    async def update_payload(
+        payload: JSONBody, session: RequiredSession
+    ) -> dict[str, Any]:
+        await session.update_jwt_payload(payload)
+        return {"payload": session.jwt_payload}
+
+    @app.get("/data")
+    async def read_data(session: RequiredSession) -> dict[str, Any]:
+        return await session.get_session_data()
+
+    @app.post("/data")
+    async def write_data(
+        data: JSONBody, session: RequiredSession
+    ) -> dict[str, Any]:
+        await session.update_session_data(data)
+        return {}
+
+    @app.post("/logout")
+    async def logout(session: RequiredSession) -> dict[str, Any]:
+        await session.revoke_session()
+        return {}
+
+    @app.post("/logout-all")
+    async def logout_all(session: RequiredSession) -> dict[str, Any]:
+        return {"revoked": await revoke_all_sessions_for_user(session.user_id)}
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def create_starlette_app(config: Config, store: str | None = None, **init_options: Any) -> Starlette:
+    """The same routes on plain Starlette (no dependency injection: ``get_session``)."""
+
+    async def login(request: Request) -> Response:
+        body = await request.json()
+        session = await create_new_session(request, body["user_id"], body.get("payload"), body.get("data"))
+        return JSONResponse({"handle": session.handle})
+
+    async def protected(request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return preflight(Response(status_code=204))
+        session = await get_session(request)
+        return JSONResponse(
+            {"user_id": session.user_id, "handle": session.handle, "payload": session.jwt_payload}
+        )
+
+    async def optional(request: Request) -> Response:
+        session = await verify_session(session_required=False)(request)
+        return JSONResponse({"user_id": None if session is None else session.user_id})
+
+    async def update_payload(request: Request) -> Response:
+        session = await get_session(request)
+        await session.update_jwt_payload(await request.json())
+        return JSONResponse({"payload": session.jwt_payload})
+
+    async def data(request: Request) -> Response:
+        session = await get_session(request)
+        if request.method == "GET":
+            return JSONResponse(await session.get_session_data())
+        await session.update_session_data(await request.json())
+        return JSONResponse({})
+
+    async def logout(request: Request) -> Response:
+        session = await get_session(request)
+        await session.revoke_session()
+        return JSONResponse({})
+
+    async def logout_all(request: Request) -> Response:
+        session = await get_session(request)
+        return JSONResponse({"revoked": await revoke_all_sessions_for_user(session.user_id)})
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    app = Starlette(
+        routes=[
+            Route("/login", login, methods=["POST"]),
+            Route("/protected", protected, methods=["GET", "POST", "OPTIONS"]),
+            Route("/optional", optional, methods=["GET"]),
+            Route("/update-payload", update_payload, methods=["POST"]),
+            Route("/data", data, methods=["GET", "POST"]),
+            Route("/logout", logout, methods=["POST"]),
+            Route("/logout-all", logout_all, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+        ]
+    )
+    init(app, config, store=store, **init_options)
+    return app

@@ -1,0 +1,169 @@
+"""Open the test app of one framework, through its own test client or a real server, as a
+:class:`wire.WireClient`.
+
+``FRAMEWORKS`` lists the in-process variants (each framework's own test client) and the
+real servers on 127.0.0.1: FastAPI under uvicorn, Flask and Django under gunicorn.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any
+
+import httpx
+from wire import WireClient, WireResponse
+
+from sessionward import Config
+
+APPS = Path(__file__).resolve().parent / "apps"
+if str(APPS) not in sys.path:
+    sys.path.insert(0, str(APPS))
+
+IN_PROCESS = ("flask", "fastapi", "django")
+SERVERS = ("flask-gunicorn", "fastapi-uvicorn", "django-gunicorn")
+FRAMEWORKS = IN_PROCESS + SERVERS
+
+
+@contextmanager
+def open_client(framework: str, config: Config) -> Iterator[WireClient]:
+    opener = {
+        "flask": _flask,
+        "fastapi": _fastapi,
+        "django": _django,
+    }.get(framework)
+    if opener is not None:
+        with opener(config) as client:
+            yield client
+    else:
+        with _server(framework, config) as client:
+            yield client
+
+
+@contextmanager
+def _flask(config: Config) -> Iterator[WireClient]:
+    import flask_app
+
+    app = flask_app.create_app(config)
+    test_client = app.test_client(use_cookies=False)
+
+    def transport(method: str, path: str, headers: dict[str, str], body: bytes | None) -> WireResponse:
+        response = test_client.open(path, method=method, headers=headers, data=body)
+        return WireResponse(response.status_code, list(response.headers.items()), response.get_data())
+
+    try:
+        yield WireClient(transport)
+    finally:
+        app.extensions["sessionward"].engine.close()
+
+
+@contextmanager
+def _fastapi(config: Config) -> Iterator[WireClient]:
+    import fastapi_app
+    from starlette.testclient import TestClient
+
+    app = fastapi_app.create_app(config)
+    with TestClient(app, base_url="http://testserver") as test_client:
+
+        def transport(method: str, path: str, headers: dict[str, str], body: bytes | None) -> WireResponse:
+            test_client.cookies.clear()
+            raw_headers = [(key.encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()]
+            response = test_client.request(method, path, headers=raw_headers, content=body)
+            return WireResponse(response.status_code, list(response.headers.multi_items()), response.content)
+
+        yield WireClient(transport)
+
+
+@contextmanager
+def _django(config: Config) -> Iterator[WireClient]:
+    import django_app
+    from django.test import Client
+
+    with django_app.configured(config):
+        test_client = Client()
+
+        def transport(method: str, path: str, headers: dict[str, str], body: bytes | None) -> WireResponse:
+            test_client.cookies = SimpleCookie()
+            extra = {key: value for key, value in headers.items() if key.lower() != "content-type"}
+            response = test_client.generic(
+                method, path, data=body or b"", content_type=headers.get("content-type", ""),
+                headers=extra,
+            )
+            raw = [(key, value) for key, value in response.items()]
+            raw += [("set-cookie", morsel.OutputString()) for morsel in response.cookies.values()]
+            return WireResponse(response.status_code, raw, response.content)
+
+        yield WireClient(transport)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _server_command(framework: str, port: int) -> list[str]:
+    bind = f"127.0.0.1:{port}"
+    if framework == "fastapi-uvicorn":
+        return [sys.executable, "-m", "uvicorn", "--app-dir", str(APPS), "--factory", "serve:fastapi_app",
+                "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--log-level", "warning"]
+    target = "serve:flask_app()" if framework == "flask-gunicorn" else "serve:django_app()"
+    # Cookie headers up to 16 KB reach the app, so oversized tokens get the library's answer.
+    return [sys.executable, "-m", "gunicorn", "--chdir", str(APPS), "-w", "1", "-b", bind,
+            "--limit-request-field_size", "16384", "--log-level", "warning", target]
+
+
+def config_environment(config: Config) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for field in dataclasses.fields(config):
+        value: Any = getattr(config, field.name)
+        env["SESSIONWARD_" + field.name.upper()] = "" if value is None else str(value)
+    return env
+
+
+@contextmanager
+def _server(framework: str, config: Config) -> Iterator[WireClient]:
+    port = _free_port()
+    env = {**os.environ, **config_environment(config), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(_server_command(framework, port), env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    http = httpx.Client(base_url=base, timeout=10)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if http.get("/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+                raise RuntimeError(f"{framework} server did not start:\n{output[-3000:]}")
+            time.sleep(0.05)
+
+        def transport(method: str, path: str, headers: dict[str, str], body: bytes | None) -> WireResponse:
+            http.cookies.clear()
+            raw_headers = [(key.encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()]
+            response = http.request(method, path, headers=raw_headers, content=body)
+            return WireResponse(response.status_code, list(response.headers.multi_items()), response.content)
+
+        yield WireClient(transport)
+    finally:
+        http.close()
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout:
+            process.stdout.close()

@@ -1,0 +1,147 @@
+"""Hostile inputs over HTTP (SPEC §10) on every framework: a 401 (or 405/503 where the
+spec says), never a 500, never a token or a traceback in the body, and the same verdict on
+every framework."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clients import FRAMEWORKS, open_client
+from wire import WireClient, WireResponse
+
+from sessionward import Config
+
+FORBIDDEN_IN_BODY = ("Traceback", "File \"", "sessionward/", "eyJ")
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@pytest.fixture(params=FRAMEWORKS)
+def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WireClient]:
+    config = Config(
+        store=f"sqlite:///{tmp_path}/s.db", cookie_secure=False, access_token_algorithm="RS256",
+        enable_anti_csrf=True,
+    )
+    with open_client(str(request.param), config) as wire:
+        yield wire
+
+
+def assert_safe(response: WireResponse, *secrets: str, status: int = 401) -> None:
+    assert response.status == status, (response.status, response.body[:200])
+    text = response.body.decode("utf-8", "replace")
+    for needle in FORBIDDEN_IN_BODY:
+        assert needle not in text, text[:200]
+    for secret in secrets:
+        if secret:
+            assert secret not in text
+    assert set(json.loads(response.body)) == {"message"}
+
+
+def with_access(client: WireClient, token: str) -> Callable[[str | None], str]:
+    id_refresh = client.jar.value("sIdRefreshToken")
+    return lambda _jar: f"sAccessToken={token}; sIdRefreshToken={id_refresh}"
+
+
+def forged_tokens(client: WireClient) -> dict[str, str]:
+    genuine = client.jar.value("sAccessToken") or ""
+    header, payload, signature = genuine.split(".")
+    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    tampered = b64(json.dumps({**claims, "sub": "mallory"}).encode())
+    return {
+        "alg-none": b64(b'{"alg":"none","typ":"JWT"}') + "." + payload + ".",
+        "alg-NONE": b64(b'{"alg":"NONE","typ":"JWT"}') + "." + payload + ".",
+        "alg-HS256": b64(b'{"alg":"HS256","typ":"JWT","kid":"x"}') + "." + payload + "." + signature,
+        "tampered-payload": header + "." + tampered + "." + signature,
+        "stripped-signature": header + "." + payload,
+        "extra-segment": genuine + ".AAAA",
+        "padding": genuine + "==",
+        "non-alphabet": genuine.replace("-", "+", 1) if "-" in genuine else genuine[:-1] + "+",
+        "jku-header": b64(b'{"alg":"RS256","jku":"http://127.0.0.1:9/jwks","kid":"x"}')
+        + "." + payload + "." + signature,
+        "kid-traversal": b64(b'{"alg":"RS256","kid":"../../../../dev/null"}')
+        + "." + payload + "." + signature,
+        "kid-sql": b64(b'{"alg":"RS256","kid":"x\' UNION SELECT 1--"}') + "." + payload + "." + signature,
+        "nan-exp": header + "." + b64(json.dumps({**claims, "exp": "NaN"}).encode()) + "." + signature,
+        "refresh-token-as-access": client.jar.value("sRefreshToken") or "",
+        "empty": "",
+        "percent-garbage": "%ff%fe%00",
+        "huge": "a" * 9000,
+        "deep-nesting": b64(b"[" * 5000) + "." + payload + "." + signature,
+    }
+
+
+def test_forged_access_tokens_are_try_refresh(client: WireClient) -> None:
+    client.login("victim")
+    for name, token in forged_tokens(client).items():
+        response = client.request("GET", "/protected", cookie=with_access(client, token), update_jar=False)
+        assert_safe(response, token if len(token) > 20 else "")
+        assert response.json() == {"message": "try refresh token"}, name
+        assert response.header_values("set-cookie") == [], name
+    assert client.request("GET", "/protected").status == 200  # the victim's session survived
+
+
+def test_hostile_refresh_tokens_are_unauthorised(client: WireClient) -> None:
+    client.login("victim")
+    access = client.jar.value("sAccessToken") or ""
+    for token in (access, client.jar.value("sIdRefreshToken") or "", "garbage", "%ff%fe", "A" * 5000, ""):
+        response = client.request(
+            "POST", "/session/refresh", cookie=f"sRefreshToken={token}", update_jar=False
+        )
+        assert_safe(response, token if len(token) > 20 else "")
+        assert response.json() == {"message": "unauthorised"}
+    assert client.request("POST", "/session/refresh").status == 200
+
+
+def test_duplicate_cookie_names_get_one_verdict(client: WireClient) -> None:
+    client.login("victim")
+    mine = client.jar.value("sAccessToken") or ""
+    ident = client.jar.value("sIdRefreshToken") or ""
+    for cookie in (
+        f"sAccessToken={mine}; sAccessToken=attacker; sIdRefreshToken={ident}",
+        f"sAccessToken=attacker; sAccessToken={mine}; sIdRefreshToken={ident}",
+    ):
+        response = client.request("GET", "/protected", cookie=cookie, update_jar=False)
+        assert_safe(response, mine)
+        assert response.json() == {"message": "try refresh token"}
+    doubled_id = f"sAccessToken={mine}; sIdRefreshToken={ident}; sIdRefreshToken=x"
+    response = client.request("GET", "/protected", cookie=doubled_id, update_jar=False)
+    assert_safe(response, mine)
+    assert response.json() == {"message": "unauthorised"}
+    assert response.header_values("set-cookie") == []
+    refresh = client.jar.value("sRefreshToken") or ""
+    response = client.request(
+        "POST", "/session/refresh", cookie=f"sRefreshToken={refresh}; sRefreshToken=x", update_jar=False
+    )
+    assert_safe(response, refresh)
+    assert response.header_values("set-cookie") == []
+
+
+def test_tokens_in_the_url_are_ignored(client: WireClient) -> None:
+    client.login("victim")
+    token = client.jar.value("sAccessToken") or ""
+    response = client.request("GET", f"/protected?sAccessToken={token}&accessToken={token}", cookie=None)
+    assert_safe(response, token)
+    assert response.json() == {"message": "unauthorised"}
+
+
+def test_anti_csrf_of_another_session_is_refused(client: WireClient) -> None:
+    other = WireClient(client.transport)
+    other.login("other")
+    client.login("victim")
+    response = client.request("POST", "/protected", headers={"anti-csrf": other.anti_csrf or ""})
+    assert_safe(response)
+    assert response.json() == {"message": "try refresh token"}
+
+
+def test_malformed_bodies_and_headers_never_500(client: WireClient) -> None:
+    client.login("victim")
+    for headers in ({"anti-csrf": "\u00e9" * 10}, {"anti-csrf": ""}, {"cookie": ";;;=;sAccessToken"}):
+        response = client.request("POST", "/protected", headers=headers, cookie=None, update_jar=False)
+        assert response.status == 401, response.body

@@ -1,0 +1,72 @@
+"""``sessionward.testing``: log test clients in and expire access tokens, per framework."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from sessionward import Config
+from sessionward.testing import (
+    expire_access_token,
+    login_django_client,
+    login_flask_client,
+    login_starlette_client,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "apps"))
+
+
+def config(tmp_path: Path) -> Config:
+    return Config(store=f"sqlite:///{tmp_path}/t.db", cookie_secure=False, access_token_algorithm="HS256")
+
+
+def test_flask_client_login_and_expiry(tmp_path: Path) -> None:
+    import flask_app
+
+    app = flask_app.create_app(config(tmp_path))
+    try:
+        client = app.test_client()
+        tokens = login_flask_client(client, "alice", {"role": "admin"})
+        response = client.get("/protected")
+        assert response.status_code == 200
+        assert response.get_json()["handle"] == tokens.handle
+        expire_access_token(client)
+        expired = client.get("/protected")
+        assert (expired.status_code, expired.get_json()) == (401, {"message": "try refresh token"})
+        assert client.post("/session/refresh").status_code == 200
+        assert client.get("/protected").status_code == 200
+    finally:
+        app.extensions["sessionward"].engine.close()
+
+
+def test_starlette_client_login_and_expiry(tmp_path: Path) -> None:
+    import fastapi_app
+    from starlette.testclient import TestClient
+
+    with TestClient(fastapi_app.create_app(config(tmp_path))) as client:
+        tokens = login_starlette_client(client, "bob", {"n": 1})
+        response = client.get("/protected")
+        assert response.status_code == 200
+        assert response.json()["handle"] == tokens.handle
+        expire_access_token(client)
+        expired = client.get("/protected")
+        assert (expired.status_code, expired.json()) == (401, {"message": "try refresh token"})
+        assert client.post("/session/refresh").status_code == 200
+        assert client.get("/protected").status_code == 200
+
+
+def test_django_client_login_and_expiry(tmp_path: Path) -> None:
+    import django_app
+    from django.test import Client
+
+    with django_app.configured(config(tmp_path)):
+        client = Client()
+        tokens = login_django_client(client, "carol")
+        response = client.get("/protected")
+        assert response.status_code == 200
+        assert response.json()["handle"] == tokens.handle
+        expire_access_token(client)
+        expired = client.get("/protected")
+        assert (expired.status_code, expired.json()) == (401, {"message": "try refresh token"})
+        assert client.post("/session/refresh").status_code == 200
+        assert client.get("/protected").status_code == 200
