@@ -121,6 +121,10 @@ def main() -> None:
              ("floor, pool", "/floor", "pool")]
     results: dict[tuple[str, str], list[float]] = {}
     for framework in args.frameworks.split(","):
+        framework_cases = cases + (
+            [("protected, get_session (no Depends)", "/protected-direct", "one")]
+            if framework == "fastapi" else []
+        )
         port = free_port()
         server = subprocess.Popen(server_command(framework, port), env=env, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
@@ -136,11 +140,11 @@ def main() -> None:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{framework} server did not start")
                 time.sleep(0.1)
-            for _name, path, tokens_used in cases:  # warm-up
+            for _name, path, tokens_used in framework_cases:  # warm-up
                 run_wrk(base + path, 1, cookies[0] if tokens_used == "one" else None,
                         lua if tokens_used == "pool" else None, env)
             for round_number in range(args.rounds):
-                for name, path, tokens_used in cases:
+                for name, path, tokens_used in framework_cases:
                     rps = run_wrk(base + path, args.duration, cookies[0] if tokens_used == "one" else None,
                                   lua if tokens_used == "pool" else None, env)
                     results.setdefault((framework, name), []).append(rps)
@@ -164,7 +168,7 @@ def report(args: argparse.Namespace, results: dict[tuple[str, str], list[float]]
             name: statistics.median(values) for (fw, name), values in results.items() if fw == framework
         }
         for name, value in median.items():
-            if name == "protected, cached":
+            if name in ("protected, cached", "protected, get_session (no Depends)"):
                 ratio = f"{value / median['plain']:.2f}x plain"
             elif name == "protected, pool":
                 ratio = (f"{value / median['floor, pool']:.2f}x floor (pool), "

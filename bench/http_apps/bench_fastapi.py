@@ -7,7 +7,8 @@ from typing import Any
 import common
 import floor
 from fastapi import Depends, FastAPI, Request
-from sessionward.fastapi import init, verify_session
+
+from sessionward.fastapi import get_session, init, verify_session
 
 app = FastAPI()
 init(app, common.config())
@@ -27,4 +28,10 @@ async def floor_endpoint(request: Request) -> dict[str, Any]:
 
 @app.get("/protected")
 async def protected(session: Any = Depends(verify_session())) -> dict[str, Any]:  # noqa: B008
+    return {"ok": True, "user": session.user_id}
+
+
+@app.get("/protected-direct")
+async def protected_direct(request: Request) -> dict[str, Any]:
+    session = await get_session(request)
     return {"ok": True, "user": session.user_id}

@@ -296,7 +296,7 @@ def init(
         Route(
             config.refresh_api_path,
             _refresh_endpoint,
-            methods=["POST"],
+            methods=["POST", "OPTIONS"],
             name="sessionward_refresh",
             include_in_schema=False,
         ),
@@ -325,6 +325,8 @@ def _close_on_shutdown(app: Starlette, binding: _Binding) -> None:
 
 
 async def _refresh_endpoint(request: Request) -> Response:
+    if request.method == "OPTIONS":  # the refresh route answers its own CORS preflight
+        return preflight(Response(status_code=204))
     await refresh_session(request)
     return JSONResponse({})
 

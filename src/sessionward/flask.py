@@ -14,8 +14,8 @@
         return {"user_id": current_session.user_id}
 
 Per-request state (the pending :class:`~sessionward.transport.ResponseEffects` and the
-request's :class:`~sessionward.session.Session`) lives on :data:`flask.g`, tied to the
-request object it belongs to, never in module globals. An ``after_request`` hook writes the
+request's :class:`~sessionward.session.Session`) lives in the request's WSGI environ, tied
+to the request it belongs to, never in module globals. An ``after_request`` hook writes the
 pending cookies and protocol headers onto whatever response the view finally returns; a
 response passed explicitly to :func:`create_new_session` or :func:`get_session` receives
 them at once as well (writing twice replaces, it never duplicates).
@@ -29,7 +29,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar, cast
 
-from flask import Flask, current_app, g, got_request_exception, request
+from flask import Flask, current_app, got_request_exception, request
 from werkzeug.local import LocalProxy
 from werkzeug.wrappers import Request as WerkzeugRequest
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -75,7 +75,7 @@ EXTENSION_KEY = "sessionward"
 """Key of the :class:`SessionWardExtension` in ``app.extensions``."""
 
 REFRESH_ENDPOINT = "sessionward.refresh"
-_G_KEY = "_sessionward_request_state"
+_ENVIRON_KEY = "sessionward.request_state"
 _SAFE_SKIP_METHODS = frozenset({"OPTIONS"})
 _ANTI_CSRF_ENVIRON = "HTTP_" + ANTI_CSRF_HEADER.upper().replace("-", "_")
 
@@ -101,12 +101,11 @@ class SessionWardExtension:
 
 
 class _RequestState:
-    """The session work of one request, kept on ``g`` with the request it belongs to."""
+    """The session work of one request, kept in that request's WSGI environ."""
 
-    __slots__ = ("effects", "request", "session")
+    __slots__ = ("effects", "session")
 
-    def __init__(self, request_object: object, config: Config) -> None:
-        self.request = request_object
+    def __init__(self, config: Config) -> None:
         self.effects: ResponseEffects | None = ResponseEffects(config)
         self.session: Session | None = None
 
@@ -187,18 +186,18 @@ def _extension() -> SessionWardExtension:
         ) from None
 
 
-def _request_state(extension: SessionWardExtension | None = None) -> _RequestState:
+def _request_state(
+    extension: SessionWardExtension | None = None, req: WerkzeugRequest | None = None
+) -> _RequestState:
     """This request's state, created on first use.
 
-    An app context can outlive a request (a test may push one around several requests),
-    so the state on ``g`` is only reused while it belongs to the current request.
+    It lives in the request's WSGI environ: tied to the request itself (an app context can
+    outlive a request), and reached without going through Flask's context proxies.
     """
-    current = request._get_current_object()  # type: ignore[attr-defined]
-    state: _RequestState | None = g.get(_G_KEY)
-    if state is None or state.request is not current:
-        config = (extension or _extension()).config
-        state = _RequestState(current, config)
-        setattr(g, _G_KEY, state)
+    environ = (req if req is not None else request).environ
+    state: _RequestState | None = environ.get(_ENVIRON_KEY)
+    if state is None:
+        state = environ[_ENVIRON_KEY] = _RequestState((extension or _extension()).config)
     elif state.effects is None:
         state.effects = ResponseEffects((extension or _extension()).config)
     return state
@@ -241,20 +240,15 @@ def _apply(response: WerkzeugResponse, effects: ResponseEffects) -> None:
 
 
 def _apply_pending_effects(response: WerkzeugResponse) -> WerkzeugResponse:
-    state: _RequestState | None = g.get(_G_KEY)
-    if (
-        state is not None
-        and state.effects is not None
-        and state.effects.pending
-        and state.request is request._get_current_object()  # type: ignore[attr-defined]
-    ):
+    state: _RequestState | None = request.environ.get(_ENVIRON_KEY)
+    if state is not None and state.effects is not None and state.effects.pending:
         _apply(response, state.effects)
     return response
 
 
 def _drop_effects_on_crash(sender: Flask, exception: BaseException, **extra: Any) -> None:
     """An unhandled exception becomes a 500 page: it must not carry session cookies."""
-    state: _RequestState | None = g.get(_G_KEY)
+    state: _RequestState | None = request.environ.get(_ENVIRON_KEY)
     if state is not None:
         state.effects = None
 
@@ -306,16 +300,9 @@ def _refresh_view() -> WerkzeugResponse:
 
 
 def _cookie_header(req: WerkzeugRequest) -> str | None:
-    """The raw ``Cookie`` header, read from the WSGI environ (not Werkzeug's cookie parser).
-
-    WSGI servers (gunicorn, Werkzeug) join a repeated ``Cookie`` header with ``,``; session
-    cookie values never contain a comma (they are percent-encoded), so commas are read as
-    the ``;`` separators they stand for. A cookie sent in two ``Cookie`` headers is thus a
-    duplicate here exactly as it is under ASGI, where the headers arrive separately.
-    """
+    """The raw ``Cookie`` header, read from the WSGI environ (not Werkzeug's cookie parser;
+    a repeated header arrives comma-joined, which the transport layer splits)."""
     value: str | None = req.environ.get("HTTP_COOKIE")
-    if value and "," in value:
-        return value.replace(",", ";")
     return value
 
 
@@ -352,7 +339,7 @@ def get_session(
     to ``response`` when given, and in any case to the response the view returns.
     """
     extension = _extension()
-    state = _request_state(extension)
+    state = _request_state(extension, req)
     effects = _effects(state)
     session = extension.handler.verify(
         effects, _cookie_header(req), req.environ.get(_ANTI_CSRF_ENVIRON), req.method, anti_csrf_check
@@ -369,7 +356,7 @@ def refresh_session(req: WerkzeugRequest, response: WerkzeugResponse | None = No
     Raises ``UnauthorizedError`` or ``TokenTheftDetectedError``.
     """
     extension = _extension()
-    state = _request_state(extension)
+    state = _request_state(extension, req)
     effects = _effects(state)
     session = extension.handler.refresh(effects, _cookie_header(req))
     state.session = session
@@ -379,10 +366,8 @@ def refresh_session(req: WerkzeugRequest, response: WerkzeugResponse | None = No
 
 
 def _current_session() -> Session | None:
-    state: _RequestState | None = g.get(_G_KEY)
-    if state is None or state.request is not request._get_current_object():  # type: ignore[attr-defined]
-        return None
-    return state.session
+    state: _RequestState | None = request.environ.get(_ENVIRON_KEY)
+    return None if state is None else state.session
 
 
 current_session: Session = cast(Session, LocalProxy(_current_session))
@@ -407,13 +392,14 @@ def verify_session(
     """
 
     def verify() -> None:
-        if request.method in _SAFE_SKIP_METHODS:
+        req: WerkzeugRequest = request._get_current_object()  # type: ignore[attr-defined]
+        if req.method in _SAFE_SKIP_METHODS:
             return
         if not session_required and not isinstance(
-            parse_session_cookies(_cookie_header(request)).id_refresh_token, str
+            parse_session_cookies(_cookie_header(req)).id_refresh_token, str
         ):
             return
-        get_session(request, None, anti_csrf_check)
+        get_session(req, None, anti_csrf_check)
 
     def decorator(view: Callable[P, R]) -> Callable[P, R]:
         if inspect.iscoroutinefunction(view):

@@ -90,7 +90,9 @@ def parse_session_cookies(cookie_header: str | None) -> RequestTokens:
     """
     found: dict[str, str | _Duplicate] = {}
     if cookie_header:
-        for pair in cookie_header.split(";"):
+        # WSGI servers join repeated Cookie headers with ","; our values never contain one
+        # (they are percent-encoded), so "," separates pairs just like ";".
+        for pair in cookie_header.replace(",", ";").split(";"):
             name, sep, value = pair.partition("=")
             name = name.strip()
             if not sep or name not in _SESSION_COOKIES:

@@ -374,3 +374,13 @@ def test_store_unavailable_is_503_with_retry_after_and_recovers(
         blocker.execute("ROLLBACK")
     assert client.request("GET", "/protected").status == 200
     assert client.request("POST", "/session/refresh").status == 200
+
+
+def test_refresh_route_answers_its_own_preflight(make_client: ClientFactory) -> None:
+    client = make_client()
+    response = client.request("OPTIONS", "/session/refresh", cookie=None)
+    assert response.status in (200, 204)
+    allowed = {h.strip().lower() for h in (response.header("access-control-allow-headers") or "").split(",")}
+    assert {"anti-csrf", "fdi-version"} <= allowed
+    assert response.header("access-control-allow-credentials") == "true"
+    assert response.header_values("set-cookie") == []

@@ -1,0 +1,144 @@
+"""The framework-neutral wire layer: cookie parsing, Set-Cookie formatting, error mapping."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sessionward import (
+    Config,
+    GeneralError,
+    StorageUnavailableError,
+    TokenTheftDetectedError,
+    TryRefreshTokenError,
+    UnauthorizedError,
+)
+from sessionward.engine.types import SessionTokens, Token
+from sessionward.transport import (
+    DUPLICATE,
+    ResponseEffects,
+    error_response,
+    merge_header_list,
+    parse_session_cookies,
+    tokens_for_refresh,
+    tokens_for_verification,
+)
+
+CONFIG = Config(store="sqlite:///:memory:", cookie_secure=False)
+
+
+def tokens(access: str = "a.b.c", refresh: str = "r", id_refresh: str = "i") -> SessionTokens:
+    return SessionTokens("h", "u", {}, Token(access, 2_000_000_000_000), Token(refresh, 2_000_000_000_000),
+                         Token(id_refresh, 2_000_000_000_000), "csrf", "front")
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, (None, None, None)),
+        ("", (None, None, None)),
+        ("sAccessToken=a; sIdRefreshToken=i", ("a", None, "i")),
+        ("other=1;sAccessToken=a%2Bb;  sRefreshToken=\"r\"", ("a+b", "r", None)),
+        ("sAccessToken=a; sAccessToken=b", (DUPLICATE, None, None)),
+        ("sAccessToken=a, sAccessToken=b", (DUPLICATE, None, None)),
+        ("sIdRefreshToken=i,sAccessToken=a", ("a", None, "i")),
+        ("saccesstoken=a; __Host-sAccessToken=b", (None, None, None)),
+        ("sAccessToken", (None, None, None)),
+        ("sAccessToken=%ff%fe", ("%ff%fe", None, None)),
+        (";;;=;", (None, None, None)),
+    ],
+)
+def test_parse_session_cookies(header: str | None, expected: tuple[object, ...]) -> None:
+    assert tuple(parse_session_cookies(header)) == expected
+
+
+def test_missing_id_refresh_cookie_is_unauthorised_without_clearing() -> None:
+    with pytest.raises(UnauthorizedError) as info:
+        tokens_for_verification(parse_session_cookies("sAccessToken=a"), CONFIG, "GET", None)
+    assert info.value.clear_cookies is False
+
+
+def test_missing_access_cookie_is_try_refresh_naming_the_refresh_path() -> None:
+    with pytest.raises(TryRefreshTokenError, match="/session/refresh"):
+        tokens_for_verification(parse_session_cookies("sIdRefreshToken=i"), CONFIG, "GET", None)
+
+
+@pytest.mark.parametrize(("method", "check"), [("GET", False), ("HEAD", False), ("OPTIONS", False),
+                                                ("POST", True), ("delete", True)])
+def test_anti_csrf_default_by_method(method: str, check: bool) -> None:
+    cookies = parse_session_cookies("sAccessToken=a; sIdRefreshToken=i")
+    assert tokens_for_verification(cookies, CONFIG, method, None) == ("a", check)
+    assert tokens_for_verification(cookies, CONFIG, method, not check) == ("a", not check)
+
+
+def test_refresh_without_cookie_names_the_refresh_path_and_clears_nothing() -> None:
+    with pytest.raises(UnauthorizedError, match="refresh_api_path") as info:
+        tokens_for_refresh(parse_session_cookies("sAccessToken=a"), CONFIG)
+    assert info.value.clear_cookies is False
+
+
+def test_set_session_writes_exact_cookies_and_headers() -> None:
+    config = Config(store="sqlite:///:memory:", cookie_domain="example.test", cookie_same_site="strict")
+    effects = ResponseEffects(config)
+    effects.set_session(tokens(access="x/y+z"))
+    assert effects.cookies["sAccessToken"] == (
+        "sAccessToken=x/y+z; Path=/; Expires=Wed, 18 May 2033 03:33:20 GMT; Domain=example.test; "
+        "Secure; HttpOnly; SameSite=Strict"
+    )
+    assert effects.cookies["sRefreshToken"].startswith("sRefreshToken=r; Path=/session/refresh;")
+    assert effects.headers == {
+        "front-token": "front", "id-refresh-token": "i;2000000000000", "anti-csrf": "csrf"
+    }
+    headers = dict(effects.response_headers("X-Custom, front-token"))
+    assert headers["access-control-expose-headers"] == "X-Custom, front-token, id-refresh-token, anti-csrf"
+    assert headers["cache-control"] == "no-store"
+
+
+def test_cookie_values_are_percent_encoded() -> None:
+    effects = ResponseEffects(CONFIG)
+    effects.set_session(tokens(refresh="a;b,c d%"))
+    assert effects.cookies["sRefreshToken"].startswith("sRefreshToken=a%3Bb%2Cc%20d%25;")
+
+
+def test_clear_session_expires_each_cookie_on_its_path() -> None:
+    effects = ResponseEffects(CONFIG)
+    effects.set_session(tokens())
+    effects.clear_session()
+    assert effects.cookies["sRefreshToken"] == (
+        "sRefreshToken=; Path=/session/refresh; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax"
+    )
+    assert effects.headers == {"id-refresh-token": "remove"}
+
+
+def test_oversized_cookie_is_refused_with_a_clear_error() -> None:
+    effects = ResponseEffects(CONFIG)
+    with pytest.raises(GeneralError, match="4096"):
+        effects.set_session(tokens(access="a" * 5000))
+
+
+def test_merge_header_list_dedupes_case_insensitively() -> None:
+    assert merge_header_list("Content-Type, anti-csrf", ["ANTI-CSRF", "front-token"]) == (
+        "Content-Type, anti-csrf, front-token"
+    )
+    assert merge_header_list(None, []) == ""
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "message", "clear"),
+    [
+        (TryRefreshTokenError("x"), 401, "try refresh token", False),
+        (UnauthorizedError("x"), 401, "unauthorised", True),
+        (UnauthorizedError("x", clear_cookies=False), 401, "unauthorised", False),
+        (TokenTheftDetectedError("h", "u"), 401, "token theft detected", True),
+        (StorageUnavailableError("db down: /var/lib/secret"), 503, "session store unavailable", False),
+        (GeneralError("internal detail"), 500, "internal error", False),
+    ],
+)
+def test_error_mapping(error: Exception, status: int, message: str, clear: bool) -> None:
+    answer = error_response(error, Config(store="sqlite:///:memory:", session_expired_status_code=440)
+                            if status == 401 else CONFIG)  # type: ignore[arg-type]
+    assert answer.status == (440 if status == 401 else status)
+    assert json.loads(answer.body) == {"message": message}
+    assert answer.clear_cookies is clear
+    assert (dict(answer.headers).get("retry-after") is not None) == (status == 503)
