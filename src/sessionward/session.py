@@ -9,7 +9,8 @@ knows a framework; nothing here is global: effects live on the request.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .engine.aio import AsyncSessionWard
@@ -52,6 +53,15 @@ class _SessionBase:
     def _gone(self) -> None:
         self._effects.clear_session()
 
+    @contextmanager
+    def _clear_if_gone(self) -> Iterator[None]:
+        """Clear the session cookies when the store says the session no longer exists."""
+        try:
+            yield
+        except UnauthorizedError:
+            self._gone()
+            raise
+
     def _reissued(self, verified: VerifiedSession | None, payload: dict[str, Any]) -> None:
         self.jwt_payload = payload
         if verified is not None and verified.new_access_token is not None:
@@ -81,27 +91,18 @@ class Session(_SessionBase):
 
     def get_session_data(self) -> dict[str, Any]:
         """The private session data."""
-        try:
+        with self._clear_if_gone():
             return self._engine.get_session_data(self.handle)
-        except UnauthorizedError:
-            self._gone()
-            raise
 
     def update_session_data(self, data: dict[str, Any]) -> None:
         """Overwrite the private session data."""
-        try:
+        with self._clear_if_gone():
             self._engine.update_session_data(self.handle, data)
-        except UnauthorizedError:
-            self._gone()
-            raise
 
     def update_jwt_payload(self, payload: dict[str, Any]) -> None:
         """Overwrite the JWT payload and re-issue the current access token (same expiry)."""
-        try:
+        with self._clear_if_gone():
             self._engine.update_jwt_payload(self.handle, payload)
-        except UnauthorizedError:
-            self._gone()
-            raise
         self._reissued(self._engine.regenerate_access_token(self.access_token, payload), payload)
 
     def revoke_session(self) -> None:
@@ -127,27 +128,18 @@ class AsyncSession(_SessionBase):
 
     async def get_session_data(self) -> dict[str, Any]:
         """The private session data."""
-        try:
+        with self._clear_if_gone():
             return await self._engine.get_session_data(self.handle)
-        except UnauthorizedError:
-            self._gone()
-            raise
 
     async def update_session_data(self, data: dict[str, Any]) -> None:
         """Overwrite the private session data."""
-        try:
+        with self._clear_if_gone():
             await self._engine.update_session_data(self.handle, data)
-        except UnauthorizedError:
-            self._gone()
-            raise
 
     async def update_jwt_payload(self, payload: dict[str, Any]) -> None:
         """Overwrite the JWT payload and re-issue the current access token (same expiry)."""
-        try:
+        with self._clear_if_gone():
             await self._engine.update_jwt_payload(self.handle, payload)
-        except UnauthorizedError:
-            self._gone()
-            raise
         self._reissued(await self._engine.regenerate_access_token(self.access_token, payload), payload)
 
     async def revoke_session(self) -> None:
