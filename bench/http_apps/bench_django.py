@@ -24,6 +24,7 @@ django.setup()
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 from django.http import HttpRequest, JsonResponse  # noqa: E402
 from django.urls import path  # noqa: E402
+
 from sessionward.django import verify_session  # noqa: E402
 
 KEY = common.floor_key()
