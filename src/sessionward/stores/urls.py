@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import ModuleType
+
 from ..errors import ConfigError
 from .base import AsyncStore, Store
 from .sqlite import SQLiteStore
@@ -16,11 +18,26 @@ def _scheme(url: str) -> str:
     return url.split("://", 1)[0].lower()
 
 
+def _redis_stores() -> ModuleType:
+    """``stores.redis``, imported on demand: redis-py is an optional extra."""
+    try:
+        from . import redis as redis_stores
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != "redis":
+            raise
+        raise ConfigError(
+            "store: redis:// needs the redis package: pip install 'sessionward[redis]'"
+        ) from exc
+    return redis_stores
+
+
 def open_store(url: str) -> Store:
     """A synchronous store for ``url``."""
     scheme = _scheme(url)
     if scheme == "sqlite":
         return SQLiteStore(url)
+    if scheme in ("redis", "rediss"):
+        return _redis_stores().RedisStore(url)  # type: ignore[no-any-return]
     raise ConfigError(f"store: the {scheme!r} store is not available in this version")
 
 
@@ -29,4 +46,6 @@ def open_async_store(url: str) -> AsyncStore:
     scheme = _scheme(url)
     if scheme == "sqlite":
         return ThreadedAsyncStore(SQLiteStore(url))
+    if scheme in ("redis", "rediss"):
+        return _redis_stores().AsyncRedisStore(url)  # type: ignore[no-any-return]
     raise ConfigError(f"store: the {scheme!r} store is not available in this version")

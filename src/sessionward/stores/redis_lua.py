@@ -1,0 +1,243 @@
+"""The Lua scripts of the Redis store, shared by its sync and async clients.
+
+Every store operation is one script, so each is atomic on the server and the sync and
+async stores differ only in how they send it. ``ARGV[1]`` is always the key prefix; the
+scripts build their key names from it (so the store needs one Redis server or primary:
+Redis Cluster, which requires declared keys in one slot, is not supported). A script
+checks everything it needs before its first write, so a script that fails writes nothing.
+
+Data layout under the prefix ``P``:
+
+- ``P session:<handle>`` — hash with the ``session_info`` columns of SPEC §7; its TTL is
+  the time left until ``expires_at``, so an idle session disappears by itself;
+- ``P user:<user_id>`` — set of the user's handles (stale members pruned lazily);
+- ``P expiry`` — sorted set of ``<len(handle)>:<handle><user_id>`` scored by ``expires_at``:
+  lets ``delete_expired_sessions`` find expired sessions, and the user sets of sessions
+  whose hash has already expired, without scanning the keyspace;
+- ``P key:<name>`` — hash ``{value, created_at_time}`` of a signing key or the
+  refresh-token key; ``P keys`` — sorted set (all scores 0) of key names, read by range
+  for prefix listing;
+- ``P schema_version`` — the layout version ``migrate`` records.
+
+Only session hashes carry a TTL: under a ``volatile-*`` eviction policy Redis can evict
+sessions (which then simply end) but never the user sets, keys or indexes.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SCRIPTS"]
+
+_PRELUDE = r"""
+local P = ARGV[1]
+local IDX = P .. 'expiry'
+local function skey(h) return P .. 'session:' .. h end
+local function ukey(u) return P .. 'user:' .. u end
+local function member(h, u) return string.len(h) .. ':' .. h .. u end
+local function parse_member(m)
+  local colon = string.find(m, ':', 1, true)
+  local n = colon and tonumber(string.sub(m, 1, colon - 1))
+  if not n then return nil, nil end
+  return string.sub(m, colon + 1, colon + n), string.sub(m, colon + n + 1)
+end
+local function remove_session(h, u)
+  redis.call('DEL', skey(h))
+  redis.call('SREM', ukey(u), h)
+  redis.call('ZREM', IDX, member(h, u))
+end
+"""
+
+# ARGV: P, handle, user_id, ttl_ms, expires_at, created_at_time, hash2, field/value pairs...
+_INSERT = r"""
+local h, u = ARGV[2], ARGV[3]
+local k = skey(h)
+if redis.call('EXISTS', k) == 1 then
+  local cur = redis.call('HMGET', k, 'user_id', 'refresh_token_hash_2', 'created_at_time')
+  if cur[1] == u and cur[2] == ARGV[7] and cur[3] == ARGV[6] then
+    return 0  -- the same row: a retried insert whose first reply was lost
+  end
+  return redis.error_reply('sessionward: session handle already exists')
+end
+redis.call('HSET', k, unpack(ARGV, 8))
+redis.call('PEXPIRE', k, ARGV[4])
+redis.call('SADD', ukey(u), h)
+redis.call('ZADD', IDX, ARGV[5], member(h, u))
+return 1
+"""
+
+# ARGV: P, handle
+_GET = r"""
+return redis.call('HGETALL', skey(ARGV[2]))
+"""
+
+# ARGV: P, handle, expected hash2, new hash2, now, expires_at, ttl_ms
+_PROMOTE = r"""
+local h = ARGV[2]
+local k = skey(h)
+local cur = redis.call('HMGET', k, 'refresh_token_hash_2', 'user_id')
+if not cur[1] or not cur[2] or cur[1] ~= ARGV[3] then return 0 end
+redis.call('HSET', k, 'refresh_token_hash_2', ARGV[4], 'prev_refresh_token_hash_2', ARGV[3],
+  'rotated_at', ARGV[5], 'expires_at', ARGV[6])
+redis.call('PEXPIRE', k, ARGV[7])
+redis.call('SADD', ukey(cur[2]), h)
+redis.call('ZADD', IDX, ARGV[6], member(h, cur[2]))
+return 1
+"""
+
+# ARGV: P, handles... -> the handles that existed
+_DELETE = r"""
+local out = {}
+for i = 2, #ARGV do
+  local h = ARGV[i]
+  local u = redis.call('HGET', skey(h), 'user_id')
+  if u then
+    remove_session(h, u)
+    table.insert(out, h)
+  elseif redis.call('DEL', skey(h)) == 1 then
+    table.insert(out, h)
+  end
+end
+return out
+"""
+
+# ARGV: P, user_id -> flat list of handle, created_at_time
+_DELETE_FOR_USER = r"""
+local u = ARGV[2]
+local out = {}
+for _, h in ipairs(redis.call('SMEMBERS', ukey(u))) do
+  local f = redis.call('HMGET', skey(h), 'user_id', 'created_at_time')
+  if f[1] == u then
+    table.insert(out, h)
+    table.insert(out, f[2] or '0')
+  end
+  if not f[1] or f[1] == u then
+    remove_session(h, u)
+  end
+end
+redis.call('DEL', ukey(u))
+return out
+"""
+
+# ARGV: P, user_id, now -> flat list of handle, created_at_time (stale members pruned)
+_HANDLES_FOR_USER = r"""
+local u, now = ARGV[2], tonumber(ARGV[3])
+local out = {}
+for _, h in ipairs(redis.call('SMEMBERS', ukey(u))) do
+  local f = redis.call('HMGET', skey(h), 'user_id', 'expires_at', 'created_at_time')
+  if not f[1] then
+    redis.call('SREM', ukey(u), h)
+    redis.call('ZREM', IDX, member(h, u))
+  elseif f[1] == u and tonumber(f[2]) and tonumber(f[2]) >= now then
+    table.insert(out, h)
+    table.insert(out, f[3] or '0')
+  end
+end
+return out
+"""
+
+# ARGV: P, handle, field, value -> whether the session exists
+_UPDATE_FIELD = r"""
+local k = skey(ARGV[2])
+if redis.call('EXISTS', k) == 0 then return 0 end
+redis.call('HSET', k, ARGV[3], ARGV[4])
+return 1
+"""
+
+# ARGV: P, now, batch size -> {sessions deleted, index entries examined}
+_SWEEP = r"""
+local now = tonumber(ARGV[2])
+local batch = redis.call('ZRANGEBYSCORE', IDX, '-inf', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+local deleted = 0
+for _, m in ipairs(batch) do
+  local h, u = parse_member(m)
+  if not h then
+    redis.call('ZREM', IDX, m)
+  else
+    local exp = redis.call('HGET', skey(h), 'expires_at')
+    if exp and tonumber(exp) and tonumber(exp) >= now then
+      redis.call('ZADD', IDX, exp, m)  -- index out of date: the session is alive
+    else
+      if redis.call('EXISTS', skey(h)) == 1 then deleted = deleted + 1 end
+      remove_session(h, u)
+    end
+  end
+end
+return {deleted, #batch}
+"""
+
+# ARGV: P, name prefix -> flat list of name, value, created_at_time
+_LOAD_KEYS = r"""
+local index = P .. 'keys'
+local names
+if ARGV[2] == '' then
+  names = redis.call('ZRANGEBYLEX', index, '-', '+')
+else
+  names = redis.call('ZRANGEBYLEX', index, '[' .. ARGV[2], '(' .. ARGV[2] .. '\255')
+end
+local out = {}
+for _, n in ipairs(names) do
+  local v = redis.call('HMGET', P .. 'key:' .. n, 'value', 'created_at_time')
+  if v[1] then
+    table.insert(out, n)
+    table.insert(out, v[1])
+    table.insert(out, v[2] or '0')
+  else
+    redis.call('ZREM', index, n)
+  end
+end
+return out
+"""
+
+# ARGV: P, name, value, created_at_time -> {value, created_at_time} now stored
+_INSERT_KEY = r"""
+local k = P .. 'key:' .. ARGV[2]
+if redis.call('EXISTS', k) == 0 then
+  redis.call('HSET', k, 'value', ARGV[3], 'created_at_time', ARGV[4])
+end
+redis.call('ZADD', P .. 'keys', 0, ARGV[2])
+local v = redis.call('HMGET', k, 'value', 'created_at_time')
+return {v[1], v[2] or '0'}
+"""
+
+# ARGV: P, names...
+_DELETE_KEYS = r"""
+for i = 2, #ARGV do
+  redis.call('DEL', P .. 'key:' .. ARGV[i])
+  redis.call('ZREM', P .. 'keys', ARGV[i])
+end
+return #ARGV - 1
+"""
+
+# ARGV: P, version -> the version now recorded
+_MIGRATE = r"""
+local k = P .. 'schema_version'
+local cur = tonumber(redis.call('GET', k) or '0') or 0
+if cur < tonumber(ARGV[2]) then
+  redis.call('SET', k, ARGV[2])
+  return tonumber(ARGV[2])
+end
+return cur
+"""
+
+# ARGV: P -> the recorded version or nil
+_SCHEMA_VERSION = r"""
+return redis.call('GET', P .. 'schema_version')
+"""
+
+SCRIPTS: dict[str, str] = {
+    name: _PRELUDE + body
+    for name, body in {
+        "insert": _INSERT,
+        "get": _GET,
+        "promote": _PROMOTE,
+        "delete": _DELETE,
+        "delete_for_user": _DELETE_FOR_USER,
+        "handles_for_user": _HANDLES_FOR_USER,
+        "update_field": _UPDATE_FIELD,
+        "sweep": _SWEEP,
+        "load_keys": _LOAD_KEYS,
+        "insert_key": _INSERT_KEY,
+        "delete_keys": _DELETE_KEYS,
+        "migrate": _MIGRATE,
+        "schema_version": _SCHEMA_VERSION,
+    }.items()
+}
