@@ -15,7 +15,7 @@ from ..stores.base import AsyncStore
 from ..stores.urls import open_async_store
 from ..tokens.access import UnknownKeyId
 from .core import Flow, SessionCore
-from .types import SessionInformation, SessionTokens, VerifiedSession
+from .types import KeyInfo, SessionInformation, SessionTokens, VerifiedSession
 
 __all__ = ["AsyncSessionWard"]
 
@@ -181,6 +181,10 @@ class AsyncSessionWard:
     async def rotate_signing_key(self) -> str:
         """Create a new signing key that signs at once here; return its ``kid``."""
         return await self._drive(self._core.rotate_signing_key())
+
+    async def signing_keys(self) -> list[KeyInfo]:
+        """The verification keys in force (kid, algorithm, not_before, whether it signs)."""
+        return await self._drive(self._core.signing_keys())
 
     async def jwks(self) -> dict[str, Any]:
         """The public verification keys (RFC 7517); ``{"keys": []}`` under HS256."""

@@ -55,7 +55,7 @@ from ..tokens.refresh import (
     new_id_refresh_token,
 )
 from .keyring import KeySchedule, KeyState
-from .types import SessionInformation, SessionTokens, Token, VerifiedSession
+from .types import KeyInfo, SessionInformation, SessionTokens, Token, VerifiedSession
 
 __all__ = ["Flow", "RefreshCase", "SessionCore", "StoreCall", "decide_refresh"]
 
@@ -316,6 +316,14 @@ class SessionCore:
         state = yield from self.sync_keys(self.clock())
         keys = [jwk for key in state.verification_keys if (jwk := key.public_jwk()) is not None]
         return {"keys": keys}
+
+    def signing_keys(self) -> Flow[list[KeyInfo]]:
+        """The verification keys in force, oldest first, after a fresh key sync."""
+        state = yield from self.sync_keys(self.clock())
+        return [
+            KeyInfo(key.kid, key.alg, key.not_before, key is state.signing_key)
+            for key in state.verification_keys
+        ]
 
     def _signing_key(self, now: float) -> Flow[SigningKey]:
         state = self._keys

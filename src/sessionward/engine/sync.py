@@ -14,7 +14,7 @@ from ..stores.base import Store
 from ..stores.urls import open_store
 from ..tokens.access import UnknownKeyId
 from .core import Flow, SessionCore
-from .types import SessionInformation, SessionTokens, VerifiedSession
+from .types import KeyInfo, SessionInformation, SessionTokens, VerifiedSession
 
 __all__ = ["SessionWard"]
 
@@ -179,6 +179,10 @@ class SessionWard:
     def rotate_signing_key(self) -> str:
         """Create a new signing key that signs at once here; return its ``kid``."""
         return self._drive(self._core.rotate_signing_key())
+
+    def signing_keys(self) -> list[KeyInfo]:
+        """The verification keys in force (kid, algorithm, not_before, whether it signs)."""
+        return self._drive(self._core.signing_keys())
 
     def jwks(self) -> dict[str, Any]:
         """The public verification keys (RFC 7517); ``{"keys": []}`` under HS256."""

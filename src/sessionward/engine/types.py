@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-__all__ = ["SessionInformation", "SessionTokens", "Token", "VerifiedSession"]
+__all__ = ["KeyInfo", "SessionInformation", "SessionTokens", "Token", "VerifiedSession"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +57,16 @@ class SessionInformation:
     jwt_payload: dict[str, Any]
     created_at: int
     expires_at: int
+
+
+class KeyInfo(NamedTuple):
+    """A verification key as listed by ``signing_keys()`` (never the private material).
+
+    ``not_before`` is in seconds since the epoch; ``signing`` tells whether this key signs
+    new tokens in this engine now.
+    """
+
+    kid: str
+    algorithm: str
+    not_before: int
+    signing: bool

@@ -1,0 +1,180 @@
+"""The ``sessionward`` command line: migrations, housekeeping, sessions and keys.
+
+    sessionward migrate --store URL
+    sessionward sweep --store URL
+    sessionward sessions list --user U [--json]
+    sessionward sessions revoke HANDLE [HANDLE ...] | --user U
+    sessionward keys list [--json]
+    sessionward keys rotate
+    sessionward jwks
+
+Every command takes ``--store URL``; without it the store (and every other option) comes
+from the ``SESSIONWARD_*`` environment (:meth:`sessionward.Config.from_env`). Errors are one
+line on stderr: exit 2 for invalid configuration, 3 when the store is unreachable, 1 for
+any other failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .config import Config
+from .engine.sync import SessionWard
+from .errors import ConfigError, SessionWardError, StorageUnavailableError
+from .stores.urls import open_store
+
+__all__ = ["main"]
+
+
+def _when(ms_or_s: int, *, seconds: bool = False) -> str:
+    value = ms_or_s if seconds else ms_or_s / 1000
+    return datetime.datetime.fromtimestamp(value, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    config = Config.from_env()
+    if args.store:
+        config = dataclasses.replace(config, store=args.store)
+    return config
+
+
+def _migrate(args: argparse.Namespace, out: Callable[[str], None]) -> None:
+    store = open_store(_config(args).store)
+    try:
+        out(f"schema version {store.migrate()}")
+    finally:
+        store.close()
+
+
+def _sweep(engine: SessionWard, args: argparse.Namespace, out: Callable[[str], None]) -> None:
+    removed = engine.delete_expired_sessions()
+    engine.signing_keys()  # a key sync also deletes keys that no longer verify anything
+    out(f"deleted {removed} expired session(s)")
+
+
+def _sessions_list(engine: SessionWard, args: argparse.Namespace, out: Callable[[str], None]) -> None:
+    rows: list[dict[str, Any]] = []
+    for handle in engine.get_all_session_handles_for_user(args.user):
+        try:
+            info = engine.get_session_information(handle)
+        except SessionWardError:
+            continue  # ended between the two calls
+        rows.append({"handle": info.handle, "user_id": info.user_id, "created_at": info.created_at,
+                     "expires_at": info.expires_at})
+    if args.json:
+        out(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        out(f"no live sessions for user {args.user!r}")
+    for row in rows:
+        out(f"{row['handle']}  created {_when(row['created_at'])}  expires {_when(row['expires_at'])}")
+
+
+def _sessions_revoke(engine: SessionWard, args: argparse.Namespace, out: Callable[[str], None]) -> None:
+    if args.user is not None and args.handles:
+        raise ConfigError("sessions revoke: give handles or --user, not both")
+    if args.user is not None:
+        removed = engine.revoke_all_sessions_for_user(args.user)
+    elif args.handles:
+        removed = engine.revoke_multiple_sessions(list(args.handles))
+    else:
+        raise ConfigError("sessions revoke: give one or more handles, or --user USER")
+    out(f"revoked {len(removed)} session(s)")
+    for handle in removed:
+        out(handle)
+
+
+def _keys_list(engine: SessionWard, args: argparse.Namespace, out: Callable[[str], None]) -> None:
+    keys = engine.signing_keys()
+    if args.json:
+        out(json.dumps([key._asdict() for key in keys], indent=2))
+        return
+    for key in keys:
+        role = "signs and verifies" if key.signing else "verifies"
+        out(f"{key.kid}  {key.algorithm}  from {_when(key.not_before, seconds=True)}  {role}")
+
+
+def _keys_rotate(engine: SessionWard, args: argparse.Namespace, out: Callable[[str], None]) -> None:
+    out(f"new signing key {engine.rotate_signing_key()}")
+
+
+def _jwks(engine: SessionWard, args: argparse.Namespace, out: Callable[[str], None]) -> None:
+    out(json.dumps(engine.jwks(), indent=2))
+
+
+def _parser() -> argparse.ArgumentParser:
+    store_option = argparse.ArgumentParser(add_help=False)
+    store_option.add_argument(
+        "--store", metavar="URL",
+        help="store URL (sqlite:///path.db, postgresql://..., redis://...); default: SESSIONWARD_STORE",
+    )
+    parser = argparse.ArgumentParser(prog="sessionward", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("migrate", parents=[store_option], help="apply schema migrations").set_defaults(
+        raw=_migrate
+    )
+    commands.add_parser("sweep", parents=[store_option], help="delete expired sessions").set_defaults(
+        run=_sweep
+    )
+    sessions = commands.add_parser("sessions", help="list or revoke sessions").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    listing = sessions.add_parser("list", parents=[store_option], help="a user's live sessions")
+    listing.add_argument("--user", required=True, help="the user id")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(run=_sessions_list)
+    revoke = sessions.add_parser("revoke", parents=[store_option], help="end sessions")
+    revoke.add_argument("handles", nargs="*", metavar="HANDLE", help="session handles to revoke")
+    revoke.add_argument("--user", help="revoke every session of this user")
+    revoke.set_defaults(run=_sessions_revoke)
+    keys = commands.add_parser("keys", help="list or rotate signing keys").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    key_list = keys.add_parser(
+        "list", parents=[store_option], help="keys that verify (and the one that signs)"
+    )
+    key_list.add_argument("--json", action="store_true", help="print JSON")
+    key_list.set_defaults(run=_keys_list)
+    keys.add_parser("rotate", parents=[store_option], help="create a key that signs from now").set_defaults(
+        run=_keys_rotate
+    )
+    commands.add_parser("jwks", parents=[store_option], help="print the public keys (RFC 7517)").set_defaults(
+        run=_jwks
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = _parser().parse_args(argv)
+
+    def out(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        raw: Any = getattr(args, "raw", None)
+        if raw is not None:
+            raw(args, out)
+        else:
+            with SessionWard(_config(args)) as engine:
+                args.run(engine, args, out)
+    except ConfigError as exc:
+        print(f"sessionward: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except StorageUnavailableError as exc:
+        print(f"sessionward: store unavailable: {exc}", file=sys.stderr)
+        return 3
+    except SessionWardError as exc:
+        print(f"sessionward: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,123 @@
+"""The ``sessionward`` command line, in-process and as an installed script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sessionward import Config, SessionWard
+from sessionward.cli import main
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("SESSIONWARD_ACCESS_TOKEN_ALGORITHM", "HS256")
+    return f"sqlite:///{tmp_path}/cli.db"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_migrate_prints_the_schema_version(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "migrate", "--store", store) == (0, "schema version 1\n", "")
+    assert run(capsys, "migrate", "--store", store)[1] == "schema version 1\n"
+
+
+def test_sessions_list_and_revoke(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with SessionWard(Config(store=store, access_token_algorithm="HS256")) as engine:
+        handles = [engine.create_new_session("alice").handle for _ in range(2)]
+        other = engine.create_new_session("bob").handle
+    code, out, _ = run(capsys, "sessions", "list", "--user", "alice", "--store", store, "--json")
+    assert code == 0
+    assert sorted(row["handle"] for row in json.loads(out)) == sorted(handles)
+    code, out, _ = run(capsys, "sessions", "list", "--user", "alice", "--store", store)
+    assert all(handle in out for handle in handles) and "expires" in out
+    code, out, _ = run(capsys, "sessions", "revoke", handles[0], "--store", store)
+    assert (code, out.splitlines()) == (0, ["revoked 1 session(s)", handles[0]])
+    code, out, _ = run(capsys, "sessions", "revoke", "--user", "alice", "--store", store)
+    assert out.splitlines() == ["revoked 1 session(s)", handles[1]]
+    assert "no live sessions" in run(capsys, "sessions", "list", "--user", "alice", "--store", store)[1]
+    assert other in run(capsys, "sessions", "list", "--user", "bob", "--store", store)[1]
+
+
+def test_sessions_revoke_needs_a_target(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "sessions", "revoke", "--store", store)
+    assert code == 2
+    assert "handles" in err and "Traceback" not in err
+
+
+def test_keys_list_rotate_and_jwks(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    store = f"sqlite:///{tmp_path}/keys.db"
+    monkeypatch.setenv("SESSIONWARD_ACCESS_TOKEN_ALGORITHM", "ES256")
+    code, out, _ = run(capsys, "keys", "list", "--store", store, "--json")
+    keys = json.loads(out)
+    assert code == 0 and len(keys) == 2  # this interval's key and the next one, published early
+    assert sum(key["signing"] for key in keys) == 1
+    code, out, _ = run(capsys, "keys", "rotate", "--store", store)
+    new_kid = out.split()[-1]
+    code, out, _ = run(capsys, "keys", "list", "--store", store, "--json")
+    listed = json.loads(out)
+    assert any(key["kid"] == new_kid for key in listed)
+    code, out, _ = run(capsys, "jwks", "--store", store)
+    jwks = json.loads(out)
+    assert new_kid in {key["kid"] for key in jwks["keys"]}
+    assert all("d" not in key for key in jwks["keys"])  # never private material
+    code, out, _ = run(capsys, "keys", "list", "--store", store)
+    assert "signs and verifies" in out and "-----BEGIN" not in out
+
+
+def test_sweep_counts_expired_sessions(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with SessionWard(Config(store=store, access_token_algorithm="HS256"),
+                     clock=lambda: 1_000_000_000.0) as engine:
+        engine.create_new_session("old")
+    assert run(capsys, "sweep", "--store", store)[1] == "deleted 1 expired session(s)\n"
+    assert run(capsys, "sweep", "--store", store)[1] == "deleted 0 expired session(s)\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "needle"),
+    [
+        (["jwks", "--store", "mysql://x"], 2, "store"),
+        (["jwks", "--store", "sqlite:///x.db?bogus=1"], 2, "bogus"),
+        (["jwks", "--store", "sqlite:////nonexistent-dir/x/y.db"], 3, "unavailable"),
+    ],
+)
+def test_errors_are_one_line_with_exit_codes(
+    argv: list[str], code: int, needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result, _out, err = run(capsys, *argv)
+    assert result == code
+    assert needle in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_bad_environment_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SESSIONWARD_ACCESS_TOKEN_VALIDITY", "soon")
+    code, _, err = run(capsys, "jwks", "--store", "sqlite:///:memory:")
+    assert code == 2 and "access_token_validity" in err
+
+
+def test_python_dash_m_and_help() -> None:
+    result = subprocess.run([sys.executable, "-m", "sessionward", "--help"], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0
+    for command in ("migrate", "sweep", "sessions", "keys", "jwks"):
+        assert command in result.stdout
+
+
+def test_installed_script(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("sessionward")
+    if not script.exists():
+        pytest.fail(f"the sessionward console script is not installed next to {sys.executable}")
+    result = subprocess.run([str(script), "migrate", "--store", f"sqlite:///{tmp_path}/s.db"],
+                            capture_output=True, text=True, check=False)
+    assert (result.returncode, result.stdout) == (0, "schema version 1\n")
