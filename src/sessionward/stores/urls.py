@@ -1,7 +1,8 @@
-"""Open a store from its URL (``sqlite:///…``; PostgreSQL and Redis arrive later)."""
+"""Open a store from its URL: ``sqlite:///…``, ``postgresql://…`` or ``redis://…``."""
 
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
 
 from ..errors import ConfigError
@@ -11,6 +12,9 @@ from .threaded import ThreadedAsyncStore
 
 __all__ = ["open_async_store", "open_store"]
 
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+REDIS_SCHEMES = ("redis", "rediss")
+
 
 def _scheme(url: str) -> str:
     if not isinstance(url, str) or "://" not in url:
@@ -18,17 +22,17 @@ def _scheme(url: str) -> str:
     return url.split("://", 1)[0].lower()
 
 
-def _redis_stores() -> ModuleType:
-    """``stores.redis``, imported on demand: redis-py is an optional extra."""
+def _optional_store_module(module: str, driver: str, extra: str) -> ModuleType:
+    """``sessionward.stores.<module>``, imported on demand: its driver is an optional extra."""
     try:
-        from . import redis as redis_stores
+        return importlib.import_module(f"{__package__}.{module}")
     except ModuleNotFoundError as exc:
-        if exc.name is None or exc.name.split(".")[0] != "redis":
+        if exc.name is None or exc.name.split(".")[0] not in driver.split():
             raise
         raise ConfigError(
-            "store: redis:// needs the redis package: pip install 'sessionward[redis]'"
+            f"store: {module} URLs need the {exc.name.split('.')[0]} package: "
+            f"pip install 'sessionward[{extra}]'"
         ) from exc
-    return redis_stores
 
 
 def open_store(url: str) -> Store:
@@ -36,9 +40,12 @@ def open_store(url: str) -> Store:
     scheme = _scheme(url)
     if scheme == "sqlite":
         return SQLiteStore(url)
-    if scheme in ("redis", "rediss"):
-        return _redis_stores().RedisStore(url)  # type: ignore[no-any-return]
-    raise ConfigError(f"store: the {scheme!r} store is not available in this version")
+    if scheme in POSTGRES_SCHEMES:
+        module = _optional_store_module("postgres", "psycopg psycopg_pool", "postgres")
+        return module.PostgresStore(url)  # type: ignore[no-any-return]
+    if scheme in REDIS_SCHEMES:
+        return _optional_store_module("redis", "redis", "redis").RedisStore(url)  # type: ignore[no-any-return]
+    raise ConfigError(f"store: unknown URL scheme {scheme!r}; use sqlite://, postgresql:// or redis://")
 
 
 def open_async_store(url: str) -> AsyncStore:
@@ -46,6 +53,9 @@ def open_async_store(url: str) -> AsyncStore:
     scheme = _scheme(url)
     if scheme == "sqlite":
         return ThreadedAsyncStore(SQLiteStore(url))
-    if scheme in ("redis", "rediss"):
-        return _redis_stores().AsyncRedisStore(url)  # type: ignore[no-any-return]
-    raise ConfigError(f"store: the {scheme!r} store is not available in this version")
+    if scheme in POSTGRES_SCHEMES:
+        module = _optional_store_module("postgres", "psycopg psycopg_pool", "postgres")
+        return module.AsyncPostgresStore(url)  # type: ignore[no-any-return]
+    if scheme in REDIS_SCHEMES:
+        return _optional_store_module("redis", "redis", "redis").AsyncRedisStore(url)  # type: ignore[no-any-return]
+    raise ConfigError(f"store: unknown URL scheme {scheme!r}; use sqlite://, postgresql:// or redis://")
