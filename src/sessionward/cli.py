@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import datetime
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -172,6 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
     except SessionWardError as exc:
         print(f"sessionward: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader went away (``sessionward jwks | head``): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     return 0
 

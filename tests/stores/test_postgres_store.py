@@ -159,7 +159,13 @@ def test_tables_live_in_the_schema_the_url_selects(url: str) -> None:
             "SELECT table_name FROM information_schema.tables WHERE table_schema = %s ORDER BY table_name",
             (schema,),
         ).fetchall()
+        json_columns = connection.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
+            "AND table_name = 'session_info' AND data_type = 'json' ORDER BY column_name",
+            (schema,),
+        ).fetchall()
     assert [name for (name,) in tables] == ["key_value", "schema_version", "session_info"]
+    assert [name for (name,) in json_columns] == ["jwt_user_payload", "session_data"]  # SPEC §7
 
 
 def test_json_is_stored_exactly_as_written(store: PostgresStore) -> None:

@@ -7,9 +7,9 @@ so the SQL text and row decoding exist once and the two classes only do the I/O.
 
 Atomicity: every check-and-set is one statement (``UPDATE … WHERE refresh_token_hash_2 =
 %s``, ``DELETE … RETURNING``, ``INSERT … ON CONFLICT DO NOTHING``); migrations run in one
-transaction under ``pg_advisory_xact_lock`` so concurrent migrators queue up. JSON columns
-are ``TEXT`` holding the same compact JSON as SQLite: ``JSONB`` would reject ``\\u0000``
-and rewrite numbers (``1e300``) and key order, so data would not round-trip exactly.
+transaction under ``pg_advisory_xact_lock`` so concurrent migrators queue up. The JSON
+columns are ``JSON``, which keeps the exact text written (``JSONB`` would reject
+``\\u0000`` and rewrite numbers such as ``1e300`` and key order), and are read back as text.
 
 Failures: any connection-level error (``OperationalError`` including the pool's
 ``PoolTimeout``, ``InterfaceError``, a read-only server) raises
@@ -197,6 +197,10 @@ _ROW_COLUMNS = (
     "session_handle, user_id, refresh_token_hash_2, prev_refresh_token_hash_2, rotated_at, "
     "session_data, jwt_user_payload, created_at_time, expires_at"
 )
+# The JSON columns are read back as text: the exact document that was written.
+_SELECT_COLUMNS = _ROW_COLUMNS.replace(
+    "session_data, jwt_user_payload", "session_data::text, jwt_user_payload::text"
+)
 _KEY_COLUMNS = "name, value, created_at_time"
 
 
@@ -253,7 +257,7 @@ def _op_insert_session(row: SessionRow) -> Operation[None]:
 
 def _op_get_session(handle: str) -> Operation[SessionRow | None]:
     found = yield _Query(
-        f"SELECT {_ROW_COLUMNS} FROM session_info WHERE session_handle = %s", (handle,), "one"
+        f"SELECT {_SELECT_COLUMNS} FROM session_info WHERE session_handle = %s", (handle,), "one"
     )
     return None if found is None else _decode_row(found)
 

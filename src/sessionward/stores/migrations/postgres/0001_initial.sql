@@ -4,8 +4,8 @@ CREATE TABLE session_info (
     refresh_token_hash_2 TEXT NOT NULL,
     prev_refresh_token_hash_2 TEXT,
     rotated_at BIGINT,
-    session_data TEXT NOT NULL,
-    jwt_user_payload TEXT NOT NULL,
+    session_data JSON NOT NULL,
+    jwt_user_payload JSON NOT NULL,
     created_at_time BIGINT NOT NULL,
     expires_at BIGINT NOT NULL
 );
