@@ -74,7 +74,7 @@ def test_url_parsing_separates_pool_options_from_libpq_parameters() -> None:
         "&pool_timeout=2.5&pool_check=false&options=-csearch_path%3Dauth"
     )
     assert (settings.pool_min, settings.pool_max, settings.pool_timeout) == (2, 20, 2.5)
-    assert settings.pool_check is False
+    assert settings.pool_check == "never"
     assert "pool_" not in settings.conninfo
     assert "sslmode=require" in settings.conninfo
     assert settings.connect_kwargs == {"autocommit": True, "connect_timeout": 5}
@@ -87,7 +87,7 @@ def test_url_defaults_and_the_short_scheme() -> None:
         1,
         10,
         5.0,
-        True,
+        "idle",
     )
     assert "connect_timeout" not in settings.connect_kwargs  # the URL's own value is kept
     assert settings.description == "h:5432/db"
@@ -249,6 +249,32 @@ def test_an_exhausted_pool_fails_after_pool_timeout_instead_of_hanging(url: str)
     assert not blocked.is_alive()
     row = store.get_session("h1")  # the pool serves again once the connection is back
     assert row is not None and row.refresh_token_hash_2 == "hash-b"
+    store.close()
+
+
+def _terminate_backends(url: str, application_name: str) -> int:
+    with psycopg.connect(url, autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (application_name,),
+        ).fetchall()
+    return len(rows)
+
+
+@pytest.mark.parametrize(("check", "survives"), [("idle", True), ("always", True), ("never", False)])
+def test_a_connection_killed_while_idle_is_replaced_when_checked(url: str, check: str, survives: bool) -> None:
+    name = f"sw_idle_{check}"
+    store = PostgresStore(url + f"&pool_min=1&pool_max=1&pool_check={check}&application_name={name}")
+    store.migrate()
+    store.insert_session(make_row())
+    assert _terminate_backends(url, name) == 1  # as a server restart would
+    time.sleep(1.2)  # longer than the idle threshold
+    if survives:
+        assert store.get_session("h1") is not None  # the check found the dead connection
+    else:
+        with pytest.raises(StorageUnavailableError):
+            store.get_session("h1")
+        assert store.get_session("h1") is not None  # the broken connection was replaced
     store.close()
 
 

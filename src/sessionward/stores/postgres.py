@@ -27,8 +27,10 @@ is accepted too). libpq parameters (``sslmode``, ``options=-csearch_path%3Dmysch
 * ``pool_min`` (default 1), ``pool_max`` (default 10): pool size per process (and loop);
 * ``pool_timeout`` (default 5): seconds a request waits for a connection before failing
   with ``StorageUnavailableError`` (answered as a 503) instead of hanging;
-* ``pool_check`` (default ``true``): test each connection before use, so a restarted
-  server costs no failed request; ``false`` saves one round trip per operation.
+* ``pool_check`` (default ``idle``): test a connection before use if it sat idle in the
+  pool for over a second (``always``: before every use; ``never``). A test costs one round
+  trip; checking idle connections only means a server restarted during a quiet spell costs
+  no failed request, while a busy process pays nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ import asyncio
 import json
 import os
 import threading
+import time
+import weakref
 from collections.abc import Generator, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -61,6 +65,10 @@ SCHEMES = ("postgresql", "postgres")
 _OWN_PARAMS = ("pool_min", "pool_max", "pool_timeout", "pool_check")
 _DEFAULT_CONNECT_TIMEOUT = 5
 _RECONNECT_DELAY = 1.0
+_IDLE_BEFORE_CHECK = 1.0
+_CHECK_MODES: dict[str, Literal["idle", "always", "never"]] = {
+    "idle": "idle", "always": "always", "never": "never", "true": "always", "false": "never",
+}
 # Pools of a forked parent or of a closed event loop: kept referenced so that garbage
 # collection never runs their finalisers (which would warn or touch foreign sockets).
 _ABANDONED: list[object] = []
@@ -77,7 +85,7 @@ class PostgresSettings:
     pool_min: int = 1
     pool_max: int = 10
     pool_timeout: float = 5.0
-    pool_check: bool = True
+    pool_check: Literal["idle", "always", "never"] = "idle"
     connect_kwargs: dict[str, Any] = field(default_factory=dict)
     description: str = ""
 
@@ -114,9 +122,11 @@ def parse_postgres_url(url: str) -> PostgresSettings:
     pool_max = int(_number("pool_max", own.get("pool_max", "10"), 1, 1000, True))
     if pool_max < pool_min:
         raise ConfigError("store: postgres URL parameter pool_max must be at least pool_min")
-    check = own.get("pool_check", "true").lower()
-    if check not in ("true", "false", "1", "0"):
-        raise ConfigError(f"store: postgres URL parameter pool_check must be true or false; got {check!r}")
+    check = own.get("pool_check", "idle").lower()
+    if check not in _CHECK_MODES:
+        raise ConfigError(
+            f"store: postgres URL parameter pool_check must be idle, always or never; got {check!r}"
+        )
     kwargs: dict[str, Any] = {"autocommit": True}
     if "connect_timeout" not in options:
         kwargs["connect_timeout"] = _DEFAULT_CONNECT_TIMEOUT
@@ -127,7 +137,7 @@ def parse_postgres_url(url: str) -> PostgresSettings:
         pool_min=pool_min,
         pool_max=pool_max,
         pool_timeout=_number("pool_timeout", own.get("pool_timeout", "5"), 0.1, 600, False),
-        pool_check=check in ("true", "1"),
+        pool_check=_CHECK_MODES[check],
         connect_kwargs=kwargs,
         description=description,
     )
@@ -166,8 +176,34 @@ class _AsyncPool(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
         await super()._add_connection(attempt or _SteadyAttempt(timeout=self.reconnect_timeout), growing)
 
 
-def _pool_options(settings: PostgresSettings) -> dict[str, Any]:
-    return {
+# When each pooled connection was last handed back (weak keys: closed connections vanish).
+_LAST_USED: weakref.WeakKeyDictionary[object, float] = weakref.WeakKeyDictionary()
+
+
+def _was_idle(connection: object) -> bool:
+    return time.monotonic() - _LAST_USED.get(connection, 0.0) > _IDLE_BEFORE_CHECK
+
+
+def _check_if_idle(connection: psycopg.Connection[Any]) -> None:
+    if _was_idle(connection):
+        ConnectionPool.check_connection(connection)
+
+
+async def _check_if_idle_async(connection: psycopg.AsyncConnection[Any]) -> None:
+    if _was_idle(connection):
+        await AsyncConnectionPool.check_connection(connection)
+
+
+def _mark_used(connection: psycopg.Connection[Any]) -> None:
+    _LAST_USED[connection] = time.monotonic()
+
+
+async def _mark_used_async(connection: psycopg.AsyncConnection[Any]) -> None:
+    _LAST_USED[connection] = time.monotonic()
+
+
+def _pool_options(settings: PostgresSettings, asynchronous: bool) -> dict[str, Any]:
+    options: dict[str, Any] = {
         "kwargs": settings.connect_kwargs,
         "min_size": settings.pool_min,
         "max_size": settings.pool_max,
@@ -175,6 +211,13 @@ def _pool_options(settings: PostgresSettings) -> dict[str, Any]:
         "name": "sessionward",
         "open": False,
     }
+    if settings.pool_check == "always":
+        pool_class = AsyncConnectionPool if asynchronous else ConnectionPool
+        options["check"] = pool_class.check_connection
+    elif settings.pool_check == "idle":
+        options["check"] = _check_if_idle_async if asynchronous else _check_if_idle
+        options["reset"] = _mark_used_async if asynchronous else _mark_used
+    return options
 
 
 # -- operations (shared by both drivers) -------------------------------------------------
@@ -412,8 +455,7 @@ class PostgresStore:
                 if self._closed:
                     raise GeneralError("the PostgreSQL store is closed")
                 if self._pool is None:
-                    opened = _Pool(self.settings.conninfo, **_pool_options(self.settings),
-                                   check=_Pool.check_connection if self.settings.pool_check else None)
+                    opened = _Pool(self.settings.conninfo, **_pool_options(self.settings, asynchronous=False))
                     opened.open(wait=False)
                     self._pool = opened
                 pool = self._pool
@@ -556,8 +598,7 @@ class AsyncPostgresStore:
                 _discard_async_pool(self._pools.pop(other))
                 self._closers.pop(other, None)
             pool = self._pools[loop] = _AsyncPool(
-                self.settings.conninfo, **_pool_options(self.settings),
-                check=_AsyncPool.check_connection if self.settings.pool_check else None,
+                self.settings.conninfo, **_pool_options(self.settings, asynchronous=True)
             )
             self._closers[loop] = loop.create_task(_close_when_cancelled(pool), name="sessionward-closer")
         if pool.closed:
