@@ -1,22 +1,36 @@
 """Reproduce every number of docs/benchmarks.md: ``.venv/bin/python bench/run_all.py``.
 
-Runs ``bench/verify.py`` and then ``bench/engine.py`` with the same interpreter (one after
-the other, never in parallel: the machine has 2 cores) and prints both reports. Extra
-arguments (e.g. ``--rounds 15``) are passed to both scripts.
+Runs, one after the other with the same interpreter (never in parallel: the machine has 2
+cores), ``verify.py``, ``engine.py``, ``stores.py`` (needs PostgreSQL and Redis) and
+``http_servers.py`` (needs ``wrk``), and prints their reports. ``--only verify,engine``
+selects scripts; ``--rounds N`` is passed to each.
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+SCRIPTS = ("verify", "engine", "stores", "http_servers")
 
 
 def main() -> int:
-    for script in ("verify.py", "engine.py"):
-        command = [sys.executable, "-W", "error", str(HERE / script), *sys.argv[1:]]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", default=",".join(SCRIPTS), help=f"comma-separated subset of {SCRIPTS}")
+    parser.add_argument("--rounds", type=int, help="rounds for every script (each has its own default)")
+    args = parser.parse_args()
+    chosen = [name for name in args.only.split(",") if name]
+    unknown = sorted(set(chosen) - set(SCRIPTS))
+    if unknown:
+        parser.error(f"--only: unknown {', '.join(unknown)}; choose from {', '.join(SCRIPTS)}")
+    for name in chosen:
+        command = [sys.executable, "-W", "error", str(HERE / f"{name}.py")]
+        if args.rounds is not None:
+            command += ["--rounds", str(args.rounds)]
+        print(f"[run_all] {name}.py", file=sys.stderr, flush=True)
         result = subprocess.run(command, check=False)
         if result.returncode:
             return result.returncode
