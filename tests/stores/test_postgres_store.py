@@ -262,7 +262,9 @@ def _terminate_backends(url: str, application_name: str) -> int:
 
 
 @pytest.mark.parametrize(("check", "survives"), [("idle", True), ("always", True), ("never", False)])
-def test_a_connection_killed_while_idle_is_replaced_when_checked(url: str, check: str, survives: bool) -> None:
+def test_a_connection_killed_while_idle_is_replaced_when_checked(
+    url: str, check: str, survives: bool
+) -> None:
     name = f"sw_idle_{check}"
     store = PostgresStore(url + f"&pool_min=1&pool_max=1&pool_check={check}&application_name={name}")
     store.migrate()
