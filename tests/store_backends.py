@@ -17,6 +17,7 @@ import asyncio
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from sessionward import AsyncSessionWard, Config, SessionWard
+from sessionward.stores.base import SessionRow
 from sessionward.stores.urls import open_async_store, open_store
 
 BACKENDS = ("sqlite", "postgres", "redis")
@@ -118,6 +120,35 @@ def isolated_store_url(backend: str, tmp_path: Path, config: pytest.Config) -> I
     opener = postgres_schema if backend == "postgres" else redis_prefix
     with opener(base) as url:
         yield url
+
+
+def now_ms() -> int:
+    """The current time in ms since the epoch, as the stores keep it."""
+    return int(time.time() * 1000)
+
+
+def make_row(
+    handle: str,
+    user_id: str = "alice",
+    hash2: str = "hash-a",
+    created: int | None = None,
+    expires: int | None = None,
+    data: dict[str, Any] | None = None,
+    payload: dict[str, Any] | None = None,
+) -> SessionRow:
+    """A session row for store-level tests (data with nesting and non-ASCII text)."""
+    created = now_ms() if created is None else created
+    return SessionRow(
+        session_handle=handle,
+        user_id=user_id,
+        refresh_token_hash_2=hash2,
+        prev_refresh_token_hash_2=None,
+        rotated_at=None,
+        session_data={"secret": [1, 2, {"x": None}], "ü": "ß"} if data is None else data,
+        jwt_user_payload={"role": "admin", "n": 1.5, "ok": True} if payload is None else payload,
+        created_at_time=created,
+        expires_at=created + 3_600_000 if expires is None else expires,
+    )
 
 
 class AsyncBridge:

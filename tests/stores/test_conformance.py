@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from store_backends import Subject
+from store_backends import Subject, make_row, now_ms
 
 from sessionward import (
     SessionTokens,
@@ -30,7 +30,7 @@ from sessionward import (
     UnauthorizedError,
 )
 from sessionward.errors import GeneralError, StorageUnavailableError
-from sessionward.stores.base import SessionRow, StoredKey
+from sessionward.stores.base import StoredKey
 
 RACERS = 24
 VALIDITY = 60
@@ -52,33 +52,6 @@ NASTY_JSON: dict[str, Any] = {
 
 def h(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def make_row(
-    handle: str,
-    user_id: str = "alice",
-    hash2: str = "hash-a",
-    created: int | None = None,
-    expires: int | None = None,
-    data: dict[str, Any] | None = None,
-    payload: dict[str, Any] | None = None,
-) -> SessionRow:
-    created = now_ms() if created is None else created
-    return SessionRow(
-        session_handle=handle,
-        user_id=user_id,
-        refresh_token_hash_2=hash2,
-        prev_refresh_token_hash_2=None,
-        rotated_at=None,
-        session_data={"secret": [1, 2, {"x": None}], "ü": "ß"} if data is None else data,
-        jwt_user_payload={"role": "admin", "n": 1.5, "ok": True} if payload is None else payload,
-        created_at_time=created,
-        expires_at=created + 3_600_000 if expires is None else expires,
-    )
 
 
 def claims(token: str) -> dict[str, Any]:

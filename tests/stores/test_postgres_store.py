@@ -20,11 +20,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from store_backends import POSTGRES_URL, isolated_store_url, run_in_threads
+from store_backends import POSTGRES_URL, isolated_store_url, make_row, run_in_threads
 
 from sessionward import AsyncSessionWard, Config, SessionWard
 from sessionward.errors import ConfigError, GeneralError, StorageUnavailableError
-from sessionward.stores.base import SessionRow, StoredKey
+from sessionward.stores.base import StoredKey
 from sessionward.stores.postgres import AsyncPostgresStore, PostgresStore, parse_postgres_url
 from sessionward.stores.urls import open_async_store, open_store
 
@@ -42,21 +42,6 @@ def store(url: str) -> Iterator[PostgresStore]:
     opened.migrate()
     yield opened
     opened.close()
-
-
-def make_row(handle: str = "h1", user_id: str = "alice", hash2: str = "hash-a", **data: Any) -> SessionRow:
-    now = int(time.time() * 1000)
-    return SessionRow(
-        session_handle=handle,
-        user_id=user_id,
-        refresh_token_hash_2=hash2,
-        prev_refresh_token_hash_2=None,
-        rotated_at=None,
-        session_data=data or {"cart": [1, 2]},
-        jwt_user_payload={"role": "admin"},
-        created_at_time=now,
-        expires_at=now + 3_600_000,
-    )
 
 
 def closed_port() -> int:
@@ -170,7 +155,7 @@ def test_tables_live_in_the_schema_the_url_selects(url: str) -> None:
 
 def test_json_is_stored_exactly_as_written(store: PostgresStore) -> None:
     data = {"z": 1, "a": "nul\u0000byte", "big": 1e300, "int": 2**200, "nested": {"b": [None, True]}}
-    store.insert_session(make_row(**data))
+    store.insert_session(make_row("h1", data=data))
     stored = store.get_session("h1")
     assert stored is not None
     assert stored.session_data == data
@@ -192,7 +177,7 @@ def test_injection_shaped_values_are_plain_data(store: PostgresStore) -> None:
 OPERATIONS: list[tuple[str, tuple[Any, ...]]] = [
     ("migrate", ()),
     ("check_schema", ()),
-    ("insert_session", (make_row(),)),
+    ("insert_session", (make_row("h1"),)),
     ("get_session", ("h1",)),
     ("promote", ("h1", "a", "b", 1, 2)),
     ("delete_sessions", (["h1"],)),
@@ -233,7 +218,7 @@ def test_every_operation_on_a_closed_port_is_unavailable_promptly(driver: str) -
 def test_an_exhausted_pool_fails_after_pool_timeout_instead_of_hanging(url: str) -> None:
     store = PostgresStore(url + "&pool_min=1&pool_max=1&pool_timeout=0.5")
     store.migrate()
-    store.insert_session(make_row())
+    store.insert_session(make_row("h1"))
     locker = psycopg.connect(url)  # holds the row lock in an open transaction
     locker.execute("SELECT 1 FROM session_info WHERE session_handle = 'h1' FOR UPDATE")
     blocked = threading.Thread(target=store.promote, args=("h1", "hash-a", "hash-b", 1, 2))
@@ -268,7 +253,7 @@ def test_a_connection_killed_while_idle_is_replaced_when_checked(
     name = f"sw_idle_{check}"
     store = PostgresStore(url + f"&pool_min=1&pool_max=1&pool_check={check}&application_name={name}")
     store.migrate()
-    store.insert_session(make_row())
+    store.insert_session(make_row("h1"))
     assert _terminate_backends(url, name) == 1  # as a server restart would
     time.sleep(1.2)  # longer than the idle threshold
     if survives:
@@ -302,7 +287,7 @@ def test_async_store_survives_successive_event_loops(url: str) -> None:
     # used to hang in asyncio.run's task cancellation. Many loops make that timing likely.
     store = AsyncPostgresStore(url)
     asyncio.run(store.migrate())
-    asyncio.run(store.insert_session(make_row()))
+    asyncio.run(store.insert_session(make_row("h1")))
     for _ in range(30):
         assert asyncio.run(store.get_session("h1")) is not None  # each loop: a fresh pool
     asyncio.run(store.close())
@@ -312,7 +297,7 @@ def test_async_store_serves_concurrent_tasks_with_one_winner(url: str) -> None:
     async def main() -> list[bool]:
         store = AsyncPostgresStore(url + "&pool_max=4")
         await store.migrate()
-        await store.insert_session(make_row())
+        await store.insert_session(make_row("h1"))
         try:
             return await asyncio.gather(*(store.promote("h1", "hash-a", f"n{i}", 2, 9) for i in range(50)))
         finally:
@@ -323,7 +308,7 @@ def test_async_store_serves_concurrent_tasks_with_one_winner(url: str) -> None:
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_opens_its_own_pool_and_leaves_the_parents_alone(store: PostgresStore) -> None:
-    store.insert_session(make_row())
+    store.insert_session(make_row("h1"))
     assert store.get_session("h1") is not None  # the parent's pool is open
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # "fork() in a multi-threaded process"

@@ -9,10 +9,13 @@ same method names returning awaitables. Failures to reach the backend raise
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["AsyncStore", "SessionRow", "Store", "StoredKey"]
+from ..errors import GeneralError
+
+__all__ = ["AsyncStore", "SessionRow", "Store", "StoredKey", "session_row_from_columns"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +31,19 @@ class SessionRow:
     jwt_user_payload: dict[str, Any]
     created_at_time: int
     expires_at: int
+
+
+def session_row_from_columns(values: tuple[Any, ...]) -> SessionRow:
+    """A :class:`SessionRow` from the ``session_info`` columns in table order, the two JSON
+    columns as text; corrupt JSON is a ``GeneralError`` naming the session."""
+    try:
+        session_data, jwt_payload = json.loads(values[5]), json.loads(values[6])
+    except (TypeError, ValueError) as exc:
+        raise GeneralError(f"session row {values[0]} holds corrupt JSON") from exc
+    return SessionRow(
+        values[0], values[1], values[2], values[3], values[4],
+        session_data, jwt_payload, values[7], values[8],
+    )
 
 
 @dataclass(frozen=True, slots=True)

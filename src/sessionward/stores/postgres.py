@@ -36,7 +36,6 @@ is accepted too). libpq parameters (``sslmode``, ``options=-csearch_path%3Dmysch
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import threading
 import time
@@ -54,7 +53,7 @@ from psycopg_pool.base import AttemptWithBackoff
 
 from ..errors import ConfigError, GeneralError, StorageUnavailableError
 from ..tokens.encoding import dumps_compact
-from .base import SessionRow, StoredKey
+from .base import SessionRow, StoredKey, session_row_from_columns
 from .schema import latest_version, migrations_for
 
 __all__ = ["AsyncPostgresStore", "PostgresSettings", "PostgresStore", "parse_postgres_url"]
@@ -247,17 +246,6 @@ _SELECT_COLUMNS = _ROW_COLUMNS.replace(
 _KEY_COLUMNS = "name, value, created_at_time"
 
 
-def _decode_row(values: tuple[Any, ...]) -> SessionRow:
-    try:
-        session_data, jwt_payload = json.loads(values[5]), json.loads(values[6])
-    except (TypeError, ValueError) as exc:
-        raise GeneralError(f"session row {values[0]} holds corrupt JSON") from exc
-    return SessionRow(
-        values[0], values[1], values[2], values[3], values[4],
-        session_data, jwt_payload, values[7], values[8],
-    )
-
-
 def _schema_version() -> Operation[int]:
     exists = yield _Query("SELECT to_regclass('schema_version') IS NOT NULL", (), "one")
     if not exists[0]:
@@ -302,7 +290,7 @@ def _op_get_session(handle: str) -> Operation[SessionRow | None]:
     found = yield _Query(
         f"SELECT {_SELECT_COLUMNS} FROM session_info WHERE session_handle = %s", (handle,), "one"
     )
-    return None if found is None else _decode_row(found)
+    return None if found is None else session_row_from_columns(found)
 
 
 def _op_promote(handle: str, expected: str, new: str, now: int, expires_at: int) -> Operation[bool]:

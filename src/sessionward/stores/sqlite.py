@@ -12,7 +12,6 @@ URLs: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``sqlite:
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
@@ -23,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..errors import ConfigError, GeneralError, StorageUnavailableError
 from ..tokens.encoding import dumps_compact
-from .base import SessionRow, StoredKey
+from .base import SessionRow, StoredKey, session_row_from_columns
 from .schema import latest_version, migrations_for
 
 __all__ = ["SQLiteStore", "parse_sqlite_url"]
@@ -59,17 +58,6 @@ def parse_sqlite_url(url: str) -> tuple[str, float]:
         if not 0 <= timeout <= 600:
             raise ConfigError("store: sqlite timeout must be between 0 and 600 seconds")
     return path, timeout
-
-
-def _row(values: tuple[Any, ...]) -> SessionRow:
-    try:
-        session_data, jwt_payload = json.loads(values[5]), json.loads(values[6])
-    except (TypeError, ValueError) as exc:
-        raise GeneralError(f"session row {values[0]} holds corrupt JSON") from exc
-    return SessionRow(
-        values[0], values[1], values[2], values[3], values[4],
-        session_data, jwt_payload, values[7], values[8],
-    )
 
 
 class SQLiteStore:
@@ -222,7 +210,7 @@ class SQLiteStore:
                 f"SELECT {_ROW_COLUMNS} FROM session_info WHERE session_handle = ?", (handle,)
             ).fetchone()
         )
-        return None if found is None else _row(found)
+        return None if found is None else session_row_from_columns(found)
 
     def promote(
         self, handle: str, expected_hash_2: str, new_hash_2: str, now: int, expires_at: int
