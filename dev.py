@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Project commands that bootstrap their own virtualenv (.venv) on first use.
 
+    python3 dev.py demo [DEMO ARGS...]     run the demo web app (sessionward demo --help)
     python3 dev.py test [PYTEST ARGS...]   lint (ruff), type-check (mypy --strict) and test
 
 The virtualenv is (re)installed whenever pyproject.toml changes.
@@ -57,10 +58,21 @@ def test(args: list[str]) -> None:
     run(PYTHON, "-m", "pytest", *args)
 
 
+def demo(args: list[str]) -> None:
+    ensure_venv()
+    try:
+        run(PYTHON, "-m", "sessionward", "demo", *args)
+    except KeyboardInterrupt:  # Ctrl-C reached the demo too; it has stopped
+        sys.exit(130)
+
+
+COMMANDS = {"demo": demo, "test": test}
+
+
 def main() -> None:
-    if len(sys.argv) < 2 or sys.argv[1] not in ("test",):
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
         sys.exit(__doc__)
-    test(sys.argv[2:])
+    COMMANDS[sys.argv[1]](sys.argv[2:])
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""The ``sessionward`` command line: migrations, housekeeping, sessions and keys.
+"""The ``sessionward`` command line: the demo, migrations, housekeeping, sessions and keys.
 
+    sessionward demo [--host 127.0.0.1] [--port 8000] [--store URL]
     sessionward migrate --store URL
     sessionward sweep --store URL
     sessionward sessions list --user U [--json]
@@ -9,7 +10,8 @@
     sessionward jwks
 
 Every command takes ``--store URL``; without it the store (and every other option) comes
-from the ``SESSIONWARD_*`` environment (:meth:`sessionward.Config.from_env`). Errors are one
+from the ``SESSIONWARD_*`` environment (the demo instead defaults to its own SQLite file
+in the temporary directory and its own settings) (:meth:`sessionward.Config.from_env`). Errors are one
 line on stderr: exit 2 for invalid configuration, 3 when the store is unreachable, 1 for
 any other failure.
 """
@@ -26,6 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .config import Config
+from .demo.server import MissingExtraError, default_store
 from .engine.sync import SessionWard
 from .errors import ConfigError, SessionWardError, StorageUnavailableError
 from .stores.urls import open_store
@@ -43,6 +46,12 @@ def _config(args: argparse.Namespace) -> Config:
     if args.store:
         config = dataclasses.replace(config, store=args.store)
     return config
+
+
+def _demo(args: argparse.Namespace, out: Callable[[str], None]) -> None:
+    from .demo.server import run
+
+    run(args.host, args.port, args.store or default_store(), out)
 
 
 def _migrate(args: argparse.Namespace, out: Callable[[str], None]) -> None:
@@ -117,6 +126,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser = argparse.ArgumentParser(prog="sessionward", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = commands.add_parser(
+        "demo", help="run the demo web app in a browser (needs the fastapi extra)",
+        description="Serve the sessionward demo (Starlette + uvicorn, 15-second access tokens, "
+        "plain http with cookie_secure=False): sign in by name, watch the browser client refresh, "
+        "update the JWT payload and session data, revoke sessions, simulate token theft.",
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    demo.add_argument(
+        "--store", metavar="URL",
+        help="store URL (default: a SQLite file in the temporary directory; SESSIONWARD_* is ignored)",
+    )
+    demo.set_defaults(raw=_demo)
     commands.add_parser("migrate", parents=[store_option], help="apply schema migrations").set_defaults(
         raw=_migrate
     )
@@ -168,6 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"sessionward: configuration error: {exc}", file=sys.stderr)
         return 2
+    except MissingExtraError as exc:
+        print(f"sessionward: {exc}", file=sys.stderr)
+        return 1
     except StorageUnavailableError as exc:
         print(f"sessionward: store unavailable: {exc}", file=sys.stderr)
         return 3

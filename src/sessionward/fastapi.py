@@ -49,6 +49,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .browser import CLIENT_SCRIPT_HEADERS, CLIENT_SCRIPT_PATH, client_script
 from .config import Config
 from .engine.aio import AsyncSessionWard
 from .engine.types import SessionInformation
@@ -97,6 +98,7 @@ R = TypeVar("R", bound=Response)
 _PROTOCOL_HEADER_NAMES = frozenset(name.encode("latin-1") for name in PROTOCOL_HEADERS)
 _EXPOSE = b"access-control-expose-headers"
 _SET_COOKIE = b"set-cookie"
+_ANTI_CSRF = ANTI_CSRF_HEADER.encode("latin-1")
 
 
 class _Binding:
@@ -170,11 +172,20 @@ def _cookie_header(scope: Scope) -> str | None:
     return "; ".join(values) if values else None
 
 
-def _header(scope: Scope, wanted: bytes) -> str | None:
+def _verification_headers(scope: Scope) -> tuple[str | None, str | None]:
+    """The ``Cookie`` header(s) joined with ``"; "`` and the first ``anti-csrf`` header,
+    read in one pass over the request headers."""
+    cookies: list[str] = []
+    anti_csrf: str | None = None
     for name, value in scope.get("headers", ()):
-        if name.lower() == wanted:
-            return str(value.decode("latin-1"))
-    return None
+        name = name.lower()
+        if name == b"cookie":
+            cookies.append(value.decode("latin-1"))
+        elif name == _ANTI_CSRF and anti_csrf is None:
+            anti_csrf = str(value.decode("latin-1"))
+    if not cookies:
+        return None, anti_csrf
+    return (cookies[0] if len(cookies) == 1 else "; ".join(cookies)), anti_csrf
 
 
 def _cookie_name(set_cookie: bytes) -> bytes:
@@ -269,7 +280,8 @@ def init(
     named as the :class:`~sessionward.Config` fields; both: ``options`` override ``config``)
     and stores it in ``app.state.sessionward`` (its request handler in
     ``app.state.sessionward_handler``); installs :class:`SessionWardMiddleware`; mounts the
-    refresh route (``POST config.refresh_api_path``, answering ``200 {}``); registers the
+    refresh route (``POST config.refresh_api_path``, answering ``200 {}``) and the browser
+    client (``GET`` :data:`~sessionward.browser.CLIENT_SCRIPT_PATH`); registers the
     exception handler for :class:`~sessionward.errors.SessionWardError`; and closes the
     engine at application shutdown (lifespan). Call it before the app starts serving.
 
@@ -301,6 +313,16 @@ def init(
             include_in_schema=False,
         ),
     )
+    app.router.routes.insert(
+        1,
+        Route(
+            CLIENT_SCRIPT_PATH,
+            _client_script_endpoint,
+            methods=["GET"],
+            name="sessionward_client_script",
+            include_in_schema=False,
+        ),
+    )
     _close_on_shutdown(app, binding)
     return binding.engine
 
@@ -329,6 +351,10 @@ async def _refresh_endpoint(request: Request) -> Response:
         return preflight(Response(status_code=204))
     await refresh_session(request)
     return JSONResponse({})
+
+
+async def _client_script_endpoint(request: Request) -> Response:
+    return Response(client_script(), headers=dict(CLIENT_SCRIPT_HEADERS))
 
 
 def _exception_handler(binding: _Binding) -> Callable[[Request, Exception], Awaitable[Response]]:
@@ -427,15 +453,14 @@ async def get_session(
     verification goes on the outgoing response (and on ``response`` if given).
     """
     context = _context(request)
+    scope = request.scope
+    cookie_header, anti_csrf = _verification_headers(scope)
     session = await context.handler.verify(
-        context.effects,
-        _cookie_header(request.scope),
-        _header(request.scope, ANTI_CSRF_HEADER.encode()),
-        str(request.scope.get("method", "GET")),
-        anti_csrf_check,
+        context.effects, cookie_header, anti_csrf, str(scope.get("method", "GET")), anti_csrf_check
     )
     _remember(request, session)
-    _apply_to(context, response)
+    if response is not None:
+        _apply_to_response(response, context.effects)
     return session
 
 
@@ -488,7 +513,7 @@ def verify_session(
             tokens = parse_session_cookies(_cookie_header(request.scope))
             if tokens.id_refresh_token is None:
                 return None
-        return await get_session(request, anti_csrf_check=anti_csrf_check)
+        return await get_session(request, None, anti_csrf_check)
 
     return session_dependency
 

@@ -34,6 +34,7 @@ from werkzeug.local import LocalProxy
 from werkzeug.wrappers import Request as WerkzeugRequest
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from .browser import CLIENT_SCRIPT_HEADERS, CLIENT_SCRIPT_PATH, client_script
 from .config import Config
 from .engine.sync import SessionWard
 from .engine.types import SessionInformation
@@ -75,6 +76,7 @@ EXTENSION_KEY = "sessionward"
 """Key of the :class:`SessionWardExtension` in ``app.extensions``."""
 
 REFRESH_ENDPOINT = "sessionward.refresh"
+CLIENT_SCRIPT_ENDPOINT = "sessionward.client_script"
 _ENVIRON_KEY = "sessionward.request_state"
 _SAFE_SKIP_METHODS = frozenset({"OPTIONS"})
 _ANTI_CSRF_ENVIRON = "HTTP_" + ANTI_CSRF_HEADER.upper().replace("-", "_")
@@ -131,7 +133,9 @@ def init(
 
     Registers: the refresh route (``POST`` at ``config.refresh_api_path``, endpoint
     ``sessionward.refresh``; ``OPTIONS`` there answers a CORS preflight with
-    :func:`preflight`), an error handler for :class:`~sessionward.errors.SessionWardError`
+    :func:`preflight`), the browser client (``GET``
+    :data:`~sessionward.browser.CLIENT_SCRIPT_PATH`, endpoint
+    ``sessionward.client_script``), an error handler for :class:`~sessionward.errors.SessionWardError`
     (SPEC §4.4; ``on_token_theft_detected(handle, user_id)`` is called on theft,
     ``error_handler(error, default_answer)`` may replace any answer), and the
     ``after_request`` hook that writes pending cookies and headers.
@@ -151,6 +155,10 @@ def init(
             view_func=_refresh_view,
             methods=["POST", "OPTIONS"],
             provide_automatic_options=False,
+        )
+        app.add_url_rule(
+            CLIENT_SCRIPT_PATH, endpoint=CLIENT_SCRIPT_ENDPOINT, view_func=_client_script_view,
+            methods=["GET"],
         )
         app.register_error_handler(SessionWardError, _handle_session_error)
         app.after_request(_apply_pending_effects)
@@ -294,6 +302,10 @@ def _refresh_view() -> WerkzeugResponse:
     response = current_app.response_class(b"{}", status=200, mimetype="application/json")
     refresh_session(request, response)
     return response
+
+
+def _client_script_view() -> WerkzeugResponse:
+    return current_app.response_class(client_script(), status=200, headers=list(CLIENT_SCRIPT_HEADERS))
 
 
 # -- request-level API (SPEC §3.1) -------------------------------------------------------

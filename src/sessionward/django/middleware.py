@@ -8,6 +8,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponse  # type: ignore[import-untyped]
 
+from ..browser import CLIENT_SCRIPT_HEADERS, CLIENT_SCRIPT_PATH, client_script
 from ..errors import ConfigError, SessionWardError
 from ..session import SessionHandler
 from ..transport import ResponseEffects
@@ -48,13 +49,28 @@ def answer_refresh(request: HttpRequest, handler: SessionHandler, effects: Respo
     return _json(b"{}", 200)
 
 
+def answer_client_script(request: HttpRequest) -> HttpResponse:
+    """The browser client at :data:`~sessionward.browser.CLIENT_SCRIPT_PATH`: ``GET`` and
+    ``HEAD`` answer the script, any other method is a 405."""
+    if request.method not in ("GET", "HEAD"):
+        response = _json(b'{"message": "method not allowed"}', 405)
+        response.headers["Allow"] = "GET, HEAD"
+        return response
+    response = HttpResponse(client_script() if request.method == "GET" else b"")
+    for name, value in CLIENT_SCRIPT_HEADERS:
+        response.headers[name] = value
+    return response
+
+
 class SessionWardMiddleware:
     """Add to ``settings.MIDDLEWARE`` (below CORS and security middleware).
 
     For each request it attaches a :class:`~sessionward.transport.ResponseEffects`
     (``request._sessionward_effects``), answers the refresh route at
-    ``refresh_api_path`` without any URLconf entry, maps :class:`SessionWardError` raised
-    by a view to the JSON answers of SPEC §4.4 (``process_exception``), and writes the
+    ``refresh_api_path`` and the browser client at
+    :data:`~sessionward.browser.CLIENT_SCRIPT_PATH` without any URLconf entry, maps
+    :class:`SessionWardError` raised by a view to the JSON answers of SPEC §4.4
+    (``process_exception``), and writes the
     pending cookies and protocol headers onto whatever response the view returns.
     Sync and async capable: under ASGI nothing blocking runs on the event loop.
     """
@@ -71,6 +87,8 @@ class SessionWardMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self._async:
             return self.__acall__(request)
+        if request.path == CLIENT_SCRIPT_PATH:
+            return answer_client_script(request)
         handler = get_handler()
         effects = request_effects(request, handler)
         if request.path == handler.config.refresh_api_path:
@@ -80,6 +98,8 @@ class SessionWardMiddleware:
         return finish_response(request, response)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        if request.path == CLIENT_SCRIPT_PATH:
+            return answer_client_script(request)
         handler = get_handler()
         effects = request_effects(request, handler)
         if request.path == handler.config.refresh_api_path:

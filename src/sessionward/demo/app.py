@@ -1,0 +1,264 @@
+"""The demo web app: one page (sign-in form, then a session dashboard) and a JSON API,
+on Starlette with :mod:`sessionward.fastapi`.
+
+Routes (``POST``/``PUT``/``DELETE`` need the ``anti-csrf`` header, which ``sessionward.js``
+sends):
+
+=============================================  ===============================================
+``GET /``                                      the page (``assets/index.html``)
+``GET /assets/{name}``                         its script and style sheet
+``GET /sessionward/sessionward.js``            the browser client (mounted by ``init``)
+``POST /session/refresh``                      the refresh route (mounted by ``init``)
+``POST /api/signin`` ``{"name"}``              create a session for that name (no password)
+``GET /api/me``                                the verified session: user id, handle, payload
+``POST /api/payload`` ``{"payload"}``          replace the JWT payload (new access token now)
+``GET /api/data``, ``PUT /api/data`` ``{"data"}``  read / replace the private session data
+``GET /api/sessions``                          this user's live sessions
+``DELETE /api/sessions/{handle}``              revoke one of them
+``POST /api/signout``                          revoke this session
+``POST /api/signout-everywhere``               revoke every session of this user
+``POST /session/refresh/demo-steal``           theft simulation, step 1: copy the refresh
+                                               cookie (it is scoped to the refresh path, so
+                                               only routes below it receive it)
+``POST /api/demo-replay``                      step 2: replay the copy, answer the verdict
+=============================================  ===============================================
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..config import Config
+from ..engine.aio import AsyncSessionWard
+from ..errors import UnauthorizedError
+from ..fastapi import create_new_session as create_session
+from ..fastapi import (
+    get_all_session_handles_for_user,
+    get_session,
+    get_session_information,
+    init,
+    revoke_all_sessions_for_user,
+    revoke_session,
+)
+from ..transport import parse_session_cookies
+from .theft import StolenTokens
+
+__all__ = ["ACCESS_TOKEN_VALIDITY", "create_app", "demo_config"]
+
+ACCESS_TOKEN_VALIDITY = 15
+"""Seconds an access token of the demo lives: short, so that refreshes happen in view."""
+
+MAX_NAME_LENGTH = 64
+_ASSETS = {
+    "demo.js": "text/javascript; charset=utf-8",
+    "demo.css": "text/css; charset=utf-8",
+}
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def demo_config(store: str) -> Config:
+    """The demo's configuration on ``store``: plain http (``cookie_secure=False``), short
+    access tokens, anti-CSRF on, and access-token blacklisting so that a revoked session
+    stops working at once (by default a revoked session's access token stays valid until it
+    expires)."""
+    return Config(
+        store=store,
+        access_token_validity=ACCESS_TOKEN_VALIDITY,
+        cookie_secure=False,
+        enable_anti_csrf=True,
+        access_token_blacklisting=True,
+    )
+
+
+def _asset(name: str) -> bytes:
+    return resources.files("sessionward.demo").joinpath("assets", name).read_bytes()
+
+
+class _BadRequest(Exception):
+    pass
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError:
+        raise _BadRequest("the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise _BadRequest("the body must be a JSON object")
+    return body
+
+
+def _object_field(body: dict[str, Any], name: str) -> dict[str, Any]:
+    value = body.get(name)
+    if not isinstance(value, dict):
+        raise _BadRequest(f"{name!r} must be a JSON object")
+    return value
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"message": str(exc)}, status_code=400)
+
+
+# -- pages -------------------------------------------------------------------------------------
+
+
+async def page(request: Request) -> Response:
+    return Response(_asset("index.html"), media_type="text/html; charset=utf-8", headers=_NO_STORE)
+
+
+async def asset(request: Request) -> Response:
+    name = request.path_params["name"]
+    if name not in _ASSETS:
+        return JSONResponse({"message": "not found"}, status_code=404)
+    return Response(_asset(name), media_type=_ASSETS[name], headers=_NO_STORE)
+
+
+# -- the API -------------------------------------------------------------------------------------
+
+
+async def sign_in(request: Request) -> Response:
+    name = (await _json_body(request)).get("name")
+    if not isinstance(name, str) or not name.strip() or len(name.strip()) > MAX_NAME_LENGTH:
+        raise _BadRequest(f"give a name of 1 to {MAX_NAME_LENGTH} characters")
+    user_id = name.strip()
+    session = await create_session(
+        request,
+        user_id,
+        jwt_payload={"name": user_id, "role": "reader"},
+        session_data={"note": "private: only the server sees session data"},
+    )
+    return JSONResponse({"user_id": session.user_id, "handle": session.handle})
+
+
+async def me(request: Request) -> Response:
+    session = await get_session(request)
+    return JSONResponse(
+        {"user_id": session.user_id, "handle": session.handle, "jwt_payload": session.jwt_payload}
+    )
+
+
+async def update_payload(request: Request) -> Response:
+    session = await get_session(request)
+    payload = _object_field(await _json_body(request), "payload")
+    await session.update_jwt_payload(payload)
+    return JSONResponse({"jwt_payload": session.jwt_payload})
+
+
+async def session_data(request: Request) -> Response:
+    session = await get_session(request)
+    if request.method == "PUT":
+        await session.update_session_data(_object_field(await _json_body(request), "data"))
+    return JSONResponse({"data": await session.get_session_data()})
+
+
+async def list_sessions(request: Request) -> Response:
+    session = await get_session(request)
+    rows: list[dict[str, Any]] = []
+    for handle in await get_all_session_handles_for_user(session.user_id):
+        try:
+            info = await get_session_information(handle)
+        except UnauthorizedError:
+            continue  # ended meanwhile
+        rows.append({
+            "handle": info.handle,
+            "created_at": info.created_at,
+            "expires_at": info.expires_at,
+            "current": info.handle == session.handle,
+        })
+    rows.sort(key=lambda row: row["created_at"])
+    return JSONResponse({"sessions": rows})
+
+
+async def revoke_one(request: Request) -> Response:
+    session = await get_session(request)
+    handle = request.path_params["handle"]
+    if handle == session.handle:
+        await session.revoke_session()  # also clears this browser's cookies
+        return JSONResponse({"revoked": True, "current": True})
+    try:
+        owner = (await get_session_information(handle)).user_id
+    except UnauthorizedError:
+        owner = None
+    if owner != session.user_id:
+        return JSONResponse({"message": "no such session of yours"}, status_code=404)
+    return JSONResponse({"revoked": await revoke_session(handle), "current": False})
+
+
+async def sign_out(request: Request) -> Response:
+    session = await get_session(request)
+    await session.revoke_session()
+    return JSONResponse({"signed_out": True})
+
+
+async def sign_out_everywhere(request: Request) -> Response:
+    session = await get_session(request)
+    await session.revoke_session()
+    others = await revoke_all_sessions_for_user(session.user_id)
+    return JSONResponse({"revoked": 1 + len(others)})
+
+
+# -- the theft simulation ---------------------------------------------------------------------------
+
+
+def _stolen(request: Request) -> StolenTokens:
+    stolen: StolenTokens = request.app.state.demo_stolen_tokens
+    return stolen
+
+
+async def steal(request: Request) -> Response:
+    session = await get_session(request)
+    refresh_token = parse_session_cookies(request.headers.get("cookie")).refresh_token
+    if not isinstance(refresh_token, str):
+        raise _BadRequest("no refresh cookie reached this route")
+    return JSONResponse({"fingerprint": _stolen(request).steal(session.handle, refresh_token)})
+
+
+async def replay(request: Request) -> Response:
+    session = await get_session(request)
+    stolen = _stolen(request)
+    if not stolen.has(session.handle):
+        raise _BadRequest("no copied refresh token for this session: steal one first")
+    engine: AsyncSessionWard = request.app.state.sessionward
+    verdict = await stolen.replay(engine, session.handle)
+    print(f"sessionward demo: replayed a copied refresh token of session {session.handle}: "
+          f"{verdict.verdict}", flush=True)
+    return JSONResponse({
+        "verdict": verdict.verdict,
+        "explanation": verdict.explanation,
+        "session_revoked": verdict.session_revoked,
+        "handle": session.handle,
+    })
+
+
+def create_app(store: str, config: Config | None = None) -> Starlette:
+    """The demo app on ``store`` (a store URL), configured by :func:`demo_config` unless
+    ``config`` is given."""
+    config = config or demo_config(store)
+    steal_path = config.refresh_api_path.rstrip("/") + "/demo-steal"
+    app = Starlette(
+        routes=[
+            Route("/", page, methods=["GET"]),
+            Route("/assets/{name}", asset, methods=["GET"]),
+            Route("/api/signin", sign_in, methods=["POST"]),
+            Route("/api/me", me, methods=["GET"]),
+            Route("/api/payload", update_payload, methods=["POST"]),
+            Route("/api/data", session_data, methods=["GET", "PUT"]),
+            Route("/api/sessions", list_sessions, methods=["GET"]),
+            Route("/api/sessions/{handle}", revoke_one, methods=["DELETE"]),
+            Route("/api/signout", sign_out, methods=["POST"]),
+            Route("/api/signout-everywhere", sign_out_everywhere, methods=["POST"]),
+            Route(steal_path, steal, methods=["POST"]),
+            Route("/api/demo-replay", replay, methods=["POST"]),
+        ],
+        exception_handlers={_BadRequest: _bad_request},
+    )
+    app.state.demo_stolen_tokens = StolenTokens()
+    init(app, config)
+    return app
