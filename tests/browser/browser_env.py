@@ -1,0 +1,209 @@
+"""Shared pieces of the real-browser suite: headless Debian Chromium driven by Playwright, the
+framework test apps on real servers on 127.0.0.1 (uvicorn, gunicorn) wrapped by
+``harness.py``, a page server on a second origin, and the supertokens-website bundles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+HERE = Path(__file__).resolve().parent
+TESTS = HERE.parent
+for directory in (HERE, TESTS, TESTS / "frameworks", TESTS / "frameworks" / "apps"):
+    if str(directory) not in sys.path:
+        sys.path.insert(0, str(directory))
+
+import harness  # noqa: E402
+import sdk  # noqa: E402
+
+from sessionward import Config  # noqa: E402
+
+CHROMIUM = Path(os.environ.get("SESSIONWARD_CHROMIUM", "/usr/bin/chromium"))
+CLIENT_SCRIPT = TESTS.parent / "src" / "sessionward" / "static" / "sessionward.js"
+SDK_CLIENTS = {f"st-{version}": version for version in sdk.SDK_VERSIONS}
+CLIENTS = ("sessionward", *SDK_CLIENTS)
+FRAMEWORKS = ("fastapi", "flask", "django")
+ACCESS_TOKEN_VALIDITY = 2  # seconds: expiry scenarios wait this long
+JS_ASSETS = HERE / "js"
+
+
+def config_environment(config: Config) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for field in dataclasses.fields(config):
+        value: Any = getattr(config, field.name)
+        env["SESSIONWARD_" + field.name.upper()] = "" if value is None else str(value)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def require_client(request: pytest.FixtureRequest, client: str) -> None:
+    if client == "sessionward":
+        if not CLIENT_SCRIPT.exists():
+            pytest.skip("src/sessionward/static/sessionward.js is not there yet (the browser client)")
+    else:
+        request.getfixturevalue("sdk_assets")
+
+
+class PageServer:
+    """Test pages and assets on a second origin (another port on 127.0.0.1), no API."""
+
+    def __init__(self, assets: list[Path]) -> None:
+        page_harness = harness.Harness(Config(store="sqlite:///:memory:"), assets, ())
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                answer = page_harness.answer("GET", self.path, {})
+                status, headers, body = answer if answer else (404, [], b"not found")
+                self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@dataclasses.dataclass
+class Server:
+    framework: str
+    base: str
+    process: subprocess.Popen[bytes]
+    config: Config
+
+    def counters(self) -> dict[str, Any]:
+        result: dict[str, Any] = httpx.get(self.base + "/test/counters", timeout=10).json()
+        return result
+
+    def reset(self) -> None:
+        httpx.post(self.base + "/test/reset", timeout=10).raise_for_status()
+
+    def stop(self) -> str:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        output = self.process.stdout.read().decode(errors="replace") if self.process.stdout else ""
+        if self.process.stdout:
+            self.process.stdout.close()
+        return output
+
+
+def server_command(framework: str, port: int) -> list[str]:
+    if framework == "fastapi":
+        return [sys.executable, "-m", "uvicorn", "--app-dir", str(HERE), "--factory", "harness:fastapi_app",
+                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    # gthread: a browser sends parallel requests (one refresh among several API calls).
+    return [sys.executable, "-m", "gunicorn", "--chdir", str(HERE), "-w", "1", "--threads", "8",
+            "-b", f"127.0.0.1:{port}", "--log-level", "warning", f"harness:{framework}_app()"]
+
+
+class ServerPool:
+    """Real servers started on first use, one per (framework, options), stopped at the end."""
+
+    def __init__(self, assets: list[Path], allow_origins: list[str], tmp: Path) -> None:
+        self.assets = assets
+        self.allow_origins = allow_origins
+        self.tmp = tmp
+        self.servers: dict[tuple[Any, ...], Server] = {}
+
+    def get(self, framework: str, **options: Any) -> Server:
+        key = (framework, *sorted(options.items()))
+        if key not in self.servers:
+            self.servers[key] = self.start(framework, len(self.servers), **options)
+        return self.servers[key]
+
+    def start(self, framework: str, index: int, **options: Any) -> Server:
+        config = Config(
+            store=f"sqlite:///{self.tmp / f'sessions-{index}.db'}",
+            access_token_validity=ACCESS_TOKEN_VALIDITY,
+            **{"cookie_secure": False, **options},
+        )
+        port = free_port()
+        env = {
+            **os.environ,
+            **config_environment(config),
+            "PYTHONUNBUFFERED": "1",
+            "HARNESS_ASSETS": os.pathsep.join(str(path) for path in self.assets),
+            "HARNESS_ALLOW_ORIGINS": ",".join(self.allow_origins),
+        }
+        process = subprocess.Popen(server_command(framework, port), env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT)
+        server = Server(framework, f"http://127.0.0.1:{port}", process, config)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(server.base + "/health", timeout=2).status_code == 200:
+                    return server
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{framework} server did not start:\n{server.stop()[-3000:]}")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+
+
+class ClientPage:
+    """One browser tab with one client's test page, talking to one API server."""
+
+    def __init__(self, page: Any, server: Server, client: str) -> None:
+        self.page = page
+        self.server = server
+        self.client = client
+        self.errors: list[str] = []
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def open(self, origin: str | None = None) -> ClientPage:
+        self.page.goto(f"{origin or self.server.base}/test/page/{self.client}.html")
+        self.page.wait_for_function("window.harnessReady === true")
+        self.run("init", {"apiBase": self.server.base, "refreshPath": self.server.config.refresh_api_path})
+        return self
+
+    def run(self, operation: str, *args: Any) -> Any:
+        return self.page.evaluate(f"(args) => window.harness[{operation!r}](...args)", list(args))
+
+    def login(self, user_id: str = "alice", payload: dict[str, Any] | None = None) -> None:
+        answer = self.run("login", user_id, payload or {})
+        assert answer["status"] == 200, answer
+        assert self.run("doesSessionExist") is True
+
+    def protected(self, method: str = "GET") -> dict[str, Any]:
+        result: dict[str, Any] = self.run("call", "/protected", method)
+        return result
+
+    def refreshes(self) -> int:
+        count: int = self.server.counters()["refresh"]
+        return count

@@ -1,0 +1,113 @@
+"""Fixtures of the real-browser suite (shared pieces: ``browser_env.py``).
+
+Chromium, Playwright, node and npm are services in the sense of ``skip_or_fail``: their
+absence skips the tests with the reason, or fails them under SESSIONWARD_REQUIRE_SERVICES=1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sdk
+from browser_env import CHROMIUM, JS_ASSETS, ClientPage, PageServer, ServerPool, require_client
+from store_backends import skip_or_fail
+
+# -- browser -------------------------------------------------------------------------------------
+
+
+# Module scope, not session: while Playwright's sync API runs, its event loop counts as
+# running in the main thread, which breaks later tests that call async code from sync code
+# (asgiref's AsyncToSync in Flask's async views).
+@pytest.fixture(scope="module")
+def browser(request: pytest.FixtureRequest) -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        skip_or_fail(request.config, f"{CHROMIUM} is missing (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        skip_or_fail(request.config, "playwright (Python) is not installed: pip install -e .[dev]")
+    playwright = sync_playwright().start()
+    try:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"],
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+    finally:
+        playwright.stop()
+
+
+@pytest.fixture
+def context(browser: Any) -> Iterator[Any]:
+    """A fresh browser profile (no cookies, no storage) per test."""
+    ctx = browser.new_context()
+    ctx.set_default_timeout(20_000)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+# -- supertokens-website bundles -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sdk_assets(request: pytest.FixtureRequest) -> Path:
+    """The directory of the supertokens-website bundles (npm install + esbuild on first use)."""
+    try:
+        for version in sdk.SDK_VERSIONS:
+            sdk.bundle(version)
+    except sdk.ToolMissingError as error:
+        skip_or_fail(request.config, str(error))
+    return sdk.BUILD
+
+
+# -- servers ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def assets() -> list[Path]:
+    return [JS_ASSETS, sdk.BUILD]
+
+
+@pytest.fixture(scope="session")
+def page_server(assets: list[Path]) -> Iterator[PageServer]:
+    server = PageServer(assets)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def servers(assets: list[Path], page_server: PageServer,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPool]:
+    pool = ServerPool(assets, [page_server.origin], tmp_path_factory.mktemp("browser-stores"))
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@pytest.fixture
+def open_page(request: pytest.FixtureRequest, context: Any, servers: ServerPool) -> Iterator[Any]:
+    pages: list[ClientPage] = []
+
+    def opener(client: str, framework: str, origin: str | None = None, **options: Any) -> ClientPage:
+        require_client(request, client)
+        server = servers.get(framework, **options)
+        page = ClientPage(context.new_page(), server, client).open(origin)
+        server.reset()
+        pages.append(page)
+        return page
+
+    yield opener
+    for page in pages:
+        assert not page.errors, f"uncaught errors in the page: {page.errors}"
