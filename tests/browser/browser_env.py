@@ -37,6 +37,9 @@ CLIENTS = ("sessionward", *SDK_CLIENTS)
 FRAMEWORKS = ("fastapi", "flask", "django")
 ACCESS_TOKEN_VALIDITY = 2  # seconds: expiry scenarios wait this long
 JS_ASSETS = HERE / "js"
+# A site of several host names (www., api., app.) that Chromium resolves to 127.0.0.1
+# (--host-resolver-rules in conftest.py): the cookie_domain scenarios.
+EXAMPLE_SITE = "example.test"
 
 
 def config_environment(config: Config) -> dict[str, str]:

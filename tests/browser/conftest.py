@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import sdk
-from browser_env import CHROMIUM, JS_ASSETS, ClientPage, PageServer, ServerPool, require_client
+from browser_env import CHROMIUM, EXAMPLE_SITE, JS_ASSETS, ClientPage, PageServer, ServerPool, require_client
 from store_backends import skip_or_fail
 
 # -- browser -------------------------------------------------------------------------------------
@@ -34,7 +34,8 @@ def browser(request: pytest.FixtureRequest) -> Iterator[Any]:
         chromium = playwright.chromium.launch(
             executable_path=str(CHROMIUM),
             args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"],
+                  "--disable-component-update", "--disable-sync",
+                  f"--host-resolver-rules=MAP *.{EXAMPLE_SITE} 127.0.0.1"],
         )
         try:
             yield chromium

@@ -9,7 +9,13 @@ const client = {
   name: "supertokens-website@4.2.0",
   async init(cfg) {
     base = cfg.apiBase;
-    sdk.init({ refreshTokenUrl: cfg.apiBase + cfg.refreshPath, sessionExpiredStatusCode: cfg.sessionExpiredStatusCode });
+    // cfg.sessionScope: the domain of the frontend cookie (sIRTFrontend); 4.2.0 calls it
+    // websiteRootDomain (default: the page's host name).
+    sdk.init({
+      refreshTokenUrl: cfg.apiBase + cfg.refreshPath,
+      sessionExpiredStatusCode: cfg.sessionExpiredStatusCode,
+      websiteRootDomain: cfg.sessionScope,
+    });
   },
   fetch: (input, options) => window.fetch(input, options),
   doesSessionExist: () => sdk.doesSessionExist(),

@@ -22,6 +22,8 @@ const client = {
       apiDomain: cfg.apiBase,
       apiBasePath: cfg.refreshPath.slice(0, -"/session/refresh".length) || "/",
       sessionExpiredStatusCode: cfg.sessionExpiredStatusCode,
+      // the domain of the frontend cookies (default: the page's host name)
+      sessionScope: cfg.sessionScope,
     });
   },
   fetch: (input, options) => window.fetch(input, options),
