@@ -69,7 +69,24 @@ def server_command(framework: str, port: int) -> list[str]:
             "-b", f"127.0.0.1:{port}", "--log-level", "warning", module]
 
 
-def run_wrk(url: str, duration: int, cookie: str | None, lua: Path | None, env: dict[str, str]) -> float:
+def server_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time so far of the server process and its children (gunicorn's
+    worker), from /proc; ``None`` where /proc is not available."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        total = 0
+        for process in [pid, *map(int, children)]:
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(
+    url: str, duration: int, cookie: str | None, lua: Path | None, env: dict[str, str]
+) -> tuple[float, int]:
+    """Requests/s and the number of requests completed."""
     pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
     command = [*pin, "wrk", "-t2", "-c50", f"-d{duration}s", "--latency"]
     if cookie is not None:
@@ -78,12 +95,13 @@ def run_wrk(url: str, duration: int, cookie: str | None, lua: Path | None, env: 
         command += ["-s", str(lua)]
     output = subprocess.run([*command, url], capture_output=True, text=True, env=env, check=True).stdout
     match = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    count = re.search(r"(\d+) requests in", output)
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    if match is None:
+    if match is None or count is None:
         raise RuntimeError(f"wrk output not understood:\n{output}")
     if non_2xx is not None:
         raise RuntimeError(f"{url}: {non_2xx.group(1)} non-2xx responses:\n{output}")
-    return float(match.group(1))
+    return float(match.group(1)), int(count.group(1))
 
 
 def main() -> None:
@@ -118,11 +136,16 @@ def main() -> None:
         env["SESSIONWARD_" + field.upper()] = value
     cases = [("plain", "/plain", None), ("protected, cached", "/protected", "one"),
              ("floor, one token", "/floor", "one"), ("protected, pool", "/protected", "pool"),
-             ("floor, pool", "/floor", "pool")]
+             ("floor, pool", "/floor", "pool"),
+             # Reference: what merely carrying the cookie costs the server and the framework.
+             ("reference: plain, cookie sent", "/plain", "one")]
     results: dict[tuple[str, str], list[float]] = {}
+    cpu_per_request: dict[tuple[str, str], list[float]] = {}
+    load_before = os.getloadavg()[0]
     for framework in args.frameworks.split(","):
         framework_cases = cases + (
-            [("protected, get_session (no Depends)", "/protected-direct", "one")]
+            [("protected, get_session (no Depends)", "/protected-direct", "one"),
+             ("reference: no-op Depends(request), cookie sent", "/noop-depends", "one")]
             if framework == "fastapi" else []
         )
         port = free_port()
@@ -145,27 +168,47 @@ def main() -> None:
                         lua if tokens_used == "pool" else None, env)
             for round_number in range(args.rounds):
                 for name, path, tokens_used in framework_cases:
-                    rps = run_wrk(base + path, args.duration, cookies[0] if tokens_used == "one" else None,
-                                  lua if tokens_used == "pool" else None, env)
+                    cpu_before = server_cpu_seconds(server.pid)
+                    rps, count = run_wrk(base + path, args.duration,
+                                         cookies[0] if tokens_used == "one" else None,
+                                         lua if tokens_used == "pool" else None, env)
+                    cpu_after = server_cpu_seconds(server.pid)
                     results.setdefault((framework, name), []).append(rps)
+                    if cpu_before is not None and cpu_after is not None and count:
+                        cpu_per_request.setdefault((framework, name), []).append(
+                            (cpu_after - cpu_before) / count * 1e6
+                        )
                 print(f"  {framework}: round {round_number + 1}/{args.rounds} done",
                       file=sys.stderr, flush=True)
         finally:
             server.terminate()
             server.wait(timeout=10)
-    report(args, results)
+    report(args, results, cpu_per_request, (load_before, os.getloadavg()[0]))
 
 
-def report(args: argparse.Namespace, results: dict[tuple[str, str], list[float]]) -> None:
+def report(
+    args: argparse.Namespace,
+    results: dict[tuple[str, str], list[float]],
+    cpu_per_request: dict[tuple[str, str], list[float]],
+    load: tuple[float, float],
+) -> None:
     print("# sessionward HTTP benchmark (wrk, 127.0.0.1)\n")
     print(f"- one server worker (taskset CPU 1), wrk -t2 -c50 -d{args.duration}s (taskset CPU 0), "
           f"{args.rounds} interleaved rounds, median req/s; RS256 tokens; pool = {POOL_SIZE} distinct "
-          f"tokens > cache of {CACHE_SIZE}\n")
-    print("| framework | endpoint | req/s (median) | ratio |")
-    print("|---|---|---|---|")
+          f"tokens > cache of {CACHE_SIZE}")
+    print(f"- load average {load[0]:.2f} at the start, {load[1]:.2f} at the end; server CPU = user + "
+          f"system CPU time of the server process(es) per request completed (median); plain CPU / CPU "
+          f"is the req/s ratio a CPU-bound server reaches\n")
+    print("| framework | endpoint | req/s (median) | ratio | server CPU µs/req | plain CPU / CPU |")
+    print("|---|---|---|---|---|---|")
     for framework in args.frameworks.split(","):
         median = {
             name: statistics.median(values) for (fw, name), values in results.items() if fw == framework
+        }
+        cpu = {
+            name: statistics.median(values)
+            for (fw, name), values in cpu_per_request.items()
+            if fw == framework
         }
         for name, value in median.items():
             if name in ("protected, cached", "protected, get_session (no Depends)"):
@@ -173,11 +216,15 @@ def report(args: argparse.Namespace, results: dict[tuple[str, str], list[float]]
             elif name == "protected, pool":
                 ratio = (f"{value / median['floor, pool']:.2f}x floor (pool), "
                          f"{value / median['plain']:.2f}x plain")
-            elif name.startswith("floor"):
+            elif name.startswith(("floor", "reference")):
                 ratio = f"{value / median['plain']:.2f}x plain"
             else:
                 ratio = "1.00x"
-            print(f"| {framework} | {name} | {value:,.0f} | {ratio} |")
+            if name in cpu and "plain" in cpu:
+                cpu_columns = f"{cpu[name]:.1f} | {cpu['plain'] / cpu[name]:.2f}x"
+            else:
+                cpu_columns = "- | -"
+            print(f"| {framework} | {name} | {value:,.0f} | {ratio} | {cpu_columns} |")
     print("\nTarget (SPEC §9): protected, cached >= 0.90x plain for FastAPI (uvicorn) and Flask (gunicorn).")
 
 

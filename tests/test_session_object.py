@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from sessionward import AsyncSessionWard, Config, SessionWard, UnauthorizedError
-from sessionward.session import AsyncSessionHandler, SessionHandler
+from sessionward.session import AsyncSession, AsyncSessionHandler, Session, SessionHandler
 from sessionward.transport import ResponseEffects
 
 CONFIG = Config(store="sqlite:///:memory:", access_token_algorithm="HS256", cookie_secure=False)
@@ -54,5 +54,31 @@ def test_async_session_gone_clears_cookies() -> None:
             with pytest.raises(UnauthorizedError):
                 await session.update_session_data({"x": 1})
             assert effects.headers["id-refresh-token"] == "remove"
+
+    asyncio.run(scenario())
+
+
+def test_verified_session_objects_carry_the_claims_and_no_instance_dict() -> None:
+    async def verify_async(engine: AsyncSessionWard, cookie: str) -> AsyncSession:
+        return await AsyncSessionHandler(engine).verify(ResponseEffects(CONFIG), cookie, None, "GET", None)
+
+    with SessionWard(CONFIG) as engine:
+        effects = ResponseEffects(CONFIG)
+        created = SessionHandler(engine).create(effects, "alice", {"role": "admin"}, None)
+        cookie = f"sAccessToken={created.access_token}; sIdRefreshToken=i"
+        verified = SessionHandler(engine).verify(ResponseEffects(CONFIG), cookie, None, "GET", None)
+        assert isinstance(verified, Session)
+        assert (verified.user_id, verified.handle, verified.jwt_payload, verified.access_token) == (
+            "alice", created.handle, {"role": "admin"}, created.access_token
+        )
+        assert not hasattr(verified, "__dict__")
+        assert repr(verified) == f"<Session user_id='alice' handle={created.handle!r}>"
+
+    async def scenario() -> None:
+        async with AsyncSessionWard(CONFIG) as engine:
+            created = await AsyncSessionHandler(engine).create(ResponseEffects(CONFIG), "bob", None, None)
+            session = await verify_async(engine, f"sAccessToken={created.access_token}; sIdRefreshToken=i")
+            assert (session.user_id, session.handle, session.jwt_payload) == ("bob", created.handle, {})
+            assert not hasattr(session, "__dict__")
 
     asyncio.run(scenario())

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import unquote
 
+import hypothesis.strategies as st
 import pytest
+from hypothesis import example, given, settings
 
 from sessionward import (
     Config,
@@ -13,10 +16,12 @@ from sessionward import (
     TokenTheftDetectedError,
     TryRefreshTokenError,
     UnauthorizedError,
+    transport,
 )
 from sessionward.engine.types import SessionTokens, Token
 from sessionward.transport import (
     DUPLICATE,
+    RequestTokens,
     ResponseEffects,
     error_response,
     merge_header_list,
@@ -47,10 +52,94 @@ def tokens(access: str = "a.b.c", refresh: str = "r", id_refresh: str = "i") -> 
         ("sAccessToken", (None, None, None)),
         ("sAccessToken=%ff%fe", ("%ff%fe", None, None)),
         (";;;=;", (None, None, None)),
+        (" \tsAccessToken\xa0=\x85a\u3000;\x1csIdRefreshToken = i ", ("a", None, "i")),
+        ("sAccessToken=\"a\"; sAccessToken=\"a\"", (DUPLICATE, None, None)),
+        ("sAccessToken=a;sAccessToken", ("a", None, None)),
+        ("x=sAccessToken=b; sAccessToken=a", ("a", None, None)),
+        ("sAccessToken==a=", ("=a=", None, None)),
+        ("sRefreshToken=\"%2B\"", (None, "+", None)),
+        ("sRefreshToken=\"", (None, "\"", None)),
+        ("sIdRefreshToken=", (None, None, "")),
     ],
 )
 def test_parse_session_cookies(header: str | None, expected: tuple[object, ...]) -> None:
     assert tuple(parse_session_cookies(header)) == expected
+    assert tuple(parse_session_cookies(header)) == expected  # a second time: from the cache
+
+
+def reference_parse(cookie_header: str | None) -> RequestTokens:
+    """The parser as it was before the fast path and the cache: the oracle for both."""
+    found: dict[str, object] = {}
+    if cookie_header:
+        for pair in cookie_header.replace(",", ";").split(";"):
+            name, sep, value = pair.partition("=")
+            name = name.strip()
+            if not sep or name not in ("sAccessToken", "sRefreshToken", "sIdRefreshToken"):
+                continue
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            try:
+                decoded = unquote(value, errors="strict")
+            except UnicodeDecodeError:
+                decoded = value
+            found[name] = DUPLICATE if name in found else decoded
+    return RequestTokens(
+        found.get("sAccessToken"), found.get("sRefreshToken"), found.get("sIdRefreshToken")  # type: ignore[arg-type]
+    )
+
+
+# Cookie headers made of the pieces hostile input is made of: our names and near misses,
+# both separators, stray "=", quotes, percent escapes (valid, invalid UTF-8, truncated) and
+# every kind of whitespace str.strip() removes.
+_PIECES = st.sampled_from([
+    "sAccessToken", "sRefreshToken", "sIdRefreshToken", "saccesstoken", "__Host-sAccessToken",
+    "sAccessTokens", "xsIdRefreshToken", "other", "=", ";", ",", "; ", ", ", " ", "\t", "\xa0",
+    "\x85", "\x1c", "\u3000", '"', "%", "%2B", "%ff", "%e2%82", "%E2%82%AC", "a", "b.c-d_e", "\xe9",
+])
+_HEADERS = st.lists(_PIECES, max_size=24).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(header=_HEADERS)
+@example(header="sAccessToken=a; sAccessToken=a")
+@example(header="sIdRefreshToken=i,sIdRefreshToken=i")
+@example(header=" sAccessToken =%ff; sIdRefreshToken\x85=\"i\"")
+def test_parse_matches_the_reference_parser_cached_or_not(header: str) -> None:
+    expected = reference_parse(header)
+    transport._parsed_headers.pop(header, None)
+    assert parse_session_cookies(header) == expected  # parsed
+    assert parse_session_cookies(header) == expected  # remembered
+    assert parse_session_cookies("".join(list(header))) == expected  # an equal, distinct str
+
+
+def test_parsed_headers_are_remembered_per_exact_string() -> None:
+    header = "sAccessToken=tok; sIdRefreshToken=idr"
+    first = parse_session_cookies(header)
+    assert transport._parsed_headers[header] is first
+    assert parse_session_cookies(header + " ") is not first
+    assert parse_session_cookies(header + " ") == first
+
+
+def test_parsed_header_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transport, "_PARSED_CACHE_SIZE", 8)
+    monkeypatch.setattr(transport, "_parsed_headers", {})
+    for i in range(50):
+        assert parse_session_cookies(f"sAccessToken=t{i}; sAccessToken=u") == (DUPLICATE, None, None)
+        assert parse_session_cookies(f"sIdRefreshToken=i{i}") == (None, None, f"i{i}")
+        assert len(transport._parsed_headers) <= 8
+
+
+def test_long_headers_are_parsed_every_time_not_remembered() -> None:
+    header = "a=" + "x" * transport._PARSED_MAX_LENGTH + "; sAccessToken=t; sIdRefreshToken=i"
+    assert parse_session_cookies(header) == ("t", None, "i")
+    assert header not in transport._parsed_headers
+
+
+@pytest.mark.parametrize("header", ["sRefreshToken=r", "sRefreshToken=r; sRefreshToken=s", "sRefreshToken="])
+def test_headers_carrying_a_refresh_token_are_not_remembered(header: str) -> None:
+    assert parse_session_cookies(header).refresh_token is not None
+    assert header not in transport._parsed_headers
 
 
 def test_missing_id_refresh_cookie_is_unauthorised_without_clearing() -> None:

@@ -1,4 +1,5 @@
-"""FastAPI benchmark app: /plain, /floor (bare crypto), /protected (verify_session)."""
+"""FastAPI benchmark app: /plain, /floor (bare crypto), /protected (verify_session), and
+/noop-depends (a dependency doing nothing: what FastAPI charges for any ``Depends``)."""
 
 from __future__ import annotations
 
@@ -35,3 +36,12 @@ async def protected(session: Any = Depends(verify_session())) -> dict[str, Any]:
 async def protected_direct(request: Request) -> dict[str, Any]:
     session = await get_session(request)
     return {"ok": True, "user": session.user_id}
+
+
+async def noop_dependency(request: Request) -> None:
+    return None
+
+
+@app.get("/noop-depends")
+async def noop_depends(nothing: None = Depends(noop_dependency)) -> dict[str, Any]:
+    return {"ok": True, "user": None}

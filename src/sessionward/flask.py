@@ -186,8 +186,11 @@ def _resolve_config(app: Flask, config: Config | None, options: Mapping[str, Any
 
 
 def _extension() -> SessionWardExtension:
+    # _get_current_object(): one context-variable read, where an attribute read through the
+    # proxy first fails (AttributeError) and then resolves through __getattr__.
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
-        return cast(SessionWardExtension, current_app.extensions[EXTENSION_KEY])
+        return cast(SessionWardExtension, app.extensions[EXTENSION_KEY])
     except KeyError:
         raise RuntimeError(
             "sessionward is not installed on this app: call sessionward.flask.init(app) first"
@@ -202,7 +205,7 @@ def _request_state(
     It lives in the request's WSGI environ: tied to the request itself (an app context can
     outlive a request), and reached without going through Flask's context proxies.
     """
-    environ = (req if req is not None else request).environ
+    environ = (req if req is not None else _current_request()).environ
     state: _RequestState | None = environ.get(_ENVIRON_KEY)
     if state is None:
         state = environ[_ENVIRON_KEY] = _RequestState((extension or _extension()).config)
@@ -247,8 +250,14 @@ def _apply(response: WerkzeugResponse, effects: ResponseEffects) -> None:
         headers.pop(ANTI_CSRF_HEADER, None)
 
 
+def _current_request() -> WerkzeugRequest:
+    """:data:`flask.request` itself (cheaper than attribute reads through the proxy)."""
+    req: WerkzeugRequest = request._get_current_object()  # type: ignore[attr-defined]
+    return req
+
+
 def _apply_pending_effects(response: WerkzeugResponse) -> WerkzeugResponse:
-    state: _RequestState | None = request.environ.get(_ENVIRON_KEY)
+    state: _RequestState | None = _current_request().environ.get(_ENVIRON_KEY)
     if state is not None and state.effects is not None and state.effects.pending:
         _apply(response, state.effects)
     return response
@@ -378,11 +387,39 @@ def refresh_session(req: WerkzeugRequest, response: WerkzeugResponse | None = No
 
 
 def _current_session() -> Session | None:
-    state: _RequestState | None = request.environ.get(_ENVIRON_KEY)
+    state: _RequestState | None = _current_request().environ.get(_ENVIRON_KEY)
     return None if state is None else state.session
 
 
-current_session: Session = cast(Session, LocalProxy(_current_session))
+class _SessionProxy(LocalProxy["Session | None"]):
+    """The proxy behind :data:`current_session`.
+
+    Its four data attributes are properties: through a plain ``LocalProxy`` every read
+    first fails (``AttributeError``) and is then resolved by ``__getattr__``, which costs
+    more than the rest of reading the attribute. Everything else is ``LocalProxy``'s; with
+    no session the properties raise the same ``AttributeError`` the proxy would.
+    """
+
+    __slots__ = ()
+
+    @property
+    def user_id(self) -> str:
+        return self._get_current_object().user_id  # type: ignore[union-attr]
+
+    @property
+    def handle(self) -> str:
+        return self._get_current_object().handle  # type: ignore[union-attr]
+
+    @property
+    def jwt_payload(self) -> dict[str, Any]:
+        return self._get_current_object().jwt_payload  # type: ignore[union-attr]
+
+    @property
+    def access_token(self) -> str:
+        return self._get_current_object().access_token  # type: ignore[union-attr]
+
+
+current_session: Session = cast(Session, _SessionProxy(_current_session))
 """The :class:`~sessionward.session.Session` of the current request (a proxy, like
 ``flask_login.current_user``): set by :func:`verify_session`, :func:`get_session`,
 :func:`create_new_session` and the refresh route. Proxies to ``None`` when the request has
@@ -404,7 +441,7 @@ def verify_session(
     """
 
     def verify() -> None:
-        req: WerkzeugRequest = request._get_current_object()  # type: ignore[attr-defined]
+        req = _current_request()
         if req.method in _SAFE_SKIP_METHODS:
             return
         if not session_required and not isinstance(

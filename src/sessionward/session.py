@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .engine.aio import AsyncSessionWard
 from .engine.sync import SessionWard
@@ -35,20 +35,25 @@ __all__ = [
     "TheftHook",
 ]
 
+E = TypeVar("E", SessionWard, AsyncSessionWard)
 TheftHook = Callable[[str, str], Any]
 ErrorHandler = Callable[[SessionWardError, ErrorResponse], ErrorResponse]
 """Overrides the answer to a session error: gets the error and the default answer."""
 
 
-class _SessionBase:
-    __slots__ = ("_effects", "access_token", "handle", "jwt_payload", "user_id")
+class _SessionBase(Generic[E]):
+    __slots__ = ("_effects", "_engine", "access_token", "handle", "jwt_payload", "user_id")
 
-    def __init__(self, verified: VerifiedSession, access_token: str, effects: ResponseEffects) -> None:
+    def __init__(
+        self, engine: E, verified: VerifiedSession, access_token: str, effects: ResponseEffects
+    ) -> None:
+        # One flat __init__ (no super() chain): a session object is built on every request.
         self.user_id: str = verified.user_id
         self.handle: str = verified.handle
         self.jwt_payload: dict[str, Any] = verified.jwt_payload
         self.access_token: str = access_token
         self._effects = effects
+        self._engine: E = engine
 
     def _gone(self) -> None:
         self._effects.clear_session()
@@ -73,7 +78,7 @@ class _SessionBase:
         return f"<{type(self).__name__} user_id={self.user_id!r} handle={self.handle!r}>"
 
 
-class Session(_SessionBase):
+class Session(_SessionBase[SessionWard]):
     """The session of the current request (sync frameworks).
 
     Attributes ``user_id``, ``handle``, ``jwt_payload`` and ``access_token`` need no I/O;
@@ -81,13 +86,7 @@ class Session(_SessionBase):
     ``UnauthorizedError`` and clears the session cookies on the response.
     """
 
-    __slots__ = ("_engine",)
-
-    def __init__(
-        self, engine: SessionWard, verified: VerifiedSession, access_token: str, effects: ResponseEffects
-    ) -> None:
-        super().__init__(verified, access_token, effects)
-        self._engine = engine
+    __slots__ = ()
 
     def get_session_data(self) -> dict[str, Any]:
         """The private session data."""
@@ -111,20 +110,10 @@ class Session(_SessionBase):
         self._gone()
 
 
-class AsyncSession(_SessionBase):
+class AsyncSession(_SessionBase[AsyncSessionWard]):
     """The session of the current request (asyncio frameworks); I/O methods are coroutines."""
 
-    __slots__ = ("_engine",)
-
-    def __init__(
-        self,
-        engine: AsyncSessionWard,
-        verified: VerifiedSession,
-        access_token: str,
-        effects: ResponseEffects,
-    ) -> None:
-        super().__init__(verified, access_token, effects)
-        self._engine = engine
+    __slots__ = ()
 
     async def get_session_data(self) -> dict[str, Any]:
         """The private session data."""

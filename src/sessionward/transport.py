@@ -81,6 +81,14 @@ class RequestTokens(NamedTuple):
     id_refresh_token: str | _Duplicate | None
 
 
+_NO_TOKENS = RequestTokens(None, None, None)
+# Parsed Cookie headers, keyed by the exact header string: at most this many, each at most
+# this long (a longer one is parsed every time), so memory stays bounded (a few MB).
+_PARSED_CACHE_SIZE = 1024
+_PARSED_MAX_LENGTH = 4096
+_parsed_headers: dict[str, RequestTokens] = {}
+
+
 def parse_session_cookies(cookie_header: str | None) -> RequestTokens:
     """Read the three session cookies from the raw ``Cookie`` header value(s).
 
@@ -88,23 +96,45 @@ def parse_session_cookies(cookie_header: str | None) -> RequestTokens:
     reported as :data:`DUPLICATE` rather than picking one, so no framework ever lets an
     attacker-chosen copy win.
     """
+    if not cookie_header:
+        return _NO_TOKENS
+    # A client repeats the same header on every request until its access token changes:
+    # one hash of the header replaces the parse, and the token strings handed on are the
+    # same objects each time, so the engine's cache lookup reuses their cached hash too.
+    tokens = _parsed_headers.get(cookie_header)
+    if tokens is None:
+        tokens = _parse(cookie_header)
+        # A refresh token reaches only the refresh route, once per access-token lifetime:
+        # remembering it would gain nothing and keep a long-lived secret in memory.
+        if tokens.refresh_token is None and len(cookie_header) <= _PARSED_MAX_LENGTH:
+            if len(_parsed_headers) >= _PARSED_CACHE_SIZE:
+                # Emptied wholesale: O(1) amortised, and safe against concurrent threads.
+                _parsed_headers.clear()
+            _parsed_headers[cookie_header] = tokens
+    return tokens
+
+
+def _parse(cookie_header: str) -> RequestTokens:
     found: dict[str, str | _Duplicate] = {}
-    if cookie_header:
-        # WSGI servers join repeated Cookie headers with ","; our values never contain one
-        # (they are percent-encoded), so "," separates pairs just like ";".
-        for pair in cookie_header.replace(",", ";").split(";"):
-            name, sep, value = pair.partition("=")
-            name = name.strip()
-            if not sep or name not in _SESSION_COOKIES:
-                continue
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] == '"':
-                value = value[1:-1]
+    # WSGI servers join repeated Cookie headers with ","; our values never contain one
+    # (they are percent-encoded), so "," separates pairs just like ";".
+    if "," in cookie_header:
+        cookie_header = cookie_header.replace(",", ";")
+    for pair in cookie_header.split(";"):
+        name, sep, value = pair.partition("=")
+        name = name.strip()
+        if not sep or name not in _SESSION_COOKIES:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        if "%" in value:
             try:
                 decoded = unquote(value, errors="strict")
             except UnicodeDecodeError:
                 decoded = value  # not a token we issued: verification rejects it
-            found[name] = DUPLICATE if name in found else decoded
+            value = decoded
+        found[name] = DUPLICATE if name in found else value
     return RequestTokens(
         found.get(ACCESS_TOKEN_COOKIE),
         found.get(REFRESH_TOKEN_COOKIE),

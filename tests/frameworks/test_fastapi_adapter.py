@@ -303,6 +303,33 @@ def test_anti_csrf_required_on_post_not_on_get(start: Callable[..., WireClient])
     assert refreshed.status == 200 and refreshed.header("anti-csrf")
 
 
+def test_split_cookie_headers_and_the_first_anti_csrf_header(
+    app_factory: AppFactory, open_app: Opener, tmp_path: Path
+) -> None:
+    """Repeated Cookie headers (HTTP/2) are read as one; a name repeated across them is a
+    duplicate; of repeated anti-csrf headers the first counts."""
+    wire, client = open_app(app_factory(make_config(tmp_path, enable_anti_csrf=True)))
+    wire.login("alice")
+    split = [("cookie", f"sAccessToken={wire.jar.value('sAccessToken')}"),
+             ("cookie", f"other=1; sIdRefreshToken={wire.jar.value('sIdRefreshToken')}")]
+    assert client.get("/protected", headers=split).json()["user_id"] == "alice"
+    tossed = client.get("/protected", headers=[*split, ("cookie", "sAccessToken=forged")])
+    assert (tossed.status_code, tossed.json()) == (401, {"message": "try refresh token"})
+    csrf = wire.anti_csrf or ""
+    first_right = client.post("/protected", headers=[*split, ("anti-csrf", csrf), ("anti-csrf", "x")])
+    assert first_right.status_code == 200
+    first_wrong = client.post("/protected", headers=[*split, ("anti-csrf", "x"), ("anti-csrf", csrf)])
+    assert first_wrong.status_code == 401
+
+
+def test_verification_headers_are_read_in_one_pass() -> None:
+    scope: dict[str, Any] = {"headers": [(b"Cookie", b"a=1"), (b"anti-csrf", b"c1"), (b"cookie", b"b=\xe9"),
+                                         (b"ANTI-CSRF", b"c2")]}
+    assert sw._verification_headers(scope) == ("a=1; b=\xe9", "c1")
+    assert sw._verification_headers({"headers": [(b"cookie", b"a=1")]}) == ("a=1", None)
+    assert sw._verification_headers({}) == (None, None)
+
+
 # -- payload, data, logout ---------------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ import pytest
 from apps.flask_app import create_app
 from flask import Flask, current_app, request
 from flask.testing import FlaskClient
+from werkzeug.local import LocalProxy
 from werkzeug.test import TestResponse
 
 from sessionward import Config, GeneralError, SessionWardError, TryRefreshTokenError
@@ -875,6 +876,30 @@ def test_init_reads_app_config_and_options(custom_apps: list[Flask]) -> None:
 def test_current_session_is_none_outside_a_verified_request(app: Flask) -> None:
     with app.test_request_context():
         assert not current_session
+
+
+def test_current_session_proxy_reads_the_request_session(browser: Browser, app: Flask) -> None:
+    """The proxy's attribute fast path answers exactly what a plain ``LocalProxy`` would."""
+    browser.login()
+    cookie = browser.cookie_header("/protected")
+    assert isinstance(current_session, LocalProxy)
+    names = ("user_id", "handle", "jwt_payload", "access_token")
+    with app.test_request_context("/protected", headers={"Cookie": cookie}):
+        plain = LocalProxy(lambda: current_session._get_current_object())  # type: ignore[attr-defined]
+        for name in names:
+            with pytest.raises(AttributeError) as fast:
+                getattr(current_session, name)
+            with pytest.raises(AttributeError) as slow:
+                getattr(plain, name)
+            assert str(fast.value) == str(slow.value)
+        session = get_session(request)
+        assert current_session._get_current_object() is session  # type: ignore[attr-defined]
+        for name in names:
+            assert getattr(current_session, name) is getattr(session, name) is getattr(plain, name)
+        current_session.jwt_payload = {"set": "through the proxy"}
+        assert session.jwt_payload == {"set": "through the proxy"}
+        assert repr(current_session) == repr(session)
+        assert current_session.get_session_data() == {}
 
 
 def test_app_context_around_several_requests_does_not_leak(browser: Browser, app: Flask) -> None:

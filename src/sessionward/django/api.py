@@ -78,6 +78,7 @@ SETTING_NAME = "SESSIONWARD"
 HOOK_KEYS = ("on_token_theft_detected", "error_handler")
 EFFECTS_ATTR = "_sessionward_effects"
 SESSION_ATTR = "sessionward"
+_ANTI_CSRF_META = "HTTP_" + ANTI_CSRF_HEADER.upper().replace("-", "_")
 
 V = TypeVar("V", bound=Callable[..., Any])
 
@@ -292,7 +293,7 @@ def cookie_header(request: HttpRequest) -> str | None:
 
 
 def _anti_csrf_header(request: HttpRequest) -> str | None:
-    value = request.META.get("HTTP_" + ANTI_CSRF_HEADER.upper().replace("-", "_"))
+    value = request.META.get(_ANTI_CSRF_META)
     return value if isinstance(value, str) else None
 
 
