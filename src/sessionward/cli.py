@@ -1,6 +1,6 @@
 """The ``sessionward`` command line: the demo, migrations, housekeeping, sessions and keys.
 
-    sessionward demo [--host 127.0.0.1] [--port 8000] [--store URL]
+    sessionward demo [--host 127.0.0.1] [--port 8000] [--store URL] [--access-token-validity S]
     sessionward migrate --store URL
     sessionward sweep --store URL
     sessionward sessions list --user U [--json]
@@ -51,7 +51,7 @@ def _config(args: argparse.Namespace) -> Config:
 def _demo(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     from .demo.server import run
 
-    run(args.host, args.port, args.store or default_store(), out)
+    run(args.host, args.port, args.store or default_store(), out, args.access_token_validity)
 
 
 def _migrate(args: argparse.Namespace, out: Callable[[str], None]) -> None:
@@ -128,7 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser(
         "demo", help="run the demo web app in a browser (needs the fastapi extra)",
-        description="Serve the sessionward demo (Starlette + uvicorn, 15-second access tokens, "
+        description="Serve the sessionward demo (Starlette + uvicorn, 15-second access tokens by default, "
         "plain http with cookie_secure=False): sign in by name, watch the browser client refresh, "
         "update the JWT payload and session data, revoke sessions, simulate token theft.",
     )
@@ -137,6 +137,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--store", metavar="URL",
         help="store URL (default: a SQLite file in the temporary directory; SESSIONWARD_* is ignored)",
+    )
+    demo.add_argument(
+        "--access-token-validity", metavar="SECONDS", type=int, default=None,
+        help="how long an access token lives, 1 to 86400 seconds (default: 15)",
     )
     demo.set_defaults(raw=_demo)
     commands.add_parser("migrate", parents=[store_option], help="apply schema migrations").set_defaults(

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from starlette.exceptions import StarletteDeprecationWarning
 
 from sessionward.browser import CLIENT_SCRIPT_PATH
 from sessionward.cli import main
@@ -21,7 +26,7 @@ def test_demo_help(capsys: pytest.CaptureFixture[str]) -> None:
         main(["demo", "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--host", "--port", "--store"):
+    for option in ("--host", "--port", "--store", "--access-token-validity"):
         assert option in out
 
 
@@ -36,6 +41,48 @@ def test_missing_extra_names_the_install_command(
     assert main(["demo", "--port", "1"]) == 1
     err = capsys.readouterr().err
     assert "pip install 'sessionward[fastapi]'" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("seconds", ["0", "-5", "86401", "100000000"])
+def test_access_token_validity_out_of_range_is_a_configuration_error(
+    seconds: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--port", "1", "--access-token-validity", seconds]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "--access-token-validity" in err and "1 to 86400" in err and seconds in err
+
+
+def test_access_token_validity_must_be_whole_seconds(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--access-token-validity", "2.5"])
+    assert exit_info.value.code == 2
+    assert "--access-token-validity" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "seconds"), [([], 15), (["--access-token-validity", "3"], 3)])
+def test_access_token_validity_reaches_the_demo(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    argv: list[str], seconds: int,
+) -> None:
+    import uvicorn
+
+    served: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(app))
+    assert main(["demo", "--port", "1", "--store", f"sqlite:///{tmp_path}/demo.db", *argv]) == 0
+    assert f"access tokens live {seconds} s" in capsys.readouterr().out
+    (app,) = served
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StarletteDeprecationWarning)
+        from starlette.testclient import TestClient
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+        page = client.get("/").text
+        assert f'data-access-token-validity="{seconds}"' in page and "{{" not in page
+        signed_in = client.post("/api/signin", json={"name": "alice"})
+        assert signed_in.status_code == 200
+        front = json.loads(base64.b64decode(signed_in.headers["front-token"]))
+        lifetime_ms = front["ate"] - time.time() * 1000
+        assert (seconds - 2) * 1000 < lifetime_ms <= seconds * 1000
 
 
 def _free_port() -> int:

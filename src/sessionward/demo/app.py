@@ -53,7 +53,8 @@ from .theft import StolenTokens
 __all__ = ["ACCESS_TOKEN_VALIDITY", "create_app", "demo_config"]
 
 ACCESS_TOKEN_VALIDITY = 15
-"""Seconds an access token of the demo lives: short, so that refreshes happen in view."""
+"""Seconds an access token of the demo lives by default: short, so that refreshes happen in
+view (``sessionward demo --access-token-validity SECONDS`` changes it)."""
 
 MAX_NAME_LENGTH = 64
 _ASSETS = {
@@ -63,14 +64,14 @@ _ASSETS = {
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
-def demo_config(store: str) -> Config:
+def demo_config(store: str, access_token_validity: int = ACCESS_TOKEN_VALIDITY) -> Config:
     """The demo's configuration on ``store``: plain http (``cookie_secure=False``), short
-    access tokens, anti-CSRF on, and access-token blacklisting so that a revoked session
-    stops working at once (by default a revoked session's access token stays valid until it
-    expires)."""
+    access tokens (``access_token_validity`` seconds), anti-CSRF on, and access-token
+    blacklisting so that a revoked session stops working at once (by default a revoked
+    session's access token stays valid until it expires)."""
     return Config(
         store=store,
-        access_token_validity=ACCESS_TOKEN_VALIDITY,
+        access_token_validity=access_token_validity,
         cookie_secure=False,
         enable_anti_csrf=True,
         access_token_blacklisting=True,
@@ -109,8 +110,13 @@ async def _bad_request(request: Request, exc: Exception) -> Response:
 # -- pages -------------------------------------------------------------------------------------
 
 
+_VALIDITY_PLACEHOLDER = b"{{ACCESS_TOKEN_VALIDITY}}"
+
+
 async def page(request: Request) -> Response:
-    return Response(_asset("index.html"), media_type="text/html; charset=utf-8", headers=_NO_STORE)
+    validity: int = request.app.state.demo_access_token_validity
+    html = _asset("index.html").replace(_VALIDITY_PLACEHOLDER, str(validity).encode())
+    return Response(html, media_type="text/html; charset=utf-8", headers=_NO_STORE)
 
 
 async def asset(request: Request) -> Response:
@@ -260,5 +266,6 @@ def create_app(store: str, config: Config | None = None) -> Starlette:
         exception_handlers={_BadRequest: _bad_request},
     )
     app.state.demo_stolen_tokens = StolenTokens()
+    app.state.demo_access_token_validity = config.access_token_validity
     init(app, config)
     return app

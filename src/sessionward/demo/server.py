@@ -6,9 +6,21 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["MissingExtraError", "default_store", "run"]
+from ..errors import ConfigError
+
+__all__ = [
+    "MAX_ACCESS_TOKEN_VALIDITY",
+    "MissingExtraError",
+    "check_access_token_validity",
+    "default_store",
+    "run",
+]
 
 INSTALL_HINT = "pip install 'sessionward[fastapi]'"
+
+MAX_ACCESS_TOKEN_VALIDITY = 86_400
+"""The longest access-token validity ``sessionward demo`` accepts (a day): the demo is about
+watching refreshes happen."""
 
 
 class MissingExtraError(RuntimeError):
@@ -22,20 +34,41 @@ def default_store() -> str:
     return f"sqlite:///{Path(tempfile.gettempdir()) / 'sessionward-demo.sqlite3'}"
 
 
-def run(host: str, port: int, store: str, out: Callable[[str], None] = print) -> None:
-    """Serve the demo on ``host:port`` over ``store`` until interrupted (Ctrl-C)."""
+def check_access_token_validity(seconds: int) -> int:
+    """``seconds`` if it is a sensible demo access-token validity, else :class:`ConfigError`
+    naming the ``--access-token-validity`` option."""
+    if type(seconds) is not int or not 1 <= seconds <= MAX_ACCESS_TOKEN_VALIDITY:
+        raise ConfigError(
+            f"--access-token-validity: give whole seconds from 1 to {MAX_ACCESS_TOKEN_VALIDITY}, "
+            f"not {seconds!r}"
+        )
+    return seconds
+
+
+def run(
+    host: str,
+    port: int,
+    store: str,
+    out: Callable[[str], None] = print,
+    access_token_validity: int | None = None,
+) -> None:
+    """Serve the demo on ``host:port`` over ``store`` until interrupted (Ctrl-C), with
+    access tokens valid ``access_token_validity`` seconds (default: the demo's 15 s)."""
+    if access_token_validity is not None:
+        check_access_token_validity(access_token_validity)
     try:
         import uvicorn
 
-        from .app import ACCESS_TOKEN_VALIDITY, create_app
+        from .app import ACCESS_TOKEN_VALIDITY, create_app, demo_config
     except ImportError as exc:
         raise MissingExtraError(
             f"the demo needs Starlette and uvicorn ({exc.name} is missing): {INSTALL_HINT}"
         ) from exc
-    app = create_app(store)
+    validity = ACCESS_TOKEN_VALIDITY if access_token_validity is None else access_token_validity
+    app = create_app(store, demo_config(store, validity))
     shown_host = f"[{host}]" if ":" in host else host
     out(f"sessionward demo: store {store}")
-    out(f"sessionward demo: access tokens live {ACCESS_TOKEN_VALIDITY} s, so refreshes happen in view")
+    out(f"sessionward demo: access tokens live {validity} s, so refreshes happen in view")
     out("sessionward demo: cookie_secure=False (plain http: for development only, never in production)")
     out(f"sessionward demo: open http://{shown_host}:{port}/ in a browser (Ctrl-C stops)")
     uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on")

@@ -28,6 +28,7 @@ const ANTI_CSRF_HEADER = "anti-csrf";
 const FRONT_TOKEN_HEADER = "front-token";
 const STORAGE_LOCK_TTL_MS = 10000;
 const STORAGE_LOCK_WAIT_MS = 15000;
+const ANTI_CSRF_CATCH_UP_MS = 1000;
 const FRONT_TOKEN_MAX_AGE_S = 100 * 24 * 3600;
 
 /** The version of this client. */
@@ -117,18 +118,40 @@ function readIdRefresh() {
   return value ? value : null;
 }
 
-function readAntiCsrf() {
+function readAntiCsrfRecord() {
   const store = storage();
   if (!store) return null;
   try {
     const record = JSON.parse(store.getItem(ANTI_CSRF_STORAGE_PREFIX + storageKeySuffix()) || "null");
-    if (record && typeof record.token === "string" && record.idRefresh === readIdRefresh()) {
-      return record.token;
-    }
+    if (record && typeof record.token === "string") return record;
   } catch {
     // unreadable record: behave as if none were stored
   }
   return null;
+}
+
+function readAntiCsrf() {
+  const record = readAntiCsrfRecord();
+  return record !== null && record.idRefresh === readIdRefresh() ? record.token : null;
+}
+
+/**
+ * Wait (at most ANTI_CSRF_CATCH_UP_MS) while the stored anti-CSRF token belongs to an older
+ * idRefresh value than the current one. A refresh in another tab writes the idRefresh
+ * cookie and then the token; the cookie is visible here at once, but the browser may hand
+ * this tab the new localStorage value a little later (Chromium propagates localStorage
+ * between renderer processes asynchronously). Sending in that window would go without the
+ * anti-CSRF header and be refused.
+ */
+async function antiCsrfCaughtUp() {
+  const deadline = Date.now() + ANTI_CSRF_CATCH_UP_MS;
+  for (;;) {
+    const record = readAntiCsrfRecord();
+    const idRefresh = readIdRefresh();
+    if (record === null || idRefresh === null || record.idRefresh === idRefresh) return;
+    if (Date.now() >= deadline) return;
+    await sleep(5);
+  }
 }
 
 function writeAntiCsrf(token) {
@@ -194,6 +217,9 @@ function absorb(response, { expired }) {
     }
     const antiCsrf = headers.get(ANTI_CSRF_HEADER);
     if (antiCsrf !== null && antiCsrf.trim() !== "") writeAntiCsrf(antiCsrf.trim());
+    // A new session or refresh without an anti-CSRF token: the server does not use them
+    // (any more), so a stored one is stale for good; no call should wait for its successor.
+    else if (idRefresh !== null && idRefresh.trim() !== "remove") writeAntiCsrf(null);
   }
   if (readIdRefresh() === null) {
     // No session (any more): nothing that belonged to one may linger.
@@ -372,6 +398,7 @@ export async function fetch(input, options = {}) {
   const target = isRequest ? input.clone() : resolveInput(input);
   let retried = false;
   for (;;) {
+    await antiCsrfCaughtUp();
     const sentWith = readIdRefresh();
     const response = await send(target, options, isRequest);
     const expired = response.status === config.sessionExpiredStatusCode;

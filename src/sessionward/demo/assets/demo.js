@@ -4,7 +4,8 @@ import * as sessionward from "/sessionward/sessionward.js";
 const $ = (id) => document.getElementById(id);
 let refreshes = 0;
 let countdownTimer = null;
-let validityMs = 15000;
+// The server writes the access-token validity (seconds) into the page.
+let validityMs = 1000 * (Number(document.body.dataset.accessTokenValidity) || 15);
 
 sessionward.init({
   refreshPath: "/session/refresh",
