@@ -1,7 +1,7 @@
 """HTTP benchmark: requests/s of an endpoint behind ``verify_session`` vs the same endpoint
 without it, and vs one doing the bare crypto floor, under ``wrk`` on 127.0.0.1.
 
-    .venv/bin/python bench/http_servers.py [--duration 5] [--rounds 3] [--frameworks fastapi,flask,django]
+    .venv/bin/python bench/http_servers.py [--duration 5] [--rounds 5] [--frameworks fastapi,flask,django]
 
 One server worker pinned to CPU 1, ``wrk -t2 -c50`` pinned to CPU 0 (``taskset``); endpoints
 measured in interleaved rounds, medians reported. "cached" sends one token (the engine's
@@ -107,7 +107,7 @@ def run_wrk(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--frameworks", default="fastapi,flask,django")
     args = parser.parse_args()
     if shutil.which("wrk") is None:

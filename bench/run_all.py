@@ -1,9 +1,9 @@
 """Reproduce every number of docs/benchmarks.md: ``.venv/bin/python bench/run_all.py``.
 
 Runs, one after the other with the same interpreter (never in parallel: the machine has 2
-cores), ``verify.py``, ``engine.py``, ``stores.py`` (needs PostgreSQL and Redis) and
-``http_servers.py`` (needs ``wrk``), and prints their reports. ``--only verify,engine``
-selects scripts; ``--rounds N`` is passed to each.
+cores), ``verify.py``, ``engine.py``, ``stores.py`` (needs PostgreSQL and Redis),
+``http_servers.py`` and ``http_ab.py`` (need ``wrk``) and ``http_inprocess.py``, and prints
+their reports. ``--only verify,engine`` selects scripts; ``--rounds N`` is passed to each.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("verify", "engine", "stores", "http_servers")
+SCRIPTS = ("verify", "engine", "stores", "http_servers", "http_ab", "http_inprocess")
 
 
 def main() -> int:
