@@ -17,12 +17,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
 from cryptography.hazmat.primitives import serialization
-from http_servers import free_port, run_wrk, server_command, server_cpu_seconds
+from http_servers import free_port, run_wrk, server_command, server_cpu_seconds, wait_until_serving
 
 from sessionward import Config, SessionWard
 
@@ -64,16 +62,7 @@ def measure(framework: str, env: dict[str, str], cookie: str, rounds: int, durat
     rps: dict[str, list[float]] = {path: [] for path in paths}
     cpu: dict[str, list[float]] = {path: [] for path in paths}
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/protected", headers={"Cookie": cookie}).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{framework} server did not start")
-            time.sleep(0.1)
+        wait_until_serving(server, base, cookie, framework)
         for path in paths:  # warm-up
             run_wrk(base + path, 1, cookie, None, env)
         for round_number in range(rounds):

@@ -83,6 +83,21 @@ def server_cpu_seconds(pid: int) -> float | None:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def wait_until_serving(server: subprocess.Popen[bytes], base: str, cookie: str, framework: str) -> None:
+    """Return once ``base + "/protected"`` answers 200 to ``cookie``; ``RuntimeError`` if the
+    server exits or 30 s pass first."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(base + "/protected", headers={"Cookie": cookie}).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{framework} server did not start")
+        time.sleep(0.1)
+
+
 def run_wrk(
     url: str, duration: int, cookie: str | None, lua: Path | None, env: dict[str, str]
 ) -> tuple[float, int]:
@@ -153,16 +168,7 @@ def main() -> None:
                                   stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(base + "/protected", headers={"Cookie": cookies[0]}).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{framework} server did not start")
-                time.sleep(0.1)
+            wait_until_serving(server, base, cookies[0], framework)
             for _name, path, tokens_used in framework_cases:  # warm-up
                 run_wrk(base + path, 1, cookies[0] if tokens_used == "one" else None,
                         lua if tokens_used == "pool" else None, env)
