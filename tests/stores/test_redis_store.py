@@ -21,7 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
-from store_backends import REDIS_URL, skip_or_fail
+from store_backends import REDIS_URL, now_ms, skip_or_fail
+from store_backends import make_row as shared_make_row
 
 from sessionward import AsyncSessionWard, Config, SessionWard
 from sessionward.errors import (
@@ -120,10 +121,6 @@ def store(request: pytest.FixtureRequest, url: str) -> Iterator[Driver]:
         runner.run(async_store.close())
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def make_row(
     handle: str = "h1",
     user_id: str = "alice",
@@ -131,18 +128,9 @@ def make_row(
     created: int | None = None,
     expires: int | None = None,
 ) -> SessionRow:
+    """A row living a minute (``store_backends.make_row`` with this file's defaults)."""
     created = now_ms() if created is None else created
-    return SessionRow(
-        session_handle=handle,
-        user_id=user_id,
-        refresh_token_hash_2=hash2,
-        prev_refresh_token_hash_2=None,
-        rotated_at=None,
-        session_data={"secret": [1, 2, {"x": None}], "ü": "ß"},
-        jwt_user_payload={"role": "admin", "n": 1.5, "ok": True},
-        created_at_time=created,
-        expires_at=created + 60_000 if expires is None else expires,
-    )
+    return shared_make_row(handle, user_id, hash2, created, created + 60_000 if expires is None else expires)
 
 
 # -- schema -------------------------------------------------------------------------------------

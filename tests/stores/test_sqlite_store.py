@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from store_backends import make_row as shared_make_row
 
 from sessionward import Config, SessionWard
 from sessionward.errors import ConfigError, GeneralError, StorageUnavailableError
@@ -36,17 +37,8 @@ def make_row(
     created: int = 1_000,
     expires: int = 10_000,
 ) -> SessionRow:
-    return SessionRow(
-        session_handle=handle,
-        user_id=user_id,
-        refresh_token_hash_2=hash2,
-        prev_refresh_token_hash_2=None,
-        rotated_at=None,
-        session_data={"secret": [1, 2, {"x": None}], "ü": "ß"},
-        jwt_user_payload={"role": "admin", "n": 1.5, "ok": True},
-        created_at_time=created,
-        expires_at=expires,
-    )
+    """``store_backends.make_row`` on this file's fixed clock."""
+    return shared_make_row(handle, user_id, hash2, created, expires)
 
 
 @pytest.fixture(params=["file", "memory"])
