@@ -6,7 +6,8 @@ conftest.py), so the page served from ``http://www.example.test:<page port>`` an
 ``example.test``), the way ``www.example.com`` and ``api.example.com`` are. The API sets its
 session cookies with ``Domain=.example.test`` (``cookie_domain``); CORS with credentials for
 the page origin; anti-CSRF on. Results and the clients' frontend-cookie options are in
-docs/interop.md.
+docs/interop.md. The last tests give sessionward.js's ``cookieDomain`` a session used from
+pages on two sub-domains.
 """
 
 from __future__ import annotations
@@ -33,12 +34,15 @@ EXPIRY_WAIT = ACCESS_TOKEN_VALIDITY + 0.3
 COOKIE_DOMAIN = "." + EXAMPLE_SITE
 SESSION_COOKIES = ("sAccessToken", "sIdRefreshToken", "sRefreshToken")
 # The cookies each client writes itself with document.cookie (4.2.0 keeps the anti-CSRF
-# token in localStorage and has no front-token; sessionward.js keeps it in localStorage).
+# token in localStorage and has no front-token; sessionward.js keeps it in localStorage,
+# or in the cookie sAntiCsrf with `cookieDomain`).
 FRONT_COOKIES = {
     "sessionward": ("sFrontToken", "sIRTFrontend"),
     "st-4.2.0": ("sIRTFrontend",),
     "st-5.0.10": ("sAntiCsrf", "sFrontToken", "sIRTFrontend"),
 }
+SCOPED_FRONT_COOKIES = {**FRONT_COOKIES, "sessionward": ("sAntiCsrf", "sFrontToken", "sIRTFrontend")}
+ANTI_CSRF_STORAGE = "sessionward.antiCsrf:"  # sessionward.js's localStorage key prefix
 # The domain Chromium stores those cookies under (Playwright's notation: a leading dot is a
 # Domain cookie, none is host-only) when the client is left with its default scope. 4.2.0
 # always writes `domain=<websiteRootDomain>` (default: the page's host name), so its cookie
@@ -49,10 +53,12 @@ DEFAULT_FRONT_DOMAIN = {
     "st-5.0.10": f"www.{EXAMPLE_SITE}",
 }
 # (client, the scope given to the client for its frontend cookies): 4.2.0 `websiteRootDomain`,
-# 5.0.10 `sessionScope`; sessionward.js has no such option (host-only, by design).
-SCOPED = [(client, None) for client in CLIENTS] + [
-    (client, COOKIE_DOMAIN) for client in CLIENTS if client != "sessionward"
-]
+# 5.0.10 `sessionScope`, sessionward.js `cookieDomain`.
+SCOPED = [(client, None) for client in CLIENTS] + [(client, COOKIE_DOMAIN) for client in CLIENTS]
+
+
+def front_cookies(client: str, scope: str | None) -> tuple[str, ...]:
+    return (SCOPED_FRONT_COOKIES if scope else FRONT_COOKIES)[client]
 
 
 def host_origin(origin: str, host: str) -> str:
@@ -101,6 +107,14 @@ def api_origin(server: Server) -> str:
     return host_origin(server.base, "api")
 
 
+def anti_csrf_records(tab: ClientPage) -> list[str]:
+    """The localStorage keys of sessionward.js's anti-CSRF records on the tab's origin."""
+    keys: list[str] = tab.page.evaluate(
+        "(prefix) => Object.keys(localStorage).filter((key) => key.startsWith(prefix))", ANTI_CSRF_STORAGE
+    )
+    return keys
+
+
 def stored(context: Any, names: tuple[str, ...]) -> dict[str, list[str]]:
     """name -> the domains of the cookies of that name Chromium holds (all of them)."""
     result: dict[str, list[str]] = {}
@@ -124,7 +138,10 @@ def test_cookie_domain_api_on_a_sibling_subdomain(
     assert stored(context, SESSION_COOKIES) == {name: [COOKIE_DOMAIN] for name in SESSION_COOKIES}
     assert all(cookie["httpOnly"] for cookie in context.cookies() if cookie["name"] in SESSION_COOKIES)
     front_domain = scope or DEFAULT_FRONT_DOMAIN[client]
-    assert stored(context, FRONT_COOKIES[client]) == {name: [front_domain] for name in FRONT_COOKIES[client]}
+    front = front_cookies(client, scope)
+    assert stored(context, front) == {name: [front_domain] for name in front}
+    if client == "sessionward":
+        assert len(anti_csrf_records(tab)) == (0 if scope else 1)
 
     answer = tab.protected()
     assert answer["status"] == 200, answer
@@ -153,12 +170,86 @@ def test_cookie_domain_api_on_a_sibling_subdomain(
         assert tab.run("getJWTPayload") == {"team": "green", "level": 2}
     # The refresh replaced the cookies in place: still one of each, on the same domain.
     assert stored(context, SESSION_COOKIES) == {name: [COOKIE_DOMAIN] for name in SESSION_COOKIES}
-    assert stored(context, FRONT_COOKIES[client]) == {name: [front_domain] for name in FRONT_COOKIES[client]}
+    assert stored(context, front) == {name: [front_domain] for name in front}
 
     assert tab.run("signOut") == 200
     assert tab.run("doesSessionExist") is False
     # Clearing repeated Domain=.example.test: nothing of the session is left in the browser.
-    assert stored(context, SESSION_COOKIES + FRONT_COOKIES[client]) == {}
+    assert stored(context, SESSION_COOKIES + front) == {}
     answer = tab.protected()
     assert answer["status"] == 401, answer
     assert tab.refreshes() == 1
+
+
+# -- sessionward.js with cookieDomain: one session for every page of the site ----------------------
+
+SITE_FRONT = SCOPED_FRONT_COOKIES["sessionward"]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_sessionward_cookie_domain_session_on_every_subdomain(
+    open_site_page: Any, context: Any, framework: str
+) -> None:
+    www = open_site_page("sessionward", framework, scope=COOKIE_DOMAIN)
+    www.server.reset()
+    www.login("frank", {"team": "blue"})
+    assert stored(context, SITE_FRONT) == {name: [COOKIE_DOMAIN] for name in SITE_FRONT}
+
+    # A page on app.example.test, same browser: it sees the session signed in on www. and
+    # sends the anti-CSRF token (from the sAntiCsrf cookie) on a protected POST.
+    app = open_site_page("sessionward", framework, host="app", scope=COOKIE_DOMAIN)
+    assert app.run("doesSessionExist") is True
+    assert app.run("getUserId") == "frank"
+    assert app.run("getJWTPayload") == {"team": "blue"}
+    answer = app.protected("POST")
+    assert answer["status"] == 200 and answer["body"]["user_id"] == "frank", answer
+    assert app.run("raw", "/protected", "POST")["status"] == 401  # anti-CSRF is enforced
+
+    # The access token expires: app. refreshes once, and www. uses the new state as is.
+    time.sleep(EXPIRY_WAIT)
+    answer = app.protected("POST")
+    assert answer["status"] == 200 and answer["body"]["user_id"] == "frank", answer
+    assert app.refreshes() == 1
+    answer = www.protected("POST")
+    assert answer["status"] == 200 and answer["body"]["payload"] == {"team": "blue"}, answer
+    assert www.refreshes() == 1
+    assert stored(context, SESSION_COOKIES) == {name: [COOKIE_DOMAIN] for name in SESSION_COOKIES}
+    assert stored(context, SITE_FRONT) == {name: [COOKIE_DOMAIN] for name in SITE_FRONT}
+    assert anti_csrf_records(www) == [] and anti_csrf_records(app) == []
+
+    # Signing out on app. ends it for www. too.
+    assert app.run("signOut") == 200
+    assert app.run("doesSessionExist") is False
+    assert www.run("doesSessionExist") is False
+    assert www.run("getUserId") is None
+    assert stored(context, SESSION_COOKIES + SITE_FRONT) == {}
+    answer = www.protected()
+    assert answer["status"] == 401, answer
+    assert www.refreshes() == 1
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_sessionward_cookie_domain_turned_on_over_a_session(
+    open_site_page: Any, context: Any, framework: str
+) -> None:
+    tab = open_site_page("sessionward", framework)
+    tab.server.reset()
+    tab.login("gina")
+    host_only, front = DEFAULT_FRONT_DOMAIN["sessionward"], FRONT_COOKIES["sessionward"]
+    assert stored(context, front) == {name: [host_only] for name in front}
+    assert len(anti_csrf_records(tab)) == 1
+
+    # The page is configured with cookieDomain: the host-only cookies still tell who is signed
+    # in; the anti-CSRF token is now looked up in sAntiCsrf (absent), so the first POST gets
+    # "try refresh", and the refresh writes the site-wide cookies in place of the old ones.
+    tab.run("init", {"apiBase": api_origin(tab.server), "refreshPath": tab.server.config.refresh_api_path,
+                     "sessionScope": COOKIE_DOMAIN})
+    assert tab.run("doesSessionExist") is True and tab.run("getUserId") == "gina"
+    answer = tab.protected("POST")
+    assert answer["status"] == 200 and answer["body"]["user_id"] == "gina", answer
+    assert tab.refreshes() == 1
+    assert stored(context, SITE_FRONT) == {name: [COOKIE_DOMAIN] for name in SITE_FRONT}
+    assert anti_csrf_records(tab) == []
+
+    assert tab.run("signOut") == 200
+    assert stored(context, SESSION_COOKIES + SITE_FRONT) == {}

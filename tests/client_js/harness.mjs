@@ -9,25 +9,48 @@ const FAR = Date.now() + 3600_000;
 
 // -- browser stand-ins ------------------------------------------------------------------------
 
+// Cookies as a browser keeps them for `document.cookie`: one per (name, domain, host-only),
+// visible to the current `location.hostname` (host-only: that host exactly; Domain: the
+// domain and its sub-domains), listed oldest first; a `domain=` the host is not within is
+// ignored. Paths are all "/". Every assignment is kept in `writes`.
 class CookieJar {
-  constructor() { this.values = new Map(); }
+  constructor() { this.values = new Map(); this.writes = []; }
   get cookie() {
     const now = Date.now();
-    return [...this.values].filter(([, v]) => v.expires > now).map(([k, v]) => `${k}=${v.value}`).join("; ");
+    const host = location.hostname;
+    return [...this.values.values()]
+      .filter((c) => c.expires > now && (c.hostOnly ? c.domain === host : domainMatch(host, c.domain)))
+      .map((c) => `${c.name}=${c.value}`).join("; ");
   }
   set cookie(text) {
+    this.writes.push(text);
     const [pair, ...attributes] = text.split(";");
     const index = pair.indexOf("=");
     const name = pair.slice(0, index).trim();
     const value = pair.slice(index + 1).trim();
     let expires = Infinity;
+    let domain = null;
     for (const attribute of attributes) {
       const [key, val] = attribute.split("=");
       if (key.trim().toLowerCase() === "expires") expires = Date.parse(val);
+      if (key.trim().toLowerCase() === "domain") domain = val.trim().replace(/^\./, "").toLowerCase();
     }
-    if (expires <= Date.now()) this.values.delete(name);
-    else this.values.set(name, { value, expires });
+    if (domain !== null && !domainMatch(location.hostname, domain)) return;
+    const hostOnly = domain === null;
+    const key = `${hostOnly ? "host" : "domain"}:${hostOnly ? location.hostname : domain}:${name}`;
+    if (expires <= Date.now()) this.values.delete(key);
+    else this.values.set(key, { name, value, expires, hostOnly, domain: hostOnly ? location.hostname : domain });
   }
+  // "name@domain" of every live cookie (a leading dot marks a Domain cookie), for assertions.
+  stored() {
+    const now = Date.now();
+    return [...this.values.values()].filter((c) => c.expires > now)
+      .map((c) => `${c.name}@${c.hostOnly ? "" : "."}${c.domain}`).sort();
+  }
+}
+
+function domainMatch(host, domain) {
+  return host === domain || host.endsWith("." + domain);
 }
 
 class MemoryStorage {
@@ -107,12 +130,20 @@ class FakeBackend {
   };
 }
 
+// Make the page's host `host`: cookies follow location.hostname, localStorage the origin.
+let storages = new Map();
+function visit(host) {
+  globalThis.location = { origin: `http://${host}:8000`, hostname: host, protocol: "http:" };
+  if (!storages.has(location.origin)) storages.set(location.origin, new MemoryStorage());
+  globalThis.localStorage = storages.get(location.origin);
+}
+
 let instance = 0;
-async function setUp({ locks = false, options = {} } = {}) {
+async function setUp({ locks = false, options = {}, host = "127.0.0.1" } = {}) {
   const backend = new FakeBackend();
   globalThis.document = new CookieJar();
-  globalThis.localStorage = new MemoryStorage();
-  globalThis.location = { origin: "http://127.0.0.1:8000", protocol: "http:" };
+  storages = new Map();
+  visit(host);
   globalThis.window = { fetch: backend.fetch };
   const fakeLocks = locks ? new FakeLocks() : null;
   if (locks) globalThis.navigator = { locks: fakeLocks };
@@ -262,6 +293,202 @@ const scenarios = {
     };
   },
 };
+
+// -- cookieDomain -------------------------------------------------------------------------------
+
+const SITE = ".example.test";
+const WWW = "www.example.test";
+const APP = "app.example.test";
+
+// document.cookie assignments with the dates and the front-token value made comparable.
+function writes() {
+  return document.writes.map((text) => text
+    .replace(/^sFrontToken=[^;]+/, "sFrontToken=<front-token>")
+    .replace(/expires=([^;]*)/, (_, date) => `expires=<${Date.parse(date) > Date.now() ? "future" : "past"}>`));
+}
+
+function antiCsrfCookie() {
+  const part = document.cookie.split("; ").find((pair) => pair.startsWith("sAntiCsrf="));
+  return part === undefined ? null : JSON.parse(decodeURIComponent(part.slice("sAntiCsrf=".length)));
+}
+
+async function newTab(options) {
+  instance += 1;
+  const client = await import(`${scriptUrl}?instance=${instance}`);
+  client.init(options);
+  return client;
+}
+
+Object.assign(scenarios, {
+  async cookieDomainValidation() {
+    const { client } = await setUp({ host: WWW });
+    const attempt = (value, hostname = WWW) => {
+      visit(hostname);
+      try {
+        client.init({ cookieDomain: value });
+        return { value, accepted: true };
+      } catch (error) {
+        return { value, accepted: false, message: String(error.message) };
+      }
+    };
+    const good = [SITE, "example.test", WWW, "." + WWW, ".Example.TEST", null, undefined];
+    const bad = [
+      "", ".", "..example.test", ".example.test; secure", ".example.test;", ".example.test,.evil.test",
+      "a=b.example.test", " .example.test", ".example.test ", ".exa mple.test", ".example.test\n",
+      ".example.test\r\nSet-Cookie: x", ".exa\u0000mple.test", ".exa\u007fmple.test", ".exa\tmple.test",
+      ".evil.test", "xample.test", "ample.test", "api.example.test", "deep.www.example.test",
+      ".example.test.", 42, true, {},
+    ];
+    const results = {
+      good: good.map((value) => attempt(value)),
+      bad: bad.map((value) => attempt(value)),
+      address: [attempt("127.0.0.1", "127.0.0.1"), attempt("0.0.1", "127.0.0.1"), attempt(".0.0.1", "127.0.0.1")],
+    };
+    // A refused value leaves the previous configuration in place.
+    visit(WWW);
+    client.init({ cookieDomain: SITE });
+    const refused = attempt(".evil.test");
+    await client.fetch("/login", { method: "POST" });
+    results.afterRefused = { refused: refused.accepted, stored: document.stored() };
+    return results;
+  },
+
+  async cookieDomainWritesDomainCookies() {
+    const { backend, client } = await setUp({ host: WWW, options: { cookieDomain: SITE } });
+    await client.fetch("/login", { method: "POST" });
+    const response = await client.fetch("/api", { method: "POST" });
+    return {
+      status: response.status,
+      writes: writes(),
+      stored: document.stored(),
+      antiCsrfCookie: antiCsrfCookie(),
+      antiCsrfSent: backend.seenAntiCsrf,
+      localStorageKeys: [...localStorage.map.keys()],
+      userId: await client.getUserId(),
+    };
+  },
+
+  async cookieDomainDefaultUnchanged() {
+    const { backend, client } = await setUp({ host: WWW });
+    await client.fetch("/login", { method: "POST" });
+    const response = await client.fetch("/api", { method: "POST" });
+    const signedIn = {
+      stored: document.stored(),
+      record: JSON.parse(localStorage.getItem(`sessionward.antiCsrf:${location.origin}`)),
+    };
+    await client.signOut();
+    return {
+      status: response.status,
+      antiCsrfSent: backend.seenAntiCsrf,
+      signedIn,
+      writes: writes(),
+      storedAfter: document.stored(),
+      localStorageAfter: [...localStorage.map.keys()],
+    };
+  },
+
+  async cookieDomainSiblingHostSharesSession() {
+    const options = { cookieDomain: SITE, signOutPath: "/logout" };
+    const { backend, client: www } = await setUp({ host: WWW, options });
+    await www.fetch("/login", { method: "POST" });
+    visit(APP);
+    const app = await newTab(options);
+    const onApp = { exists: await app.doesSessionExist(), userId: await app.getUserId() };
+    onApp.post = (await app.fetch("/api", { method: "POST" })).status;
+    backend.accessValid = false;
+    onApp.afterExpiry = (await app.fetch("/api", { method: "POST" })).status;
+    onApp.refreshCalls = backend.refreshCalls;
+    visit(WWW);
+    const onWww = { post: (await www.fetch("/api", { method: "POST" })).status };
+    onWww.refreshCalls = backend.refreshCalls;
+    onWww.payloadGeneration = (await www.getJWTPayload()).generation;
+    visit(APP);
+    await app.signOut();
+    visit(WWW);
+    onWww.afterSignOut = {
+      exists: await www.doesSessionExist(), userId: await www.getUserId(), cookie: document.cookie,
+    };
+    return { onApp, onWww, antiCsrfSent: backend.seenAntiCsrf, stored: document.stored() };
+  },
+
+  async cookieDomainReplacesHostOnlyCopies() {
+    const { client } = await setUp({ host: WWW });
+    await client.fetch("/login", { method: "POST" });
+    const before = { stored: document.stored(), localStorageKeys: [...localStorage.map.keys()] };
+    client.init({ cookieDomain: SITE });
+    const existsWithLeftovers = await client.doesSessionExist();
+    await client.fetch("/login", { method: "POST" });
+    return {
+      before,
+      existsWithLeftovers,
+      stored: document.stored(),
+      idRefresh: idRefreshPairs(),
+      antiCsrfCookie: antiCsrfCookie(),
+      localStorageKeys: [...localStorage.map.keys()],
+    };
+  },
+
+  async cookieDomainSignOutClearsBothCopies() {
+    return clearedWithLeftovers(async (client) => {
+      client.init({ cookieDomain: SITE, signOutPath: "/logout" });
+      await client.signOut();
+    });
+  },
+
+  async cookieDomainSessionGoneClearsBothCopies() {
+    return clearedWithLeftovers(async (client, backend) => {
+      client.init({ cookieDomain: SITE });
+      backend.accessValid = false;
+      backend.alive = false;
+      await client.fetch("/api");
+    });
+  },
+
+  // Host-only copies from before the option and site-wide cookies written since by a page on
+  // another host: init drops the hiding host-only copies, the site-wide session is used at once.
+  async cookieDomainInitDropsShadowingCopies() {
+    const { backend, client } = await setUp({ host: WWW });
+    await client.fetch("/login", { method: "POST" });
+    visit(APP);
+    const app = await newTab({ cookieDomain: SITE });
+    await app.fetch("/login", { method: "POST" });
+    visit(WWW);
+    const before = { stored: document.stored(), idRefresh: idRefreshPairs() };
+    client.init({ cookieDomain: SITE });
+    const started = Date.now();
+    const status = (await client.fetch("/api", { method: "POST" })).status;
+    return {
+      before,
+      stored: document.stored(),
+      idRefresh: idRefreshPairs(),
+      status,
+      quick: Date.now() - started < 500,
+      antiCsrfSent: backend.seenAntiCsrf,
+      refreshCalls: backend.refreshCalls,
+    };
+  },
+});
+
+function idRefreshPairs() {
+  return document.cookie.split("; ").filter((pair) => pair.startsWith("sIRTFrontend="));
+}
+
+// A session signed in before cookieDomain (host-only cookies, localStorage record), then the
+// option set and `end` ends the session.
+async function clearedWithLeftovers(end) {
+  const { backend, client } = await setUp({ host: WWW });
+  await client.fetch("/login", { method: "POST" });
+  const before = { stored: document.stored(), localStorageKeys: [...localStorage.map.keys()] };
+  await end(client, backend);
+  return {
+    before,
+    stored: document.stored(),
+    cookie: document.cookie,
+    localStorageKeys: [...localStorage.map.keys()],
+    exists: await client.doesSessionExist(),
+    writes: writes(),
+  };
+}
 
 // Two module instances ("tabs") sharing cookies, localStorage and locks: both get the
 // expired status at once, exactly one refresh runs.

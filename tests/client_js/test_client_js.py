@@ -93,3 +93,109 @@ def test_id_refresh_remove_clears_everything(results: dict[str, Any]) -> None:
     assert results["idRefreshRemoveClearsState"] == {
         "status": 200, "exists": False, "payload": None, "cookies": "", "refreshCalls": 0,
     }
+
+
+# -- cookieDomain: the frontend state shared by every sub-domain ----------------------------------
+
+SITE = ".example.test"
+SITE_COOKIES = [f"{name}@{SITE}" for name in ("sAntiCsrf", "sFrontToken", "sIRTFrontend")]
+HOST_COOKIES = ["sFrontToken@www.example.test", "sIRTFrontend@www.example.test"]
+WWW_RECORD_KEY = "sessionward.antiCsrf:http://www.example.test:8000"
+
+
+def test_cookie_domain_accepts_domains_covering_the_page(results: dict[str, Any]) -> None:
+    outcome = results["cookieDomainValidation"]
+    assert [attempt["accepted"] for attempt in outcome["good"]] == [True] * len(outcome["good"])
+    assert outcome["address"][0]["accepted"] is True  # an IP address host: only itself
+
+
+def test_cookie_domain_refuses_hostile_or_foreign_values(results: dict[str, Any]) -> None:
+    outcome = results["cookieDomainValidation"]
+    refused = outcome["bad"] + outcome["address"][1:]
+    assert len(refused) == 26
+    for attempt in refused:
+        assert attempt["accepted"] is False, attempt
+        value, message = attempt["value"], attempt["message"]
+        # The value as the message shows it (JSON.stringify's escapes: no ASCII escaping).
+        named = isinstance(value, dict) or json.dumps(value, ensure_ascii=False) in message
+        assert "cookieDomain" in message and named, attempt
+    # A refused init keeps the previous configuration.
+    assert outcome["afterRefused"] == {"refused": False, "stored": SITE_COOKIES}
+
+
+def test_cookie_domain_writes_site_cookies_and_no_local_storage(results: dict[str, Any]) -> None:
+    outcome = results["cookieDomainWritesDomainCookies"]
+    assert outcome["status"] == 200 and outcome["userId"] == "alice"
+    assert outcome["stored"] == SITE_COOKIES
+    assert outcome["antiCsrfCookie"] == {"token": "csrf1", "idRefresh": "irt1"}
+    assert outcome["antiCsrfSent"] == ["csrf1"]
+    assert outcome["localStorageKeys"] == []
+    # Each write drops a host-only copy, then writes the Domain cookie.
+    assert outcome["writes"] == [
+        line
+        for name, value in (("sIRTFrontend", "irt1"), ("sFrontToken", "<front-token>"),
+                            ("sAntiCsrf", "%7B%22token%22%3A%22csrf1%22%2C%22idRefresh%22%3A%22irt1%22%7D"))
+        for line in (f"{name}=; expires=<past>; path=/; samesite=lax",
+                     f"{name}={value}; expires=<future>; path=/; domain={SITE}; samesite=lax")
+    ]
+
+
+def test_without_cookie_domain_nothing_changes(results: dict[str, Any]) -> None:
+    outcome = results["cookieDomainDefaultUnchanged"]
+    assert outcome["status"] == 200 and outcome["antiCsrfSent"] == ["csrf1"]
+    assert outcome["signedIn"] == {"stored": HOST_COOKIES, "record": {"token": "csrf1", "idRefresh": "irt1"}}
+    assert outcome["writes"] == [
+        "sIRTFrontend=irt1; expires=<future>; path=/; samesite=lax",
+        "sFrontToken=<front-token>; expires=<future>; path=/; samesite=lax",
+        "sIRTFrontend=; expires=<past>; path=/; samesite=lax",
+        "sFrontToken=; expires=<past>; path=/; samesite=lax",
+    ]
+    assert (outcome["storedAfter"], outcome["localStorageAfter"]) == ([], [])
+
+
+def test_cookie_domain_shares_the_session_with_a_sibling_host(results: dict[str, Any]) -> None:
+    outcome = results["cookieDomainSiblingHostSharesSession"]
+    assert outcome["onApp"] == {
+        "exists": True, "userId": "alice", "post": 200, "afterExpiry": 200, "refreshCalls": 1,
+    }
+    # The refresh done on app. serves www.: new anti-CSRF token, no refresh of its own.
+    assert outcome["onWww"] == {
+        "post": 200, "refreshCalls": 1, "payloadGeneration": 2,
+        "afterSignOut": {"exists": False, "userId": None, "cookie": ""},
+    }
+    assert outcome["antiCsrfSent"] == ["csrf1", "csrf1", "csrf2", "csrf2"]
+    assert outcome["stored"] == []
+
+
+def test_cookie_domain_replaces_host_only_copies_when_writing(results: dict[str, Any]) -> None:
+    outcome = results["cookieDomainReplacesHostOnlyCopies"]
+    assert outcome["before"] == {"stored": HOST_COOKIES, "localStorageKeys": [WWW_RECORD_KEY]}
+    assert outcome["existsWithLeftovers"] is True
+    assert outcome["stored"] == SITE_COOKIES and outcome["idRefresh"] == ["sIRTFrontend=irt2"]
+    assert outcome["antiCsrfCookie"] == {"token": "csrf2", "idRefresh": "irt2"}
+    assert outcome["localStorageKeys"] == []
+
+
+@pytest.mark.parametrize(
+    "scenario", ["cookieDomainSignOutClearsBothCopies", "cookieDomainSessionGoneClearsBothCopies"]
+)
+def test_cookie_domain_deletion_clears_both_copies(results: dict[str, Any], scenario: str) -> None:
+    outcome = results[scenario]
+    assert outcome["before"] == {"stored": HOST_COOKIES, "localStorageKeys": [WWW_RECORD_KEY]}
+    assert (outcome["stored"], outcome["cookie"], outcome["localStorageKeys"]) == ([], "", [])
+    assert outcome["exists"] is False
+    for name in ("sIRTFrontend", "sFrontToken", "sAntiCsrf"):
+        assert f"{name}=; expires=<past>; path=/; samesite=lax" in outcome["writes"]
+        assert f"{name}=; expires=<past>; path=/; domain={SITE}; samesite=lax" in outcome["writes"]
+
+
+def test_cookie_domain_init_drops_host_only_copies_hiding_the_site_session(results: dict[str, Any]) -> None:
+    outcome = results["cookieDomainInitDropsShadowingCopies"]
+    assert outcome["before"] == {
+        "stored": sorted(SITE_COOKIES + HOST_COOKIES),
+        "idRefresh": ["sIRTFrontend=irt1", "sIRTFrontend=irt2"],  # the older, host-only one first
+    }
+    assert outcome["stored"] == SITE_COOKIES and outcome["idRefresh"] == ["sIRTFrontend=irt2"]
+    assert (outcome["status"], outcome["quick"], outcome["antiCsrfSent"], outcome["refreshCalls"]) == (
+        200, True, ["csrf2"], 0,
+    )

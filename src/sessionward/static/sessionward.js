@@ -18,9 +18,13 @@
 //   value it belongs to.
 // The frontend cookies are written by this script on the page's host (path /), never by
 // the server, and carry no secret: the session cookies themselves stay HttpOnly.
+// With init({ cookieDomain: ".example.com" }) the two cookies are written for that domain
+// instead, and the anti-CSRF record moves from localStorage to a third cookie, `sAntiCsrf`,
+// so that pages on every sub-domain share them (see who signed in, send the token).
 
 const ID_REFRESH_COOKIE = "sIRTFrontend";
 const FRONT_TOKEN_COOKIE = "sFrontToken";
+const ANTI_CSRF_COOKIE = "sAntiCsrf";
 const ANTI_CSRF_STORAGE_PREFIX = "sessionward.antiCsrf:";
 const LOCK_PREFIX = "sessionward.refreshLock:";
 const ID_REFRESH_HEADER = "id-refresh-token";
@@ -41,6 +45,7 @@ const DEFAULTS = Object.freeze({
   signOutPath: null,
   autoAddCredentials: true,
   onEvent: null,
+  cookieDomain: null,
 });
 
 let config = { ...DEFAULTS };
@@ -60,13 +65,52 @@ let inflightRefresh = null;
  *   unless a call sets `credentials` itself.
  * @param {function|null} [options.onEvent=null] called with {type} objects:
  *   "refresh-started", "refreshed", "session-expired", "signed-out".
+ * @param {string|null} [options.cookieDomain=null] share the frontend state with every
+ *   sub-domain, e.g. ".example.com": the frontend cookies get `domain=<cookieDomain>` and the
+ *   anti-CSRF token lives in the cookie `sAntiCsrf` instead of localStorage. null: host-only
+ *   cookies and localStorage. The page's host name must be within the domain.
+ * @throws {Error} when cookieDomain is not a domain this page can write cookies for.
  */
 export function init(options = {}) {
   const merged = { ...DEFAULTS, ...options };
   merged.apiBase = String(merged.apiBase || "").replace(/\/+$/, "");
   merged.refreshPath = "/" + String(merged.refreshPath || DEFAULTS.refreshPath).replace(/^\/+/, "");
   merged.sessionExpiredStatusCode = Number(merged.sessionExpiredStatusCode);
+  merged.cookieDomain = checkedCookieDomain(merged.cookieDomain);
   config = merged;
+  if (config.cookieDomain) dropShadowingCopies();
+}
+
+function checkedCookieDomain(value) {
+  if (value === null || value === undefined) return null;
+  // Written into the cookie string as is: nothing that could end or add an attribute.
+  if (typeof value !== "string" || value.replace(/^\./, "") === "" || /[;,=\s\x00-\x1f\x7f]/.test(value)) {
+    throw new Error(`sessionward: cookieDomain must be a domain such as ".example.com", not ${shown(value)}`);
+  }
+  // Without a page (no location) nothing is written, so there is nothing to check against.
+  if (typeof location !== "undefined" && !domainMatches(String(location.hostname), value)) {
+    throw new Error(
+      `sessionward: cookieDomain ${shown(value)} does not cover this page's host ${shown(location.hostname)}`,
+    );
+  }
+  return value;
+}
+
+/** RFC 6265 domain-match: whether a page on `host` can set cookies for `domain` at all. */
+function domainMatches(host, domain) {
+  const hostName = host.toLowerCase();
+  const bare = domain.replace(/^\./, "").toLowerCase();
+  if (hostName === bare) return true;
+  const isAddress = /^\d+\.\d+\.\d+\.\d+$/.test(hostName) || hostName.startsWith("[");
+  return !isAddress && hostName.endsWith("." + bare);
+}
+
+function shown(value) {
+  try {
+    return typeof value === "string" ? JSON.stringify(value) : String(value);
+  } catch {
+    return typeof value;
+  }
 }
 
 // -- small storage helpers ------------------------------------------------------------------
@@ -87,15 +131,49 @@ function readCookie(name) {
   return null;
 }
 
-function writeCookie(name, value, expires) {
-  if (typeof document === "undefined") return;
-  const secure = typeof location !== "undefined" && location.protocol === "https:" ? "; secure" : "";
-  document.cookie =
-    `${name}=${encodeURIComponent(value)}; expires=${expires.toUTCString()}; path=/; samesite=lax${secure}`;
+function countCookies(name) {
+  if (typeof document === "undefined") return 0;
+  const named = (part) => part.includes("=") && part.slice(0, part.indexOf("=")).trim() === name;
+  return document.cookie.split(";").filter(named).length;
 }
 
+/**
+ * With cookieDomain: a host-only cookie this page wrote before the option was set hides the
+ * site-wide cookie of the same name (document.cookie lists the older first), so it goes when
+ * both exist. A lone host-only copy stays usable until the next write replaces it.
+ */
+function dropShadowingCopies() {
+  for (const name of [ID_REFRESH_COOKIE, FRONT_TOKEN_COOKIE, ANTI_CSRF_COOKIE]) {
+    if (countCookies(name) > 1) document.cookie = cookieText(name, "", new Date(0), null);
+  }
+}
+
+function cookieText(name, value, expires, domain) {
+  const secure = typeof location !== "undefined" && location.protocol === "https:" ? "; secure" : "";
+  const scope = domain ? `; domain=${domain}` : "";
+  return (
+    `${name}=${encodeURIComponent(value)}; expires=${expires.toUTCString()}; path=/${scope}; samesite=lax${secure}`
+  );
+}
+
+function writeCookie(name, value, expires) {
+  if (typeof document === "undefined") return;
+  if (config.cookieDomain) {
+    // Any host-only copy goes first: it would hide the new cookie (see dropShadowingCopies).
+    document.cookie = cookieText(name, "", new Date(0), null);
+    document.cookie = cookieText(name, value, expires, config.cookieDomain);
+  } else {
+    document.cookie = cookieText(name, value, expires, null);
+  }
+}
+
+/** Delete the cookie (with cookieDomain: the Domain cookie and any host-only copy). */
 function deleteCookie(name) {
   writeCookie(name, "", new Date(0));
+}
+
+function frontCookieExpiry() {
+  return new Date(Date.now() + FRONT_TOKEN_MAX_AGE_S * 1000);
 }
 
 function storage() {
@@ -111,6 +189,10 @@ function storageKeySuffix() {
   return typeof location === "undefined" ? "" : location.origin;
 }
 
+function antiCsrfStorageKey() {
+  return ANTI_CSRF_STORAGE_PREFIX + storageKeySuffix();
+}
+
 // -- protocol state -------------------------------------------------------------------------
 
 function readIdRefresh() {
@@ -118,11 +200,16 @@ function readIdRefresh() {
   return value ? value : null;
 }
 
-function readAntiCsrfRecord() {
+/** The stored anti-CSRF record (JSON): cookie sAntiCsrf with cookieDomain, else localStorage. */
+function readAntiCsrfText() {
+  if (config.cookieDomain) return readCookie(ANTI_CSRF_COOKIE);
   const store = storage();
-  if (!store) return null;
+  return store ? store.getItem(antiCsrfStorageKey()) : null;
+}
+
+function readAntiCsrfRecord() {
   try {
-    const record = JSON.parse(store.getItem(ANTI_CSRF_STORAGE_PREFIX + storageKeySuffix()) || "null");
+    const record = JSON.parse(readAntiCsrfText() || "null");
     if (record && typeof record.token === "string") return record;
   } catch {
     // unreadable record: behave as if none were stored
@@ -155,12 +242,22 @@ async function antiCsrfCaughtUp() {
 }
 
 function writeAntiCsrf(token) {
+  const text = token === null ? null : JSON.stringify({ token, idRefresh: readIdRefresh() });
+  if (!config.cookieDomain) {
+    storeAntiCsrfText(text);
+    return;
+  }
+  if (text === null) deleteCookie(ANTI_CSRF_COOKIE);
+  else writeCookie(ANTI_CSRF_COOKIE, text, frontCookieExpiry());
+  storeAntiCsrfText(null); // a record kept in localStorage before cookieDomain was set
+}
+
+function storeAntiCsrfText(text) {
   const store = storage();
   if (!store) return;
   try {
-    const key = ANTI_CSRF_STORAGE_PREFIX + storageKeySuffix();
-    if (token === null) store.removeItem(key);
-    else store.setItem(key, JSON.stringify({ token, idRefresh: readIdRefresh() }));
+    if (text === null) store.removeItem(antiCsrfStorageKey());
+    else store.setItem(antiCsrfStorageKey(), text);
   } catch {
     // quota or privacy errors: the server will answer "try refresh" and we retry
   }
@@ -205,7 +302,7 @@ function absorb(response, { expired }) {
       const separator = idRefresh.lastIndexOf(";");
       const value = separator < 0 ? idRefresh : idRefresh.slice(0, separator);
       const expiry = separator < 0 ? NaN : Number(idRefresh.slice(separator + 1));
-      const expires = Number.isFinite(expiry) ? new Date(expiry) : new Date(Date.now() + FRONT_TOKEN_MAX_AGE_S * 1000);
+      const expires = Number.isFinite(expiry) ? new Date(expiry) : frontCookieExpiry();
       if (value) writeCookie(ID_REFRESH_COOKIE, value.trim(), expires);
     }
   }
@@ -213,7 +310,7 @@ function absorb(response, { expired }) {
     const frontToken = headers.get(FRONT_TOKEN_HEADER);
     if (frontToken !== null) {
       if (frontToken.trim() === "remove") deleteCookie(FRONT_TOKEN_COOKIE);
-      else writeCookie(FRONT_TOKEN_COOKIE, frontToken.trim(), new Date(Date.now() + FRONT_TOKEN_MAX_AGE_S * 1000));
+      else writeCookie(FRONT_TOKEN_COOKIE, frontToken.trim(), frontCookieExpiry());
     }
     const antiCsrf = headers.get(ANTI_CSRF_HEADER);
     if (antiCsrf !== null && antiCsrf.trim() !== "") writeAntiCsrf(antiCsrf.trim());

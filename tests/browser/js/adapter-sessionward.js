@@ -12,6 +12,8 @@ const client = {
       refreshPath: cfg.refreshPath,
       sessionExpiredStatusCode: cfg.sessionExpiredStatusCode,
       signOutPath: "/logout",
+      // cfg.sessionScope: the domain of the frontend cookies (default: host-only)
+      cookieDomain: cfg.sessionScope ?? null,
     });
   },
   fetch: (input, options) => sw.fetch(input, options),
