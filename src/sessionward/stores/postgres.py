@@ -145,8 +145,13 @@ def parse_postgres_url(url: str) -> PostgresSettings:
 # -- errors ------------------------------------------------------------------------------
 
 
-def _translate(exc: psycopg.Error, description: str) -> GeneralError:
-    """The sessionward error for a driver error."""
+_CLOSED = "the PostgreSQL store is closed"
+
+
+def _translate(exc: psycopg.Error, description: str, closed: bool) -> GeneralError:
+    """The sessionward error for a driver error (of a store ``closed`` meanwhile or not)."""
+    if closed:
+        return GeneralError(_CLOSED)
     unavailable = psycopg.OperationalError | psycopg.InterfaceError | psycopg.errors.ReadOnlySqlTransaction
     if isinstance(exc, unavailable):
         return StorageUnavailableError(f"PostgreSQL store at {description} unavailable: {exc}")
@@ -441,7 +446,7 @@ class PostgresStore:
         if pool is None:
             with self._lock:
                 if self._closed:
-                    raise GeneralError("the PostgreSQL store is closed")
+                    raise GeneralError(_CLOSED)
                 if self._pool is None:
                     opened = _Pool(self.settings.conninfo, **_pool_options(self.settings, asynchronous=False))
                     opened.open(wait=False)
@@ -451,7 +456,7 @@ class PostgresStore:
 
     def _run(self, operation: Operation[T], transaction: bool = False) -> T:
         if self._closed:
-            raise GeneralError("the PostgreSQL store is closed")
+            raise GeneralError(_CLOSED)
         try:
             with self._get_pool().connection() as connection:
                 scope: AbstractContextManager[Any] = (
@@ -460,9 +465,7 @@ class PostgresStore:
                 with scope:
                     return _drive(connection, operation)
         except psycopg.Error as exc:
-            if self._closed:
-                raise GeneralError("the PostgreSQL store is closed") from exc
-            raise _translate(exc, self.settings.description) from exc
+            raise _translate(exc, self.settings.description, self._closed) from exc
         finally:
             operation.close()
 
@@ -595,7 +598,7 @@ class AsyncPostgresStore:
 
     async def _run(self, operation: Operation[T], transaction: bool = False) -> T:
         if self._closed:
-            raise GeneralError("the PostgreSQL store is closed")
+            raise GeneralError(_CLOSED)
         try:
             pool = await self._get_pool()
             async with pool.connection() as connection:
@@ -605,9 +608,7 @@ class AsyncPostgresStore:
                 async with scope:
                     return await _drive_async(connection, operation)
         except psycopg.Error as exc:
-            if self._closed:
-                raise GeneralError("the PostgreSQL store is closed") from exc
-            raise _translate(exc, self.settings.description) from exc
+            raise _translate(exc, self.settings.description, self._closed) from exc
         finally:
             operation.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Any
 
 from ..errors import ConfigError
 from .base import AsyncStore, Store
@@ -37,25 +38,24 @@ def _optional_store_module(module: str, driver: str, extra: str) -> ModuleType:
 
 def open_store(url: str) -> Store:
     """A synchronous store for ``url``."""
-    scheme = _scheme(url)
-    if scheme == "sqlite":
-        return SQLiteStore(url)
-    if scheme in POSTGRES_SCHEMES:
-        module = _optional_store_module("postgres", "psycopg psycopg_pool", "postgres")
-        return module.PostgresStore(url)  # type: ignore[no-any-return]
-    if scheme in REDIS_SCHEMES:
-        return _optional_store_module("redis", "redis", "redis").RedisStore(url)  # type: ignore[no-any-return]
-    raise ConfigError(f"store: unknown URL scheme {scheme!r}; use sqlite://, postgresql:// or redis://")
+    store: Store = _open(url, asynchronous=False)
+    return store
 
 
 def open_async_store(url: str) -> AsyncStore:
     """An async store for ``url``."""
+    store: AsyncStore = _open(url, asynchronous=True)
+    return store
+
+
+def _open(url: str, *, asynchronous: bool) -> Any:
     scheme = _scheme(url)
     if scheme == "sqlite":
-        return ThreadedAsyncStore(SQLiteStore(url))
+        return ThreadedAsyncStore(SQLiteStore(url)) if asynchronous else SQLiteStore(url)
     if scheme in POSTGRES_SCHEMES:
         module = _optional_store_module("postgres", "psycopg psycopg_pool", "postgres")
-        return module.AsyncPostgresStore(url)  # type: ignore[no-any-return]
+        return (module.AsyncPostgresStore if asynchronous else module.PostgresStore)(url)
     if scheme in REDIS_SCHEMES:
-        return _optional_store_module("redis", "redis", "redis").AsyncRedisStore(url)  # type: ignore[no-any-return]
+        module = _optional_store_module("redis", "redis", "redis")
+        return (module.AsyncRedisStore if asynchronous else module.RedisStore)(url)
     raise ConfigError(f"store: unknown URL scheme {scheme!r}; use sqlite://, postgresql:// or redis://")
