@@ -65,6 +65,9 @@ KEY_RELOAD_MIN_INTERVAL = 5.0
 _MAX_CAS_ATTEMPTS = 4
 _MAX_PAYLOAD_DEPTH = MAX_JSON_DEPTH - 4
 _MAX_INT_BITS = 1024
+#: Seconds of negative age (a rotation stamped by a host whose clock runs ahead, on top of
+#: ``clock_skew_leeway``) that still count as zero age rather than theft.
+SKEW_ALLOWANCE = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +111,15 @@ def decide_refresh(
     ):
         return RefreshCase.FIRST_USE_OF_CHILD
     grace_ms = config.refresh_token_reuse_grace_period * 1000
+    # A negative age means the rotation was stamped by a clock ahead of ours (another
+    # host): up to the tolerance it counts as zero, never as theft.
+    tolerance_ms = (config.clock_skew_leeway + SKEW_ALLOWANCE) * 1000
     if (
         grace_ms > 0
         and row.prev_refresh_token_hash_2 is not None
         and row.rotated_at is not None
         and hmac.compare_digest(hash2, row.prev_refresh_token_hash_2)
-        and 0 <= now_ms - row.rotated_at <= grace_ms
+        and -tolerance_ms <= now_ms - row.rotated_at <= grace_ms
     ):
         return RefreshCase.PREDECESSOR_IN_GRACE
     return RefreshCase.THEFT
@@ -331,6 +337,12 @@ class SessionCore:
             state = yield from self.sync_keys(now)
         return state.signing_key
 
+    def _minting_key(self) -> Flow[tuple[SigningKey, float]]:
+        """The signing key and the time to mint with: a clock read after every store call
+        that precedes the minting, so a token never starts its life already aged by a wait."""
+        key = yield from self._signing_key(self.clock())
+        return key, self.clock()
+
     @property
     def refresh_codec(self) -> RefreshTokenCodec:
         codec = self._refresh_codec
@@ -413,11 +425,10 @@ class SessionCore:
         user_id = check_user_id(user_id)
         payload = check_json_object("jwt_payload", jwt_payload)
         data = check_json_object("session_data", session_data)
-        now = self.clock()
-        key = yield from self._signing_key(now)
+        key = yield from self._signing_key(self.clock())
         handle = str(uuid.uuid4())
         refresh_token = self.refresh_codec.new_root(handle, user_id)
-        now_ms = int(now * 1000)
+        now_ms = int(self.clock() * 1000)
         deadline = now_ms + self.config.refresh_token_validity * 1000
         if self.config.session_max_lifetime is not None:
             deadline = min(deadline, now_ms + self.config.session_max_lifetime * 1000)
@@ -432,9 +443,10 @@ class SessionCore:
             created_at_time=now_ms,
             expires_at=deadline,
         )
-        tokens = self._session_tokens(key, row, refresh_token, None, now)
         yield StoreCall("insert_session", (row,))
-        return tokens
+        # Minted after the insert, which may have waited on a lock; the cookies still end
+        # with the row.
+        return self._session_tokens(key, row, refresh_token, None, self.clock(), deadline)
 
     # -- verify --------------------------------------------------------------------------
 
@@ -454,7 +466,7 @@ class SessionCore:
             if check_csrf:
                 _check_anti_csrf(entry[2], anti_csrf_token)
             if self.blacklisting:
-                return self._require_row(entry[0], now)
+                return self._require_row(entry[0])
             return entry[0]
         try:
             claims = self.access_codec.decode(access_token, now)
@@ -465,28 +477,28 @@ class SessionCore:
         if check_csrf:
             _check_anti_csrf(claims.anti_csrf_token, anti_csrf_token)
         if claims.parent_refresh_token_hash1 is not None:
-            return self._promote(claims, now)
+            return self._promote(claims)
         session = VerifiedSession(claims.session_handle, claims.user_id, claims.user_data)
         if self.cache.capacity:
             self.cache.put(access_token, session, claims.expires_at + self.leeway, claims.anti_csrf_token)
         if self.blacklisting:
-            return self._require_row(session, now)
+            return self._require_row(session)
         return session
 
-    def _require_row(self, session: VerifiedSession, now: float) -> Flow[VerifiedSession]:
+    def _require_row(self, session: VerifiedSession) -> Flow[VerifiedSession]:
         row: SessionRow | None = yield StoreCall("get_session", (session.handle,))
-        if row is None or not row_alive(row, int(now * 1000), self.config):
+        if row is None or not row_alive(row, int(self.clock() * 1000), self.config):
             raise UnauthorizedError("the session has been revoked or has expired")
         return session
 
-    def _promote(self, claims: AccessTokenClaims, now: float) -> Flow[VerifiedSession]:
+    def _promote(self, claims: AccessTokenClaims) -> Flow[VerifiedSession]:
         """First use of an access token issued by a refresh: commit its refresh token."""
         handle = claims.session_handle
         assert claims.parent_refresh_token_hash1 is not None
         expected = hash_hex(claims.parent_refresh_token_hash1)
         target = hash_hex(claims.refresh_token_hash1)
-        now_ms = int(now * 1000)
         row: SessionRow | None = yield StoreCall("get_session", (handle,))
+        now_ms = int(self.clock() * 1000)
         if row is not None and not row_alive(row, now_ms, self.config):
             row = None
         if row is not None and row.refresh_token_hash_2 == expected:
@@ -501,7 +513,7 @@ class SessionCore:
             # The session moved on: this token is stale but genuinely signed; it stays
             # valid until it expires, and no replacement is minted.
             return VerifiedSession(handle, claims.user_id, claims.user_data)
-        key = yield from self._signing_key(now)
+        key, now = yield from self._minting_key()
         replacement = self._access_token(
             key, row.user_id, handle, claims.refresh_token_hash1, None, row.jwt_user_payload, now
         )
@@ -524,7 +536,9 @@ class SessionCore:
             claims = self.access_codec.decode(access_token, now)
         except InvalidAccessToken:
             return None
-        key = yield from self._signing_key(now)
+        key, now = yield from self._minting_key()
+        if now >= claims.expires_at + self.leeway:
+            return None  # expired while the keys were being loaded
         token = self._access_token(
             key, claims.user_id, claims.session_handle, claims.refresh_token_hash1,
             claims.parent_refresh_token_hash1, payload, now, expires_at=claims.expires_at,
@@ -547,9 +561,10 @@ class SessionCore:
         hash2 = hash_hex(hash1)
         handle = content.session_handle
         for _ in range(_MAX_CAS_ATTEMPTS):
-            now = self.clock()
-            now_ms = int(now * 1000)
             row: SessionRow | None = yield StoreCall("get_session", (handle,))
+            # Read after the row: a clock read before a wait on the store would judge a
+            # rotation committed meanwhile as being from the future.
+            now_ms = int(self.clock() * 1000)
             case = decide_refresh(row, content, hash2, now_ms, self.config)
             if case is RefreshCase.NO_SESSION:
                 raise UnauthorizedError("the session does not exist (revoked or expired)")
@@ -559,14 +574,15 @@ class SessionCore:
             if case is RefreshCase.THEFT:
                 yield StoreCall("delete_sessions", ([handle],))
                 raise TokenTheftDetectedError(handle, row.user_id)
-            key = yield from self._signing_key(now)
             if case is RefreshCase.PREDECESSOR_IN_GRACE:
                 current = codec.child_of(refresh_token, content)
                 if hash_hex(hash_hex(current)) != row.refresh_token_hash_2:
                     yield StoreCall("delete_sessions", ([handle],))
                     raise TokenTheftDetectedError(handle, row.user_id)
+                key, now = yield from self._minting_key()
                 # Already committed: its cookie must not outlive the row's deadline.
                 return self._session_tokens(key, row, current, None, now, row.expires_at)
+            refresh_expiry = None
             if case is RefreshCase.FIRST_USE_OF_CHILD:
                 assert content.parent_hash1 is not None
                 deadline = self._idle_deadline(row, now_ms)
@@ -574,8 +590,10 @@ class SessionCore:
                 if not (yield StoreCall("promote", (handle, expected, hash2, now_ms, deadline))):
                     continue  # the row changed under us: decide again on a fresh read
                 row = _promoted(row, hash2, now_ms, deadline)
+                refresh_expiry = deadline
+            key, now = yield from self._minting_key()
             child = codec.child_of(refresh_token, content)
-            return self._session_tokens(key, row, child, hash1, now)
+            return self._session_tokens(key, row, child, hash1, now, refresh_expiry)
         raise GeneralError("the session row kept changing during refresh; try again")
 
     # -- management ----------------------------------------------------------------------
