@@ -543,6 +543,24 @@ def test_hostile_time_claims(engine: SessionWard, victim: SessionTokens, claim: 
     rejected(engine, token)
 
 
+OUT_OF_RANGE_TIMES = [10**20, int("9" * 4000), 2**53 + 1, 253_402_300_800, -1, -(2**63)]
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+@pytest.mark.parametrize("value", OUT_OF_RANGE_TIMES, ids=lambda v: str(v)[:16])
+def test_validly_signed_huge_or_negative_times_are_malformed(
+    engine: SessionWard, victim: SessionTokens, claim: str, value: int
+) -> None:
+    claims = claims_of(victim.access_token.value)
+    token = sign_raw(engine, header_for(engine), dict(claims, **{claim: value}))
+    error = rejected(engine, token)
+    assert "range" in str(error) or "future" in str(error) or "expired" in str(error)
+    # The payload-update path re-signs a copy of a still-valid token: it must see the
+    # token as invalid, never overflow while formatting its expiry.
+    assert engine.regenerate_access_token(token, {"role": "x"}) is None
+    assert_victim_ok(engine, victim)
+
+
 def test_hostile_time_claims_leave_victim_intact(engine: SessionWard, victim: SessionTokens) -> None:
     claims = claims_of(victim.access_token.value)
     for value in HOSTILE_TIMES:

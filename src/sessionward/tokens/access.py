@@ -26,6 +26,7 @@ from .keys import SigningKey
 
 __all__ = [
     "MAX_ACCESS_TOKEN_LENGTH",
+    "MAX_TIME_CLAIM",
     "AccessTokenClaims",
     "AccessTokenCodec",
     "InvalidAccessToken",
@@ -33,6 +34,8 @@ __all__ = [
 ]
 
 MAX_ACCESS_TOKEN_LENGTH = 8192
+#: The last second of the year 9999: time claims beyond it (or negative) are malformed.
+MAX_TIME_CLAIM = 253_402_300_799
 _ALLOWED_HEADER_MEMBERS = frozenset({"alg", "typ", "kid"})
 _KID_PATTERN = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 _HASH_PATTERN = re.compile(r"[0-9a-f]{64}")
@@ -196,9 +199,12 @@ class AccessTokenCodec:
             user_data = payload["userData"]
         except KeyError:
             raise InvalidAccessToken("missing claims") from None
-        # `type(x) is int` rejects booleans, floats (NaN, 1e400) and strings.
+        # `type(x) is int` rejects booleans, floats (NaN, 1e400) and strings; the range
+        # check rejects times no clock reaches, which would overflow date arithmetic later.
         if type(exp) is not int or type(iat) is not int:
             raise InvalidAccessToken("exp and iat must be integers")
+        if not (0 <= iat <= MAX_TIME_CLAIM and 0 <= exp <= MAX_TIME_CLAIM):
+            raise InvalidAccessToken("exp or iat out of range")
         leeway = self.leeway
         if now >= exp + leeway:
             raise InvalidAccessToken("expired")
@@ -224,6 +230,8 @@ class AccessTokenCodec:
             raise InvalidAccessToken("malformed antiCsrfToken")
         if "nbf" in payload:
             nbf = payload["nbf"]
-            if type(nbf) is not int or nbf > now + leeway:
+            if type(nbf) is not int or not 0 <= nbf <= MAX_TIME_CLAIM:
+                raise InvalidAccessToken("nbf out of range")
+            if nbf > now + leeway:
                 raise InvalidAccessToken("not yet valid")
         return AccessTokenClaims(sub, handle, rth, prth, user_data, csrf, iat, exp, kid)
