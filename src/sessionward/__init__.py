@@ -12,6 +12,7 @@ from .engine import (
 from .errors import (
     ConfigError,
     GeneralError,
+    PayloadTooLargeError,
     SessionWardError,
     StorageUnavailableError,
     TokenTheftDetectedError,
@@ -26,6 +27,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "GeneralError",
+    "PayloadTooLargeError",
     "SessionInformation",
     "SessionTokens",
     "SessionWard",

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "GeneralError",
+    "PayloadTooLargeError",
     "SessionWardError",
     "StorageUnavailableError",
     "TokenTheftDetectedError",
@@ -31,6 +32,24 @@ class StorageUnavailableError(GeneralError):
     Never a verdict on the session: nothing was advanced, and the same request may succeed
     once the store is back (answered as a 503 with ``Retry-After``).
     """
+
+
+class PayloadTooLargeError(GeneralError):
+    """A JWT payload too large for the session's access-token cookie, refused before
+    anything was written.
+
+    Browsers drop cookies over 4096 bytes; the check counts the session's largest access
+    token (the one a refresh issues), its user id and every cookie attribute.
+
+    Attributes:
+        size: the cookie size in bytes the payload would lead to.
+        limit: the limit (4096).
+    """
+
+    def __init__(self, message: str, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
 
 
 class ConfigError(SessionWardError, ValueError):

@@ -9,14 +9,20 @@ framework the same verdict on hostile input such as duplicate cookie names.
 
 from __future__ import annotations
 
-import email.utils
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from .config import Config
+from .cookies import (
+    ACCESS_TOKEN_COOKIE,
+    ID_REFRESH_TOKEN_COOKIE,
+    MAX_COOKIE_BYTES,
+    REFRESH_TOKEN_COOKIE,
+    set_cookie_header,
+)
 from .engine.types import SessionTokens, Token
 from .errors import (
     GeneralError,
@@ -46,21 +52,14 @@ __all__ = [
     "tokens_for_verification",
 ]
 
-ACCESS_TOKEN_COOKIE = "sAccessToken"
-REFRESH_TOKEN_COOKIE = "sRefreshToken"
-ID_REFRESH_TOKEN_COOKIE = "sIdRefreshToken"
 ID_REFRESH_TOKEN_HEADER = "id-refresh-token"
 ANTI_CSRF_HEADER = "anti-csrf"
 FRONT_TOKEN_HEADER = "front-token"
 PROTOCOL_HEADERS = (ID_REFRESH_TOKEN_HEADER, ANTI_CSRF_HEADER, FRONT_TOKEN_HEADER)
 PREFLIGHT_ALLOW_HEADERS = ("anti-csrf", "fdi-version", "supertokens-sdk-name", "supertokens-sdk-version")
-MAX_COOKIE_BYTES = 4096
 RETRY_AFTER_SECONDS = 5
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _SESSION_COOKIES = frozenset({ACCESS_TOKEN_COOKIE, REFRESH_TOKEN_COOKIE, ID_REFRESH_TOKEN_COOKIE})
-_EXPIRED = "Thu, 01 Jan 1970 00:00:00 GMT"
-# Characters left as they are in cookie values: RFC 6265 cookie-octets minus '%'.
-_COOKIE_SAFE = "!#$&'()*+-./:<=>?@[]^_`{|}~"
 
 
 class _Duplicate:
@@ -181,19 +180,7 @@ def tokens_for_refresh(tokens: RequestTokens, config: Config) -> str:
 def _set_cookie(
     config: Config, name: str, value: str, path: str, expires_at_ms: int | None
 ) -> str:
-    expires = (
-        _EXPIRED
-        if expires_at_ms is None
-        else email.utils.formatdate(expires_at_ms / 1000, usegmt=True)
-    )
-    parts = [f"{name}={quote(value, safe=_COOKIE_SAFE)}", f"Path={path}", f"Expires={expires}"]
-    if config.cookie_domain is not None:
-        parts.append(f"Domain={config.cookie_domain}")
-    if config.cookie_secure:
-        parts.append("Secure")
-    parts.append("HttpOnly")
-    parts.append(f"SameSite={config.cookie_same_site.capitalize()}")
-    header = "; ".join(parts)
+    header = set_cookie_header(config, name, value, path, expires_at_ms)
     if len(header.encode()) > MAX_COOKIE_BYTES:
         raise GeneralError(
             f"the {name} cookie would be {len(header.encode())} bytes, over the "

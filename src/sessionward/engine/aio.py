@@ -150,7 +150,7 @@ class AsyncSessionWard:
     async def update_session_data(self, handle: str, data: dict[str, Any]) -> None:
         """Overwrite the private session data; ``UnauthorizedError`` if the session is gone."""
         await self._drive(
-            self._core.update_json("update_session_data", handle, "session_data", data)
+            self._core.update_session_data(handle, data)
         )
 
     async def get_jwt_payload(self, handle: str) -> dict[str, Any]:
@@ -160,7 +160,7 @@ class AsyncSessionWard:
     async def update_jwt_payload(self, handle: str, payload: dict[str, Any]) -> None:
         """Overwrite the JWT payload; access tokens issued from now on carry it."""
         await self._drive(
-            self._core.update_json("update_jwt_payload", handle, "jwt_payload", payload)
+            self._core.update_jwt_payload(handle, payload)
         )
 
     async def regenerate_access_token(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import logging
 import math
 import secrets
 import threading
@@ -32,6 +33,7 @@ from typing import Any, TypeVar
 from ..config import Config
 from ..errors import (
     GeneralError,
+    PayloadTooLargeError,
     TokenTheftDetectedError,
     TryRefreshTokenError,
     UnauthorizedError,
@@ -54,12 +56,14 @@ from ..tokens.refresh import (
     RefreshTokenContent,
     new_id_refresh_token,
 )
+from .budget import PayloadBudget
 from .keyring import KeySchedule, KeyState
 from .types import KeyInfo, SessionInformation, SessionTokens, Token, VerifiedSession
 
 __all__ = ["Flow", "RefreshCase", "SessionCore", "StoreCall", "decide_refresh"]
 
 T = TypeVar("T")
+logger = logging.getLogger("sessionward.engine")
 REFRESH_KEY_NAME = "refresh_token_key"
 KEY_RELOAD_MIN_INTERVAL = 5.0
 _MAX_CAS_ATTEMPTS = 4
@@ -237,6 +241,7 @@ class SessionCore:
             config.clock_skew_leeway,
         )
         self.cache = VerifiedTokenCache(config.verified_token_cache_size)
+        self.budget = PayloadBudget(config)
         # Copied out of the config: read on every verification.
         self.anti_csrf = config.enable_anti_csrf
         self.blacklisting = config.access_token_blacklisting
@@ -343,6 +348,25 @@ class SessionCore:
         key = yield from self._signing_key(self.clock())
         return key, self.clock()
 
+    def check_payload_size(self, key: SigningKey, user_id: str, payload: dict[str, Any]) -> None:
+        """Raise :class:`~sessionward.errors.PayloadTooLargeError` when ``payload`` would
+        make the session's largest access cookie exceed the browser limit."""
+        self.budget.check(self.access_codec.header_segment(key), key, user_id, payload)
+
+    def _stored_payload_fits(self, key: SigningKey, row: SessionRow) -> None:
+        """A stored payload that no longer fits (written by an older version, or before a
+        configuration change) ends the session with ``UnauthorizedError``, never a 500."""
+        try:
+            self.check_payload_size(key, row.user_id, row.jwt_user_payload)
+        except PayloadTooLargeError as exc:
+            logger.error(
+                "session %s cannot be given a new access token: its stored JWT payload would "
+                "make a %d-byte cookie (limit %d); shrink it with update_jwt_payload or sign "
+                "the user in again",
+                row.session_handle, exc.size, exc.limit,
+            )
+            raise UnauthorizedError("the session's stored JWT payload is over the size limit") from None
+
     @property
     def refresh_codec(self) -> RefreshTokenCodec:
         codec = self._refresh_codec
@@ -426,6 +450,7 @@ class SessionCore:
         payload = check_json_object("jwt_payload", jwt_payload)
         data = check_json_object("session_data", session_data)
         key = yield from self._signing_key(self.clock())
+        self.check_payload_size(key, user_id, payload)
         handle = str(uuid.uuid4())
         refresh_token = self.refresh_codec.new_root(handle, user_id)
         now_ms = int(self.clock() * 1000)
@@ -502,6 +527,7 @@ class SessionCore:
         if row is not None and not row_alive(row, now_ms, self.config):
             row = None
         if row is not None and row.refresh_token_hash_2 == expected:
+            self._stored_payload_fits((yield from self._signing_key(now_ms / 1000)), row)
             deadline = self._idle_deadline(row, now_ms)
             if (yield StoreCall("promote", (handle, expected, target, now_ms, deadline))):
                 row = _promoted(row, target, now_ms, deadline)
@@ -539,6 +565,7 @@ class SessionCore:
         key, now = yield from self._minting_key()
         if now >= claims.expires_at + self.leeway:
             return None  # expired while the keys were being loaded
+        self.check_payload_size(key, claims.user_id, payload)
         token = self._access_token(
             key, claims.user_id, claims.session_handle, claims.refresh_token_hash1,
             claims.parent_refresh_token_hash1, payload, now, expires_at=claims.expires_at,
@@ -574,6 +601,7 @@ class SessionCore:
             if case is RefreshCase.THEFT:
                 yield StoreCall("delete_sessions", ([handle],))
                 raise TokenTheftDetectedError(handle, row.user_id)
+            self._stored_payload_fits((yield from self._signing_key(now_ms / 1000)), row)
             if case is RefreshCase.PREDECESSOR_IN_GRACE:
                 current = codec.child_of(refresh_token, content)
                 if hash_hex(hash_hex(current)) != row.refresh_token_hash_2:
@@ -632,13 +660,25 @@ class SessionCore:
         count: int = yield StoreCall("delete_expired_sessions", (int(self.clock() * 1000),))
         return count
 
-    def update_json(self, method: str, handle: str, name: str, value: Any) -> Flow[None]:
-        if value is None:
-            raise GeneralError(f"{name}: expected a dict (pass {{}} to clear it)")
-        checked = check_json_object(name, value)
+    def update_session_data(self, handle: str, data: Any) -> Flow[None]:
+        checked = _checked_update("session_data", data)
         yield from self.live_row(handle)
-        if not (yield StoreCall(method, (handle, checked))):
+        if not (yield StoreCall("update_session_data", (handle, checked))):
             raise UnauthorizedError("the session does not exist")
+
+    def update_jwt_payload(self, handle: str, payload: Any) -> Flow[None]:
+        """Check the payload against the session's size budget, then write it."""
+        checked = _checked_update("jwt_payload", payload)
+        row = yield from self.live_row(handle)
+        self.check_payload_size((yield from self._signing_key(self.clock())), row.user_id, checked)
+        if not (yield StoreCall("update_jwt_payload", (handle, checked))):
+            raise UnauthorizedError("the session does not exist")
+
+
+def _checked_update(name: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        raise GeneralError(f"{name}: expected a dict (pass {{}} to clear it)")
+    return check_json_object(name, value)
 
 
 def _promoted(row: SessionRow, new_hash_2: str, now_ms: int, deadline: int) -> SessionRow:

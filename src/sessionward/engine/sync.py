@@ -149,7 +149,7 @@ class SessionWard:
 
     def update_session_data(self, handle: str, data: dict[str, Any]) -> None:
         """Overwrite the private session data; ``UnauthorizedError`` if the session is gone."""
-        self._drive(self._core.update_json("update_session_data", handle, "session_data", data))
+        self._drive(self._core.update_session_data(handle, data))
 
     def get_jwt_payload(self, handle: str) -> dict[str, Any]:
         """The JWT payload stored for the session (used for the next access token)."""
@@ -157,7 +157,7 @@ class SessionWard:
 
     def update_jwt_payload(self, handle: str, payload: dict[str, Any]) -> None:
         """Overwrite the JWT payload; access tokens issued from now on carry it."""
-        self._drive(self._core.update_json("update_jwt_payload", handle, "jwt_payload", payload))
+        self._drive(self._core.update_jwt_payload(handle, payload))
 
     def regenerate_access_token(
         self, access_token: str, jwt_payload: dict[str, Any]

@@ -144,6 +144,15 @@ class SigningKey:
         """Sign ``message`` and return the JWS signature bytes."""
         return _sign(self.alg, self.private_key, message)
 
+    @property
+    def signature_length(self) -> int:
+        """Bytes of every signature this key makes (JWS signatures have a fixed size)."""
+        if isinstance(self.private_key, rsa.RSAPrivateKey):
+            return (self.private_key.key_size + 7) // 8
+        if self.alg == "HS256":
+            return 32
+        return 2 * _P256_ORDER_BYTES if self.alg == "ES256" else 64
+
     def public_jwk(self) -> dict[str, str] | None:
         """The public key as an RFC 7517 JWK, or ``None`` for HS256 (never published)."""
         key = self.public_key

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from .encoding import MalformedError, b64url_decode, b64url_encode
 
 __all__ = [
+    "ANTI_CSRF_BYTES",
     "MAX_USER_ID_BYTES",
     "InvalidRefreshToken",
     "RefreshTokenCodec",
@@ -34,6 +35,8 @@ __all__ = [
 ]
 
 MAX_USER_ID_BYTES = 256
+#: Bytes of HMAC output in an anti-CSRF token (192 bits; 32 base64url characters).
+ANTI_CSRF_BYTES = 24
 MAX_REFRESH_TOKEN_LENGTH = 1024
 _VERSION = 1
 _ROOT, _CHILD = 0, 1
@@ -90,7 +93,7 @@ class RefreshTokenCodec:
     def anti_csrf_token(self, refresh_token_hash1: str) -> str:
         """The anti-CSRF token bound to the refresh token whose hex SHA-256 is given."""
         digest = hmac.digest(self._csrf_key, refresh_token_hash1.encode(), "sha256")
-        return b64url_encode(digest[:24])
+        return b64url_encode(digest[:ANTI_CSRF_BYTES])
 
     def decrypt(self, token: str) -> RefreshTokenContent:
         """Authenticate and decode ``token``; raises :class:`InvalidRefreshToken`."""
