@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import decimal
+import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -337,3 +339,25 @@ def test_update_with_none_is_refused_not_a_silent_wipe(ward: SessionWard, method
     assert_general_error(lambda: getattr(ward, method)(tokens.handle, None), argument)
     info = ward.get_session_information(tokens.handle)
     assert (info.jwt_payload, info.session_data) == ({"p": 1}, {"d": 1})
+
+
+def test_corrupt_stored_row_is_unauthorised_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = Config(store=f"sqlite:///{tmp_path}/s.db", access_token_algorithm="HS256")
+    with SessionWard(config) as engine:
+        created = engine.create_new_session("alice", {"role": "user"})
+        refreshed = engine.refresh_session(created.refresh_token.value)
+        with closing(sqlite3.connect(tmp_path / "s.db")) as connection, connection:
+            connection.execute("UPDATE session_info SET session_data = '{' WHERE session_handle = ?",
+                               (created.handle,))
+        with caplog.at_level("ERROR", logger="sessionward.engine"):
+            with pytest.raises(UnauthorizedError):
+                engine.refresh_session(created.refresh_token.value)
+            with pytest.raises(UnauthorizedError):
+                engine.get_session(refreshed.access_token.value)  # promotion reads the row
+            with pytest.raises(UnauthorizedError):
+                engine.get_session_data(created.handle)
+        assert f"session {created.handle} is unusable" in caplog.text
+        assert created.refresh_token.value not in caplog.text
+        assert engine.revoke_session(created.handle)  # and it can still be removed

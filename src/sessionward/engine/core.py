@@ -38,7 +38,7 @@ from ..errors import (
     TryRefreshTokenError,
     UnauthorizedError,
 )
-from ..stores.base import SessionRow, StoredKey
+from ..stores.base import CorruptSessionRowError, SessionRow, StoredKey
 from ..tokens.access import (
     MAX_ACCESS_TOKEN_LENGTH,
     AccessTokenClaims,
@@ -353,6 +353,16 @@ class SessionCore:
         make the session's largest access cookie exceed the browser limit."""
         self.budget.check(self.access_codec.header_segment(key), key, user_id, payload)
 
+    def _read_row(self, handle: str) -> Flow[SessionRow | None]:
+        """The session's row; a row the store cannot decode ends the session with
+        ``UnauthorizedError`` and a log line rather than failing every request."""
+        try:
+            row: SessionRow | None = yield StoreCall("get_session", (handle,))
+        except CorruptSessionRowError as exc:
+            logger.error("session %s is unusable: %s", handle, exc)
+            raise UnauthorizedError("the session's stored row is corrupt") from None
+        return row
+
     def _stored_payload_fits(self, key: SigningKey, row: SessionRow) -> None:
         """A stored payload that no longer fits (written by an older version, or before a
         configuration change) ends the session with ``UnauthorizedError``, never a 500."""
@@ -511,7 +521,7 @@ class SessionCore:
         return session
 
     def _require_row(self, session: VerifiedSession) -> Flow[VerifiedSession]:
-        row: SessionRow | None = yield StoreCall("get_session", (session.handle,))
+        row = yield from self._read_row(session.handle)
         if row is None or not row_alive(row, int(self.clock() * 1000), self.config):
             raise UnauthorizedError("the session has been revoked or has expired")
         return session
@@ -522,7 +532,7 @@ class SessionCore:
         assert claims.parent_refresh_token_hash1 is not None
         expected = hash_hex(claims.parent_refresh_token_hash1)
         target = hash_hex(claims.refresh_token_hash1)
-        row: SessionRow | None = yield StoreCall("get_session", (handle,))
+        row = yield from self._read_row(handle)
         now_ms = int(self.clock() * 1000)
         if row is not None and not row_alive(row, now_ms, self.config):
             row = None
@@ -532,7 +542,7 @@ class SessionCore:
             if (yield StoreCall("promote", (handle, expected, target, now_ms, deadline))):
                 row = _promoted(row, target, now_ms, deadline)
             else:
-                row = yield StoreCall("get_session", (handle,))
+                row = yield from self._read_row(handle)
         if row is None or row.user_id != claims.user_id:
             raise UnauthorizedError("the session no longer exists")
         if row.refresh_token_hash_2 != target:
@@ -588,7 +598,7 @@ class SessionCore:
         hash2 = hash_hex(hash1)
         handle = content.session_handle
         for _ in range(_MAX_CAS_ATTEMPTS):
-            row: SessionRow | None = yield StoreCall("get_session", (handle,))
+            row = yield from self._read_row(handle)
             # Read after the row: a clock read before a wait on the store would judge a
             # rotation committed meanwhile as being from the future.
             now_ms = int(self.clock() * 1000)
@@ -628,7 +638,7 @@ class SessionCore:
 
     def live_row(self, handle: str) -> Flow[SessionRow]:
         """The row of a session that exists and has not expired, else ``UnauthorizedError``."""
-        row: SessionRow | None = yield StoreCall("get_session", (handle,))
+        row = yield from self._read_row(handle)
         if row is None or not row_alive(row, int(self.clock() * 1000), self.config):
             raise UnauthorizedError("the session does not exist")
         return row

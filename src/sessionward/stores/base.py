@@ -15,7 +15,18 @@ from typing import Any, Protocol
 
 from ..errors import GeneralError
 
-__all__ = ["AsyncStore", "SessionRow", "Store", "StoredKey", "session_row_from_columns"]
+__all__ = [
+    "AsyncStore",
+    "CorruptSessionRowError",
+    "SessionRow",
+    "Store",
+    "StoredKey",
+    "session_row_from_columns",
+]
+
+
+class CorruptSessionRowError(GeneralError):
+    """A stored session that cannot be decoded (damaged JSON, missing fields)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +50,7 @@ def session_row_from_columns(values: tuple[Any, ...]) -> SessionRow:
     try:
         session_data, jwt_payload = json.loads(values[5]), json.loads(values[6])
     except (TypeError, ValueError) as exc:
-        raise GeneralError(f"session row {values[0]} holds corrupt JSON") from exc
+        raise CorruptSessionRowError(f"session row {values[0]} holds corrupt JSON") from exc
     return SessionRow(
         values[0], values[1], values[2], values[3], values[4],
         session_data, jwt_payload, values[7], values[8],

@@ -1,11 +1,12 @@
-"""The payload size budget over HTTP, on every framework: a login whose payload could never
-refresh is refused before anything is stored, and a stored payload that no longer fits
-(left by an older version) answers the refresh route with a 401 that clears the cookies —
-the same answer on every refresh, never a 500."""
+"""Stored state the engine cannot use — a payload over the size budget (left by an older
+version), a row with damaged JSON — answers the refresh route with a 401 that clears the
+cookies, on every framework and every time: never a 500, never a loop."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -23,16 +24,29 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Wire
         yield client, config
 
 
-def test_stored_payload_over_the_budget_answers_refresh_with_401(
-    setup: tuple[WireClient, Config],
-) -> None:
-    client, config = setup
-    handle = client.login("alice", {"role": "user"}).json()["handle"]
+def oversized_payload(config: Config, handle: str) -> None:
     store = SQLiteStore(config.store)
     try:
         assert store.update_jwt_payload(handle, {"blob": "x" * 4000})
     finally:
         store.close()
+
+
+def damaged_json(config: Config, handle: str) -> None:
+    path = config.store.removeprefix("sqlite:///")
+    with closing(sqlite3.connect(path)) as connection, connection:
+        connection.execute(
+            "UPDATE session_info SET jwt_user_payload = '{\"role\": ' WHERE session_handle = ?", (handle,)
+        )
+
+
+@pytest.mark.parametrize("damage", [oversized_payload, damaged_json], ids=lambda f: f.__name__)
+def test_unusable_stored_row_answers_refresh_with_401(
+    setup: tuple[WireClient, Config], damage: Callable[[Config, str], None]
+) -> None:
+    client, config = setup
+    handle = client.login("alice", {"role": "user"}).json()["handle"]
+    damage(config, handle)
     refresh_cookie = client.jar.header_for("/session/refresh")
     for _ in range(2):
         response = client.request("POST", "/session/refresh", cookie=refresh_cookie)
