@@ -44,10 +44,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from sessionward import Config, SessionWard
-from sessionward.engine.core import front_token
 from sessionward.stores.base import SessionRow
 from sessionward.stores.schema import migrations_for
 from sessionward.tokens.encoding import sha256_hex
+from sessionward.tokens.front import front_token
 from sessionward.tokens.keys import SigningKey
 from sessionward.tokens.refresh import new_id_refresh_token
 
@@ -324,7 +324,7 @@ def piece_cases(s: AlgSetup) -> list[tuple[str, str, Callable[[int], float]]]:
 
 
 def core_check_json(name: str, value: dict[str, Any]) -> object:
-    from sessionward.engine.core import check_json_object
+    from sessionward.engine.validation import check_json_object
 
     return check_json_object(name, value)
 

@@ -42,7 +42,7 @@ def one_session(work: Path) -> tuple[dict[str, str], str]:
     config = Config(store=f"sqlite:///{work}/sessions.db", cookie_secure=False)
     with SessionWard(config) as engine:
         tokens = engine.create_new_session("user-0", {"role": "member", "n": 0})
-        key = engine._core._keys.signing_key  # type: ignore[union-attr]  # internal: the floor's key
+        key = engine._core.keys.state.signing_key  # type: ignore[union-attr]  # internal: the floor's key
         public_pem = key.public_key.public_bytes(  # type: ignore[union-attr]
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ).decode()

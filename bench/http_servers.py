@@ -137,7 +137,7 @@ def main() -> None:
             tokens = engine.create_new_session(f"user-{i}", {"role": "member", "n": i})
             cookies.append(f"sAccessToken={tokens.access_token.value}; "
                            f"sIdRefreshToken={tokens.id_refresh_token.value}")
-        key = engine._core._keys.signing_key  # type: ignore[union-attr]  # internal: the floor's key
+        key = engine._core.keys.state.signing_key  # type: ignore[union-attr]  # internal: the floor's key
         public_pem = key.public_key.public_bytes(  # type: ignore[union-attr]
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ).decode()

@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from sessionward import Config, SessionWard
-from sessionward.engine.core import VerifiedTokenCache
+from sessionward.engine.cache import VerifiedTokenCache
 from sessionward.tokens.encoding import b64url_decode, loads_strict
 from sessionward.tokens.keys import SigningKey
 

@@ -50,7 +50,7 @@ def compact(obj: Any) -> bytes:
 
 
 def signing_key(engine: SessionWard) -> SigningKey:
-    state = engine._core._keys
+    state = engine._core.keys.state
     assert state is not None, "the engine has not started"
     return state.signing_key
 

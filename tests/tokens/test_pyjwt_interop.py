@@ -37,7 +37,7 @@ def hs_engine() -> Iterator[SessionWard]:
 
 
 def _signing_key(engine: SessionWard) -> SigningKey:
-    state = engine._core._keys
+    state = engine._core.keys.state
     assert state is not None, "engine not started"
     return state.signing_key
 

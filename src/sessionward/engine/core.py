@@ -1,8 +1,9 @@
-"""The session engine's decisions, with no I/O (SPEC §6; tables in notes/rotation.md).
+"""The session engine's decisions, with no I/O: create, verify, refresh, promotion and the
+management calls.
 
-Theory of operation. Every operation that may touch the store is a *flow*: a generator
-that yields :class:`StoreCall` values (a store method name and its arguments) and
-receives each call's result. The flow decides; a driver performs. ``SessionWard`` drives
+Theory of operation. Every operation that may touch the store is a *flow*
+(:mod:`sessionward.engine.flow`): a generator that yields store calls and receives each
+call's result. The flow decides; a driver performs. ``SessionWard`` drives
 flows with a synchronous store and ``AsyncSessionWard`` with an async one, so the
 decision code exists once (the pattern of httpx's auth flows). Verifying an access token
 without a parent claim needs no store at all and returns directly: that is the hot path.
@@ -16,19 +17,14 @@ on one successor, and a lost response is recovered by the predecessor grace wind
 
 from __future__ import annotations
 
-import base64
 import hmac
 import logging
-import math
 import secrets
-import threading
 import time
 import uuid
-from collections import OrderedDict
-from collections.abc import Callable, Generator
-from dataclasses import dataclass, replace
-from enum import Enum
-from typing import Any, TypeVar
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 from ..config import Config
 from ..errors import (
@@ -38,188 +34,37 @@ from ..errors import (
     TryRefreshTokenError,
     UnauthorizedError,
 )
-from ..stores.base import CorruptSessionRowError, SessionRow, StoredKey
+from ..stores.base import CorruptSessionRowError, SessionRow, Store, StoredKey
 from ..tokens.access import (
     MAX_ACCESS_TOKEN_LENGTH,
     AccessTokenClaims,
     AccessTokenCodec,
     InvalidAccessToken,
+    UnknownKeyId,
 )
-from ..tokens.encoding import MAX_JSON_DEPTH, b64url_decode, b64url_encode, dumps_compact
+from ..tokens.encoding import b64url_decode, b64url_encode
 from ..tokens.encoding import sha256_hex as hash_hex
-from ..tokens.keys import SigningKey, generate_signing_key
+from ..tokens.front import front_token
+from ..tokens.keys import SigningKey
 from ..tokens.refresh import (
     MASTER_SECRET_BYTES,
-    MAX_USER_ID_BYTES,
     InvalidRefreshToken,
     RefreshTokenCodec,
-    RefreshTokenContent,
     new_id_refresh_token,
 )
 from .budget import PayloadBudget
-from .keyring import KeySchedule, KeyState
-from .types import KeyInfo, SessionInformation, SessionTokens, Token, VerifiedSession
+from .cache import VerifiedTokenCache
+from .decisions import RefreshCase, decide_refresh, row_alive
+from .flow import Flow, call
+from .keys import KeyManager
+from .types import SessionInformation, SessionTokens, Token, VerifiedSession
+from .validation import check_json_object, check_user_id
 
-__all__ = ["Flow", "RefreshCase", "SessionCore", "StoreCall", "decide_refresh"]
+__all__ = ["SessionCore"]
 
-T = TypeVar("T")
 logger = logging.getLogger("sessionward.engine")
 REFRESH_KEY_NAME = "refresh_token_key"
-KEY_RELOAD_MIN_INTERVAL = 5.0
 _MAX_CAS_ATTEMPTS = 4
-_MAX_PAYLOAD_DEPTH = MAX_JSON_DEPTH - 4
-_MAX_INT_BITS = 1024
-#: Seconds of negative age (a rotation stamped by a host whose clock runs ahead, on top of
-#: ``clock_skew_leeway``) that still count as zero age rather than theft.
-SKEW_ALLOWANCE = 5
-
-
-@dataclass(frozen=True, slots=True)
-class StoreCall:
-    """A store operation a flow asks its driver to perform."""
-
-    method: str
-    args: tuple[Any, ...] = ()
-
-
-Flow = Generator[StoreCall, Any, T]
-
-
-class RefreshCase(Enum):
-    """The cases of the refresh decision table (notes/rotation.md)."""
-
-    NO_SESSION = "R0"
-    EXPIRED = "R1"
-    CURRENT = "R2"
-    FIRST_USE_OF_CHILD = "R3"
-    PREDECESSOR_IN_GRACE = "R4"
-    THEFT = "R5"
-
-
-def decide_refresh(
-    row: SessionRow | None,
-    content: RefreshTokenContent,
-    hash2: str,
-    now_ms: int,
-    config: Config,
-) -> RefreshCase:
-    """Classify a presented refresh token against the stored row (pure)."""
-    if row is None or row.user_id != content.user_id:
-        return RefreshCase.NO_SESSION
-    if not row_alive(row, now_ms, config):
-        return RefreshCase.EXPIRED
-    if hmac.compare_digest(hash2, row.refresh_token_hash_2):
-        return RefreshCase.CURRENT
-    if content.parent_hash1 is not None and hmac.compare_digest(
-        hash_hex(content.parent_hash1), row.refresh_token_hash_2
-    ):
-        return RefreshCase.FIRST_USE_OF_CHILD
-    grace_ms = config.refresh_token_reuse_grace_period * 1000
-    # A negative age means the rotation was stamped by a clock ahead of ours (another
-    # host): up to the tolerance it counts as zero, never as theft.
-    tolerance_ms = (config.clock_skew_leeway + SKEW_ALLOWANCE) * 1000
-    if (
-        grace_ms > 0
-        and row.prev_refresh_token_hash_2 is not None
-        and row.rotated_at is not None
-        and hmac.compare_digest(hash2, row.prev_refresh_token_hash_2)
-        and -tolerance_ms <= now_ms - row.rotated_at <= grace_ms
-    ):
-        return RefreshCase.PREDECESSOR_IN_GRACE
-    return RefreshCase.THEFT
-
-
-def row_alive(row: SessionRow, now_ms: int, config: Config) -> bool:
-    """Whether the session is within its idle deadline and its absolute lifetime."""
-    max_life = config.session_max_lifetime
-    return now_ms <= row.expires_at and (
-        max_life is None or now_ms <= row.created_at_time + max_life * 1000
-    )
-
-
-def front_token(user_id: str, access_expires_at_ms: int, payload: dict[str, Any]) -> str:
-    """The ``front-token`` header value: standard base64 of ASCII-escaped compact JSON."""
-    body = dumps_compact({"uid": user_id, "ate": access_expires_at_ms, "up": payload})
-    return base64.b64encode(body.encode("ascii")).decode("ascii")
-
-
-def check_user_id(user_id: Any) -> str:
-    """Validate a user id given to ``create_new_session``."""
-    if not isinstance(user_id, str) or not user_id:
-        raise GeneralError("user_id: expected a non-empty string")
-    if len(user_id.encode("utf-8", "surrogatepass")) > MAX_USER_ID_BYTES:
-        raise GeneralError(f"user_id: longer than {MAX_USER_ID_BYTES} UTF-8 bytes")
-    try:
-        user_id.encode("utf-8")
-    except UnicodeEncodeError:
-        raise GeneralError("user_id: contains lone surrogates (not valid UTF-8)") from None
-    return user_id
-
-
-def check_json_object(name: str, value: Any) -> dict[str, Any]:
-    """Validate a JWT payload or session data object (``None`` means empty)."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise GeneralError(f"{name}: expected a dict, got {type(value).__name__}")
-    if value:
-        _check_json_value(name, value, 0)
-    return value
-
-
-def _check_json_value(name: str, value: Any, depth: int) -> None:
-    if depth > _MAX_PAYLOAD_DEPTH:
-        raise GeneralError(f"{name}: nested deeper than {_MAX_PAYLOAD_DEPTH} levels")
-    kind = type(value)
-    if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str:
-                raise GeneralError(f"{name}: object keys must be strings, got {key!r}")
-            _check_json_value(name, key, depth + 1)
-            _check_json_value(name, item, depth + 1)
-    elif kind is list:
-        for item in value:
-            _check_json_value(name, item, depth + 1)
-    elif kind is float:
-        if not math.isfinite(value):
-            raise GeneralError(f"{name}: NaN and infinities are not JSON")
-    elif kind is str:
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise GeneralError(f"{name}: strings must be valid Unicode") from None
-    elif kind is int:
-        if value.bit_length() > _MAX_INT_BITS:
-            raise GeneralError(f"{name}: integers are limited to {_MAX_INT_BITS} bits")
-    elif value is not None and kind is not bool:
-        raise GeneralError(f"{name}: {kind.__name__} values are not JSON-serialisable")
-
-
-class VerifiedTokenCache:
-    """Verified access tokens of one engine, keyed by the exact token string.
-
-    Bounded (oldest entries evicted first); an entry is used only before its token's
-    expiry, and the whole cache is emptied whenever a verification key is dropped.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.entries: OrderedDict[str, tuple[VerifiedSession, float, str | None]] = OrderedDict()
-
-    def put(self, token: str, session: VerifiedSession, valid_until: float, csrf: str | None) -> None:
-        if self.capacity <= 0:
-            return
-        entries = self.entries
-        # popitem(last=False) is O(1); deleting the first key of a plain dict is not.
-        while len(entries) >= self.capacity:
-            try:
-                entries.popitem(last=False)
-            except KeyError:  # emptied by another thread meanwhile
-                break
-        entries[token] = (session, valid_until, csrf)
-
-    def clear(self) -> None:
-        self.entries = OrderedDict()
 
 
 class SessionCore:
@@ -233,14 +78,8 @@ class SessionCore:
         self.config = config
         self.clock = clock
         self.access_codec = AccessTokenCodec(config.access_token_algorithm, config.clock_skew_leeway)
-        self.schedule = KeySchedule(
-            config.access_token_algorithm,
-            config.access_token_signing_key_dynamic,
-            config.access_token_signing_key_update_interval,
-            config.access_token_validity,
-            config.clock_skew_leeway,
-        )
         self.cache = VerifiedTokenCache(config.verified_token_cache_size)
+        self.keys = KeyManager(config, clock, self.access_codec, self.cache)
         self.budget = PayloadBudget(config)
         # Copied out of the config: read on every verification.
         self.anti_csrf = config.enable_anti_csrf
@@ -248,105 +87,34 @@ class SessionCore:
         self.leeway = config.clock_skew_leeway
         self.ready = False
         self._refresh_codec: RefreshTokenCodec | None = None
-        self._keys: KeyState | None = None
-        self._reload_guard = threading.Lock()
-        self._last_reload = -math.inf
 
-    # -- start-up and keys ---------------------------------------------------------------
+    # -- start-up -----------------------------------------------------------------------
 
     def startup(self) -> Flow[None]:
         """Migrate (or check) the schema and load the refresh-token secret and signing keys."""
-        yield StoreCall("migrate" if self.config.auto_migrate else "check_schema")
+        yield from call(Store.migrate) if self.config.auto_migrate else call(Store.check_schema)
         proposal = StoredKey(
             REFRESH_KEY_NAME,
             b64url_encode(secrets.token_bytes(MASTER_SECRET_BYTES)),
             int(self.clock() * 1000),
         )
-        stored: StoredKey = yield StoreCall("insert_key_if_absent", (proposal,))
+        stored = yield from call(Store.insert_key_if_absent, proposal)
         try:
             self._refresh_codec = RefreshTokenCodec(b64url_decode(stored.value))
         except ValueError as exc:
             raise GeneralError(f"the stored {REFRESH_KEY_NAME} is corrupt") from exc
-        yield from self.sync_keys(self.clock())
+        yield from self.keys.sync(self.clock())
         self.ready = True
 
-    def sync_keys(self, now: float, extra: StoredKey | None = None) -> Flow[KeyState]:
-        """Load signing keys, create the ones the schedule requires, drop obsolete ones."""
-        stored: list[StoredKey] = yield StoreCall("load_keys", (self.schedule.prefix,))
-        if extra is not None:
-            stored.append((yield StoreCall("insert_key_if_absent", (extra,))))
-        names = {entry.name for entry in stored}
-        for name, not_before in self.schedule.required(names, now):
-            key = generate_signing_key(self.schedule.alg, not_before)
-            proposal = StoredKey(name, key.to_stored(), int(now * 1000))
-            stored.append((yield StoreCall("insert_key_if_absent", (proposal,))))
+    def verify_again(
+        self, access_token: str, anti_csrf_token: str | None, do_anti_csrf_check: bool
+    ) -> VerifiedSession | Flow[VerifiedSession]:
+        """:meth:`verify` after ``keys.reload_for``: a ``kid`` still unknown is a token
+        to refresh, never another reload."""
         try:
-            state = self.schedule.evaluate(stored, now)
-        except LookupError as exc:
-            if not isinstance(exc, KeyError):
-                raise GeneralError("no stored signing key may sign yet (clock skew?)") from exc
-            raise GeneralError("a stored signing key is corrupt") from exc
-        except (ValueError, TypeError) as exc:
-            raise GeneralError("a stored signing key is corrupt") from exc
-        previous = self._keys
-        self.access_codec.set_keys(state.verification_keys)
-        self._keys = state
-        if previous is not None and {k.kid for k in previous.verification_keys} - {
-            k.kid for k in state.verification_keys
-        }:
-            self.cache.clear()
-        if state.obsolete_names:
-            yield StoreCall("delete_keys", (list(state.obsolete_names),))
-        return state
-
-    def claim_key_reload(self, kid: str) -> bool:
-        """Whether this caller should reload keys for the unknown ``kid`` now.
-
-        At most one reload per :data:`KEY_RELOAD_MIN_INTERVAL` seconds, so a flood of
-        tokens with made-up ``kid`` values costs at most one store query per interval.
-        """
-        with self._reload_guard:
-            if self.access_codec.has_kid(kid):
-                return False
-            now = time.monotonic()
-            if now - self._last_reload < KEY_RELOAD_MIN_INTERVAL:
-                return False
-            self._last_reload = now
-            return True
-
-    def rotate_signing_key(self) -> Flow[str]:
-        """Create a key that signs at once in this engine; return its ``kid``."""
-        now = self.clock()
-        key = generate_signing_key(self.schedule.alg, int(now))
-        entry = StoredKey(self.schedule.manual_key_name(now), key.to_stored(), int(now * 1000))
-        yield from self.sync_keys(now, extra=entry)
-        return key.kid
-
-    def jwks(self) -> Flow[dict[str, Any]]:
-        """The public verification keys as an RFC 7517 key set (empty under HS256)."""
-        state = yield from self.sync_keys(self.clock())
-        keys = [jwk for key in state.verification_keys if (jwk := key.public_jwk()) is not None]
-        return {"keys": keys}
-
-    def signing_keys(self) -> Flow[list[KeyInfo]]:
-        """The verification keys in force, oldest first, after a fresh key sync."""
-        state = yield from self.sync_keys(self.clock())
-        return [
-            KeyInfo(key.kid, key.alg, key.not_before, key is state.signing_key)
-            for key in state.verification_keys
-        ]
-
-    def _signing_key(self, now: float) -> Flow[SigningKey]:
-        state = self._keys
-        if state is None or now >= state.next_check:
-            state = yield from self.sync_keys(now)
-        return state.signing_key
-
-    def _minting_key(self) -> Flow[tuple[SigningKey, float]]:
-        """The signing key and the time to mint with: a clock read after every store call
-        that precedes the minting, so a token never starts its life already aged by a wait."""
-        key = yield from self._signing_key(self.clock())
-        return key, self.clock()
+            return self.verify(access_token, anti_csrf_token, do_anti_csrf_check)
+        except UnknownKeyId:
+            raise TryRefreshTokenError("access token signed by an unknown key") from None
 
     def check_payload_size(self, key: SigningKey, user_id: str, payload: dict[str, Any]) -> None:
         """Raise :class:`~sessionward.errors.PayloadTooLargeError` when ``payload`` would
@@ -357,7 +125,7 @@ class SessionCore:
         """The session's row; a row the store cannot decode ends the session with
         ``UnauthorizedError`` and a log line rather than failing every request."""
         try:
-            row: SessionRow | None = yield StoreCall("get_session", (handle,))
+            row = yield from call(Store.get_session, handle)
         except CorruptSessionRowError as exc:
             logger.error("session %s is unusable: %s", handle, exc)
             raise UnauthorizedError("the session's stored row is corrupt") from None
@@ -455,11 +223,11 @@ class SessionCore:
     def create_new_session(
         self, user_id: str, jwt_payload: dict[str, Any] | None, session_data: dict[str, Any] | None
     ) -> Flow[SessionTokens]:
-        """SPEC §6.1: a new handle, tokens and one inserted row."""
+        """A new handle, tokens and one inserted row (a login always creates a session)."""
         user_id = check_user_id(user_id)
         payload = check_json_object("jwt_payload", jwt_payload)
         data = check_json_object("session_data", session_data)
-        key = yield from self._signing_key(self.clock())
+        key = yield from self.keys.signing_key(self.clock())
         self.check_payload_size(key, user_id, payload)
         handle = str(uuid.uuid4())
         refresh_token = self.refresh_codec.new_root(handle, user_id)
@@ -478,7 +246,7 @@ class SessionCore:
             created_at_time=now_ms,
             expires_at=deadline,
         )
-        yield StoreCall("insert_session", (row,))
+        yield from call(Store.insert_session, row)
         # Minted after the insert, which may have waited on a lock; the cookies still end
         # with the row.
         return self._session_tokens(key, row, refresh_token, None, self.clock(), deadline)
@@ -488,7 +256,7 @@ class SessionCore:
     def verify(
         self, access_token: str, anti_csrf_token: str | None, do_anti_csrf_check: bool
     ) -> VerifiedSession | Flow[VerifiedSession]:
-        """SPEC §6.2. Returns the session directly when no store access is needed, else a
+        """Verify an access token. Returns the session directly when no store access is needed, else a
         flow. Raises ``UnknownKeyId`` for the driver to reload keys."""
         if type(access_token) is not str or len(access_token) > MAX_ACCESS_TOKEN_LENGTH:
             # Before the cache lookup: an unhashable value would raise TypeError, and a
@@ -537,9 +305,9 @@ class SessionCore:
         if row is not None and not row_alive(row, now_ms, self.config):
             row = None
         if row is not None and row.refresh_token_hash_2 == expected:
-            self._stored_payload_fits((yield from self._signing_key(now_ms / 1000)), row)
+            self._stored_payload_fits((yield from self.keys.signing_key(now_ms / 1000)), row)
             deadline = self._idle_deadline(row, now_ms)
-            if (yield StoreCall("promote", (handle, expected, target, now_ms, deadline))):
+            if (yield from call(Store.promote, handle, expected, target, now_ms, deadline)):
                 row = _promoted(row, target, now_ms, deadline)
             else:
                 row = yield from self._read_row(handle)
@@ -549,7 +317,7 @@ class SessionCore:
             # The session moved on: this token is stale but genuinely signed; it stays
             # valid until it expires, and no replacement is minted.
             return VerifiedSession(handle, claims.user_id, claims.user_data)
-        key, now = yield from self._minting_key()
+        key, now = yield from self.keys.minting_key()
         replacement = self._access_token(
             key, row.user_id, handle, claims.refresh_token_hash1, None, row.jwt_user_payload, now
         )
@@ -572,7 +340,7 @@ class SessionCore:
             claims = self.access_codec.decode(access_token, now)
         except InvalidAccessToken:
             return None
-        key, now = yield from self._minting_key()
+        key, now = yield from self.keys.minting_key()
         if now >= claims.expires_at + self.leeway:
             return None  # expired while the keys were being loaded
         self.check_payload_size(key, claims.user_id, payload)
@@ -588,7 +356,8 @@ class SessionCore:
     # -- refresh -------------------------------------------------------------------------
 
     def refresh_session(self, refresh_token: str) -> Flow[SessionTokens]:
-        """SPEC §6.3: rotation with idempotent successors, grace window and theft detection."""
+        """Rotation with idempotent successors, grace window and theft detection (the
+        decision table is in :mod:`sessionward.engine.decisions`)."""
         codec = self.refresh_codec
         try:
             content = codec.decrypt(refresh_token)
@@ -609,15 +378,15 @@ class SessionCore:
             if case is RefreshCase.EXPIRED:
                 raise UnauthorizedError("the session has expired")
             if case is RefreshCase.THEFT:
-                yield StoreCall("delete_sessions", ([handle],))
+                yield from call(Store.delete_sessions, [handle])
                 raise TokenTheftDetectedError(handle, row.user_id)
-            self._stored_payload_fits((yield from self._signing_key(now_ms / 1000)), row)
+            self._stored_payload_fits((yield from self.keys.signing_key(now_ms / 1000)), row)
             if case is RefreshCase.PREDECESSOR_IN_GRACE:
                 current = codec.child_of(refresh_token, content)
                 if hash_hex(hash_hex(current)) != row.refresh_token_hash_2:
-                    yield StoreCall("delete_sessions", ([handle],))
+                    yield from call(Store.delete_sessions, [handle])
                     raise TokenTheftDetectedError(handle, row.user_id)
-                key, now = yield from self._minting_key()
+                key, now = yield from self.keys.minting_key()
                 # Already committed: its cookie must not outlive the row's deadline.
                 return self._session_tokens(key, row, current, None, now, row.expires_at)
             refresh_expiry = None
@@ -625,11 +394,11 @@ class SessionCore:
                 assert content.parent_hash1 is not None
                 deadline = self._idle_deadline(row, now_ms)
                 expected = hash_hex(content.parent_hash1)
-                if not (yield StoreCall("promote", (handle, expected, hash2, now_ms, deadline))):
+                if not (yield from call(Store.promote, handle, expected, hash2, now_ms, deadline)):
                     continue  # the row changed under us: decide again on a fresh read
                 row = _promoted(row, hash2, now_ms, deadline)
                 refresh_expiry = deadline
-            key, now = yield from self._minting_key()
+            key, now = yield from self.keys.minting_key()
             child = codec.child_of(refresh_token, content)
             return self._session_tokens(key, row, child, hash1, now, refresh_expiry)
         raise GeneralError("the session row kept changing during refresh; try again")
@@ -653,35 +422,33 @@ class SessionCore:
     def revoke(self, handles: list[str]) -> Flow[list[str]]:
         if isinstance(handles, str) or not all(isinstance(h, str) for h in handles):
             raise GeneralError("handles: expected a list of session handles (strings)")
-        removed: list[str] = yield StoreCall("delete_sessions", (list(handles),))
+        removed = yield from call(Store.delete_sessions, list(handles))
         return removed
 
     def revoke_user(self, user_id: str) -> Flow[list[str]]:
-        removed: list[str] = yield StoreCall("delete_sessions_for_user", (user_id,))
+        removed = yield from call(Store.delete_sessions_for_user, user_id)
         return removed
 
     def handles_for_user(self, user_id: str) -> Flow[list[str]]:
-        handles: list[str] = yield StoreCall(
-            "get_handles_for_user", (user_id, int(self.clock() * 1000))
-        )
+        handles = yield from call(Store.get_handles_for_user, user_id, int(self.clock() * 1000))
         return handles
 
     def delete_expired(self) -> Flow[int]:
-        count: int = yield StoreCall("delete_expired_sessions", (int(self.clock() * 1000),))
+        count = yield from call(Store.delete_expired_sessions, int(self.clock() * 1000))
         return count
 
     def update_session_data(self, handle: str, data: Any) -> Flow[None]:
         checked = _checked_update("session_data", data)
         yield from self.live_row(handle)
-        if not (yield StoreCall("update_session_data", (handle, checked))):
+        if not (yield from call(Store.update_session_data, handle, checked)):
             raise UnauthorizedError("the session does not exist")
 
     def update_jwt_payload(self, handle: str, payload: Any) -> Flow[None]:
         """Check the payload against the session's size budget, then write it."""
         checked = _checked_update("jwt_payload", payload)
         row = yield from self.live_row(handle)
-        self.check_payload_size((yield from self._signing_key(self.clock())), row.user_id, checked)
-        if not (yield StoreCall("update_jwt_payload", (handle, checked))):
+        self.check_payload_size((yield from self.keys.signing_key(self.clock())), row.user_id, checked)
+        if not (yield from call(Store.update_jwt_payload, handle, checked)):
             raise UnauthorizedError("the session does not exist")
 
 

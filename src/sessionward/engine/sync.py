@@ -9,11 +9,11 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ..config import Config
-from ..errors import TryRefreshTokenError
 from ..stores.base import Store
 from ..stores.urls import open_store
 from ..tokens.access import UnknownKeyId
-from .core import Flow, SessionCore
+from .core import SessionCore
+from .flow import Flow
 from .types import KeyInfo, SessionInformation, SessionTokens, VerifiedSession
 
 __all__ = ["SessionWard"]
@@ -104,12 +104,8 @@ class SessionWard:
             outcome = core.verify(access_token, anti_csrf_token, do_anti_csrf_check)
         except UnknownKeyId as unknown:
             with self._reload_lock:
-                if core.claim_key_reload(unknown.kid):
-                    self._perform(core.sync_keys(core.clock()))
-            try:
-                outcome = core.verify(access_token, anti_csrf_token, do_anti_csrf_check)
-            except UnknownKeyId:
-                raise TryRefreshTokenError("access token signed by an unknown key") from None
+                self._perform(core.keys.reload_for(unknown.kid))
+            outcome = core.verify_again(access_token, anti_csrf_token, do_anti_csrf_check)
         if type(outcome) is VerifiedSession:
             return outcome
         return self._perform(outcome)  # type: ignore[arg-type]
@@ -178,15 +174,15 @@ class SessionWard:
 
     def rotate_signing_key(self) -> str:
         """Create a new signing key that signs at once here; return its ``kid``."""
-        return self._drive(self._core.rotate_signing_key())
+        return self._drive(self._core.keys.rotate())
 
     def signing_keys(self) -> list[KeyInfo]:
         """The verification keys in force (kid, algorithm, not_before, whether it signs)."""
-        return self._drive(self._core.signing_keys())
+        return self._drive(self._core.keys.signing_keys())
 
     def jwks(self) -> dict[str, Any]:
         """The public verification keys (RFC 7517); ``{"keys": []}`` under HS256."""
-        return self._drive(self._core.jwks())
+        return self._drive(self._core.keys.jwks())
 
     def delete_expired_sessions(self) -> int:
         """Delete expired session rows; return how many."""

@@ -1,0 +1,36 @@
+"""The verified-token cache of one engine (never global)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from .types import VerifiedSession
+
+__all__ = ["VerifiedTokenCache"]
+
+
+class VerifiedTokenCache:
+    """Verified access tokens of one engine, keyed by the exact token string.
+
+    Bounded (oldest entries evicted first); an entry is used only before its token's
+    expiry, and the whole cache is emptied whenever a verification key is dropped.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.entries: OrderedDict[str, tuple[VerifiedSession, float, str | None]] = OrderedDict()
+
+    def put(self, token: str, session: VerifiedSession, valid_until: float, csrf: str | None) -> None:
+        if self.capacity <= 0:
+            return
+        entries = self.entries
+        # popitem(last=False) is O(1); deleting the first key of a plain dict is not.
+        while len(entries) >= self.capacity:
+            try:
+                entries.popitem(last=False)
+            except KeyError:  # emptied by another thread meanwhile
+                break
+        entries[token] = (session, valid_until, csrf)
+
+    def clear(self) -> None:
+        self.entries = OrderedDict()

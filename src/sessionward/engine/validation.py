@@ -1,0 +1,68 @@
+"""Validation of what applications hand to the engine: user ids, JWT payloads and session
+data (JSON objects the engine can serialise, sign and store without surprises)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..errors import GeneralError
+from ..tokens.encoding import MAX_JSON_DEPTH
+from ..tokens.refresh import MAX_USER_ID_BYTES
+
+__all__ = ["check_json_object", "check_user_id"]
+
+_MAX_PAYLOAD_DEPTH = MAX_JSON_DEPTH - 4
+_MAX_INT_BITS = 1024
+
+
+def check_user_id(user_id: Any) -> str:
+    """Validate a user id given to ``create_new_session``."""
+    if not isinstance(user_id, str) or not user_id:
+        raise GeneralError("user_id: expected a non-empty string")
+    if len(user_id.encode("utf-8", "surrogatepass")) > MAX_USER_ID_BYTES:
+        raise GeneralError(f"user_id: longer than {MAX_USER_ID_BYTES} UTF-8 bytes")
+    try:
+        user_id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise GeneralError("user_id: contains lone surrogates (not valid UTF-8)") from None
+    return user_id
+
+
+def check_json_object(name: str, value: Any) -> dict[str, Any]:
+    """Validate a JWT payload or session data object (``None`` means empty)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise GeneralError(f"{name}: expected a dict, got {type(value).__name__}")
+    if value:
+        _check_json_value(name, value, 0)
+    return value
+
+
+def _check_json_value(name: str, value: Any, depth: int) -> None:
+    if depth > _MAX_PAYLOAD_DEPTH:
+        raise GeneralError(f"{name}: nested deeper than {_MAX_PAYLOAD_DEPTH} levels")
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise GeneralError(f"{name}: object keys must be strings, got {key!r}")
+            _check_json_value(name, key, depth + 1)
+            _check_json_value(name, item, depth + 1)
+    elif kind is list:
+        for item in value:
+            _check_json_value(name, item, depth + 1)
+    elif kind is float:
+        if not math.isfinite(value):
+            raise GeneralError(f"{name}: NaN and infinities are not JSON")
+    elif kind is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise GeneralError(f"{name}: strings must be valid Unicode") from None
+    elif kind is int:
+        if value.bit_length() > _MAX_INT_BITS:
+            raise GeneralError(f"{name}: integers are limited to {_MAX_INT_BITS} bits")
+    elif value is not None and kind is not bool:
+        raise GeneralError(f"{name}: {kind.__name__} values are not JSON-serialisable")

@@ -1,0 +1,16 @@
+"""The ``front-token`` header: what a browser client may read about its session."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from .encoding import dumps_compact
+
+__all__ = ["front_token"]
+
+
+def front_token(user_id: str, access_expires_at_ms: int, payload: dict[str, Any]) -> str:
+    """The ``front-token`` header value: standard base64 of ASCII-escaped compact JSON."""
+    body = dumps_compact({"uid": user_id, "ate": access_expires_at_ms, "up": payload})
+    return base64.b64encode(body.encode("ascii")).decode("ascii")
