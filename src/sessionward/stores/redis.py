@@ -29,8 +29,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
+import redis.asyncio.retry
+import redis.retry
 from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
 from ..errors import ConfigError, GeneralError, StorageUnavailableError
 from ..tokens.encoding import dumps_compact
@@ -61,15 +62,19 @@ class RedisSettings:
     connect_timeout: float
     max_connections: int | None
 
-    def client_options(self) -> dict[str, Any]:
-        """Keyword arguments for ``Redis.from_url`` (sync and asyncio alike)."""
+    def client_options(self, asynchronous: bool = False) -> dict[str, Any]:
+        """Keyword arguments for ``Redis.from_url`` of ``redis`` or (``asynchronous``)
+        ``redis.asyncio``."""
+        # One quick retry on a broken connection: a pooled socket may be stale after a
+        # Redis restart. Timeouts are not retried (the caller would wait twice). The asyncio
+        # client needs the asyncio Retry: the sync one returns the coroutine unawaited, so
+        # its retry loop never sees the error.
+        retry_class = redis.asyncio.retry.Retry if asynchronous else redis.retry.Retry
         options: dict[str, Any] = {
             "decode_responses": True,
             "socket_timeout": self.timeout,
             "socket_connect_timeout": self.connect_timeout,
-            # One quick retry on a broken connection: a pooled socket may be stale after a
-            # Redis restart. Timeouts are not retried (the caller would wait twice).
-            "retry": Retry(
+            "retry": retry_class(
                 ExponentialBackoff(cap=0.05, base=0.01), 1, supported_errors=(redis.ConnectionError,)
             ),
         }
@@ -387,7 +392,7 @@ class AsyncRedisStore:
                 for old_loop in [old for old in self._clients if old.is_closed()]:
                     self._abandoned.append(self._clients.pop(old_loop))
                 client = redis.asyncio.Redis.from_url(
-                    self.settings.client_url, **self.settings.client_options()
+                    self.settings.client_url, **self.settings.client_options(asynchronous=True)
                 )
                 scripts = {name: client.register_script(text) for name, text in SCRIPTS.items()}
                 entry = self._clients[loop] = _LoopClient(client, scripts, self._guard(loop))
