@@ -261,7 +261,8 @@ def test_handles_for_user_filters_expired_and_prunes_stale_members(
     base = now_ms()
     store.insert_session(make_row("late", created=base + 5, expires=base + 90_000))
     store.insert_session(make_row("early", created=base, expires=base + 90_000))
-    store.insert_session(make_row("old", created=base - 10, expires=base - 1))
+    # Expired by the caller's clock, yet its hash lives on in Redis (TTL = expires - created).
+    store.insert_session(make_row("old", created=base - 60_000, expires=base - 1))
     store.insert_session(make_row("gone", created=base, expires=base + 90_000))
     store.insert_session(make_row("other", user_id="bob"))
     raw.delete(f"{prefix}session:gone")  # evicted
