@@ -9,6 +9,7 @@ itself drops session hashes (the only keys with a TTL) while logins continue.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,12 @@ from redis_server import RedisServer, private_redis_server
 from store_backends import run_in_threads
 
 from sessionward import Config, SessionWard
-from sessionward.errors import TokenTheftDetectedError, TryRefreshTokenError, UnauthorizedError
+from sessionward.errors import (
+    StorageUnavailableError,
+    TokenTheftDetectedError,
+    TryRefreshTokenError,
+    UnauthorizedError,
+)
 from sessionward.stores.redis import AsyncRedisStore, RedisStore
 
 
@@ -141,3 +147,70 @@ def test_async_store_restart_costs_no_failed_request(server: RedisServer) -> Non
             await store.close()
 
     assert [r for r in asyncio.run(main()) if r is not None] == []
+
+
+# -- an exhausted pool: every connection held by an operation Redis does not answer yet -------
+
+PAUSE_MS = 1500
+POOL_TIMEOUT = 0.3
+
+
+def _pool_url(server: RedisServer) -> str:
+    return f"{server.url}?max_connections=1&pool_timeout={POOL_TIMEOUT}"
+
+
+def _one_waited_and_failed(outcomes: list[tuple[float, object]], started: float) -> None:
+    """Of two calls racing for one connection, the loser failed after ``pool_timeout``,
+    naming the cause, while the winner still held the connection."""
+    (failed_at, error), (succeeded_at, result) = sorted(
+        outcomes, key=lambda outcome: not isinstance(outcome[1], Exception)
+    )
+    assert isinstance(error, StorageUnavailableError), error
+    assert "pool_timeout" in str(error) and "max_connections=1" in str(error), str(error)
+    assert result is None
+    assert started + POOL_TIMEOUT <= failed_at < succeeded_at
+
+
+def test_exhausted_pool_is_unavailable_after_pool_timeout(
+    server: RedisServer, private_redis: redis.Redis
+) -> None:
+    store = RedisStore(_pool_url(server))
+    try:
+        store.migrate()
+
+        def call() -> tuple[float, object]:
+            try:
+                result: object = store.get_session("absent")
+            except StorageUnavailableError as exc:
+                result = exc
+            return time.monotonic(), result
+
+        private_redis.client_pause(PAUSE_MS, all=False)  # scripts wait; the first call holds on
+        started = time.monotonic()
+        _one_waited_and_failed(run_in_threads([call, call]), started)
+    finally:
+        store.close()
+
+
+def test_async_exhausted_pool_is_unavailable_after_pool_timeout(
+    server: RedisServer, private_redis: redis.Redis
+) -> None:
+    async def call(store: AsyncRedisStore) -> tuple[float, object]:
+        try:
+            result: object = await store.get_session("absent")
+        except StorageUnavailableError as exc:
+            result = exc
+        return time.monotonic(), result
+
+    async def main() -> tuple[list[tuple[float, object]], float]:
+        store = AsyncRedisStore(_pool_url(server))
+        try:
+            await store.migrate()
+            private_redis.client_pause(PAUSE_MS, all=False)
+            started = time.monotonic()
+            return list(await asyncio.gather(call(store), call(store))), started
+        finally:
+            await store.close()
+
+    outcomes, started = asyncio.run(main())
+    _one_waited_and_failed(outcomes, started)
