@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
-from store_backends import REDIS_URL, now_ms, skip_or_fail
+from store_backends import REDIS_URL, now_ms, run_in_threads, skip_or_fail
 from store_backends import make_row as shared_make_row
 
 from sessionward import AsyncSessionWard, Config, SessionWard
@@ -261,7 +261,8 @@ def test_handles_for_user_filters_expired_and_prunes_stale_members(
     base = now_ms()
     store.insert_session(make_row("late", created=base + 5, expires=base + 90_000))
     store.insert_session(make_row("early", created=base, expires=base + 90_000))
-    store.insert_session(make_row("old", created=base - 10, expires=base - 1))
+    # Expired by the caller's clock, yet its hash lives on in Redis (TTL = expires - created).
+    store.insert_session(make_row("old", created=base - 60_000, expires=base - 1))
     store.insert_session(make_row("gone", created=base, expires=base + 90_000))
     store.insert_session(make_row("other", user_id="bob"))
     raw.delete(f"{prefix}session:gone")  # evicted
@@ -420,13 +421,14 @@ def test_async_store_serves_concurrent_tasks(url: str) -> None:
 def test_url_parsing() -> None:
     settings = parse_redis_url("redis://127.0.0.1:6379/3")
     assert (settings.prefix, settings.timeout, settings.connect_timeout) == (DEFAULT_PREFIX, 5.0, 5.0)
+    assert (settings.pool_timeout, settings.max_connections) == (5.0, 50)
     assert settings.client_url == "redis://127.0.0.1:6379/3"
     custom = parse_redis_url(
         "rediss://user:pw@example.com:6380/0?prefix=myapp:&timeout=0.5&connect_timeout=2"
-        "&max_connections=20&ssl_cert_reqs=none"
+        "&max_connections=20&pool_timeout=0.25&ssl_cert_reqs=none"
     )
     assert (custom.prefix, custom.timeout, custom.connect_timeout) == ("myapp:", 0.5, 2.0)
-    assert custom.max_connections == 20
+    assert (custom.max_connections, custom.pool_timeout) == (20, 0.25)
     assert custom.client_url == "rediss://user:pw@example.com:6380/0?ssl_cert_reqs=none"
     assert parse_redis_url("redis://h?prefix=a%20b").prefix == "a b"
 
@@ -439,6 +441,9 @@ def test_url_parsing() -> None:
         ("redis://h?timeout=0", "timeout"),
         ("redis://h?timeout=abc", "timeout"),
         ("redis://h?max_connections=-1", "max_connections"),
+        ("redis://h?pool_timeout=0", "pool_timeout"),
+        ("redis://h?pool_timeout=soon", "pool_timeout"),
+        ("redis://h?pool_timeout=601", "pool_timeout"),
         ("redis://h?ssl_cert_reqs=none", "unknown redis URL parameter"),
         ("redis://h?socket_timeout=1", "unknown redis URL parameter"),
         ("redis:///0", "expected redis://"),
@@ -523,6 +528,27 @@ def test_concurrent_refreshes_agree_on_one_successor(url: str) -> None:
             successors = {r.refresh_token.value for r in results}
             assert len(successors) == 1
             current = successors.pop()
+
+
+CROWD = 150  # concurrent operations on one engine, far more than its pooled connections
+
+
+def test_more_concurrent_refreshes_than_connections_all_succeed(url: str) -> None:
+    with SessionWard(engine_config(f"{url}&max_connections=4")) as ward:
+        tokens = [ward.create_new_session(f"user{i}") for i in range(CROWD)]
+        results = run_in_threads([lambda t=t: ward.refresh_session(t.refresh_token.value) for t in tokens])
+    assert [r for r in results if isinstance(r, Exception)] == []
+
+
+def test_more_concurrent_async_refreshes_than_connections_all_succeed(url: str) -> None:
+    async def main() -> list[Any]:
+        async with AsyncSessionWard(engine_config(f"{url}&max_connections=4")) as ward:
+            tokens = [await ward.create_new_session(f"user{i}") for i in range(CROWD)]
+            return await asyncio.gather(
+                *(ward.refresh_session(t.refresh_token.value) for t in tokens), return_exceptions=True
+            )
+
+    assert [r for r in asyncio.run(main()) if isinstance(r, Exception)] == []
 
 
 def test_missing_session_is_unauthorised_never_theft(url: str, raw: redis.Redis, prefix: str) -> None:

@@ -13,9 +13,11 @@ columns are ``JSON``, which keeps the exact text written (``JSONB`` would reject
 
 Failures: any connection-level error (``OperationalError`` including the pool's
 ``PoolTimeout``, ``InterfaceError``, a read-only server) raises
-:class:`~sessionward.errors.StorageUnavailableError`. The pool checks each connection
-before handing it out and reconnects in the background about once a second while the
-server is away, so the same store object recovers by itself once the server is back.
+:class:`~sessionward.errors.StorageUnavailableError`. Each connection is checked before
+use (see ``pool_check``): one found dead is replaced and the next tried at once, so only
+statements in flight when a backend dies fail; the pool reconnects in the background about
+once a second while the server is away, so the same store object recovers by itself once
+the server is back.
 Pools open lazily on first use; a forked child process builds its own pool (the parent's
 connections are left untouched), and the async store keeps one pool per event loop.
 
@@ -28,20 +30,29 @@ is accepted too). libpq parameters (``sslmode``, ``options=-csearch_path%3Dmysch
 * ``pool_timeout`` (default 5): seconds a request waits for a connection before failing
   with ``StorageUnavailableError`` (answered as a 503) instead of hanging;
 * ``pool_check`` (default ``idle``): test a connection before use if it sat idle in the
-  pool for over a second (``always``: before every use; ``never``). A test costs one round
-  trip; checking idle connections only means a server restarted during a quiet spell costs
-  no failed request, while a busy process pays nothing.
+  pool for over a second or the server sent it something meanwhile (a terminated backend's
+  farewell: seen by a non-blocking poll of the socket); ``always``: before every use;
+  ``never``. A test costs one round trip; so a server restarted during a quiet spell or
+  backends terminated by an operator cost no failed request, while a busy process pays
+  nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import select
 import threading
 import time
 import weakref
-from collections.abc import Generator, Sequence
-from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    asynccontextmanager,
+    contextmanager,
+    nullcontext,
+)
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
@@ -183,31 +194,99 @@ class _AsyncPool(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
 # When each pooled connection was last handed back (weak keys: closed connections vanish).
 _LAST_USED: weakref.WeakKeyDictionary[object, float] = weakref.WeakKeyDictionary()
 
-
-def _was_idle(connection: object) -> bool:
-    return time.monotonic() - _LAST_USED.get(connection, 0.0) > _IDLE_BEFORE_CHECK
+AnyConnection = psycopg.Connection[Any] | psycopg.AsyncConnection[Any]
 
 
-def _check_if_idle(connection: psycopg.Connection[Any]) -> None:
-    if _was_idle(connection):
+def _has_unread_input(connection: AnyConnection) -> bool:
+    """Whether the server sent something to this idle connection: typically a terminated
+    backend's farewell (``FATAL: terminating connection``) and end of stream, or a reset.
+    One non-blocking poll of the socket, no round trip."""
+    if connection.closed:
+        return True
+    fileno = connection.fileno()
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fileno, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([fileno], [], [], 0)[0])
+
+
+def _needs_test(connection: AnyConnection, mode: str) -> bool:
+    """Whether ``pool_check`` asks for a round trip before ``connection`` is used."""
+    if mode == "always":
+        return True
+    if mode == "never":
+        return False
+    idle = time.monotonic() - _LAST_USED.get(connection, 0.0) > _IDLE_BEFORE_CHECK
+    return idle or _has_unread_input(connection)
+
+
+def _usable(connection: psycopg.Connection[Any], mode: str) -> bool:
+    if not _needs_test(connection, mode):
+        return True
+    try:
         ConnectionPool.check_connection(connection)
+    except psycopg.Error:
+        return False
+    return True
 
 
-async def _check_if_idle_async(connection: psycopg.AsyncConnection[Any]) -> None:
-    if _was_idle(connection):
+async def _usable_async(connection: psycopg.AsyncConnection[Any], mode: str) -> bool:
+    if not _needs_test(connection, mode):
+        return True
+    try:
         await AsyncConnectionPool.check_connection(connection)
+    except psycopg.Error:
+        return False
+    return True
 
 
-def _mark_used(connection: psycopg.Connection[Any]) -> None:
-    _LAST_USED[connection] = time.monotonic()
+# Checking out: a connection found dead is closed and handed back (the pool opens a
+# replacement) and the next one is tried at once. Nothing was sent on it, so skipping it is
+# safe for every operation, unlike retrying a statement that failed in flight: its outcome
+# is unknown (a backend may be terminated after its commit, before the reply), and a
+# repeated compare-and-set or DELETE … RETURNING would change the answer. This loop, not
+# the pool's ``check`` callback, does the checking: after a failed check the pool sleeps a
+# second or more before trying the next connection, which made each connection killed
+# while idle cost a request a 503, one by one.
 
 
-async def _mark_used_async(connection: psycopg.AsyncConnection[Any]) -> None:
-    _LAST_USED[connection] = time.monotonic()
+@contextmanager
+def _checked_out(pool: _Pool, settings: PostgresSettings) -> Iterator[psycopg.Connection[Any]]:
+    deadline = time.monotonic() + settings.pool_timeout
+    while True:
+        connection = pool.getconn(timeout=max(0.0, deadline - time.monotonic()))
+        if _usable(connection, settings.pool_check):
+            break
+        connection.close()
+        pool.putconn(connection)
+    try:
+        yield connection
+    finally:
+        _LAST_USED[connection] = time.monotonic()
+        pool.putconn(connection)
 
 
-def _pool_options(settings: PostgresSettings, asynchronous: bool) -> dict[str, Any]:
-    options: dict[str, Any] = {
+@asynccontextmanager
+async def _checked_out_async(
+    pool: _AsyncPool, settings: PostgresSettings
+) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    deadline = time.monotonic() + settings.pool_timeout
+    while True:
+        connection = await pool.getconn(timeout=max(0.0, deadline - time.monotonic()))
+        if await _usable_async(connection, settings.pool_check):
+            break
+        await connection.close()
+        await pool.putconn(connection)
+    try:
+        yield connection
+    finally:
+        _LAST_USED[connection] = time.monotonic()
+        await pool.putconn(connection)
+
+
+def _pool_options(settings: PostgresSettings) -> dict[str, Any]:
+    return {
         "kwargs": settings.connect_kwargs,
         "min_size": settings.pool_min,
         "max_size": settings.pool_max,
@@ -215,13 +294,6 @@ def _pool_options(settings: PostgresSettings, asynchronous: bool) -> dict[str, A
         "name": "sessionward",
         "open": False,
     }
-    if settings.pool_check == "always":
-        pool_class = AsyncConnectionPool if asynchronous else ConnectionPool
-        options["check"] = pool_class.check_connection
-    elif settings.pool_check == "idle":
-        options["check"] = _check_if_idle_async if asynchronous else _check_if_idle
-        options["reset"] = _mark_used_async if asynchronous else _mark_used
-    return options
 
 
 # -- operations (shared by both drivers) -------------------------------------------------
@@ -448,7 +520,7 @@ class PostgresStore:
                 if self._closed:
                     raise GeneralError(_CLOSED)
                 if self._pool is None:
-                    opened = _Pool(self.settings.conninfo, **_pool_options(self.settings, asynchronous=False))
+                    opened = _Pool(self.settings.conninfo, **_pool_options(self.settings))
                     opened.open(wait=False)
                     self._pool = opened
                 pool = self._pool
@@ -458,7 +530,7 @@ class PostgresStore:
         if self._closed:
             raise GeneralError(_CLOSED)
         try:
-            with self._get_pool().connection() as connection:
+            with _checked_out(self._get_pool(), self.settings) as connection:
                 scope: AbstractContextManager[Any] = (
                     connection.transaction() if transaction else nullcontext()
                 )
@@ -588,9 +660,7 @@ class AsyncPostgresStore:
             for other in [other for other in self._pools if other.is_closed()]:
                 _discard_async_pool(self._pools.pop(other))
                 self._closers.pop(other, None)
-            pool = self._pools[loop] = _AsyncPool(
-                self.settings.conninfo, **_pool_options(self.settings, asynchronous=True)
-            )
+            pool = self._pools[loop] = _AsyncPool(self.settings.conninfo, **_pool_options(self.settings))
             self._closers[loop] = loop.create_task(_close_when_cancelled(pool), name="sessionward-closer")
         if pool.closed:
             await pool.open(wait=False)  # idempotent and locked: concurrent first users are fine
@@ -601,7 +671,7 @@ class AsyncPostgresStore:
             raise GeneralError(_CLOSED)
         try:
             pool = await self._get_pool()
-            async with pool.connection() as connection:
+            async with _checked_out_async(pool, self.settings) as connection:
                 scope: AbstractAsyncContextManager[Any] = (
                     connection.transaction() if transaction else nullcontext()
                 )

@@ -12,8 +12,9 @@ expired, evicted, flushed — is simply absent, and the engine answers ``Unautho
 
 URLs: ``redis://[[user]:password@]host[:port][/db]`` and ``rediss://…`` (TLS), with query
 parameters ``prefix`` (key prefix, default ``sessionward:``), ``timeout`` (socket timeout in
-seconds, default 5), ``connect_timeout`` (default 5), ``max_connections`` and, for
-``rediss``, redis-py's ``ssl_*`` options.
+seconds, default 5), ``connect_timeout`` (default 5), ``max_connections`` (pool size, default
+50), ``pool_timeout`` (seconds an operation waits for a free pooled connection before failing
+with ``StorageUnavailableError``, default 5) and, for ``rediss``, redis-py's ``ssl_*`` options.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import queue
 import threading
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
@@ -29,8 +31,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
+import redis.asyncio.retry
+import redis.retry
 from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
 from ..errors import ConfigError, GeneralError, StorageUnavailableError
 from ..tokens.encoding import dumps_compact
@@ -44,7 +47,8 @@ T = TypeVar("T")
 LAYOUT_VERSION = 1
 DEFAULT_PREFIX = "sessionward:"
 _SWEEP_BATCH = 500
-_OWN_PARAMETERS = {"prefix", "timeout", "connect_timeout", "max_connections"}
+DEFAULT_MAX_CONNECTIONS = 50
+_OWN_PARAMETERS = {"prefix", "timeout", "connect_timeout", "max_connections", "pool_timeout"}
 _REQUIRED_FIELDS = ("user_id", "refresh_token_hash_2", "created_at_time", "expires_at")
 
 
@@ -59,23 +63,42 @@ class RedisSettings:
     prefix: str
     timeout: float
     connect_timeout: float
-    max_connections: int | None
+    max_connections: int
+    pool_timeout: float
 
-    def client_options(self) -> dict[str, Any]:
-        """Keyword arguments for ``Redis.from_url`` (sync and asyncio alike)."""
+    def client_options(self, asynchronous: bool = False) -> dict[str, Any]:
+        """Keyword arguments for ``BlockingConnectionPool.from_url`` of ``redis`` or
+        (``asynchronous``) ``redis.asyncio``."""
+        # One quick retry on a broken connection: a pooled socket may be stale after a
+        # Redis restart. Timeouts are not retried (the caller would wait twice). The asyncio
+        # client needs the asyncio Retry: the sync one returns the coroutine unawaited, so
+        # its retry loop never sees the error.
+        retry_class = redis.asyncio.retry.Retry if asynchronous else redis.retry.Retry
         options: dict[str, Any] = {
             "decode_responses": True,
             "socket_timeout": self.timeout,
             "socket_connect_timeout": self.connect_timeout,
-            # One quick retry on a broken connection: a pooled socket may be stale after a
-            # Redis restart. Timeouts are not retried (the caller would wait twice).
-            "retry": Retry(
+            "retry": retry_class(
                 ExponentialBackoff(cap=0.05, base=0.01), 1, supported_errors=(redis.ConnectionError,)
             ),
+            # A blocking pool: more concurrent operations than connections wait for one
+            # (redis-py's plain pool would fail at once with "Too many connections").
+            "max_connections": self.max_connections,
+            "timeout": self.pool_timeout,
         }
-        if self.max_connections is not None:
-            options["max_connections"] = self.max_connections
         return options
+
+    def sync_client(self) -> redis.Redis:
+        """A ``redis.Redis`` client owning a blocking pool of these settings."""
+        pool = redis.BlockingConnectionPool.from_url(self.client_url, **self.client_options())
+        return redis.Redis.from_pool(pool)
+
+    def async_client(self) -> redis.asyncio.Redis:
+        """A ``redis.asyncio.Redis`` client owning a blocking pool of these settings."""
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            self.client_url, **self.client_options(asynchronous=True)
+        )
+        return redis.asyncio.Redis.from_pool(pool)
 
 
 def _redacted(url: str) -> str:
@@ -104,7 +127,8 @@ def parse_redis_url(url: str) -> RedisSettings:
         raise ConfigError(f"store: expected redis://host[:port][/db] or rediss://…; got {_redacted(url)!r}")
     if parts.path not in ("", "/") and not parts.path[1:].isdigit():
         raise ConfigError(f"store: the redis database must be a number; got {parts.path[1:]!r}")
-    prefix, timeout, connect_timeout, max_connections = DEFAULT_PREFIX, 5.0, 5.0, None
+    prefix, timeout, connect_timeout, pool_timeout = DEFAULT_PREFIX, 5.0, 5.0, 5.0
+    max_connections = DEFAULT_MAX_CONNECTIONS
     passed: list[tuple[str, str]] = []
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
         if name == "prefix":
@@ -115,6 +139,8 @@ def parse_redis_url(url: str) -> RedisSettings:
             timeout = _seconds(name, value)
         elif name == "connect_timeout":
             connect_timeout = _seconds(name, value)
+        elif name == "pool_timeout":
+            pool_timeout = _seconds(name, value)
         elif name == "max_connections":
             if not value.isdigit() or not 1 <= int(value) <= 100_000:
                 raise ConfigError(f"store: redis max_connections must be a positive integer; got {value!r}")
@@ -125,7 +151,7 @@ def parse_redis_url(url: str) -> RedisSettings:
             known = ", ".join(sorted(_OWN_PARAMETERS)) + ", ssl_* (rediss only)"
             raise ConfigError(f"store: unknown redis URL parameter {name!r} (known: {known})")
     client_url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(passed), ""))
-    return RedisSettings(client_url, prefix, timeout, connect_timeout, max_connections)
+    return RedisSettings(client_url, prefix, timeout, connect_timeout, max_connections, pool_timeout)
 
 
 # -- operations: script name, arguments and reply decoding, shared by both stores --------------
@@ -242,8 +268,19 @@ def _check_version(found: Any) -> None:
 _UNAVAILABLE_REPLIES = ("OOM ", "LOADING ", "READONLY ", "MASTERDOWN ", "TRYAGAIN ", "BUSY ")
 
 
-def _mapped(exc: Exception) -> Exception:
+def _pool_exhausted(exc: Exception) -> bool:
+    """Whether ``exc`` is a blocking pool giving up waiting for a free connection (redis-py
+    raises a plain ``ConnectionError`` from the ``queue.Empty`` or asyncio timeout)."""
+    return isinstance(exc, redis.ConnectionError) and isinstance(exc.__context__, queue.Empty | TimeoutError)
+
+
+def _mapped(exc: Exception, settings: RedisSettings) -> Exception:
     """The sessionward error for a redis-py exception (``exc`` itself if not one)."""
+    if _pool_exhausted(exc):
+        return StorageUnavailableError(
+            f"Redis store unavailable: no free connection within pool_timeout={settings.pool_timeout:g} s "
+            f"(all max_connections={settings.max_connections} in use)"
+        )
     if isinstance(exc, redis.AuthenticationError | redis.exceptions.AuthorizationError):
         return GeneralError(f"Redis refused the credentials: {exc}")
     if isinstance(exc, redis.ConnectionError | redis.TimeoutError | redis.exceptions.ReadOnlyError | OSError):
@@ -269,9 +306,7 @@ class RedisStore:
         self.url = url
         self.settings = parse_redis_url(url)
         self.prefix = self.settings.prefix
-        self._client: redis.Redis = redis.Redis.from_url(
-            self.settings.client_url, **self.settings.client_options()
-        )
+        self._client = self.settings.sync_client()
         self._scripts = {name: self._client.register_script(text) for name, text in SCRIPTS.items()}
         self._closed = False
 
@@ -281,7 +316,7 @@ class RedisStore:
         try:
             reply = self._scripts[op.script](keys=[], args=[self.prefix, *op.args])
         except Exception as exc:
-            raise _mapped(exc) from exc
+            raise _mapped(exc, self.settings) from exc
         return op.decode(reply)
 
     def migrate(self) -> int:
@@ -386,9 +421,7 @@ class AsyncRedisStore:
                     raise GeneralError("the Redis store is closed")
                 for old_loop in [old for old in self._clients if old.is_closed()]:
                     self._abandoned.append(self._clients.pop(old_loop))
-                client = redis.asyncio.Redis.from_url(
-                    self.settings.client_url, **self.settings.client_options()
-                )
+                client = self.settings.async_client()
                 scripts = {name: client.register_script(text) for name, text in SCRIPTS.items()}
                 entry = self._clients[loop] = _LoopClient(client, scripts, self._guard(loop))
         return entry
@@ -411,7 +444,7 @@ class AsyncRedisStore:
         try:
             reply = await entry.scripts[op.script](keys=[], args=[self.prefix, *op.args])
         except Exception as exc:
-            raise _mapped(exc) from exc
+            raise _mapped(exc, self.settings) from exc
         return op.decode(reply)
 
     async def migrate(self) -> int:
