@@ -21,6 +21,7 @@ __all__ = [
     "SessionRow",
     "Store",
     "StoredKey",
+    "json_object",
     "session_row_from_columns",
 ]
 
@@ -44,11 +45,19 @@ class SessionRow:
     expires_at: int
 
 
+def json_object(text: str) -> dict[str, Any]:
+    """Decode a stored JSON column that must hold an object (``ValueError`` otherwise)."""
+    value = json.loads(text)
+    if type(value) is not dict:
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
 def session_row_from_columns(values: tuple[Any, ...]) -> SessionRow:
     """A :class:`SessionRow` from the ``session_info`` columns in table order, the two JSON
     columns as text; corrupt JSON is a ``GeneralError`` naming the session."""
     try:
-        session_data, jwt_payload = json.loads(values[5]), json.loads(values[6])
+        session_data, jwt_payload = json_object(values[5]), json_object(values[6])
     except (TypeError, ValueError) as exc:
         raise CorruptSessionRowError(f"session row {values[0]} holds corrupt JSON") from exc
     return SessionRow(

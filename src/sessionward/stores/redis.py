@@ -20,7 +20,6 @@ with ``StorageUnavailableError``, default 5) and, for ``rediss``, redis-py's ``s
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import queue
 import threading
@@ -37,7 +36,7 @@ from redis.backoff import ExponentialBackoff
 
 from ..errors import ConfigError, GeneralError, StorageUnavailableError
 from ..tokens.encoding import dumps_compact
-from .base import SessionRow, StoredKey
+from .base import CorruptSessionRowError, SessionRow, StoredKey, json_object
 from .redis_lua import SCRIPTS
 
 __all__ = ["AsyncRedisStore", "RedisSettings", "RedisStore", "parse_redis_url"]
@@ -201,13 +200,13 @@ def _decode_row(flat: Any) -> SessionRow | None:
             refresh_token_hash_2=fields["refresh_token_hash_2"],
             prev_refresh_token_hash_2=fields.get("prev_refresh_token_hash_2"),
             rotated_at=None if rotated is None else int(rotated),
-            session_data=json.loads(fields.get("session_data", "{}")),
-            jwt_user_payload=json.loads(fields.get("jwt_user_payload", "{}")),
+            session_data=json_object(fields.get("session_data", "{}")),
+            jwt_user_payload=json_object(fields.get("jwt_user_payload", "{}")),
             created_at_time=int(fields["created_at_time"]),
             expires_at=int(fields["expires_at"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise GeneralError(f"session hash {handle} is corrupt") from exc
+        raise CorruptSessionRowError(f"session hash {handle} is corrupt") from exc
 
 
 def _decode_keys(flat: Any) -> list[StoredKey]:
