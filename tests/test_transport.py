@@ -26,6 +26,8 @@ from sessionward.transport import (
     error_response,
     merge_header_list,
     parse_session_cookies,
+    session_cookie_present,
+    single_header,
     tokens_for_refresh,
     tokens_for_verification,
 )
@@ -211,6 +213,42 @@ def test_merge_header_list_dedupes_case_insensitively() -> None:
         "Content-Type, anti-csrf, front-token"
     )
     assert merge_header_list(None, []) == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, None), ("tok", "tok"), ("", ""), ("a,b", None), ("a, b", None), ("a,", None), (",", None)],
+)
+def test_a_protocol_header_sent_more_than_once_counts_as_absent(
+    value: str | None, expected: str | None
+) -> None:
+    assert single_header(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "present"),
+    [
+        (None, False),
+        ("sAccessToken=a", False),
+        ("sIdRefreshToken=i", True),
+        ("sIdRefreshToken=i; sIdRefreshToken=i", False),
+        ("sIdRefreshToken=i, sIdRefreshToken=j", False),
+    ],
+)
+def test_session_cookie_present(header: str | None, present: bool) -> None:
+    assert session_cookie_present(header) is present
+
+
+def test_revocation_after_create_leaves_only_the_removal() -> None:
+    effects = ResponseEffects(CONFIG)
+    effects.set_session(tokens())
+    applied = dict(effects.response_headers("X-App"))
+    assert applied["access-control-expose-headers"] == "X-App, id-refresh-token, anti-csrf, front-token"
+    effects.clear_session()
+    final = effects.response_headers(applied["access-control-expose-headers"])
+    names = [name for name, _ in final if name != "set-cookie"]
+    assert names == ["id-refresh-token", "access-control-expose-headers", "cache-control"]
+    assert dict(final)["access-control-expose-headers"] == "X-App, id-refresh-token"
 
 
 @pytest.mark.parametrize(

@@ -60,8 +60,8 @@ from .transport import (
     ANTI_CSRF_HEADER,
     PROTOCOL_HEADERS,
     ResponseEffects,
-    parse_session_cookies,
     preflight_headers,
+    session_cookie_present,
 )
 
 __all__ = [
@@ -173,16 +173,18 @@ def _cookie_header(scope: Scope) -> str | None:
 
 
 def _verification_headers(scope: Scope) -> tuple[str | None, str | None]:
-    """The ``Cookie`` header(s) joined with ``"; "`` and the first ``anti-csrf`` header,
-    read in one pass over the request headers."""
+    """The ``Cookie`` header(s) joined with ``"; "`` and every ``anti-csrf`` header joined
+    with ``","`` (as a WSGI server joins them; the transport layer decides), read in one
+    pass over the request headers."""
     cookies: list[str] = []
     anti_csrf: str | None = None
     for name, value in scope.get("headers", ()):
         name = name.lower()
         if name == b"cookie":
             cookies.append(value.decode("latin-1"))
-        elif name == _ANTI_CSRF and anti_csrf is None:
-            anti_csrf = str(value.decode("latin-1"))
+        elif name == _ANTI_CSRF:
+            text = value.decode("latin-1")
+            anti_csrf = text if anti_csrf is None else f"{anti_csrf},{text}"
     if not cookies:
         return None, anti_csrf
     return (cookies[0] if len(cookies) == 1 else "; ".join(cookies)), anti_csrf
@@ -509,10 +511,8 @@ def verify_session(
     """
 
     async def session_dependency(request: Request) -> AsyncSession | None:
-        if not session_required:
-            tokens = parse_session_cookies(_cookie_header(request.scope))
-            if tokens.id_refresh_token is None:
-                return None
+        if not session_required and not session_cookie_present(_cookie_header(request.scope)):
+            return None
         return await get_session(request, None, anti_csrf_check)
 
     return session_dependency

@@ -43,12 +43,10 @@ from .session import ErrorHandler, Session, SessionHandler, TheftHook
 from .stores.base import Store
 from .transport import (
     ANTI_CSRF_HEADER,
-    FRONT_TOKEN_HEADER,
-    ID_REFRESH_TOKEN_HEADER,
     PROTOCOL_HEADERS,
     ResponseEffects,
-    parse_session_cookies,
     preflight_headers,
+    session_cookie_present,
 )
 
 __all__ = [
@@ -241,13 +239,11 @@ def _apply(response: WerkzeugResponse, effects: ResponseEffects) -> None:
         del headers["Set-Cookie"]
         for value in [*kept, *new_cookies]:
             headers.add("Set-Cookie", value)
+    for name in PROTOCOL_HEADERS:
+        del headers[name]
     for name, value in updates:
         if name != "set-cookie":
             headers[_canonical(name)] = value
-    if effects.headers.get(ID_REFRESH_TOKEN_HEADER) == "remove":
-        # A session cleared after tokens were written to this response: drop them.
-        headers.pop(FRONT_TOKEN_HEADER, None)
-        headers.pop(ANTI_CSRF_HEADER, None)
 
 
 def _current_request() -> WerkzeugRequest:
@@ -444,9 +440,7 @@ def verify_session(
         req = _current_request()
         if req.method in _SAFE_SKIP_METHODS:
             return
-        if not session_required and not isinstance(
-            parse_session_cookies(_cookie_header(req)).id_refresh_token, str
-        ):
+        if not session_required and not session_cookie_present(_cookie_header(req)):
             return
         get_session(req, None, anti_csrf_check)
 

@@ -22,6 +22,7 @@ from .transport import (
     ResponseEffects,
     error_response,
     parse_session_cookies,
+    single_header,
     tokens_for_refresh,
     tokens_for_verification,
 )
@@ -191,7 +192,7 @@ class SessionHandler:
         access_token, check = tokens_for_verification(
             parse_session_cookies(cookie_header), self.config, method, anti_csrf_check
         )
-        verified = self.engine.get_session(access_token, anti_csrf_header, check)
+        verified = self.engine.get_session(access_token, single_header(anti_csrf_header), check)
         if verified.new_access_token is not None:
             assert verified.front_token is not None
             effects.set_access_token(verified.new_access_token, verified.front_token)
@@ -256,7 +257,7 @@ class AsyncSessionHandler:
         access_token, check = tokens_for_verification(
             parse_session_cookies(cookie_header), self.config, method, anti_csrf_check
         )
-        verified = await self.engine.get_session(access_token, anti_csrf_header, check)
+        verified = await self.engine.get_session(access_token, single_header(anti_csrf_header), check)
         if verified.new_access_token is not None:
             assert verified.front_token is not None
             effects.set_access_token(verified.new_access_token, verified.front_token)

@@ -4,7 +4,9 @@ cookies and headers, mapping errors to status codes and bodies.
 Adapters hand this module plain strings (the raw ``Cookie`` header, a few request
 headers, the method) and apply what it returns (``Set-Cookie`` values keyed by cookie
 name, protocol headers). Parsing the raw ``Cookie`` header here, once, gives every
-framework the same verdict on hostile input such as duplicate cookie names.
+framework the same verdict on hostile input such as duplicate cookie names; reading the
+protocol request headers through :func:`single_header` does the same for a header sent
+more than once.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ __all__ = [
     "ID_REFRESH_TOKEN_HEADER",
     "MAX_COOKIE_BYTES",
     "PREFLIGHT_ALLOW_HEADERS",
+    "PROTOCOL_HEADERS",
     "REFRESH_TOKEN_COOKIE",
     "ErrorResponse",
     "RequestTokens",
@@ -48,6 +51,8 @@ __all__ = [
     "error_response",
     "merge_header_list",
     "parse_session_cookies",
+    "session_cookie_present",
+    "single_header",
     "tokens_for_refresh",
     "tokens_for_verification",
 ]
@@ -141,6 +146,30 @@ def _parse(cookie_header: str) -> RequestTokens:
     )
 
 
+def session_cookie_present(cookie_header: str | None) -> bool:
+    """Whether the request has a session at all: exactly one ``sIdRefreshToken`` cookie.
+
+    An optional session is absent without it (a duplicated cookie counts as absent), so
+    the route runs without a session instead of answering 401.
+    """
+    return isinstance(parse_session_cookies(cookie_header).id_refresh_token, str)
+
+
+def single_header(value: str | None) -> str | None:
+    """A protocol request header (``anti-csrf`` and the like) if it was sent exactly once.
+
+    Adapters hand over everything they received for the name, joined with ``","`` as
+    WSGI servers join repeated header lines (gunicorn with ``","``, Werkzeug's and Django's
+    test clients with ``", "``); an ASGI adapter joins the copies it is given the same way.
+    No protocol header value contains a comma (tokens are base64url), so a comma means
+    the header came more than once, or is garbage: either way it counts as absent, and no
+    framework or server lets one copy win.
+    """
+    if value is None or "," in value:
+        return None
+    return value
+
+
 def tokens_for_verification(
     tokens: RequestTokens, config: Config, method: str, anti_csrf_check: bool | None
 ) -> tuple[str, bool]:
@@ -201,13 +230,22 @@ def merge_header_list(existing: str | None, names: Iterable[str]) -> str:
     return ", ".join(merged)
 
 
+def _without(header_list: str, names: Iterable[str]) -> str:
+    dropped = {name.lower() for name in names}
+    items = (item.strip() for item in header_list.split(","))
+    return ", ".join(item for item in items if item and item.lower() not in dropped)
+
+
 @dataclass
 class ResponseEffects:
     """What a request's session work must do to its response.
 
     ``cookies`` maps a cookie name to its one ``Set-Cookie`` value (a later write replaces
     an earlier one, so a response never carries two for the same name); ``headers`` are
-    the protocol headers, overwritten on the response rather than appended.
+    the protocol headers, overwritten on the response rather than appended. The effects
+    are the final word on the response: a revocation (or an error answer) after tokens
+    were written removes those tokens' headers, even when an adapter had already applied
+    the earlier state to a response (see :meth:`response_headers`).
     """
 
     config: Config
@@ -258,12 +296,21 @@ class ResponseEffects:
         self.headers[ID_REFRESH_TOKEN_HEADER] = "remove"
 
     def response_headers(self, existing_expose: str | None) -> list[tuple[str, str]]:
-        """Headers to put on the response, ``Set-Cookie`` included (each to be set once,
-        replacing any earlier value of the same name, except ``Set-Cookie`` which is added
-        once per cookie)."""
+        """The final headers of the response, ``Set-Cookie`` included.
+
+        An adapter first removes from the response every header of
+        :data:`PROTOCOL_HEADERS` and every ``Set-Cookie`` of a name in :attr:`cookies`,
+        then sets each returned header (replacing any value of the same name) and adds
+        each ``Set-Cookie``. So applying the effects again, after a later change such as a
+        revocation, leaves exactly their final state. ``existing_expose`` is the
+        response's ``Access-Control-Expose-Headers``: the protocol headers no longer sent
+        are taken out of it, the ones sent are merged in.
+        """
         result = [("set-cookie", value) for value in self.cookies.values()]
         result.extend(self.headers.items())
         exposed = [name for name in PROTOCOL_HEADERS if name in self.headers]
+        if existing_expose and len(exposed) < len(PROTOCOL_HEADERS):
+            existing_expose = _without(existing_expose, PROTOCOL_HEADERS)
         if exposed:
             result.append(
                 ("access-control-expose-headers", merge_header_list(existing_expose, exposed))

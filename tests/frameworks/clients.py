@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from wire import WireClient, WireResponse
+from wire import Headers, WireClient, WireResponse
 
 from sessionward import Config
 
@@ -55,7 +55,7 @@ def _flask(config: Config) -> Iterator[WireClient]:
     app = flask_app.create_app(config)
     test_client = app.test_client(use_cookies=False)
 
-    def transport(method: str, path: str, headers: dict[str, str], body: bytes | None) -> WireResponse:
+    def transport(method: str, path: str, headers: Headers, body: bytes | None) -> WireResponse:
         response = test_client.open(path, method=method, headers=headers, data=body)
         return WireResponse(response.status_code, list(response.headers.items()), response.get_data())
 
@@ -73,9 +73,9 @@ def _fastapi(config: Config) -> Iterator[WireClient]:
     app = fastapi_app.create_app(config)
     with TestClient(app, base_url="http://testserver") as test_client:
 
-        def transport(method: str, path: str, headers: dict[str, str], body: bytes | None) -> WireResponse:
+        def transport(method: str, path: str, headers: Headers, body: bytes | None) -> WireResponse:
             test_client.cookies.clear()
-            raw_headers = [(key.encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()]
+            raw_headers = [(key.encode("latin-1"), value.encode("latin-1")) for key, value in headers]
             response = test_client.request(method, path, headers=raw_headers, content=body)
             return WireResponse(response.status_code, list(response.headers.multi_items()), response.content)
 
@@ -90,12 +90,17 @@ def _django(config: Config) -> Iterator[WireClient]:
     with django_app.configured(config):
         test_client = Client()
 
-        def transport(method: str, path: str, headers: dict[str, str], body: bytes | None) -> WireResponse:
+        def transport(method: str, path: str, headers: Headers, body: bytes | None) -> WireResponse:
             test_client.cookies = SimpleCookie()
-            extra = {key: value for key, value in headers.items() if key.lower() != "content-type"}
+            # Django's test client takes one value per header name: repeats are joined with
+            # "," as a WSGI server (gunicorn) joins them.
+            joined: dict[str, str] = {}
+            for key, value in headers:
+                key = key.lower()
+                joined[key] = f"{joined[key]},{value}" if key in joined else value
+            content_type = joined.pop("content-type", "")
             response = test_client.generic(
-                method, path, data=body or b"", content_type=headers.get("content-type", ""),
-                headers=extra,
+                method, path, data=body or b"", content_type=content_type, headers=joined,
             )
             raw = [(key, value) for key, value in response.items()]
             raw += [("set-cookie", morsel.OutputString()) for morsel in response.cookies.values()]
@@ -150,9 +155,9 @@ def _server(framework: str, config: Config) -> Iterator[WireClient]:
                 raise RuntimeError(f"{framework} server did not start:\n{output[-3000:]}")
             time.sleep(0.05)
 
-        def transport(method: str, path: str, headers: dict[str, str], body: bytes | None) -> WireResponse:
+        def transport(method: str, path: str, headers: Headers, body: bytes | None) -> WireResponse:
             http.cookies.clear()
-            raw_headers = [(key.encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()]
+            raw_headers = [(key.encode("latin-1"), value.encode("latin-1")) for key, value in headers]
             response = http.request(method, path, headers=raw_headers, content=body)
             return WireResponse(response.status_code, list(response.headers.multi_items()), response.content)
 

@@ -145,3 +145,49 @@ def test_malformed_bodies_and_headers_never_500(client: WireClient) -> None:
     for headers in ({"anti-csrf": "\u00e9" * 10}, {"anti-csrf": ""}, {"cookie": ";;;=;sAccessToken"}):
         response = client.request("POST", "/protected", headers=headers, cookie=None, update_jar=False)
         assert response.status == 401, response.body
+
+
+@pytest.mark.parametrize("name", ["anti-csrf", "id-refresh-token"])
+def test_duplicated_protocol_headers_count_as_absent(client: WireClient, name: str) -> None:
+    client.login("victim")
+    csrf = client.anti_csrf or ""
+    for copies in ((csrf, csrf), (csrf, "x"), ("x", csrf), (csrf, "")):
+        headers = [(name, value) for value in copies]
+        if name != "anti-csrf":
+            headers.append(("anti-csrf", csrf))
+        response = client.request("POST", "/protected", headers=headers, update_jar=False)
+        if name == "anti-csrf":
+            assert_safe(response, csrf)
+            assert response.json() == {"message": "try refresh token"}
+            assert response.header_values("set-cookie") == []
+        else:  # a request header the server never reads
+            assert response.status == 200, response.body
+        # A safe method does not check the header: absent or not, the answer is the same.
+        assert client.request("GET", "/protected", headers=headers[:2]).status == 200
+    assert client.request("POST", "/protected").status == 200
+
+
+def test_duplicated_session_cookies_on_an_optional_route(client: WireClient) -> None:
+    client.login("victim")
+    access = client.jar.value("sAccessToken") or ""
+    ident = client.jar.value("sIdRefreshToken") or ""
+    refresh = client.jar.value("sRefreshToken") or ""
+    doubled_id = f"sAccessToken={access}; sIdRefreshToken={ident}; sIdRefreshToken={ident}"
+    response = client.request("GET", "/optional", cookie=doubled_id, update_jar=False)
+    assert (response.status, response.json()) == (200, {"user_id": None})
+    assert response.header_values("set-cookie") == []
+    doubled_access = f"sAccessToken={access}; sAccessToken=x; sIdRefreshToken={ident}"
+    response = client.request("GET", "/optional", cookie=doubled_access, update_jar=False)
+    assert_safe(response, access)
+    assert response.json() == {"message": "try refresh token"}
+    doubled_refresh = (
+        f"sAccessToken={access}; sIdRefreshToken={ident}; sRefreshToken={refresh}; sRefreshToken=x"
+    )
+    response = client.request("GET", "/optional", cookie=doubled_refresh, update_jar=False)
+    assert (response.status, response.json()) == (200, {"user_id": "victim"})
+    # The same cookies split over two Cookie headers get the same verdicts.
+    response = client.request(
+        "GET", "/optional", headers=[("cookie", f"sIdRefreshToken={ident}")],
+        cookie=f"sAccessToken={access}; sIdRefreshToken={ident}", update_jar=False,
+    )
+    assert (response.status, response.json()) == (200, {"user_id": None})

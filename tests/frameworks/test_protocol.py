@@ -309,6 +309,22 @@ def test_logout_clears_cookies_and_ends_the_session(make_client: ClientFactory) 
     assert_body(again, 401, "unauthorised")
 
 
+@pytest.mark.parametrize("route", ["/login-then-logout", "/update-then-logout"])
+def test_revocation_drops_earlier_effects_of_the_same_request(
+    make_client: ClientFactory, route: str
+) -> None:
+    client = make_client(enable_anti_csrf=True)
+    if route == "/update-then-logout":
+        client.login("carol", {"v": 1})
+    response = client.request("POST", route)
+    assert response.status == 200, response.body
+    assert_cleared(response, Config(cookie_secure=False))
+    assert response.header("front-token") is None
+    assert response.header("anti-csrf") is None
+    assert response.header("access-control-expose-headers") == "id-refresh-token"
+    assert response.header("cache-control") == "no-store"
+
+
 def test_logout_everywhere(make_client: ClientFactory) -> None:
     phone = make_client()
     phone.login("carol")

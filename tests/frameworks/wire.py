@@ -77,9 +77,13 @@ class SetCookie:
         return self.value == "" and self.expires_ms == 0
 
 
+Headers = list[tuple[str, str]]
+"""Request headers in order; a name may repeat (each copy is sent as its own header line)."""
+
+
 class Transport(Protocol):
     def __call__(
-        self, method: str, path: str, headers: dict[str, str], body: bytes | None
+        self, method: str, path: str, headers: Headers, body: bytes | None
     ) -> WireResponse: ...
 
 
@@ -123,22 +127,23 @@ class WireClient:
         path: str,
         *,
         json_body: Any = None,
-        headers: dict[str, str] | None = None,
+        headers: dict[str, str] | Headers | None = None,
         cookie: str | Callable[[str | None], str | None] | None = "jar",
         send_anti_csrf: bool = True,
         update_jar: bool = True,
     ) -> WireResponse:
-        all_headers = dict(headers or {})
+        all_headers = list(headers.items() if isinstance(headers, dict) else headers or ())
+        given = {name.lower() for name, _ in all_headers}
         jar_cookie = self.jar.header_for(path)
         chosen = cookie(jar_cookie) if callable(cookie) else (jar_cookie if cookie == "jar" else cookie)
         if chosen:
-            all_headers["cookie"] = chosen
-        if send_anti_csrf and self.anti_csrf and "anti-csrf" not in all_headers:
-            all_headers["anti-csrf"] = self.anti_csrf
+            all_headers.append(("cookie", chosen))
+        if send_anti_csrf and self.anti_csrf and "anti-csrf" not in given:
+            all_headers.append(("anti-csrf", self.anti_csrf))
         body = None
         if json_body is not None:
             body = json.dumps(json_body).encode()
-            all_headers["content-type"] = "application/json"
+            all_headers.append(("content-type", "application/json"))
         response = self.transport(method, path, all_headers, body)
         if update_jar:
             self.jar.update(response)

@@ -43,10 +43,15 @@ from ..errors import (
     GeneralError,
     SessionWardError,
     StorageUnavailableError,
-    UnauthorizedError,
 )
 from ..session import ErrorHandler, Session, SessionHandler, TheftHook
-from ..transport import ANTI_CSRF_HEADER, ResponseEffects, preflight_headers
+from ..transport import (
+    ANTI_CSRF_HEADER,
+    PROTOCOL_HEADERS,
+    ResponseEffects,
+    preflight_headers,
+    session_cookie_present,
+)
 
 __all__ = [
     "SETTING_NAME",
@@ -219,7 +224,10 @@ def apply_effects(response: HttpResponse, effects: ResponseEffects) -> None:
     if not effects.pending:
         return
     headers = response.headers
-    for name, value in effects.response_headers(headers.get("Access-Control-Expose-Headers")):
+    updates = effects.response_headers(headers.get("Access-Control-Expose-Headers"))
+    for name in PROTOCOL_HEADERS:
+        headers.pop(name, None)
+    for name, value in updates:
         if name != "set-cookie":
             headers[name] = value
     for name, set_cookie in effects.cookies.items():
@@ -367,13 +375,10 @@ def _verify_into_request(request: HttpRequest, anti_csrf_check: bool | None, ses
         raise ImproperlyConfigured(
             "verify_session needs 'sessionward.django.SessionWardMiddleware' in settings.MIDDLEWARE"
         )
-    try:
-        get_session(request, anti_csrf_check=anti_csrf_check)
-    except UnauthorizedError as error:
-        # No session cookies at all: an optional session is simply absent.
-        if session_required or error.clear_cookies:
-            raise
+    if not session_required and not session_cookie_present(cookie_header(request)):
         setattr(request, SESSION_ATTR, None)
+        return
+    get_session(request, anti_csrf_check=anti_csrf_check)
 
 
 def verify_session(anti_csrf_check: bool | None = None, session_required: bool = True) -> Callable[[V], V]:

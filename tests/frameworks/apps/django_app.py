@@ -7,7 +7,8 @@ Django settings are process-wide, so the app is configured once per process
 (leaving it closes that config's engine). Real servers use :func:`wsgi_application`.
 
 Routes (the adapter contract): POST /login, GET|POST|OPTIONS /protected, GET /optional,
-POST /update-payload, GET|POST /data, POST /logout, POST /logout-all, GET /health; the
+POST /update-payload, POST /login-then-logout,
+POST /update-then-logout, GET|POST /data, POST /logout, POST /logout-all, GET /health; the
 refresh route is answered by the middleware. Extra, Django-specific routes under
 /django/... serve ``test_django_adapter.py``.
 """
@@ -28,7 +29,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonR
 from django.test import override_settings
 from django.urls import path
 
-from sessionward import Config
+from sessionward import Config, GeneralError, StorageUnavailableError
 from sessionward.django import (
     create_new_session,
     get_session,
@@ -155,8 +156,31 @@ def update_payload(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     session = request.sessionward
-    session.update_jwt_payload(_body(request))
+    try:
+        session.update_jwt_payload(_body(request))
+    except StorageUnavailableError:
+        raise
+    except GeneralError:
+        return JsonResponse({"message": "payload too large"}, status=400)
     return JsonResponse({"payload": session.jwt_payload})
+
+
+def login_then_logout(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    response = JsonResponse({})
+    create_new_session(response, "carol", {"v": 1}).revoke_session()
+    return response
+
+
+@verify_session()
+def update_then_logout(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    session = request.sessionward
+    session.update_jwt_payload({"v": 2})
+    session.revoke_session()
+    return JsonResponse({})
 
 
 @verify_session()
@@ -238,6 +262,8 @@ urlpatterns = [
     path("protected", protected),
     path("optional", optional),
     path("update-payload", update_payload),
+    path("login-then-logout", login_then_logout),
+    path("update-then-logout", update_then_logout),
     path("data", data),
     path("logout", logout),
     path("logout-all", logout_all),

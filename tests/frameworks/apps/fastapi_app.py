@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from sessionward import Config
+from sessionward import Config, GeneralError, StorageUnavailableError
 from sessionward.fastapi import (
     AsyncSession,
     create_new_session,
@@ -53,11 +53,28 @@ def create_app(config: Config, store: str | None = None, **init_options: Any) ->
         return {"user_id": None if session is None else session.user_id}
 
     @app.post("/update-payload")
-    async def update_payload(
-        payload: JSONBody, session: RequiredSession
-    ) -> dict[str, Any]:
-        await session.update_jwt_payload(payload)
+    async def update_payload(payload: JSONBody, session: RequiredSession) -> Any:
+        try:
+            await session.update_jwt_payload(payload)
+        except StorageUnavailableError:
+            raise
+        except GeneralError:
+            return JSONResponse({"message": "payload too large"}, status_code=400)
         return {"payload": session.jwt_payload}
+
+    @app.post("/login-then-logout")
+    async def login_then_logout(request: Request, response: Response) -> dict[str, Any]:
+        # The injected response receives the new session's headers at once; the revocation
+        # must still win on the response finally sent.
+        session = await create_new_session(request, "carol", {"v": 1}, response=response)
+        await session.revoke_session()
+        return {}
+
+    @app.post("/update-then-logout")
+    async def update_then_logout(session: RequiredSession) -> dict[str, Any]:
+        await session.update_jwt_payload({"v": 2})
+        await session.revoke_session()
+        return {}
 
     @app.get("/data")
     async def read_data(session: RequiredSession) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Flask, current_app, request
 
-from sessionward import Config
+from sessionward import Config, GeneralError, StorageUnavailableError
 from sessionward.flask import (
     create_new_session,
     current_session,
@@ -66,8 +66,26 @@ def create_app(config: Config, store: str | None = None) -> Flask:
     @app.post("/update-payload")
     @verify_session()
     def update_payload() -> Any:
-        current_session.update_jwt_payload(request.get_json())
+        try:
+            current_session.update_jwt_payload(request.get_json())
+        except StorageUnavailableError:
+            raise
+        except GeneralError:
+            return {"message": "payload too large"}, 400
         return {"payload": current_session.jwt_payload}
+
+    @app.post("/login-then-logout")
+    def login_then_logout() -> Any:
+        response = current_app.response_class(b"{}", mimetype="application/json")
+        create_new_session(response, "carol", {"v": 1}).revoke_session()
+        return response
+
+    @app.post("/update-then-logout")
+    @verify_session()
+    def update_then_logout() -> Any:
+        current_session.update_jwt_payload({"v": 2})
+        current_session.revoke_session()
+        return {}
 
     @app.get("/data")
     @verify_session()
