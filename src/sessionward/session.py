@@ -1,10 +1,18 @@
-"""The request-level ``Session`` object (SPEC §3.2) and the framework-neutral request
-handlers that adapters call.
+"""The request-level ``Session`` object and the framework-neutral request handlers that
+adapters call.
 
 A handler turns a request's raw inputs (``Cookie`` header, ``anti-csrf`` header, method)
 into engine calls and records what the response must carry in a
 :class:`~sessionward.transport.ResponseEffects`, which the adapter applies. Nothing here
 knows a framework; nothing here is global: effects live on the request.
+
+Each decision is written once. Operations of several steps (create, refresh, a payload
+update that re-issues the access token) are flows (:mod:`sessionward.engine.flow`) that
+yield engine calls; the sync classes drive them with :func:`~sessionward.engine.flow.perform`
+against a :class:`~sessionward.SessionWard`, the async classes with
+:func:`~sessionward.engine.flow.aperform` against an :class:`~sessionward.AsyncSessionWard`.
+Verification, the hot path, is one engine call between two shared pure steps, so its
+drivers call the engine directly rather than pay for a generator on every request.
 """
 
 from __future__ import annotations
@@ -14,8 +22,9 @@ from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 from .engine.aio import AsyncSessionWard
+from .engine.flow import Flow, aperform, engine_call, perform
 from .engine.sync import SessionWard
-from .engine.types import VerifiedSession
+from .engine.types import SessionTokens, VerifiedSession
 from .errors import GeneralError, SessionWardError, TokenTheftDetectedError, UnauthorizedError
 from .transport import (
     ErrorResponse,
@@ -56,24 +65,30 @@ class _SessionBase(Generic[E]):
         self._effects = effects
         self._engine: E = engine
 
-    def _gone(self) -> None:
-        self._effects.clear_session()
-
     @contextmanager
     def _clear_if_gone(self) -> Iterator[None]:
         """Clear the session cookies when the store says the session no longer exists."""
         try:
             yield
         except UnauthorizedError:
-            self._gone()
+            self._effects.clear_session()
             raise
 
-    def _reissued(self, verified: VerifiedSession | None, payload: dict[str, Any]) -> None:
+    def _update_jwt_payload(self, payload: dict[str, Any]) -> Flow[None]:
+        with self._clear_if_gone():
+            yield from engine_call(SessionWard.update_jwt_payload, self.handle, payload)
+        verified = yield from engine_call(
+            SessionWard.regenerate_access_token, self.access_token, payload
+        )
         self.jwt_payload = payload
         if verified is not None and verified.new_access_token is not None:
             assert verified.front_token is not None
             self._effects.set_access_token(verified.new_access_token, verified.front_token)
             self.access_token = verified.new_access_token.value
+
+    def _revoke_session(self) -> Flow[None]:
+        yield from engine_call(SessionWard.revoke_session, self.handle)
+        self._effects.clear_session()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} user_id={self.user_id!r} handle={self.handle!r}>"
@@ -100,15 +115,15 @@ class Session(_SessionBase[SessionWard]):
             self._engine.update_session_data(self.handle, data)
 
     def update_jwt_payload(self, payload: dict[str, Any]) -> None:
-        """Overwrite the JWT payload and re-issue the current access token (same expiry)."""
-        with self._clear_if_gone():
-            self._engine.update_jwt_payload(self.handle, payload)
-        self._reissued(self._engine.regenerate_access_token(self.access_token, payload), payload)
+        """Overwrite the JWT payload and re-issue the current access token (same expiry).
+
+        A payload over the session's size budget raises ``PayloadTooLargeError`` before
+        anything is written."""
+        perform(self._engine, self._update_jwt_payload(payload))
 
     def revoke_session(self) -> None:
         """End the session and clear its cookies on the response."""
-        self._engine.revoke_session(self.handle)
-        self._gone()
+        perform(self._engine, self._revoke_session())
 
 
 class AsyncSession(_SessionBase[AsyncSessionWard]):
@@ -127,30 +142,96 @@ class AsyncSession(_SessionBase[AsyncSessionWard]):
             await self._engine.update_session_data(self.handle, data)
 
     async def update_jwt_payload(self, payload: dict[str, Any]) -> None:
-        """Overwrite the JWT payload and re-issue the current access token (same expiry)."""
-        with self._clear_if_gone():
-            await self._engine.update_jwt_payload(self.handle, payload)
-        self._reissued(await self._engine.regenerate_access_token(self.access_token, payload), payload)
+        """Overwrite the JWT payload and re-issue the current access token (same expiry).
+
+        A payload over the session's size budget raises ``PayloadTooLargeError`` before
+        anything is written."""
+        await aperform(self._engine, self._update_jwt_payload(payload))
 
     async def revoke_session(self) -> None:
         """End the session and clear its cookies on the response."""
-        await self._engine.revoke_session(self.handle)
-        self._gone()
+        await aperform(self._engine, self._revoke_session())
 
 
-def _answer(
-    effects: ResponseEffects, error: SessionWardError, handler: ErrorHandler | None
-) -> ErrorResponse:
-    answer = error_response(error, effects.config)
-    if handler is not None:
-        answer = handler(error, answer)
-    if answer.clear_cookies:
-        effects.clear_session()
-    return answer
+S = TypeVar("S", Session, AsyncSession)
 
 
-class SessionHandler:
+class _HandlerBase(Generic[E, S]):
+    """What the sync and async handlers share: the flows and the pure steps."""
+
+    session_class: type[S]
+
+    def __init__(
+        self, engine: E, on_token_theft_detected: Any, error_handler: ErrorHandler | None
+    ) -> None:
+        self.engine: E = engine
+        self.config = engine.config
+        self.on_token_theft_detected = on_token_theft_detected
+        self.error_handler = error_handler
+
+    def _create(
+        self,
+        effects: ResponseEffects,
+        user_id: str,
+        jwt_payload: dict[str, Any] | None,
+        session_data: dict[str, Any] | None,
+    ) -> Flow[S]:
+        tokens = yield from engine_call(
+            SessionWard.create_new_session, user_id, jwt_payload, session_data
+        )
+        try:
+            effects.set_session(tokens)
+        except GeneralError:
+            # A cookie the browser would refuse: leave no orphan row behind.
+            yield from engine_call(SessionWard.revoke_session, tokens.handle)
+            raise
+        return self._session_of(tokens, effects)
+
+    def _refresh(self, effects: ResponseEffects, cookie_header: str | None) -> Flow[S]:
+        refresh_token = tokens_for_refresh(parse_session_cookies(cookie_header), self.config)
+        tokens = yield from engine_call(SessionWard.refresh_session, refresh_token)
+        effects.set_session(tokens)
+        return self._session_of(tokens, effects)
+
+    def _session_of(self, tokens: SessionTokens, effects: ResponseEffects) -> S:
+        verified = VerifiedSession(tokens.handle, tokens.user_id, tokens.jwt_payload)
+        # E and S vary together (SessionWard with Session, AsyncSessionWard with
+        # AsyncSession), which a TypeVar pair cannot express.
+        return self.session_class(self.engine, verified, tokens.access_token.value, effects)  # type: ignore[arg-type]
+
+    def _verification(
+        self, cookie_header: str | None, method: str, anti_csrf_check: bool | None
+    ) -> tuple[str, bool]:
+        return tokens_for_verification(
+            parse_session_cookies(cookie_header), self.config, method, anti_csrf_check
+        )
+
+    def _verified(self, verified: VerifiedSession, access_token: str, effects: ResponseEffects) -> S:
+        if verified.new_access_token is not None:
+            assert verified.front_token is not None
+            effects.set_access_token(verified.new_access_token, verified.front_token)
+            access_token = verified.new_access_token.value
+        return self.session_class(self.engine, verified, access_token, effects)  # type: ignore[arg-type]
+
+    def _theft_hook_call(self, error: SessionWardError) -> Any:
+        """The theft hook's result (maybe awaitable) when it applies, else ``None``."""
+        if isinstance(error, TokenTheftDetectedError) and self.on_token_theft_detected is not None:
+            return self.on_token_theft_detected(error.session_handle, error.user_id)
+        return None
+
+    def _answer(self, effects: ResponseEffects, error: SessionWardError) -> ErrorResponse:
+        answer = error_response(error, effects.config)
+        if self.error_handler is not None:
+            answer = self.error_handler(error, answer)
+        if answer.clear_cookies:
+            effects.clear_session()
+        return answer
+
+
+class SessionHandler(_HandlerBase[SessionWard, Session]):
     """Request-level session operations over a :class:`~sessionward.SessionWard`."""
+
+    session_class = Session
 
     def __init__(
         self,
@@ -158,10 +239,7 @@ class SessionHandler:
         on_token_theft_detected: TheftHook | None = None,
         error_handler: ErrorHandler | None = None,
     ) -> None:
-        self.engine = engine
-        self.config = engine.config
-        self.on_token_theft_detected = on_token_theft_detected
-        self.error_handler = error_handler
+        super().__init__(engine, on_token_theft_detected, error_handler)
 
     def create(
         self,
@@ -171,14 +249,7 @@ class SessionHandler:
         session_data: dict[str, Any] | None,
     ) -> Session:
         """Create a session and record its cookies and headers in ``effects``."""
-        tokens = self.engine.create_new_session(user_id, jwt_payload, session_data)
-        try:
-            effects.set_session(tokens)
-        except GeneralError:
-            self.engine.revoke_session(tokens.handle)  # cookies too large: leave no orphan row
-            raise
-        verified = VerifiedSession(tokens.handle, tokens.user_id, tokens.jwt_payload)
-        return Session(self.engine, verified, tokens.access_token.value, effects)
+        return perform(self.engine, self._create(effects, user_id, jwt_payload, session_data))
 
     def verify(
         self,
@@ -189,33 +260,24 @@ class SessionHandler:
         anti_csrf_check: bool | None,
     ) -> Session:
         """Verify the request's session; a minted replacement token goes into ``effects``."""
-        access_token, check = tokens_for_verification(
-            parse_session_cookies(cookie_header), self.config, method, anti_csrf_check
-        )
+        access_token, check = self._verification(cookie_header, method, anti_csrf_check)
         verified = self.engine.get_session(access_token, single_header(anti_csrf_header), check)
-        if verified.new_access_token is not None:
-            assert verified.front_token is not None
-            effects.set_access_token(verified.new_access_token, verified.front_token)
-            access_token = verified.new_access_token.value
-        return Session(self.engine, verified, access_token, effects)
+        return self._verified(verified, access_token, effects)
 
     def refresh(self, effects: ResponseEffects, cookie_header: str | None) -> Session:
         """Rotate the tokens of a refresh request and record the new ones in ``effects``."""
-        refresh_token = tokens_for_refresh(parse_session_cookies(cookie_header), self.config)
-        tokens = self.engine.refresh_session(refresh_token)
-        effects.set_session(tokens)
-        verified = VerifiedSession(tokens.handle, tokens.user_id, tokens.jwt_payload)
-        return Session(self.engine, verified, tokens.access_token.value, effects)
+        return perform(self.engine, self._refresh(effects, cookie_header))
 
     def answer_error(self, effects: ResponseEffects, error: SessionWardError) -> ErrorResponse:
         """The response to a session error; clears cookies and runs the theft hook as needed."""
-        if isinstance(error, TokenTheftDetectedError) and self.on_token_theft_detected is not None:
-            self.on_token_theft_detected(error.session_handle, error.user_id)
-        return _answer(effects, error, self.error_handler)
+        self._theft_hook_call(error)
+        return self._answer(effects, error)
 
 
-class AsyncSessionHandler:
+class AsyncSessionHandler(_HandlerBase[AsyncSessionWard, AsyncSession]):
     """Request-level session operations over an :class:`~sessionward.AsyncSessionWard`."""
+
+    session_class = AsyncSession
 
     def __init__(
         self,
@@ -223,10 +285,7 @@ class AsyncSessionHandler:
         on_token_theft_detected: Callable[[str, str], Awaitable[Any] | Any] | None = None,
         error_handler: ErrorHandler | None = None,
     ) -> None:
-        self.engine = engine
-        self.config = engine.config
-        self.on_token_theft_detected = on_token_theft_detected
-        self.error_handler = error_handler
+        super().__init__(engine, on_token_theft_detected, error_handler)
 
     async def create(
         self,
@@ -236,14 +295,7 @@ class AsyncSessionHandler:
         session_data: dict[str, Any] | None,
     ) -> AsyncSession:
         """Create a session and record its cookies and headers in ``effects``."""
-        tokens = await self.engine.create_new_session(user_id, jwt_payload, session_data)
-        try:
-            effects.set_session(tokens)
-        except GeneralError:
-            await self.engine.revoke_session(tokens.handle)  # cookies too large: no orphan row
-            raise
-        verified = VerifiedSession(tokens.handle, tokens.user_id, tokens.jwt_payload)
-        return AsyncSession(self.engine, verified, tokens.access_token.value, effects)
+        return await aperform(self.engine, self._create(effects, user_id, jwt_payload, session_data))
 
     async def verify(
         self,
@@ -254,28 +306,17 @@ class AsyncSessionHandler:
         anti_csrf_check: bool | None,
     ) -> AsyncSession:
         """Verify the request's session; a minted replacement token goes into ``effects``."""
-        access_token, check = tokens_for_verification(
-            parse_session_cookies(cookie_header), self.config, method, anti_csrf_check
-        )
+        access_token, check = self._verification(cookie_header, method, anti_csrf_check)
         verified = await self.engine.get_session(access_token, single_header(anti_csrf_header), check)
-        if verified.new_access_token is not None:
-            assert verified.front_token is not None
-            effects.set_access_token(verified.new_access_token, verified.front_token)
-            access_token = verified.new_access_token.value
-        return AsyncSession(self.engine, verified, access_token, effects)
+        return self._verified(verified, access_token, effects)
 
     async def refresh(self, effects: ResponseEffects, cookie_header: str | None) -> AsyncSession:
         """Rotate the tokens of a refresh request and record the new ones in ``effects``."""
-        refresh_token = tokens_for_refresh(parse_session_cookies(cookie_header), self.config)
-        tokens = await self.engine.refresh_session(refresh_token)
-        effects.set_session(tokens)
-        verified = VerifiedSession(tokens.handle, tokens.user_id, tokens.jwt_payload)
-        return AsyncSession(self.engine, verified, tokens.access_token.value, effects)
+        return await aperform(self.engine, self._refresh(effects, cookie_header))
 
     async def answer_error(self, effects: ResponseEffects, error: SessionWardError) -> ErrorResponse:
         """The response to a session error; clears cookies and runs the theft hook as needed."""
-        if isinstance(error, TokenTheftDetectedError) and self.on_token_theft_detected is not None:
-            result = self.on_token_theft_detected(error.session_handle, error.user_id)
-            if isinstance(result, Awaitable):
-                await result
-        return _answer(effects, error, self.error_handler)
+        result = self._theft_hook_call(error)
+        if isinstance(result, Awaitable):
+            await result
+        return self._answer(effects, error)

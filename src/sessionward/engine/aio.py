@@ -14,7 +14,7 @@ from ..stores.base import AsyncStore
 from ..stores.urls import open_async_store
 from ..tokens.access import UnknownKeyId
 from .core import SessionCore
-from .flow import Flow
+from .flow import Flow, aperform
 from .types import KeyInfo, SessionInformation, SessionTokens, VerifiedSession
 
 __all__ = ["AsyncSessionWard"]
@@ -65,18 +65,7 @@ class AsyncSessionWard:
         self._reload_locks = _LoopLocks()
 
     async def _perform(self, flow: Flow[T]) -> T:
-        store = self.store
-        try:
-            call = next(flow)
-            while True:
-                try:
-                    result = await getattr(store, call.method)(*call.args)
-                except BaseException as exc:
-                    call = flow.throw(exc)
-                else:
-                    call = flow.send(result)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+        return await aperform(self.store, flow)
 
     async def _drive(self, flow: Flow[T]) -> T:
         if not self._core.ready:

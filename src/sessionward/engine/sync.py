@@ -13,7 +13,7 @@ from ..stores.base import Store
 from ..stores.urls import open_store
 from ..tokens.access import UnknownKeyId
 from .core import SessionCore
-from .flow import Flow
+from .flow import Flow, perform
 from .types import KeyInfo, SessionInformation, SessionTokens, VerifiedSession
 
 __all__ = ["SessionWard"]
@@ -52,18 +52,7 @@ class SessionWard:
     # -- driving flows -------------------------------------------------------------------
 
     def _perform(self, flow: Flow[T]) -> T:
-        store = self.store
-        try:
-            call = next(flow)
-            while True:
-                try:
-                    result = getattr(store, call.method)(*call.args)
-                except BaseException as exc:
-                    call = flow.throw(exc)
-                else:
-                    call = flow.send(result)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+        return perform(self.store, flow)
 
     def _drive(self, flow: Flow[T]) -> T:
         if not self._core.ready:
