@@ -5,7 +5,8 @@ process opens its own engine (``SessionWard`` with threads, or ``AsyncSessionWar
 and its own store connections — wrapped in ``latency_store``'s delaying store when
 ``LATENCY_JSON`` (``{"delays": {method: [low, high]}, "seed": n}``) is given — then answers
 JSON commands, one per line on stdin, with one JSON line on stdout each (``{"id": ..., ...}``;
-with a latency plan, ``"injected"`` counts the waits the command caused). Progress lines
+with a latency plan, ``"injected"`` and ``"injected_seconds"`` count the waits the command
+caused). Progress lines
 (``{"progress": ...}``) may come in between.
 
 Commands:
@@ -229,7 +230,7 @@ def serve(worker: SyncWorker | AsyncWorker, counter: Counter, plan: LatencyPlan 
         command = json.loads(line)
         op = command["op"]
         before = counter.won
-        delays_before = 0 if plan is None else plan.injected_total
+        delays_before = (0, 0.0) if plan is None else (plan.injected_total, plan.injected_seconds)
         reply: dict[str, Any] = {"id": command["id"]}
         if op == "warm":
             worker.warm()
@@ -246,7 +247,8 @@ def serve(worker: SyncWorker | AsyncWorker, counter: Counter, plan: LatencyPlan 
             return
         reply["promoted"] = counter.won - before
         if plan is not None:
-            reply["injected"] = plan.injected_total - delays_before
+            reply["injected"] = plan.injected_total - delays_before[0]
+            reply["injected_seconds"] = plan.injected_seconds - delays_before[1]
         emit(reply)
 
 
