@@ -18,6 +18,15 @@ PUBLIC_NAMES = {
         "SCHEMES",
         "parse_postgres_url",
     ],
+    "sessionward.stores.redis": [
+        "AsyncRedisStore",
+        "DEFAULT_MAX_CONNECTIONS",
+        "DEFAULT_PREFIX",
+        "LAYOUT_VERSION",
+        "RedisSettings",
+        "RedisStore",
+        "parse_redis_url",
+    ],
 }
 
 
