@@ -23,6 +23,7 @@ from .pool import (
     pool_options,
 )
 from .settings import parse_postgres_url
+from .startup import check_connection_async
 
 __all__ = ["AsyncPostgresStore"]
 
@@ -42,6 +43,7 @@ class AsyncPostgresStore:
         self._closers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
         self._pid = os.getpid()
         self._closed = False
+        self._connection_checked = False
 
     def __repr__(self) -> str:
         return f"AsyncPostgresStore({self.settings.description!r})"
@@ -61,6 +63,12 @@ class AsyncPostgresStore:
         if pool.closed:
             await pool.open(wait=False)  # idempotent and locked: concurrent first users are fine
         return pool
+
+    async def _check_connection(self) -> None:
+        """Before the first start-up call, tell a refused configuration from an outage."""
+        if not self._connection_checked and not self._closed:
+            await check_connection_async(self.settings)
+            self._connection_checked = True
 
     async def _run(self, operation: ops.Operation[T], transaction: bool = False) -> T:
         if self._closed:
@@ -82,10 +90,12 @@ class AsyncPostgresStore:
 
     async def migrate(self) -> int:
         """Apply pending migrations; return the schema version now in place."""
+        await self._check_connection()
         return await self._run(ops.migrate(), transaction=True)
 
     async def check_schema(self) -> None:
         """Raise ``GeneralError`` naming ``sessionward migrate`` if the schema is not current."""
+        await self._check_connection()
         await self._run(ops.check_schema())
 
     async def insert_session(self, row: SessionRow) -> None:

@@ -32,6 +32,8 @@ class PostgresSettings:
     pool_check: Literal["idle", "always", "never"] = "idle"
     connect_kwargs: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    #: The URL without its password, for error messages.
+    redacted_url: str = ""
 
 
 def _number(name: str, raw: str, low: float, high: float, integer: bool) -> float:
@@ -44,6 +46,14 @@ def _number(name: str, raw: str, low: float, high: float, integer: bool) -> floa
     return value
 
 
+def _redacted(scheme: str, netloc: str, path: str, query: list[tuple[str, str]]) -> str:
+    """The URL without the password of its user part or a ``password`` parameter."""
+    userinfo, at, hostport = netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    shown = "&".join(f"{quote(n, safe='')}={quote(v, safe='')}" for n, v in query if n != "password")
+    return urlunsplit((scheme, f"{user}{at}{hostport}", path, shown, ""))
+
+
 def parse_postgres_url(url: str) -> PostgresSettings:
     """Split a ``postgresql://`` URL into libpq conninfo and sessionward's pool options."""
     parts = urlsplit(url)
@@ -51,13 +61,14 @@ def parse_postgres_url(url: str) -> PostgresSettings:
         raise ConfigError(f"store: expected a postgresql:// URL; got scheme {parts.scheme!r}")
     own: dict[str, str] = {}
     passed: list[tuple[str, str]] = []
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    for name, value in query:
         if name in _OWN_PARAMS:
             own[name] = value
         else:
             passed.append((name, value))
-    query = "&".join(f"{quote(n, safe='')}={quote(v, safe='')}" for n, v in passed)
-    conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, query, ""))
+    libpq_query = "&".join(f"{quote(n, safe='')}={quote(v, safe='')}" for n, v in passed)
+    conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, libpq_query, ""))
     try:
         options = conninfo_to_dict(conninfo)
     except psycopg.Error as exc:
@@ -84,4 +95,5 @@ def parse_postgres_url(url: str) -> PostgresSettings:
         pool_check=_CHECK_MODES[check],
         connect_kwargs=kwargs,
         description=description,
+        redacted_url=_redacted(parts.scheme, parts.netloc, parts.path, query),
     )

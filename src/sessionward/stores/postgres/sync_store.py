@@ -16,6 +16,7 @@ from .drivers import drive
 from .errors import CLOSED, translate
 from .pool import ABANDONED, Pool, checked_out, pool_options
 from .settings import parse_postgres_url
+from .startup import check_connection
 
 __all__ = ["PostgresStore"]
 
@@ -31,6 +32,7 @@ class PostgresStore:
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._closed = False
+        self._connection_checked = False
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.settings.description!r})"
@@ -52,6 +54,12 @@ class PostgresStore:
                 pool = self._pool
         return pool
 
+    def _check_connection(self) -> None:
+        """Before the first start-up call, tell a refused configuration from an outage."""
+        if not self._connection_checked and not self._closed:
+            check_connection(self.settings)
+            self._connection_checked = True
+
     def _run(self, operation: ops.Operation[T], transaction: bool = False) -> T:
         if self._closed:
             raise GeneralError(CLOSED)
@@ -71,10 +79,12 @@ class PostgresStore:
 
     def migrate(self) -> int:
         """Apply pending migrations; return the schema version now in place."""
+        self._check_connection()
         return self._run(ops.migrate(), transaction=True)
 
     def check_schema(self) -> None:
         """Raise ``GeneralError`` naming ``sessionward migrate`` if the schema is not current."""
+        self._check_connection()
         self._run(ops.check_schema())
 
     def insert_session(self, row: SessionRow) -> None:
