@@ -8,6 +8,9 @@ The package, by concept:
 * :mod:`.drivers` — running those generators on a sync or an async connection;
 * :mod:`.pool` — the connection pools and the checked checkout of a connection;
 * :mod:`.errors` — which driver errors mean "unavailable" and which are bugs;
+* :mod:`.startup` — the one direct connection before the first ``migrate`` /
+  ``check_schema`` that makes a URL the server refuses (missing database, unknown user,
+  wrong password) a ``ConfigError`` at once;
 * :mod:`.sync_store`, :mod:`.async_store` — the two store classes, which only do the I/O.
 
 Failures: any connection-level error (``OperationalError`` including the pool's
