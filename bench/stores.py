@@ -166,7 +166,8 @@ def bulk_load(store: str, url: str, count: int) -> None:
             connection.execute("VACUUM ANALYZE session_info")
     else:
         from sessionward.stores.base import SessionRow
-        from sessionward.stores.redis import RedisStore, _insert
+        from sessionward.stores.redis import RedisStore
+        from sessionward.stores.redis.operations import insert_session
 
         redis_store = RedisStore(url)
         script = redis_store._scripts["insert"]
@@ -178,7 +179,7 @@ def bulk_load(store: str, url: str, count: int) -> None:
                         str(uuid.uuid4()), _user_of(i), uuid.uuid4().hex * 2, None, None,
                         {}, {"role": "user"}, now, expires,
                     )
-                    script(keys=[], args=[redis_store.prefix, *_insert(row).args], client=pipe)
+                    script(keys=[], args=[redis_store.prefix, *insert_session(row).args], client=pipe)
                 pipe.execute()
         finally:
             redis_store.close()

@@ -8,7 +8,7 @@ checks everything it needs before its first write, so a script that fails writes
 
 Data layout under the prefix ``P``:
 
-- ``P session:<handle>`` — hash with the ``session_info`` columns of SPEC §7; its TTL is
+- ``P session:<handle>`` — hash with the ``session_info`` columns of the SQL stores; its TTL is
   the time left until ``expires_at``, so an idle session disappears by itself;
 - ``P user:<user_id>`` — set of the user's handles (stale members pruned lazily);
 - ``P expiry`` — sorted set of ``<len(handle)>:<handle><user_id>`` scored by ``expires_at``:

@@ -1,0 +1,219 @@
+"""The store operations as SQL, written once for both drivers.
+
+Each operation is a generator that yields :class:`Query` objects and receives their results
+(see :mod:`.drivers`), so the SQL text and row decoding exist once and the two store classes
+only do the I/O.
+
+Atomicity: every check-and-set is one statement (``UPDATE … WHERE refresh_token_hash_2 =
+%s``, ``DELETE … RETURNING``, ``INSERT … ON CONFLICT DO NOTHING``); migrations run in one
+transaction under ``pg_advisory_xact_lock`` so concurrent migrators queue up. The JSON
+columns are ``JSON``, which keeps the exact text written (``JSONB`` would reject
+``\\u0000`` and rewrite numbers such as ``1e300`` and key order), and are read back as text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from ...errors import GeneralError
+from ...tokens.encoding import dumps_compact
+from ..base import SessionRow, StoredKey, session_row_from_columns
+from ..schema import latest_version, migrations_for
+
+__all__ = [
+    "DIALECT",
+    "Fetch",
+    "Operation",
+    "Query",
+    "check_schema",
+    "delete_expired",
+    "delete_keys",
+    "delete_sessions",
+    "delete_sessions_for_user",
+    "get_handles_for_user",
+    "get_session",
+    "insert_key_if_absent",
+    "insert_session",
+    "load_keys",
+    "migrate",
+    "promote",
+    "update_json",
+]
+
+T = TypeVar("T")
+DIALECT = "postgres"
+
+Fetch = Literal["rowcount", "one", "all"]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One statement to execute and what to return from it."""
+
+    sql: str
+    params: Sequence[Any] = ()
+    fetch: Fetch = "rowcount"
+
+
+Operation = Generator[Query, Any, T]
+
+_ROW_COLUMNS = (
+    "session_handle, user_id, refresh_token_hash_2, prev_refresh_token_hash_2, rotated_at, "
+    "session_data, jwt_user_payload, created_at_time, expires_at"
+)
+# The JSON columns are read back as text: the exact document that was written.
+_SELECT_COLUMNS = _ROW_COLUMNS.replace(
+    "session_data, jwt_user_payload", "session_data::text, jwt_user_payload::text"
+)
+_KEY_COLUMNS = "name, value, created_at_time"
+
+
+def _schema_version() -> Operation[int]:
+    exists = yield Query("SELECT to_regclass('schema_version') IS NOT NULL", (), "one")
+    if not exists[0]:
+        return 0
+    found = yield Query("SELECT MAX(version) FROM schema_version", (), "one")
+    return int(found[0] or 0)
+
+
+def migrate() -> Operation[int]:
+    """Apply pending migrations (run in a transaction); the schema version now in place."""
+    # One lock per target schema: migrators of different schemas do not wait for each other.
+    yield Query("SELECT pg_advisory_xact_lock(hashtext('sessionward.migrate:' || current_schema()))")
+    yield Query(
+        "CREATE TABLE IF NOT EXISTS schema_version "
+        "(version INTEGER PRIMARY KEY NOT NULL, applied_at BIGINT NOT NULL)"
+    )
+    current = yield from _schema_version()
+    for migration in migrations_for(DIALECT):
+        if migration.version > current:
+            for statement in migration.statements:
+                yield Query(statement)
+            yield Query(
+                "INSERT INTO schema_version (version, applied_at) "
+                "VALUES (%s, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)",
+                (migration.version,),
+            )
+            current = migration.version
+    return current
+
+
+def check_schema() -> Operation[None]:
+    """Raise ``GeneralError`` naming ``sessionward migrate`` if the schema is not current."""
+    version = yield from _schema_version()
+    expected = latest_version(DIALECT)
+    if version != expected:
+        raise GeneralError(
+            f"the session store schema is at version {version}, sessionward needs {expected}: "
+            f"run `sessionward migrate --store URL` (or set auto_migrate=True)"
+        )
+
+
+def insert_session(row: SessionRow) -> Operation[None]:
+    """Insert a new session row."""
+    yield Query(
+        f"INSERT INTO session_info ({_ROW_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            row.session_handle, row.user_id, row.refresh_token_hash_2,
+            row.prev_refresh_token_hash_2, row.rotated_at, dumps_compact(row.session_data),
+            dumps_compact(row.jwt_user_payload), row.created_at_time, row.expires_at,
+        ),
+    )
+
+
+def get_session(handle: str) -> Operation[SessionRow | None]:
+    """The row of ``handle``, or ``None``."""
+    found = yield Query(
+        f"SELECT {_SELECT_COLUMNS} FROM session_info WHERE session_handle = %s", (handle,), "one"
+    )
+    return None if found is None else session_row_from_columns(found)
+
+
+def promote(handle: str, expected: str, new: str, now: int, expires_at: int) -> Operation[bool]:
+    """Compare-and-set on ``refresh_token_hash_2`` (one conditional ``UPDATE``)."""
+    changed = yield Query(
+        "UPDATE session_info SET refresh_token_hash_2 = %s, prev_refresh_token_hash_2 = %s, "
+        "rotated_at = %s, expires_at = %s WHERE session_handle = %s AND refresh_token_hash_2 = %s",
+        (new, expected, now, expires_at, handle, expected),
+    )
+    return bool(changed == 1)
+
+
+def _handles(rows: list[tuple[Any, ...]]) -> list[str]:
+    return [str(row[0]) for row in rows]
+
+
+def delete_sessions(handles: list[str]) -> Operation[list[str]]:
+    """Delete these sessions; return the handles that existed."""
+    if not handles:
+        return []
+    rows = yield Query(
+        "DELETE FROM session_info WHERE session_handle = ANY(%s) RETURNING session_handle",
+        (list(dict.fromkeys(handles)),),
+        "all",
+    )
+    found = set(_handles(rows))
+    return [handle for handle in dict.fromkeys(handles) if handle in found]
+
+
+def delete_sessions_for_user(user_id: str) -> Operation[list[str]]:
+    """Delete every session of ``user_id``; return their handles."""
+    rows = yield Query(
+        "DELETE FROM session_info WHERE user_id = %s RETURNING session_handle", (user_id,), "all"
+    )
+    return _handles(rows)
+
+
+def get_handles_for_user(user_id: str, now: int) -> Operation[list[str]]:
+    """Handles of ``user_id``'s sessions that have not expired at ``now``."""
+    rows = yield Query(
+        "SELECT session_handle FROM session_info WHERE user_id = %s AND expires_at >= %s "
+        'ORDER BY created_at_time, session_handle COLLATE "C"',
+        (user_id, now),
+        "all",
+    )
+    return _handles(rows)
+
+
+def update_json(column: str, handle: str, value: dict[str, Any]) -> Operation[bool]:
+    """Overwrite a JSON ``column`` of a session; return whether the session exists."""
+    changed = yield Query(
+        f"UPDATE session_info SET {column} = %s WHERE session_handle = %s", (dumps_compact(value), handle)
+    )
+    return bool(changed == 1)
+
+
+def delete_expired(now: int) -> Operation[int]:
+    """Delete rows with ``expires_at < now``; return how many."""
+    deleted = yield Query("DELETE FROM session_info WHERE expires_at < %s", (now,))
+    return int(deleted)
+
+
+def load_keys(prefix: str) -> Operation[list[StoredKey]]:
+    """All key-value entries whose name starts with ``prefix``."""
+    rows = yield Query(
+        f'SELECT {_KEY_COLUMNS} FROM key_value WHERE starts_with(name, %s) ORDER BY name COLLATE "C"',
+        (prefix,),
+        "all",
+    )
+    return [StoredKey(*row) for row in rows]
+
+
+def insert_key_if_absent(key: StoredKey) -> Operation[StoredKey]:
+    """Insert ``key`` unless its name exists; return the entry now stored."""
+    while True:  # repeats only if the winner was deleted between the two statements
+        yield Query(
+            f"INSERT INTO key_value ({_KEY_COLUMNS}) VALUES (%s, %s, %s) ON CONFLICT (name) DO NOTHING",
+            (key.name, key.value, key.created_at_time),
+        )
+        stored = yield Query(f"SELECT {_KEY_COLUMNS} FROM key_value WHERE name = %s", (key.name,), "one")
+        if stored is not None:
+            return StoredKey(*stored)
+
+
+def delete_keys(names: list[str]) -> Operation[None]:
+    """Delete key-value entries by name."""
+    if names:
+        yield Query("DELETE FROM key_value WHERE name = ANY(%s)", (list(names),))
