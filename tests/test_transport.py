@@ -24,6 +24,7 @@ from sessionward.transport import (
     RequestTokens,
     ResponseEffects,
     error_response,
+    final_response_headers,
     merge_header_list,
     parse_session_cookies,
     session_cookie_present,
@@ -181,8 +182,9 @@ def test_set_session_writes_exact_cookies_and_headers() -> None:
     assert effects.headers == {
         "front-token": "front", "id-refresh-token": "i;2000000000000", "anti-csrf": "csrf"
     }
-    headers = dict(effects.response_headers("X-Custom, front-token"))
-    assert headers["access-control-expose-headers"] == "X-Custom, front-token, id-refresh-token, anti-csrf"
+    existing = [("Access-Control-Expose-Headers", "X-Custom, front-token")]
+    headers = dict(final_response_headers(effects, existing, None))
+    assert headers["Access-Control-Expose-Headers"] == "X-Custom, front-token, id-refresh-token, anti-csrf"
     assert headers["cache-control"] == "no-store"
 
 
@@ -242,13 +244,16 @@ def test_session_cookie_present(header: str | None, present: bool) -> None:
 def test_revocation_after_create_leaves_only_the_removal() -> None:
     effects = ResponseEffects(CONFIG)
     effects.set_session(tokens())
-    applied = dict(effects.response_headers("X-App"))
-    assert applied["access-control-expose-headers"] == "X-App, id-refresh-token, anti-csrf, front-token"
+    applied = final_response_headers(effects, [("Access-Control-Expose-Headers", "X-App")], None)
+    assert dict(applied)["Access-Control-Expose-Headers"] == "X-App, id-refresh-token, anti-csrf, front-token"
     effects.clear_session()
-    final = effects.response_headers(applied["access-control-expose-headers"])
+    final = final_response_headers(effects, applied, None)
     names = [name for name, _ in final if name != "set-cookie"]
-    assert names == ["id-refresh-token", "access-control-expose-headers", "cache-control"]
-    assert dict(final)["access-control-expose-headers"] == "X-App, id-refresh-token"
+    assert names == ["Access-Control-Expose-Headers", "cache-control", "id-refresh-token"]
+    assert dict(final)["Access-Control-Expose-Headers"] == "X-App, id-refresh-token"
+    assert [value.split("=")[0] for name, value in final if name == "set-cookie"] == [
+        "sAccessToken", "sRefreshToken", "sIdRefreshToken"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from wire import Headers, SetCookie, Transport, WireClient, WireResponse
 from sessionward import AsyncSessionWard, Config, GeneralError, SessionInformation
 from sessionward import fastapi as sw
 from sessionward.errors import SessionWardError, UnauthorizedError
+from sessionward.fastapi.middleware import _verification_headers
 from sessionward.transport import ErrorResponse
 
 with warnings.catch_warnings():
@@ -325,9 +326,9 @@ def test_split_cookie_headers_and_repeated_anti_csrf_headers(
 def test_verification_headers_are_read_in_one_pass() -> None:
     scope: dict[str, Any] = {"headers": [(b"Cookie", b"a=1"), (b"anti-csrf", b"c1"), (b"cookie", b"b=\xe9"),
                                          (b"ANTI-CSRF", b"c2")]}
-    assert sw._verification_headers(scope) == ("a=1; b=\xe9", "c1,c2")
-    assert sw._verification_headers({"headers": [(b"cookie", b"a=1")]}) == ("a=1", None)
-    assert sw._verification_headers({}) == (None, None)
+    assert _verification_headers(scope) == ("a=1; b=\xe9", "c1,c2")
+    assert _verification_headers({"headers": [(b"cookie", b"a=1")]}) == ("a=1", None)
+    assert _verification_headers({}) == (None, None)
 
 
 # -- payload, data, logout ---------------------------------------------------------------------------
