@@ -274,3 +274,52 @@ def test_error_mapping(error: Exception, status: int, message: str, clear: bool)
     assert json.loads(answer.body) == {"message": message}
     assert answer.clear_cookies is clear
     assert (dict(answer.headers).get("retry-after") is not None) == (status == 503)
+
+
+def test_final_headers_keep_the_app_headers_and_replace_only_session_ones() -> None:
+    effects = ResponseEffects(CONFIG)
+    effects.set_session(tokens())
+    existing = [
+        ("Content-Type", "application/json"),
+        ("Set-Cookie", "theme=dark; Path=/"),
+        ("Set-Cookie", "sAccessToken=stale; Path=/"),
+        ("front-token", "stale"),
+        ("Cache-Control", "max-age=60"),
+    ]
+    final = final_response_headers(effects, existing, None)
+    assert final[:3] == [
+        ("Content-Type", "application/json"),
+        ("Set-Cookie", "theme=dark; Path=/"),
+        ("Cache-Control", "no-store"),
+    ]
+    assert [value for name, value in final if name.lower() == "front-token"] == ["front"]
+    cookies = [value.split("=")[0] for name, value in final if name.lower() == "set-cookie"]
+    assert cookies == ["theme", "sAccessToken", "sRefreshToken", "sIdRefreshToken"]
+
+
+def test_nothing_pending_leaves_the_headers_as_they_are() -> None:
+    existing = [("X-A", "1"), ("front-token", "app's own")]
+    assert final_response_headers(ResponseEffects(CONFIG), existing, False) == existing
+
+
+def test_discard_forgets_minted_tokens() -> None:
+    effects = ResponseEffects(CONFIG)
+    effects.set_session(tokens())
+    effects.discard()
+    assert not effects.pending
+
+
+def test_secure_cookies_warn_only_on_plain_http(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(transport, "_insecure_cookie_warned", False)
+    effects = ResponseEffects(Config(store="sqlite:///:memory:"))
+    effects.set_session(tokens())
+    with caplog.at_level("WARNING", logger="sessionward"):
+        final_response_headers(effects, [], True)
+        final_response_headers(effects, [], None)
+        assert caplog.records == []
+        final_response_headers(effects, [], False)
+        final_response_headers(effects, [], False)
+    assert len(caplog.records) == 1
+    assert "cookie_secure=False" in caplog.records[0].getMessage()

@@ -676,11 +676,6 @@ def test_verify_session_needs_the_middleware(app: django_app.TestApp) -> None:
         Client().get("/protected")
 
 
-def test_verify_session_must_be_called() -> None:
-    with pytest.raises(TypeError, match=r"@verify_session\(\)"):
-        sw.verify_session(lambda request: None)  # type: ignore[arg-type]
-
-
 def test_cookie_header_reading() -> None:
     from sessionward.django.api import cookie_header
 

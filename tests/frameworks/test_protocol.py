@@ -309,12 +309,15 @@ def test_logout_clears_cookies_and_ends_the_session(make_client: ClientFactory) 
     assert_body(again, 401, "unauthorised")
 
 
-@pytest.mark.parametrize("route", ["/login-then-logout", "/update-then-logout"])
+@pytest.mark.parametrize("route", ["/login-then-logout", "/update-then-logout", "/relogin-then-revoke-old"])
 def test_revocation_drops_earlier_effects_of_the_same_request(
     make_client: ClientFactory, route: str
 ) -> None:
+    """The last session change of a request wins on its response, whichever response
+    object each change was made through (relogin: verify the old session, create a new
+    one on the response, then revoke the old one: everything is cleared)."""
     client = make_client(enable_anti_csrf=True)
-    if route == "/update-then-logout":
+    if route != "/login-then-logout":
         client.login("carol", {"v": 1})
     response = client.request("POST", route)
     assert response.status == 200, response.body

@@ -7,7 +7,7 @@ Django settings are process-wide, so the app is configured once per process
 (leaving it closes that config's engine). Real servers use :func:`wsgi_application`.
 
 Routes (the adapter contract): POST /login, GET|POST|OPTIONS /protected, GET /optional,
-POST /update-payload, POST /login-then-logout,
+POST /update-payload, POST /login-then-logout, POST /relogin-then-revoke-old,
 POST /update-then-logout, GET|POST /data, POST /logout, POST /logout-all, GET /health; the
 refresh route is answered by the middleware. Extra, Django-specific routes under
 /django/... serve ``test_django_adapter.py``.
@@ -174,6 +174,17 @@ def login_then_logout(request: HttpRequest) -> HttpResponse:
 
 
 @verify_session()
+def relogin_then_revoke_old(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    old = request.sessionward
+    response = JsonResponse({})
+    create_new_session(response, "dave", {"v": 3})
+    old.revoke_session()
+    return response
+
+
+@verify_session()
 def update_then_logout(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
@@ -263,6 +274,7 @@ urlpatterns = [
     path("optional", optional),
     path("update-payload", update_payload),
     path("login-then-logout", login_then_logout),
+    path("relogin-then-revoke-old", relogin_then_revoke_old),
     path("update-then-logout", update_then_logout),
     path("data", data),
     path("logout", logout),

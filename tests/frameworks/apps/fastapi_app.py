@@ -70,6 +70,12 @@ def create_app(config: Config, store: str | None = None, **init_options: Any) ->
         await session.revoke_session()
         return {}
 
+    @app.post("/relogin-then-revoke-old")
+    async def relogin_then_revoke_old(old: RequiredSession, response: Response) -> dict[str, Any]:
+        await create_new_session(response, "dave", {"v": 3})
+        await old.revoke_session()
+        return {}
+
     @app.post("/update-then-logout")
     async def update_then_logout(session: RequiredSession) -> dict[str, Any]:
         await session.update_jwt_payload({"v": 2})
