@@ -314,6 +314,14 @@ def test_effects_reach_the_response_actually_returned(app: django_app.TestApp) -
     assert response.headers["Cache-Control"] == "no-store"
 
 
+def test_unhandled_exception_drops_pending_cookies(app: django_app.TestApp) -> None:
+    response = Client(raise_request_exception=False).post("/django/login-then-crash")
+    assert response.status_code == 500
+    assert response.cookies == SimpleCookie()
+    assert "front-token" not in response.headers
+    assert "id-refresh-token" not in response.headers
+
+
 def test_create_then_update_on_the_same_response_is_not_duplicated(app: django_app.TestApp) -> None:
     response = Browser().request("POST", "/django/login-then-update")
     assert len(wire_set_cookies(response)) == 3

@@ -260,6 +260,12 @@ def other_response(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"user_id": session.user_id})
 
 
+def login_then_crash(request: HttpRequest) -> HttpResponse:
+    """A session created, then an unhandled exception: Django's 500 page follows."""
+    create_new_session(HttpResponse(), "gus")
+    raise RuntimeError("the view crashed")
+
+
 def login_then_update(request: HttpRequest) -> HttpResponse:
     """create_new_session, then a Session method changing the same cookies."""
     response = JsonResponse({})
@@ -286,4 +292,5 @@ urlpatterns = [
     path("django/explicit-response", explicit_response),
     path("django/other-response", other_response),
     path("django/login-then-update", login_then_update),
+    path("django/login-then-crash", login_then_crash),
 ]
