@@ -24,6 +24,7 @@ from sessionward.transport import (
     RequestTokens,
     ResponseEffects,
     error_response,
+    final_response_headers,
     merge_header_list,
     parse_session_cookies,
     session_cookie_present,
@@ -181,8 +182,9 @@ def test_set_session_writes_exact_cookies_and_headers() -> None:
     assert effects.headers == {
         "front-token": "front", "id-refresh-token": "i;2000000000000", "anti-csrf": "csrf"
     }
-    headers = dict(effects.response_headers("X-Custom, front-token"))
-    assert headers["access-control-expose-headers"] == "X-Custom, front-token, id-refresh-token, anti-csrf"
+    existing = [("Access-Control-Expose-Headers", "X-Custom, front-token")]
+    headers = dict(final_response_headers(effects, existing, None))
+    assert headers["Access-Control-Expose-Headers"] == "X-Custom, front-token, id-refresh-token, anti-csrf"
     assert headers["cache-control"] == "no-store"
 
 
@@ -242,13 +244,16 @@ def test_session_cookie_present(header: str | None, present: bool) -> None:
 def test_revocation_after_create_leaves_only_the_removal() -> None:
     effects = ResponseEffects(CONFIG)
     effects.set_session(tokens())
-    applied = dict(effects.response_headers("X-App"))
-    assert applied["access-control-expose-headers"] == "X-App, id-refresh-token, anti-csrf, front-token"
+    applied = final_response_headers(effects, [("Access-Control-Expose-Headers", "X-App")], None)
+    assert dict(applied)["Access-Control-Expose-Headers"] == "X-App, id-refresh-token, anti-csrf, front-token"
     effects.clear_session()
-    final = effects.response_headers(applied["access-control-expose-headers"])
+    final = final_response_headers(effects, applied, None)
     names = [name for name, _ in final if name != "set-cookie"]
-    assert names == ["id-refresh-token", "access-control-expose-headers", "cache-control"]
-    assert dict(final)["access-control-expose-headers"] == "X-App, id-refresh-token"
+    assert names == ["Access-Control-Expose-Headers", "cache-control", "id-refresh-token"]
+    assert dict(final)["Access-Control-Expose-Headers"] == "X-App, id-refresh-token"
+    assert [value.split("=")[0] for name, value in final if name == "set-cookie"] == [
+        "sAccessToken", "sRefreshToken", "sIdRefreshToken"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -269,3 +274,52 @@ def test_error_mapping(error: Exception, status: int, message: str, clear: bool)
     assert json.loads(answer.body) == {"message": message}
     assert answer.clear_cookies is clear
     assert (dict(answer.headers).get("retry-after") is not None) == (status == 503)
+
+
+def test_final_headers_keep_the_app_headers_and_replace_only_session_ones() -> None:
+    effects = ResponseEffects(CONFIG)
+    effects.set_session(tokens())
+    existing = [
+        ("Content-Type", "application/json"),
+        ("Set-Cookie", "theme=dark; Path=/"),
+        ("Set-Cookie", "sAccessToken=stale; Path=/"),
+        ("front-token", "stale"),
+        ("Cache-Control", "max-age=60"),
+    ]
+    final = final_response_headers(effects, existing, None)
+    assert final[:3] == [
+        ("Content-Type", "application/json"),
+        ("Set-Cookie", "theme=dark; Path=/"),
+        ("Cache-Control", "no-store"),
+    ]
+    assert [value for name, value in final if name.lower() == "front-token"] == ["front"]
+    cookies = [value.split("=")[0] for name, value in final if name.lower() == "set-cookie"]
+    assert cookies == ["theme", "sAccessToken", "sRefreshToken", "sIdRefreshToken"]
+
+
+def test_nothing_pending_leaves_the_headers_as_they_are() -> None:
+    existing = [("X-A", "1"), ("front-token", "app's own")]
+    assert final_response_headers(ResponseEffects(CONFIG), existing, False) == existing
+
+
+def test_discard_forgets_minted_tokens() -> None:
+    effects = ResponseEffects(CONFIG)
+    effects.set_session(tokens())
+    effects.discard()
+    assert not effects.pending
+
+
+def test_secure_cookies_warn_only_on_plain_http(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(transport, "_insecure_cookie_warned", False)
+    effects = ResponseEffects(Config(store="sqlite:///:memory:"))
+    effects.set_session(tokens())
+    with caplog.at_level("WARNING", logger="sessionward"):
+        final_response_headers(effects, [], True)
+        final_response_headers(effects, [], None)
+        assert caplog.records == []
+        final_response_headers(effects, [], False)
+        final_response_headers(effects, [], False)
+    assert len(caplog.records) == 1
+    assert "cookie_secure=False" in caplog.records[0].getMessage()

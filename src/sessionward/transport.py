@@ -1,17 +1,18 @@
-"""The wire protocol (SPEC §4), framework-neutral: reading tokens from a request, writing
-cookies and headers, mapping errors to status codes and bodies.
+"""The wire protocol, framework-neutral: reading tokens from a request, writing cookies and
+headers, mapping errors to status codes and bodies.
 
 Adapters hand this module plain strings (the raw ``Cookie`` header, a few request
-headers, the method) and apply what it returns (``Set-Cookie`` values keyed by cookie
-name, protocol headers). Parsing the raw ``Cookie`` header here, once, gives every
-framework the same verdict on hostile input such as duplicate cookie names; reading the
-protocol request headers through :func:`single_header` does the same for a header sent
-more than once.
+headers, the method) and convert what it returns: the final header list of a response
+(:func:`final_response_headers`) to their framework's header container. Parsing the raw
+``Cookie`` header here, once, gives every framework the same verdict on hostile input
+such as duplicate cookie names; reading the protocol request headers through
+:func:`single_header` does the same for a header sent more than once.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -48,10 +49,14 @@ __all__ = [
     "ErrorResponse",
     "RequestTokens",
     "ResponseEffects",
+    "bare_factory_error",
     "error_response",
+    "final_response_headers",
+    "log_error_answer",
     "merge_header_list",
     "parse_session_cookies",
     "session_cookie_present",
+    "set_cookie_name",
     "single_header",
     "tokens_for_refresh",
     "tokens_for_verification",
@@ -175,8 +180,9 @@ def tokens_for_verification(
 ) -> tuple[str, bool]:
     """The access token to verify and whether to check anti-CSRF, or the protocol error.
 
-    A missing idRefresh cookie is ``UnauthorizedError`` that clears nothing; a missing
-    access cookie is ``TryRefreshTokenError`` (SPEC §4.3).
+    A missing idRefresh cookie is ``UnauthorizedError`` that clears nothing (the cookies
+    did not reach this route, which says nothing about the session); a missing access
+    cookie is ``TryRefreshTokenError`` (it expired in the browser: the client refreshes).
     """
     if not isinstance(tokens.id_refresh_token, str):
         raise UnauthorizedError(
@@ -243,9 +249,11 @@ class ResponseEffects:
     ``cookies`` maps a cookie name to its one ``Set-Cookie`` value (a later write replaces
     an earlier one, so a response never carries two for the same name); ``headers`` are
     the protocol headers, overwritten on the response rather than appended. The effects
-    are the final word on the response: a revocation (or an error answer) after tokens
-    were written removes those tokens' headers, even when an adapter had already applied
-    the earlier state to a response (see :meth:`response_headers`).
+    are the final word on the response: a revocation (or an error answer, see
+    :meth:`discard`) after tokens were written removes those tokens' cookies and headers,
+    even when an adapter had already applied the earlier state to a response (see
+    :func:`final_response_headers`). An adapter keeps one object per request, so the last
+    change made during the request wins whichever response it was made through.
     """
 
     config: Config
@@ -295,33 +303,129 @@ class ResponseEffects:
         self.headers.pop(ANTI_CSRF_HEADER, None)
         self.headers[ID_REFRESH_TOKEN_HEADER] = "remove"
 
-    def response_headers(self, existing_expose: str | None) -> list[tuple[str, str]]:
-        """The final headers of the response, ``Set-Cookie`` included.
+    def discard(self) -> None:
+        """Forget everything recorded so far: an error answer carries only what the error
+        itself dictates (nothing, or the cleared cookies), never tokens minted earlier in
+        the request; an adapter calls this before answering an error or a crash."""
+        self.cookies.clear()
+        self.headers.clear()
 
-        An adapter first removes from the response every header of
-        :data:`PROTOCOL_HEADERS` and every ``Set-Cookie`` of a name in :attr:`cookies`,
-        then sets each returned header (replacing any value of the same name) and adds
-        each ``Set-Cookie``. So applying the effects again, after a later change such as a
-        revocation, leaves exactly their final state. ``existing_expose`` is the
-        response's ``Access-Control-Expose-Headers``: the protocol headers no longer sent
-        are taken out of it, the ones sent are merged in.
-        """
-        result = [("set-cookie", value) for value in self.cookies.values()]
-        result.extend(self.headers.items())
-        exposed = [name for name in PROTOCOL_HEADERS if name in self.headers]
-        if existing_expose and len(exposed) < len(PROTOCOL_HEADERS):
-            existing_expose = _without(existing_expose, PROTOCOL_HEADERS)
-        if exposed:
-            result.append(
-                ("access-control-expose-headers", merge_header_list(existing_expose, exposed))
-            )
-        if self.cookies:
-            result.append(("cache-control", "no-store"))
+
+_LOGGER = logging.getLogger("sessionward")
+_CACHE_CONTROL = "cache-control"
+_EXPOSE_HEADERS = "access-control-expose-headers"
+_SET_COOKIE = "set-cookie"
+_insecure_cookie_warned = False
+
+
+def set_cookie_name(set_cookie: str) -> str:
+    """The cookie name of a ``Set-Cookie`` value."""
+    return set_cookie.split("=", 1)[0].strip()
+
+
+def final_response_headers(
+    effects: ResponseEffects, headers: Iterable[tuple[str, str]], secure_request: bool | None
+) -> list[tuple[str, str]]:
+    """The headers a response goes out with, once ``effects`` are applied to it.
+
+    ``headers`` are all the response's headers, in order, names in any case, one entry per
+    ``Set-Cookie``; an adapter converts the result back into its framework's container
+    (replacing what was there). The rules:
+
+    - every ``Set-Cookie`` of a cookie in ``effects.cookies`` is replaced by the effects'
+      one, and every protocol header (:data:`PROTOCOL_HEADERS`) by the effects' value or
+      removed, so applying the effects again after a later change (a revocation, an
+      error) leaves exactly their final state, never two copies;
+    - ``Access-Control-Expose-Headers`` keeps the application's names and lists exactly the
+      protocol headers sent (merged without duplicates, dropped if it ends up empty);
+    - a response that sets session cookies gets ``Cache-Control: no-store``.
+
+    ``secure_request`` is whether the request came over https as the framework sees it
+    (``None``: not known here). ``Secure`` cookies written to a plain-http request are
+    logged once per process: clients do not send them back over http.
+    """
+    result: list[tuple[str, str]] = []
+    if not effects.pending:
+        result.extend(headers)
         return result
+    if secure_request is False and effects.cookies and effects.config.cookie_secure:
+        _warn_insecure_cookie()
+    ours = effects.cookies
+    expose: list[str] = []
+    expose_at: int | None = None
+    cache_at: int | None = None
+    for name, value in headers:
+        lower = name.lower()
+        if lower in PROTOCOL_HEADERS or (lower == _SET_COOKIE and set_cookie_name(value) in ours):
+            continue
+        if lower == _EXPOSE_HEADERS:
+            expose.append(value)
+            if expose_at is not None:
+                continue
+            expose_at = len(result)
+        elif lower == _CACHE_CONTROL and ours:
+            if cache_at is not None:
+                continue
+            cache_at = len(result)
+        result.append((name, value))
+    sent = effects.headers
+    exposed = [name for name in PROTOCOL_HEADERS if name in sent]
+    not_sent = [name for name in PROTOCOL_HEADERS if name not in sent]
+    expose_value = merge_header_list(_without(", ".join(expose), not_sent), exposed)
+    if expose_at is None:
+        if expose_value:
+            result.append((_EXPOSE_HEADERS, expose_value))
+    elif expose_value:
+        result[expose_at] = (result[expose_at][0], expose_value)
+    else:
+        del result[expose_at]
+        if cache_at is not None and cache_at > expose_at:
+            cache_at -= 1
+    if ours:
+        if cache_at is None:
+            result.append((_CACHE_CONTROL, "no-store"))
+        else:
+            result[cache_at] = (result[cache_at][0], "no-store")
+        result.extend((_SET_COOKIE, value) for value in ours.values())
+    result.extend(effects.headers.items())
+    return result
+
+
+def _warn_insecure_cookie() -> None:
+    global _insecure_cookie_warned
+    if _insecure_cookie_warned:
+        return
+    _insecure_cookie_warned = True
+    _LOGGER.warning(
+        "sessionward set Secure session cookies on a plain-http request: browsers and HTTP "
+        "clients do not send Secure cookies back over http, so the next request will be "
+        "answered 401. Serve the app over https, or set cookie_secure=False for plain-http "
+        "development. (Logged once per process.)"
+    )
+
+
+def log_error_answer(logger: logging.Logger, error: SessionWardError, status: int) -> None:
+    """Log a session error the way every adapter does: a store outage as a warning, an
+    internal error with its traceback, a rejected session at debug level."""
+    if isinstance(error, StorageUnavailableError):
+        logger.warning("session store unavailable (answered %d): %s", status, error)
+    elif isinstance(error, GeneralError):
+        logger.error("session error (answered %d): %s", status, error, exc_info=error)
+    else:
+        logger.debug("%s (answered %d): %s", type(error).__name__, status, error)
+
+
+def bare_factory_error(usage: str) -> TypeError:
+    """The error for ``verify_session`` used without being called first."""
+    return TypeError(
+        f"verify_session is a factory: write {usage} with the parentheses "
+        f"(it takes the options anti_csrf_check and session_required)"
+    )
 
 
 class ErrorResponse(NamedTuple):
-    """How a session error is answered (SPEC §4.4)."""
+    """How a session error is answered: status, JSON body, whether the session cookies are
+    cleared, extra headers."""
 
     status: int
     body: bytes

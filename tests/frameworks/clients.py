@@ -31,6 +31,8 @@ if str(APPS) not in sys.path:
 IN_PROCESS = ("flask", "fastapi", "django")
 SERVERS = ("flask-gunicorn", "fastapi-uvicorn", "django-gunicorn")
 FRAMEWORKS = IN_PROCESS + SERVERS
+WITH_STARLETTE = (*FRAMEWORKS, "starlette")
+"""The protocol suite also runs on plain Starlette (the FastAPI adapter without ``Depends``)."""
 
 
 @contextmanager
@@ -38,6 +40,7 @@ def open_client(framework: str, config: Config) -> Iterator[WireClient]:
     opener = {
         "flask": _flask,
         "fastapi": _fastapi,
+        "starlette": _starlette,
         "django": _django,
     }.get(framework)
     if opener is not None:
@@ -68,9 +71,23 @@ def _flask(config: Config) -> Iterator[WireClient]:
 @contextmanager
 def _fastapi(config: Config) -> Iterator[WireClient]:
     import fastapi_app
+
+    with _asgi(fastapi_app.create_app(config)) as client:
+        yield client
+
+
+@contextmanager
+def _starlette(config: Config) -> Iterator[WireClient]:
+    import fastapi_app
+
+    with _asgi(fastapi_app.create_starlette_app(config)) as client:
+        yield client
+
+
+@contextmanager
+def _asgi(app: Any) -> Iterator[WireClient]:
     from starlette.testclient import TestClient
 
-    app = fastapi_app.create_app(config)
     with TestClient(app, base_url="http://testserver") as test_client:
 
         def transport(method: str, path: str, headers: Headers, body: bytes | None) -> WireResponse:

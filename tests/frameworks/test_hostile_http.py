@@ -191,3 +191,24 @@ def test_duplicated_session_cookies_on_an_optional_route(client: WireClient) -> 
         cookie=f"sAccessToken={access}; sIdRefreshToken={ident}", update_jar=False,
     )
     assert (response.status, response.json()) == (200, {"user_id": None})
+
+
+def test_split_cookie_headers_are_read_as_one_list(client: WireClient) -> None:
+    """Cookie headers sent on several lines (as HTTP/2 clients do) are read together, and a
+    name repeated across them is a duplicate: the same verdict on every framework."""
+    client.login("alice")
+    access = client.jar.value("sAccessToken") or ""
+    ident = client.jar.value("sIdRefreshToken") or ""
+    split = [("cookie", f"sAccessToken={access}"), ("cookie", f"other=1; sIdRefreshToken={ident}")]
+    ok = client.request("GET", "/protected", headers=split, cookie=None, update_jar=False)
+    assert ok.status == 200 and ok.json()["user_id"] == "alice"
+    forged = [*split, ("cookie", "sAccessToken=forged")]
+    tossed = client.request("GET", "/protected", headers=forged, cookie=None, update_jar=False)
+    assert_safe(tossed, access)
+    assert tossed.json() == {"message": "try refresh token"}
+    doubled = client.request(
+        "GET", "/protected", headers=[*split, ("cookie", "sIdRefreshToken=x")], cookie=None, update_jar=False
+    )
+    assert_safe(doubled, access)
+    assert doubled.json() == {"message": "unauthorised"}
+    assert doubled.header_values("set-cookie") == []

@@ -1,4 +1,4 @@
-"""Django integration (SPEC §3.1).
+"""Django integration.
 
 Set-up::
 
@@ -7,7 +7,9 @@ Set-up::
     SESSIONWARD = {"store": "sqlite:///sessionward.db", "access_token_validity": 900}
 
 Views decorated with :func:`verify_session` read the session from ``request.sessionward``.
-See ``docs/django.md``.
+Every public name is importable from here; the submodules (``settings``, ``engine``,
+``responses``, ``api``, ``decorators``, ``middleware``) are an internal layout. See
+``docs/django.md``.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ from .api import (
     revoke_session,
     update_jwt_payload,
     update_session_data,
-    verify_session,
 )
+from .decorators import verify_session
 from .middleware import SessionWardMiddleware
 
 __all__ = [

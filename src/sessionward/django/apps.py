@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.apps import AppConfig  # type: ignore[import-untyped]
 
-from .api import load_options
+from .settings import load_options
 
 
 class SessionWardConfig(AppConfig):  # type: ignore[misc]

@@ -12,14 +12,9 @@ from ..browser import CLIENT_SCRIPT_HEADERS, CLIENT_SCRIPT_PATH, client_script
 from ..errors import ConfigError, SessionWardError
 from ..session import SessionHandler
 from ..transport import ResponseEffects
-from .api import (
-    cookie_header,
-    error_response,
-    finish_response,
-    get_handler,
-    preflight,
-    request_effects,
-)
+from .api import cookie_header, current_request, finish_response, request_effects
+from .engine import get_handler
+from .responses import error_response, preflight
 
 __all__ = ["SessionWardMiddleware"]
 
@@ -69,10 +64,10 @@ class SessionWardMiddleware:
     (``request._sessionward_effects``), answers the refresh route at
     ``refresh_api_path`` and the browser client at
     :data:`~sessionward.browser.CLIENT_SCRIPT_PATH` without any URLconf entry, maps
-    :class:`SessionWardError` raised by a view to the JSON answers of SPEC §4.4
-    (``process_exception``), and writes the
-    pending cookies and protocol headers onto whatever response the view returns.
-    Sync and async capable: under ASGI nothing blocking runs on the event loop.
+    :class:`SessionWardError` raised by a view to its JSON answer (``process_exception``;
+    another exception drops the request's pending cookies, so a 500 page carries none),
+    and writes the pending cookies and protocol headers onto whatever response the view
+    returns. Sync and async capable: under ASGI nothing blocking runs on the event loop.
     """
 
     sync_capable = True
@@ -91,10 +86,14 @@ class SessionWardMiddleware:
             return answer_client_script(request)
         handler = get_handler()
         effects = request_effects(request, handler)
-        if request.path == handler.config.refresh_api_path:
-            response = answer_refresh(request, handler, effects)
-        else:
-            response = self.get_response(request)
+        token = current_request.set(request)
+        try:
+            if request.path == handler.config.refresh_api_path:
+                response = answer_refresh(request, handler, effects)
+            else:
+                response = self.get_response(request)
+        finally:
+            current_request.reset(token)
         return finish_response(request, response)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
@@ -102,18 +101,26 @@ class SessionWardMiddleware:
             return answer_client_script(request)
         handler = get_handler()
         effects = request_effects(request, handler)
-        if request.path == handler.config.refresh_api_path:
-            # thread_sensitive: the theft hook may use the ORM.
-            response = await sync_to_async(answer_refresh, thread_sensitive=True)(request, handler, effects)
-        else:
-            get_response: Callable[[HttpRequest], Awaitable[HttpResponse]] = self.get_response
-            response = await get_response(request)
+        token = current_request.set(request)
+        try:
+            if request.path == handler.config.refresh_api_path:
+                # thread_sensitive: the theft hook may use the ORM.
+                refresh = sync_to_async(answer_refresh, thread_sensitive=True)
+                response = await refresh(request, handler, effects)
+            else:
+                get_response: Callable[[HttpRequest], Awaitable[HttpResponse]] = self.get_response
+                response = await get_response(request)
+        finally:
+            current_request.reset(token)
         return finish_response(request, response)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         """Answer a :class:`SessionWardError` raised by a view (``ConfigError`` excepted:
-        a misconfiguration stays loud)."""
-        if not isinstance(exception, SessionWardError) or isinstance(exception, ConfigError):
-            return None
+        a misconfiguration stays loud); any other exception becomes Django's 500 page,
+        which must not carry the cookies recorded before the crash."""
         handler = get_handler()
-        return error_response(handler, request_effects(request, handler), exception)
+        effects = request_effects(request, handler)
+        if not isinstance(exception, SessionWardError) or isinstance(exception, ConfigError):
+            effects.discard()
+            return None
+        return error_response(handler, effects, exception)

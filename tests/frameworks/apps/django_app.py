@@ -7,7 +7,7 @@ Django settings are process-wide, so the app is configured once per process
 (leaving it closes that config's engine). Real servers use :func:`wsgi_application`.
 
 Routes (the adapter contract): POST /login, GET|POST|OPTIONS /protected, GET /optional,
-POST /update-payload, POST /login-then-logout,
+POST /update-payload, POST /login-then-logout, POST /relogin-then-revoke-old,
 POST /update-then-logout, GET|POST /data, POST /logout, POST /logout-all, GET /health; the
 refresh route is answered by the middleware. Extra, Django-specific routes under
 /django/... serve ``test_django_adapter.py``.
@@ -174,6 +174,17 @@ def login_then_logout(request: HttpRequest) -> HttpResponse:
 
 
 @verify_session()
+def relogin_then_revoke_old(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    old = request.sessionward
+    response = JsonResponse({})
+    create_new_session(response, "dave", {"v": 3})
+    old.revoke_session()
+    return response
+
+
+@verify_session()
 def update_then_logout(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
@@ -249,6 +260,12 @@ def other_response(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"user_id": session.user_id})
 
 
+def login_then_crash(request: HttpRequest) -> HttpResponse:
+    """A session created, then an unhandled exception: Django's 500 page follows."""
+    create_new_session(HttpResponse(), "gus")
+    raise RuntimeError("the view crashed")
+
+
 def login_then_update(request: HttpRequest) -> HttpResponse:
     """create_new_session, then a Session method changing the same cookies."""
     response = JsonResponse({})
@@ -263,6 +280,7 @@ urlpatterns = [
     path("optional", optional),
     path("update-payload", update_payload),
     path("login-then-logout", login_then_logout),
+    path("relogin-then-revoke-old", relogin_then_revoke_old),
     path("update-then-logout", update_then_logout),
     path("data", data),
     path("logout", logout),
@@ -274,4 +292,5 @@ urlpatterns = [
     path("django/explicit-response", explicit_response),
     path("django/other-response", other_response),
     path("django/login-then-update", login_then_update),
+    path("django/login-then-crash", login_then_crash),
 ]

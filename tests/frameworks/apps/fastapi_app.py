@@ -70,6 +70,12 @@ def create_app(config: Config, store: str | None = None, **init_options: Any) ->
         await session.revoke_session()
         return {}
 
+    @app.post("/relogin-then-revoke-old")
+    async def relogin_then_revoke_old(old: RequiredSession, response: Response) -> dict[str, Any]:
+        await create_new_session(response, "dave", {"v": 3})
+        await old.revoke_session()
+        return {}
+
     @app.post("/update-then-logout")
     async def update_then_logout(session: RequiredSession) -> dict[str, Any]:
         await session.update_jwt_payload({"v": 2})
@@ -125,8 +131,32 @@ def create_starlette_app(config: Config, store: str | None = None, **init_option
 
     async def update_payload(request: Request) -> Response:
         session = await get_session(request)
-        await session.update_jwt_payload(await request.json())
+        try:
+            await session.update_jwt_payload(await request.json())
+        except StorageUnavailableError:
+            raise
+        except GeneralError:
+            return JSONResponse({"message": "payload too large"}, status_code=400)
         return JSONResponse({"payload": session.jwt_payload})
+
+    async def login_then_logout(request: Request) -> Response:
+        response = JSONResponse({})
+        session = await create_new_session(request, "carol", {"v": 1}, response=response)
+        await session.revoke_session()
+        return response
+
+    async def relogin_then_revoke_old(request: Request) -> Response:
+        old = await get_session(request)
+        response = JSONResponse({})
+        await create_new_session(response, "dave", {"v": 3})
+        await old.revoke_session()
+        return response
+
+    async def update_then_logout(request: Request) -> Response:
+        session = await get_session(request)
+        await session.update_jwt_payload({"v": 2})
+        await session.revoke_session()
+        return JSONResponse({})
 
     async def data(request: Request) -> Response:
         session = await get_session(request)
@@ -153,6 +183,9 @@ def create_starlette_app(config: Config, store: str | None = None, **init_option
             Route("/protected", protected, methods=["GET", "POST", "OPTIONS"]),
             Route("/optional", optional, methods=["GET"]),
             Route("/update-payload", update_payload, methods=["POST"]),
+            Route("/login-then-logout", login_then_logout, methods=["POST"]),
+            Route("/relogin-then-revoke-old", relogin_then_revoke_old, methods=["POST"]),
+            Route("/update-then-logout", update_then_logout, methods=["POST"]),
             Route("/data", data, methods=["GET", "POST"]),
             Route("/logout", logout, methods=["POST"]),
             Route("/logout-all", logout_all, methods=["POST"]),

@@ -80,6 +80,15 @@ def create_app(config: Config, store: str | None = None) -> Flask:
         create_new_session(response, "carol", {"v": 1}).revoke_session()
         return response
 
+    @app.post("/relogin-then-revoke-old")
+    @verify_session()
+    def relogin_then_revoke_old() -> Any:
+        old = current_session._get_current_object()  # type: ignore[attr-defined]
+        response = current_app.response_class(b"{}", mimetype="application/json")
+        create_new_session(response, "dave", {"v": 3})
+        old.revoke_session()
+        return response
+
     @app.post("/update-then-logout")
     @verify_session()
     def update_then_logout() -> Any:

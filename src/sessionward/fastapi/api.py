@@ -1,0 +1,218 @@
+"""Request-level calls (``create_new_session``, ``get_session``, ``refresh_session``,
+``preflight``) and the management calls, bound to the app serving the current request."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from starlette.applications import Starlette
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
+
+from ..engine.aio import AsyncSessionWard
+from ..engine.types import SessionInformation
+from ..errors import GeneralError
+from ..session import AsyncSession
+from ..transport import preflight_headers
+from .middleware import (
+    STATE_CONTEXT_KEY,
+    STATE_SESSION_KEY,
+    _apply_to_response,
+    _bindings,
+    _cookie_header,
+    _current,
+    _RequestContext,
+    _verification_headers,
+)
+
+__all__ = [
+    "create_new_session",
+    "get_all_session_handles_for_user",
+    "get_jwt_payload",
+    "get_session",
+    "get_session_data",
+    "get_session_information",
+    "preflight",
+    "refresh_session",
+    "revoke_all_sessions_for_user",
+    "revoke_multiple_sessions",
+    "revoke_session",
+    "update_jwt_payload",
+    "update_session_data",
+]
+
+R = TypeVar("R", bound=Response)
+
+
+# -- per-request context -----------------------------------------------------------------------------
+
+
+def _context_or_none(connection: HTTPConnection | Response | None) -> _RequestContext | None:
+    if isinstance(connection, HTTPConnection):
+        context = connection.scope.get("state", {}).get(STATE_CONTEXT_KEY)
+        if isinstance(context, _RequestContext):
+            return context
+    return _current.get()
+
+
+def _context(connection: HTTPConnection | Response | None) -> _RequestContext:
+    context = _context_or_none(connection)
+    if context is None:
+        raise GeneralError(
+            "no sessionward request context: call sessionward.fastapi.init(app) before the app "
+            "starts, and call this inside a request of that app"
+        )
+    return context
+
+
+def _remember(connection: HTTPConnection | Response | None, session: AsyncSession) -> None:
+    if isinstance(connection, HTTPConnection):
+        connection.scope.setdefault("state", {})[STATE_SESSION_KEY] = session
+
+
+def _apply_to(context: _RequestContext, *targets: object) -> None:
+    for target in targets:
+        if isinstance(target, Response):
+            _apply_to_response(target, context.effects)
+
+
+# -- request-level API ---------------------------------------------------------------------------------
+
+
+async def create_new_session(
+    request_or_response: HTTPConnection | Response,
+    user_id: str,
+    jwt_payload: dict[str, Any] | None = None,
+    session_data: dict[str, Any] | None = None,
+    *,
+    response: Response | None = None,
+) -> AsyncSession:
+    """Create a session for ``user_id``; its cookies and headers go on the response.
+
+    The first argument is the current ``Request`` or a ``Response`` (FastAPI's injected
+    ``Response`` works; the current request is then found through the middleware's
+    context variable). The middleware writes the cookies on whatever response the
+    endpoint returns; a ``Response`` given (first argument or ``response=``) also gets
+    them at once. Raises :class:`~sessionward.errors.GeneralError` on failure.
+    """
+    context = _context(request_or_response)
+    session = await context.handler.create(context.effects, user_id, jwt_payload, session_data)
+    _remember(request_or_response, session)
+    _apply_to(context, request_or_response, response)
+    return session
+
+
+async def get_session(
+    request: HTTPConnection,
+    response: Response | None = None,
+    anti_csrf_check: bool | None = None,
+) -> AsyncSession:
+    """Verify the request's session (``anti_csrf_check=None``: check unless GET/HEAD/OPTIONS).
+
+    Raises ``UnauthorizedError`` or ``TryRefreshTokenError`` (answered by the exception
+    handler that :func:`~sessionward.fastapi.init` registered). A replacement access
+    token minted by verification goes on the outgoing response (and on ``response`` if
+    given).
+    """
+    context = _context(request)
+    scope = request.scope
+    cookie_header, anti_csrf = _verification_headers(scope)
+    session = await context.handler.verify(
+        context.effects, cookie_header, anti_csrf, str(scope.get("method", "GET")), anti_csrf_check
+    )
+    _remember(request, session)
+    if response is not None:
+        _apply_to_response(response, context.effects)
+    return session
+
+
+async def refresh_session(request: HTTPConnection, response: Response | None = None) -> AsyncSession:
+    """Rotate the tokens of a refresh request (the route ``init`` mounts calls this)."""
+    context = _context(request)
+    session = await context.handler.refresh(context.effects, _cookie_header(request.scope))
+    _remember(request, session)
+    _apply_to(context, response)
+    return session
+
+
+def preflight(response: R) -> R:
+    """Add the CORS preflight headers the protocol needs (``anti-csrf``, ``fdi-version``,
+    ... to ``Access-Control-Allow-Headers``, merged; ``Access-Control-Allow-Credentials:
+    true``) to ``response`` and return it."""
+    existing = ", ".join(response.headers.getlist("access-control-allow-headers")) or None
+    for name, value in preflight_headers(existing):
+        response.headers[name] = value
+    return response
+
+
+# -- management calls ----------------------------------------------------------------------------------
+
+
+def _engine(app: Starlette | None) -> AsyncSessionWard:
+    """The engine of ``app``; else of the app serving the current request; else of the one
+    running app (between lifespan startup and shutdown); else of the one initialised app
+    that was not shut down."""
+    if app is not None:
+        engine = getattr(app.state, "sessionward", None)
+        if not isinstance(engine, AsyncSessionWard):
+            raise GeneralError("sessionward.fastapi.init() was not called for this app")
+        return engine
+    context = _current.get()
+    if context is not None:
+        return context.handler.engine
+    bindings = list(_bindings)
+    candidates = [binding for binding in bindings if binding.running] or [
+        binding for binding in bindings if not binding.closed
+    ]
+    if len(candidates) == 1:
+        return candidates[0].engine
+    raise GeneralError(
+        "cannot tell which app's sessionward engine to use outside a request "
+        f"({len(candidates)} candidate apps): pass app=..."
+    )
+
+
+async def revoke_session(handle: str, *, app: Starlette | None = None) -> bool:
+    """End one session; return whether it existed."""
+    return await _engine(app).revoke_session(handle)
+
+
+async def revoke_multiple_sessions(handles: list[str], *, app: Starlette | None = None) -> list[str]:
+    """End these sessions; return the handles that existed."""
+    return await _engine(app).revoke_multiple_sessions(handles)
+
+
+async def revoke_all_sessions_for_user(user_id: str, *, app: Starlette | None = None) -> list[str]:
+    """End every session of ``user_id``; return their handles."""
+    return await _engine(app).revoke_all_sessions_for_user(user_id)
+
+
+async def get_all_session_handles_for_user(user_id: str, *, app: Starlette | None = None) -> list[str]:
+    """Handles of ``user_id``'s live sessions."""
+    return await _engine(app).get_all_session_handles_for_user(user_id)
+
+
+async def get_session_data(handle: str, *, app: Starlette | None = None) -> dict[str, Any]:
+    """The private session data; ``UnauthorizedError`` if the session is gone."""
+    return await _engine(app).get_session_data(handle)
+
+
+async def update_session_data(handle: str, data: dict[str, Any], *, app: Starlette | None = None) -> None:
+    """Overwrite the private session data; ``UnauthorizedError`` if the session is gone."""
+    await _engine(app).update_session_data(handle, data)
+
+
+async def get_jwt_payload(handle: str, *, app: Starlette | None = None) -> dict[str, Any]:
+    """The JWT payload stored for the session."""
+    return await _engine(app).get_jwt_payload(handle)
+
+
+async def update_jwt_payload(handle: str, payload: dict[str, Any], *, app: Starlette | None = None) -> None:
+    """Overwrite the stored JWT payload (access tokens issued from now on carry it; use
+    ``session.update_jwt_payload`` to also re-issue the current request's token)."""
+    await _engine(app).update_jwt_payload(handle, payload)
+
+
+async def get_session_information(handle: str, *, app: Starlette | None = None) -> SessionInformation:
+    """Everything stored about a session; ``UnauthorizedError`` if it is gone."""
+    return await _engine(app).get_session_information(handle)

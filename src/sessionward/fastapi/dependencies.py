@@ -1,0 +1,63 @@
+"""``verify_session()``: the FastAPI dependency (also callable from plain Starlette)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, overload
+
+from starlette.requests import Request
+
+from ..session import AsyncSession
+from ..transport import bare_factory_error, session_cookie_present
+from .api import get_session
+from .middleware import _cookie_header
+
+__all__ = ["verify_session"]
+
+# The default of verify_session's hidden parameter: FastAPI fills a parameter annotated
+# ``Request`` with the request, which is how ``Depends(verify_session)`` is recognised.
+_NOT_A_DEPENDENCY: Any = None
+
+
+@overload
+def verify_session(
+    anti_csrf_check: bool | None = None, session_required: Literal[True] = True
+) -> Callable[[Request], Awaitable[AsyncSession]]: ...
+
+
+@overload
+def verify_session(
+    anti_csrf_check: bool | None = None, *, session_required: Literal[False]
+) -> Callable[[Request], Awaitable[AsyncSession | None]]: ...
+
+
+@overload
+def verify_session(
+    anti_csrf_check: bool | None, session_required: bool
+) -> Callable[[Request], Awaitable[AsyncSession | None]]: ...
+
+
+def verify_session(
+    anti_csrf_check: bool | None = None,
+    session_required: bool = True,
+    *,
+    _misused_as_dependency: Request = _NOT_A_DEPENDENCY,
+) -> Callable[[Request], Awaitable[AsyncSession | None]]:
+    """A dependency for ``Depends(verify_session())`` returning the request's session.
+
+    With ``session_required=False`` the dependency returns ``None`` when the request has no
+    ``sIdRefreshToken`` cookie (no session at all); a session that is present but invalid or
+    expired is still answered with the usual 401, so that the frontend refreshes. Outside
+    FastAPI (plain Starlette) call it directly: ``await verify_session()(request)``.
+    ``Depends(verify_session)``, without the call, fails on the first request with a
+    ``TypeError`` saying so.
+    """
+    if _misused_as_dependency is not _NOT_A_DEPENDENCY or callable(anti_csrf_check):
+        raise bare_factory_error("Depends(verify_session())")
+
+    async def session_dependency(request: Request) -> AsyncSession | None:
+        if not session_required and not session_cookie_present(_cookie_header(request.scope)):
+            return None
+        return await get_session(request, None, anti_csrf_check)
+
+    return session_dependency

@@ -1,0 +1,185 @@
+"""The pure-ASGI middleware and the per-request context it keeps.
+
+For every HTTP (and WebSocket) connection :class:`SessionWardMiddleware` puts a fresh
+:class:`~sessionward.transport.ResponseEffects` into ``scope["state"]`` and a context
+variable; when the response starts it rewrites the ``http.response.start`` headers of
+whatever response the endpoint produced with
+:func:`~sessionward.transport.final_response_headers`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import weakref
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..config import Config
+from ..engine.aio import AsyncSessionWard
+from ..session import AsyncSessionHandler, ErrorHandler
+from ..stores.base import AsyncStore
+from ..transport import ANTI_CSRF_HEADER, ResponseEffects, final_response_headers
+
+__all__ = ["STATE_CONTEXT_KEY", "STATE_SESSION_KEY", "SessionWardMiddleware", "TheftHook"]
+
+STATE_CONTEXT_KEY = "sessionward_context"
+STATE_SESSION_KEY = "sessionward_session"
+TheftHook = Callable[[str, str], Awaitable[Any] | Any]
+
+_ANTI_CSRF = ANTI_CSRF_HEADER.encode("latin-1")
+_SECURE_SCHEMES = frozenset({"https", "wss"})
+
+
+class _Binding:
+    """One app's engine and request handler (rebuilt if the app is started again after
+    a shutdown closed the engine)."""
+
+    def __init__(
+        self,
+        app: Starlette,
+        config: Config,
+        store: AsyncStore | str | None,
+        on_token_theft_detected: TheftHook | None,
+        error_handler: ErrorHandler | None,
+    ) -> None:
+        self._app = weakref.ref(app)
+        self._config = config
+        self._store = store
+        self._on_theft = on_token_theft_detected
+        self._error_handler = error_handler
+        self.closed = False
+        self.running = False
+        self.handler = self._open()
+
+    def _open(self) -> AsyncSessionHandler:
+        engine = AsyncSessionWard(self._config, store=self._store)
+        handler = AsyncSessionHandler(engine, self._on_theft, self._error_handler)
+        app = self._app()
+        if app is not None:
+            app.state.sessionward = engine
+            app.state.sessionward_handler = handler
+        return handler
+
+    @property
+    def engine(self) -> AsyncSessionWard:
+        return self.handler.engine
+
+    def start(self) -> None:
+        if self.closed:
+            self.handler = self._open()
+            self.closed = False
+        self.running = True
+
+    async def aclose(self) -> None:
+        self.closed = True
+        self.running = False
+        await self.handler.engine.aclose()
+
+
+@dataclass(slots=True)
+class _RequestContext:
+    """What sessionward keeps for one request: in ``scope["state"]`` and a context var."""
+
+    handler: AsyncSessionHandler
+    effects: ResponseEffects
+
+
+_current: contextvars.ContextVar[_RequestContext | None] = contextvars.ContextVar(
+    "sessionward_fastapi_request", default=None
+)
+# Engines of initialised apps, for management calls made outside any request.
+_bindings: weakref.WeakSet[_Binding] = weakref.WeakSet()
+
+
+# -- header plumbing ------------------------------------------------------------------------------
+
+
+def _cookie_header(scope: Scope) -> str | None:
+    values = [
+        value.decode("latin-1") for name, value in scope.get("headers", ()) if name.lower() == b"cookie"
+    ]
+    return "; ".join(values) if values else None
+
+
+def _verification_headers(scope: Scope) -> tuple[str | None, str | None]:
+    """The ``Cookie`` header(s) joined with ``"; "`` and every ``anti-csrf`` header joined
+    with ``","`` (as a WSGI server joins them; the transport layer decides), read in one
+    pass over the request headers."""
+    cookies: list[str] = []
+    anti_csrf: str | None = None
+    for name, value in scope.get("headers", ()):
+        name = name.lower()
+        if name == b"cookie":
+            cookies.append(value.decode("latin-1"))
+        elif name == _ANTI_CSRF:
+            text = value.decode("latin-1")
+            anti_csrf = text if anti_csrf is None else f"{anti_csrf},{text}"
+    if not cookies:
+        return None, anti_csrf
+    return (cookies[0] if len(cookies) == 1 else "; ".join(cookies)), anti_csrf
+
+
+def _rewrite_headers(
+    raw: Iterable[Any], effects: ResponseEffects, secure_request: bool | None
+) -> list[tuple[bytes, bytes]]:
+    """ASGI raw headers ``raw`` with ``effects`` applied (see ``final_response_headers``)."""
+    headers = [(bytes(name).decode("latin-1"), bytes(value).decode("latin-1")) for name, value in raw]
+    return [
+        (name.encode("latin-1"), value.encode("latin-1"))
+        for name, value in final_response_headers(effects, headers, secure_request)
+    ]
+
+
+def _apply_to_response(response: Response, effects: ResponseEffects) -> None:
+    # The request's scheme is not known here: the middleware applies the effects again,
+    # with it, when the response starts.
+    response.raw_headers[:] = _rewrite_headers(response.raw_headers, effects, None)
+
+
+# -- the middleware ----------------------------------------------------------------------------------
+
+
+class SessionWardMiddleware:
+    """Pure ASGI middleware installed by :func:`~sessionward.fastapi.init`.
+
+    Per HTTP (and WebSocket) connection it stores a request context in
+    ``scope["state"]["sessionward_context"]`` and in a context variable; on
+    ``http.response.start`` it applies the pending :class:`ResponseEffects` to the
+    response headers, whichever response object produced them.
+    """
+
+    def __init__(self, app: ASGIApp, binding: _Binding) -> None:
+        self.app = app
+        self.binding = binding
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        handler = self.binding.handler
+        context = _RequestContext(handler, ResponseEffects(handler.config))
+        state = scope.setdefault("state", {})
+        state[STATE_CONTEXT_KEY] = context
+        state[STATE_SESSION_KEY] = None
+        token = _current.set(context)
+        try:
+            if scope["type"] != "http":
+                await self.app(scope, receive, send)
+                return
+
+            async def send_with_effects(message: Message) -> None:
+                if message["type"] == "http.response.start" and context.effects.pending:
+                    message["headers"] = _rewrite_headers(
+                        message.get("headers", ()), context.effects,
+                        scope.get("scheme", "http") in _SECURE_SCHEMES,
+                    )
+                await send(message)
+
+            await self.app(scope, receive, send_with_effects)
+        finally:
+            _current.reset(token)

@@ -1,0 +1,205 @@
+"""Request-level calls (``create_new_session``, ``get_session``, ``refresh_session``,
+``preflight``), the ``current_session`` proxy and the management calls, bound to the
+current app."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from werkzeug.local import LocalProxy
+from werkzeug.wrappers import Request as WerkzeugRequest
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from ..engine.types import SessionInformation
+from ..session import Session
+from ..transport import ANTI_CSRF_HEADER, preflight_headers
+from .state import (
+    _ENVIRON_KEY,
+    _apply,
+    _cookie_header,
+    _current_request,
+    _extension,
+    _request_state,
+    _RequestState,
+)
+
+__all__ = [
+    "create_new_session",
+    "current_session",
+    "get_all_session_handles_for_user",
+    "get_jwt_payload",
+    "get_session",
+    "get_session_data",
+    "get_session_information",
+    "preflight",
+    "refresh_session",
+    "revoke_all_sessions_for_user",
+    "revoke_multiple_sessions",
+    "revoke_session",
+    "update_jwt_payload",
+    "update_session_data",
+]
+
+_ANTI_CSRF_ENVIRON = "HTTP_" + ANTI_CSRF_HEADER.upper().replace("-", "_")
+
+
+def create_new_session(
+    response: WerkzeugResponse | None,
+    user_id: str,
+    jwt_payload: dict[str, Any] | None = None,
+    session_data: dict[str, Any] | None = None,
+) -> Session:
+    """Create a session for ``user_id`` and set its cookies and headers.
+
+    They are written to ``response`` at once (when given) and, by the ``after_request``
+    hook, to whatever response the view finally returns. Raises ``GeneralError`` on
+    failure (``StorageUnavailableError`` when the store is down).
+    """
+    extension = _extension()
+    state = _request_state(extension)
+    session = extension.handler.create(state.effects, user_id, jwt_payload, session_data)
+    state.session = session
+    if response is not None:
+        _apply(response, state.effects, None)
+    return session
+
+
+def get_session(
+    req: WerkzeugRequest, response: WerkzeugResponse | None = None, anti_csrf_check: bool | None = None
+) -> Session:
+    """Verify the session of ``req`` (normally :data:`flask.request`).
+
+    ``anti_csrf_check=None`` checks the ``anti-csrf`` header unless the method is GET, HEAD
+    or OPTIONS (and only when ``enable_anti_csrf`` is on). Raises ``UnauthorizedError`` or
+    ``TryRefreshTokenError``. A replacement access token minted by verification is written
+    to ``response`` when given, and in any case to the response the view returns.
+    """
+    extension = _extension()
+    state = _request_state(extension, req)
+    effects = state.effects
+    session = extension.handler.verify(
+        effects, _cookie_header(req), req.environ.get(_ANTI_CSRF_ENVIRON), req.method, anti_csrf_check
+    )
+    state.session = session
+    if response is not None and effects.pending:
+        _apply(response, effects, None)
+    return session
+
+
+def refresh_session(req: WerkzeugRequest, response: WerkzeugResponse | None = None) -> Session:
+    """Rotate the tokens of a refresh request (the route ``init`` mounts does this).
+
+    Raises ``UnauthorizedError`` or ``TokenTheftDetectedError``.
+    """
+    extension = _extension()
+    state = _request_state(extension, req)
+    session = extension.handler.refresh(state.effects, _cookie_header(req))
+    state.session = session
+    if response is not None:
+        _apply(response, state.effects, None)
+    return session
+
+
+def preflight(response: WerkzeugResponse) -> WerkzeugResponse:
+    """Add the CORS preflight headers the session protocol needs to ``response`` and return it.
+
+    Merges ``anti-csrf, fdi-version, supertokens-sdk-name, supertokens-sdk-version`` into
+    ``Access-Control-Allow-Headers`` and sets ``Access-Control-Allow-Credentials: true``.
+    The allowed origin stays the application's (an exact allow-list, never ``*``).
+    """
+    for name, value in preflight_headers(response.headers.get("Access-Control-Allow-Headers")):
+        response.headers[name] = value
+    return response
+
+
+# -- current_session ---------------------------------------------------------------------
+
+
+def _current_session() -> Session | None:
+    state: _RequestState | None = _current_request().environ.get(_ENVIRON_KEY)
+    return None if state is None else state.session
+
+
+class _SessionProxy(LocalProxy["Session | None"]):
+    """The proxy behind :data:`current_session`.
+
+    Its four data attributes are properties: through a plain ``LocalProxy`` every read
+    first fails (``AttributeError``) and is then resolved by ``__getattr__``, which costs
+    more than the rest of reading the attribute. Everything else is ``LocalProxy``'s; with
+    no session the properties raise the same ``AttributeError`` the proxy would.
+    """
+
+    __slots__ = ()
+
+    @property
+    def user_id(self) -> str:
+        return self._get_current_object().user_id  # type: ignore[union-attr]
+
+    @property
+    def handle(self) -> str:
+        return self._get_current_object().handle  # type: ignore[union-attr]
+
+    @property
+    def jwt_payload(self) -> dict[str, Any]:
+        return self._get_current_object().jwt_payload  # type: ignore[union-attr]
+
+    @property
+    def access_token(self) -> str:
+        return self._get_current_object().access_token  # type: ignore[union-attr]
+
+
+current_session: Session = cast(Session, _SessionProxy(_current_session))
+"""The :class:`~sessionward.session.Session` of the current request (a proxy, like
+``flask_login.current_user``): set by ``verify_session``, :func:`get_session`,
+:func:`create_new_session` and the refresh route. Proxies to ``None`` when the request has
+no session (``bool(current_session)`` is then ``False``)."""
+
+
+# -- management calls bound to the current app's engine ----------------------------------
+
+
+def revoke_session(handle: str) -> bool:
+    """End one session; return whether it existed."""
+    return _extension().engine.revoke_session(handle)
+
+
+def revoke_multiple_sessions(handles: list[str]) -> list[str]:
+    """End these sessions; return the handles that existed."""
+    return _extension().engine.revoke_multiple_sessions(handles)
+
+
+def revoke_all_sessions_for_user(user_id: str) -> list[str]:
+    """End every session of ``user_id``; return their handles."""
+    return _extension().engine.revoke_all_sessions_for_user(user_id)
+
+
+def get_all_session_handles_for_user(user_id: str) -> list[str]:
+    """Handles of ``user_id``'s live sessions, oldest first."""
+    return _extension().engine.get_all_session_handles_for_user(user_id)
+
+
+def get_session_data(handle: str) -> dict[str, Any]:
+    """The private session data; ``UnauthorizedError`` if the session is gone."""
+    return _extension().engine.get_session_data(handle)
+
+
+def update_session_data(handle: str, data: dict[str, Any]) -> None:
+    """Overwrite the private session data; ``UnauthorizedError`` if the session is gone."""
+    _extension().engine.update_session_data(handle, data)
+
+
+def get_jwt_payload(handle: str) -> dict[str, Any]:
+    """The JWT payload stored for the session."""
+    return _extension().engine.get_jwt_payload(handle)
+
+
+def update_jwt_payload(handle: str, payload: dict[str, Any]) -> None:
+    """Overwrite the stored JWT payload: access tokens issued from the next refresh on carry
+    it. (To re-issue the current request's token at once, use
+    ``current_session.update_jwt_payload``.)"""
+    _extension().engine.update_jwt_payload(handle, payload)
+
+
+def get_session_information(handle: str) -> SessionInformation:
+    """Everything stored about a session; ``UnauthorizedError`` if it is gone."""
+    return _extension().engine.get_session_information(handle)

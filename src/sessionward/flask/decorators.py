@@ -1,0 +1,64 @@
+"""``@verify_session()``: the view decorator."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar, cast
+
+from ..transport import bare_factory_error, session_cookie_present
+from .api import get_session
+from .state import _cookie_header, _current_request
+
+__all__ = ["verify_session"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_SAFE_SKIP_METHODS = frozenset({"OPTIONS"})
+
+
+def verify_session(
+    anti_csrf_check: bool | None = None, session_required: bool = True
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """A view decorator that verifies the session before the view runs.
+
+    Inside the view the session is ``current_session``. Errors are answered by the
+    handler ``init`` installed (401 ``try refresh token``, 401 ``unauthorised``...).
+    With ``session_required=False`` a request without the ``sIdRefreshToken`` cookie (no
+    session at all) runs the view with ``current_session`` proxying ``None``; a request that
+    has a session but an expired or invalid access token is still answered "try refresh
+    token", so the client refreshes. ``OPTIONS`` requests (CORS preflights carry no
+    cookies) run the view without verification. Works on sync and ``async`` views.
+    ``@verify_session`` without the parentheses raises ``TypeError`` at decoration.
+    """
+    if callable(anti_csrf_check):
+        raise bare_factory_error("@verify_session()")
+
+    def verify() -> None:
+        req = _current_request()
+        if req.method in _SAFE_SKIP_METHODS:
+            return
+        if not session_required and not session_cookie_present(_cookie_header(req)):
+            return
+        get_session(req, None, anti_csrf_check)
+
+    def decorator(view: Callable[P, R]) -> Callable[P, R]:
+        if inspect.iscoroutinefunction(view):
+
+            @functools.wraps(view)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                verify()
+                return await view(*args, **kwargs)
+
+            return cast(Callable[P, R], async_wrapper)
+
+        @functools.wraps(view)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            verify()
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
