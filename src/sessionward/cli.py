@@ -131,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sessionward {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser(
-        "demo", help="run the demo web app in a browser (needs the fastapi extra)",
+        "demo", help="run the demo web app in a browser (needs the demo extra)",
         description="Serve the sessionward demo (Starlette + uvicorn, 15-second access tokens by default, "
         "plain http with cookie_secure=False): sign in by name, watch the browser client refresh, "
         "update the JWT payload and session data, revoke sessions, simulate token theft.",

@@ -40,7 +40,7 @@ def test_missing_extra_names_the_install_command(
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn -> ImportError
     assert main(["demo", "--port", "1"]) == 1
     err = capsys.readouterr().err
-    assert "pip install 'sessionward[fastapi]'" in err and "Traceback" not in err
+    assert "pip install 'sessionward[demo]'" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("seconds", ["0", "-5", "86401", "100000000"])

@@ -19,7 +19,7 @@ __all__ = [
     "run",
 ]
 
-INSTALL_HINT = "pip install 'sessionward[fastapi]'"
+INSTALL_HINT = "pip install 'sessionward[demo]'"
 
 MAX_ACCESS_TOKEN_VALIDITY = 86_400
 """The longest access-token validity ``sessionward demo`` accepts (a day): the demo is about
@@ -27,7 +27,7 @@ watching refreshes happen."""
 
 
 class MissingExtraError(RuntimeError):
-    """Starlette or uvicorn is not installed (the ``fastapi`` extra)."""
+    """Starlette or uvicorn is not installed (the ``demo`` extra)."""
 
 
 class CannotListenError(RuntimeError):
