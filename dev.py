@@ -63,8 +63,13 @@ def test(args: list[str]) -> None:
 
 def demo(args: list[str]) -> None:
     python = ensure_venv(".venv-demo", "demo")
+    command = [str(python), "-m", "sessionward", "demo", *args]
+    if os.name == "posix":
+        # Become the demo: a signal sent to this process (kill, Ctrl-C) reaches the server.
+        sys.stdout.flush()
+        os.execv(command[0], command)
     try:
-        run(python, "-m", "sessionward", "demo", *args)
+        run(*command)
     except KeyboardInterrupt:  # Ctrl-C reached the demo too; it has stopped
         sys.exit(130)
 
