@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Project commands that bootstrap their own virtualenv (.venv) on first use.
+"""Project commands that bootstrap their own virtualenv on first use.
 
     python3 dev.py demo [DEMO ARGS...]     run the demo web app (sessionward demo --help)
     python3 dev.py test [PYTEST ARGS...]   lint (ruff), type-check (mypy --strict) and test
 
-The virtualenv is (re)installed whenever pyproject.toml changes.
+`demo` installs sessionward[demo] (Starlette and uvicorn only) into .venv-demo; `test`
+installs sessionward[dev] (every framework, driver and tool) into .venv. Each virtualenv is
+(re)installed whenever pyproject.toml changes.
 """
 
 from __future__ import annotations
@@ -17,11 +19,7 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-VENV = ROOT / ".venv"
-BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
-PYTHON = BIN / "python"
-STAMP = VENV / ".sessionward-install-stamp"
-EXTRAS = "dev"
+STAMP_NAME = ".sessionward-install-stamp"
 
 
 def say(message: str) -> None:
@@ -34,34 +32,44 @@ def run(*command: str | Path) -> None:
         sys.exit(result.returncode)
 
 
-def ensure_venv() -> None:
+def ensure_venv(name: str, extras: str) -> Path:
+    """The Python of virtualenv ROOT/name with sessionward[extras] installed (editable)."""
     if sys.version_info < (3, 11):
         sys.exit("sessionward needs Python 3.11 or newer")
-    if not PYTHON.exists():
-        say(f"creating virtualenv in {VENV}")
-        venv.EnvBuilder(with_pip=True).create(VENV)
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + EXTRAS.encode()).hexdigest()
-    if not STAMP.exists() or STAMP.read_text() != wanted:
-        say(f"installing sessionward[{EXTRAS}] into the virtualenv (first run takes a minute)")
-        run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-        run(PYTHON, "-m", "pip", "install", "--quiet", "-e", f".[{EXTRAS}]")
-        STAMP.write_text(wanted)
+    venv_dir = ROOT / name
+    python = venv_dir / ("Scripts" if os.name == "nt" else "bin") / "python"
+    stamp = venv_dir / STAMP_NAME
+    if not python.exists():
+        say(f"creating virtualenv in {venv_dir}")
+        venv.EnvBuilder(with_pip=True).create(venv_dir)
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    if not stamp.exists() or stamp.read_text() != wanted:
+        say(f"installing sessionward[{extras}] into {name} (first run takes a minute)")
+        run(python, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+        run(python, "-m", "pip", "install", "--quiet", "-e", f".[{extras}]")
+        stamp.write_text(wanted)
+    return python
 
 
 def test(args: list[str]) -> None:
-    ensure_venv()
+    python = ensure_venv(".venv", "dev")
     say("ruff")
-    run(PYTHON, "-m", "ruff", "check", "src", "tests", "bench", "examples")
+    run(python, "-m", "ruff", "check", "src", "tests", "bench", "examples")
     say("mypy --strict src")
-    run(PYTHON, "-m", "mypy", "--strict", "src")
+    run(python, "-m", "mypy", "--strict", "src")
     say("pytest")
-    run(PYTHON, "-m", "pytest", *args)
+    run(python, "-m", "pytest", *args)
 
 
 def demo(args: list[str]) -> None:
-    ensure_venv()
+    python = ensure_venv(".venv-demo", "demo")
+    command = [str(python), "-m", "sessionward", "demo", *args]
+    if os.name == "posix":
+        # Become the demo: a signal sent to this process (kill, Ctrl-C) reaches the server.
+        sys.stdout.flush()
+        os.execv(command[0], command)
     try:
-        run(PYTHON, "-m", "sessionward", "demo", *args)
+        run(*command)
     except KeyboardInterrupt:  # Ctrl-C reached the demo too; it has stopped
         sys.exit(130)
 

@@ -87,7 +87,8 @@ def test_sweep_counts_expired_sessions(store: str, capsys: pytest.CaptureFixture
     [
         (["jwks", "--store", "mysql://x"], 2, "store"),
         (["jwks", "--store", "sqlite:///x.db?bogus=1"], 2, "bogus"),
-        (["jwks", "--store", "sqlite:////nonexistent-dir/x/y.db"], 3, "unavailable"),
+        (["jwks", "--store", "sqlite:////nonexistent-dir/x/y.db"], 2, "does not exist"),
+        (["jwks", "--store", "sqlite:////"], 3, "unavailable"),  # a directory, not a file
     ],
 )
 def test_errors_are_one_line_with_exit_codes(
@@ -121,3 +122,21 @@ def test_installed_script(tmp_path: Path) -> None:
     result = subprocess.run([str(script), "migrate", "--store", f"sqlite:///{tmp_path}/s.db"],
                             capture_output=True, text=True, check=False)
     assert (result.returncode, result.stdout) == (0, "schema version 1\n")
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"sessionward {version('sessionward')}\n"
+
+
+def test_sqlite_file_in_a_missing_directory_is_a_configuration_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "missing" / "cli.db"
+    code, out, err = run(capsys, "sessions", "list", "--user", "alice", "--store", f"sqlite:///{path}")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and str(path) in err and "does not exist" in err

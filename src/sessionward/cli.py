@@ -1,5 +1,6 @@
 """The ``sessionward`` command line: the demo, migrations, housekeeping, sessions and keys.
 
+    sessionward --version
     sessionward demo [--host 127.0.0.1] [--port 8000] [--store URL] [--access-token-validity S]
     sessionward migrate --store URL
     sessionward sweep --store URL
@@ -12,8 +13,9 @@
 Every command takes ``--store URL``; without it the store (and every other option) comes
 from the ``SESSIONWARD_*`` environment (the demo instead defaults to its own SQLite file
 in the temporary directory and its own settings) (:meth:`sessionward.Config.from_env`). Errors are one
-line on stderr: exit 2 for invalid configuration, 3 when the store is unreachable, 1 for
-any other failure.
+line on stderr: exit 2 for invalid configuration, 3 when the store is unreachable, 4 when
+the demo cannot listen on its port (already taken), 1 for any other failure.
+``sessionward --version`` prints the version.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from . import __version__
 from .config import Config
-from .demo.server import MissingExtraError, default_store
+from .demo.server import CannotListenError, MissingExtraError, default_store
 from .engine.sync import SessionWard
 from .errors import ConfigError, SessionWardError, StorageUnavailableError
 from .stores.urls import open_store
@@ -125,9 +128,10 @@ def _parser() -> argparse.ArgumentParser:
         help="store URL (sqlite:///path.db, postgresql://..., redis://...); default: SESSIONWARD_STORE",
     )
     parser = argparse.ArgumentParser(prog="sessionward", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"sessionward {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser(
-        "demo", help="run the demo web app in a browser (needs the fastapi extra)",
+        "demo", help="run the demo web app in a browser (needs the demo extra)",
         description="Serve the sessionward demo (Starlette + uvicorn, 15-second access tokens by default, "
         "plain http with cookie_secure=False): sign in by name, watch the browser client refresh, "
         "update the JWT payload and session data, revoke sessions, simulate token theft.",
@@ -197,6 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MissingExtraError as exc:
         print(f"sessionward: {exc}", file=sys.stderr)
         return 1
+    except CannotListenError as exc:
+        print(f"sessionward demo: {exc}", file=sys.stderr)
+        return 4
     except StorageUnavailableError as exc:
         print(f"sessionward: store unavailable: {exc}", file=sys.stderr)
         return 3

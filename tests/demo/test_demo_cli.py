@@ -40,7 +40,7 @@ def test_missing_extra_names_the_install_command(
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn -> ImportError
     assert main(["demo", "--port", "1"]) == 1
     err = capsys.readouterr().err
-    assert "pip install 'sessionward[fastapi]'" in err and "Traceback" not in err
+    assert "pip install 'sessionward[demo]'" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("seconds", ["0", "-5", "86401", "100000000"])
@@ -69,7 +69,8 @@ def test_access_token_validity_reaches_the_demo(
 
     served: list[Any] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(app))
-    assert main(["demo", "--port", "1", "--store", f"sqlite:///{tmp_path}/demo.db", *argv]) == 0
+    port = str(_free_port())
+    assert main(["demo", "--port", port, "--store", f"sqlite:///{tmp_path}/demo.db", *argv]) == 0
     assert f"access tokens live {seconds} s" in capsys.readouterr().out
     (app,) = served
     with warnings.catch_warnings():
@@ -123,3 +124,28 @@ def test_demo_serves_on_a_real_port(tmp_path: Path) -> None:
             output, _ = process.communicate()
     assert f"open {base}/" in output
     assert "cookie_secure=False" in output and store in output
+
+
+def test_busy_port_is_one_line_and_exit_status_4(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["demo", "--port", str(port), "--store", f"sqlite:///{tmp_path}/demo.db"])
+    captured = capsys.readouterr()
+    assert code == 4
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+    assert f"port {port} on 127.0.0.1 is already in use" in captured.err and "--port" in captured.err
+    assert "open http" not in captured.out  # refused before announcing a URL
+
+
+def test_busy_port_from_the_installed_command(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "sessionward", "demo", "--port", str(port),
+                   "--store", f"sqlite:///{tmp_path}/demo.db"]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 4
+    assert result.stderr.count("\n") == 1 and "already in use" in result.stderr

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sessionward import Config, GeneralError, SessionWard, UnauthorizedError
+from sessionward import Config, ConfigError, GeneralError, SessionWard, UnauthorizedError
 from sessionward.errors import StorageUnavailableError
 from sessionward.stores.sqlite import SQLiteStore
 
@@ -77,6 +77,15 @@ def test_create_accepts_edge_user_ids(ward: SessionWard, user_id: str) -> None:
 
 def test_too_long_user_id_message_gives_the_limit(ward: SessionWard) -> None:
     assert "256" in assert_general_error(lambda: ward.create_new_session("x" * 300), "user_id")
+
+
+@pytest.mark.parametrize(
+    ("user_id", "got"),
+    [(42, "got int"), (None, "got NoneType"), (b"alice", "got bytes"), ("", "got an empty string")],
+)
+def test_bad_user_id_message_names_what_it_got(ward: SessionWard, user_id: Any, got: str) -> None:
+    message = assert_general_error(lambda: ward.create_new_session(user_id), "user_id")
+    assert message == f"user_id: expected a non-empty string, {got}"
 
 
 # -- JSON objects -----------------------------------------------------------------------------
@@ -361,3 +370,24 @@ def test_corrupt_stored_row_is_unauthorised_and_logged(
         assert f"session {created.handle} is unusable" in caplog.text
         assert created.refresh_token.value not in caplog.text
         assert engine.revoke_session(created.handle)  # and it can still be removed
+
+
+# -- a SQLite file in a missing directory -----------------------------------------------------
+
+
+def test_sqlite_file_in_a_missing_directory_is_refused_at_construction(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir"
+    with pytest.raises(ConfigError) as info:
+        SessionWard(Config(store=f"sqlite:///{missing}/sessions.db"))
+    message = str(info.value)
+    assert f"{missing}/sessions.db" in message and "does not exist" in message
+    assert not missing.exists()  # never created behind the operator's back
+
+
+def test_sqlite_relative_file_in_the_working_directory_is_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with SessionWard(Config(store="sqlite:///sessions.db", access_token_algorithm="HS256")) as engine:
+        engine.create_new_session("alice")
+    assert (tmp_path / "sessions.db").exists()

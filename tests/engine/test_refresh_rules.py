@@ -330,7 +330,7 @@ def test_theft_with_store_down_is_storage_error_not_a_verdict(env: Env) -> None:
 
 def test_unreachable_store_is_storage_unavailable(tmp_path: Path) -> None:
     config = Config(store="sqlite:///unused.db", access_token_algorithm="HS256")
-    url = f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}"
+    url = f"sqlite:///{tmp_path}"  # a directory: SQLite cannot open it as a database file
     with SessionWard(config, store=url) as engine, pytest.raises(StorageUnavailableError):
         engine.create_new_session("alice")
 

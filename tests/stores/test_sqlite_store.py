@@ -561,15 +561,22 @@ def test_corrupted_after_use_is_storage_unavailable(db_path: Path) -> None:
 def test_unopenable_path_is_storage_unavailable(tmp_path: Path) -> None:
     directory = tmp_path / "a-directory.db"
     directory.mkdir()
-    for url in (f"sqlite:///{directory}", f"sqlite:///{tmp_path}/no/such/dir/x.db"):
-        store = SQLiteStore(url)
-        try:
-            with pytest.raises(StorageUnavailableError):
-                store.migrate()
-            with pytest.raises(StorageUnavailableError):
-                store.get_session("h1")
-        finally:
-            store.close()
+    store = SQLiteStore(f"sqlite:///{directory}")
+    try:
+        with pytest.raises(StorageUnavailableError):
+            store.migrate()
+        with pytest.raises(StorageUnavailableError):
+            store.get_session("h1")
+    finally:
+        store.close()
+
+
+def test_file_in_a_missing_directory_is_refused_at_construction(tmp_path: Path) -> None:
+    path = tmp_path / "no" / "such" / "dir" / "x.db"
+    with pytest.raises(ConfigError, match="does not exist") as info:
+        SQLiteStore(f"sqlite:///{path}")
+    assert str(path) in str(info.value)
+    assert not (tmp_path / "no").exists()
 
 
 def test_closed_store_raises_general_error(store: SQLiteStore) -> None:

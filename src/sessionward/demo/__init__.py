@@ -5,6 +5,6 @@
 - :mod:`sessionward.demo.server` runs the app under uvicorn and prints where to point a browser.
 
 The pages (``assets/``) use the package's own browser client, ``sessionward.js``. Needs the
-``fastapi`` extra (Starlette and uvicorn): ``pip install 'sessionward[fastapi]'``.
+``demo`` extra (Starlette and uvicorn): ``pip install 'sessionward[demo]'``.
 See ``docs/cli.md``.
 """

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -10,13 +12,14 @@ from ..errors import ConfigError
 
 __all__ = [
     "MAX_ACCESS_TOKEN_VALIDITY",
+    "CannotListenError",
     "MissingExtraError",
     "check_access_token_validity",
     "default_store",
     "run",
 ]
 
-INSTALL_HINT = "pip install 'sessionward[fastapi]'"
+INSTALL_HINT = "pip install 'sessionward[demo]'"
 
 MAX_ACCESS_TOKEN_VALIDITY = 86_400
 """The longest access-token validity ``sessionward demo`` accepts (a day): the demo is about
@@ -24,7 +27,30 @@ watching refreshes happen."""
 
 
 class MissingExtraError(RuntimeError):
-    """Starlette or uvicorn is not installed (the ``fastapi`` extra)."""
+    """Starlette or uvicorn is not installed (the ``demo`` extra)."""
+
+
+class CannotListenError(RuntimeError):
+    """The demo cannot listen on its host and port (most often: the port is taken)."""
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Raise :class:`CannotListenError` with a one-line explanation unless a server could
+    bind ``host:port`` now (probed the way uvicorn binds, then released)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CannotListenError(
+                    f"port {port} on {host} is already in use (another demo or server?): "
+                    f"choose a free one with --port, e.g. --port {port + 1}"
+                ) from None
+            raise CannotListenError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --host or --port"
+            ) from None
 
 
 def default_store() -> str:
@@ -53,7 +79,9 @@ def run(
     access_token_validity: int | None = None,
 ) -> None:
     """Serve the demo on ``host:port`` over ``store`` until interrupted (Ctrl-C), with
-    access tokens valid ``access_token_validity`` seconds (default: the demo's 15 s)."""
+    access tokens valid ``access_token_validity`` seconds (default: the demo's 15 s).
+
+    Raises :class:`CannotListenError` before serving when ``host:port`` cannot be bound."""
     if access_token_validity is not None:
         check_access_token_validity(access_token_validity)
     try:
@@ -64,6 +92,7 @@ def run(
         raise MissingExtraError(
             f"the demo needs Starlette and uvicorn ({exc.name} is missing): {INSTALL_HINT}"
         ) from exc
+    check_can_listen(host, port)
     validity = ACCESS_TOKEN_VALIDITY if access_token_validity is None else access_token_validity
     app = create_app(store, demo_config(store, validity))
     shown_host = f"[{host}]" if ":" in host else host

@@ -18,8 +18,10 @@ _MAX_INT_BITS = 1024
 
 def check_user_id(user_id: Any) -> str:
     """Validate a user id given to ``create_new_session``."""
-    if not isinstance(user_id, str) or not user_id:
-        raise GeneralError("user_id: expected a non-empty string")
+    if not isinstance(user_id, str):
+        raise GeneralError(f"user_id: expected a non-empty string, got {type(user_id).__name__}")
+    if not user_id:
+        raise GeneralError("user_id: expected a non-empty string, got an empty string")
     if len(user_id.encode("utf-8", "surrogatepass")) > MAX_USER_ID_BYTES:
         raise GeneralError(f"user_id: longer than {MAX_USER_ID_BYTES} UTF-8 bytes")
     try:

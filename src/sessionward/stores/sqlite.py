@@ -7,7 +7,8 @@ Every check-and-set is a single statement (``UPDATE … WHERE hash = ?``), atomi
 A process that forks reopens the connection in the child on first use.
 
 URLs: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``sqlite:///:memory:``;
-``?timeout=SECONDS`` sets the busy timeout (default 5).
+``?timeout=SECONDS`` sets the busy timeout (default 5). The file's directory must exist when
+the store is created (so at engine construction): a missing one is a ``ConfigError``.
 """
 
 from __future__ import annotations
@@ -60,6 +61,17 @@ def parse_sqlite_url(url: str) -> tuple[str, float]:
     return path, timeout
 
 
+def _check_directory(path: str) -> None:
+    """Refuse a database file whose directory does not exist (SQLite would fail on every
+    call, and creating directories is the operator's decision, not the store's)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ConfigError(
+            f"store: cannot open the SQLite database {path!r}: the directory {directory!r} "
+            f"does not exist (create it, or choose another path)"
+        )
+
+
 class SQLiteStore:
     """A synchronous :class:`~sessionward.stores.base.Store` over one SQLite database."""
 
@@ -71,6 +83,8 @@ class SQLiteStore:
         self.url = url
         self._path, self._timeout = parse_sqlite_url(url)
         self._memory = self._path == ":memory:"
+        if not self._memory:
+            _check_directory(self._path)
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._connection: sqlite3.Connection | None = None
