@@ -270,7 +270,10 @@ def test_sign_out_then_sign_out_everywhere(open_demo: Any, demo: Demo) -> None:
     assert other.call_api().startswith("401")
     other.shows_signed_out()
     expect(other.element("#log")).to_contain_text("GET /api/me → 401")
-    assert other.refreshes == 0
+    # On a loaded machine the other browser's 3-second token may have expired before this
+    # call: it then tries one refresh, which the revocation answers with 401 as well.
+    assert other.refreshes <= 1
+    assert demo.live_sessions("bob") == []
 
 
 def test_theft_simulation_revokes_the_session(open_demo: Any, demo: Demo) -> None:
