@@ -62,7 +62,7 @@ class UnauthorizedError(SessionWardError):
     Attributes:
         clear_cookies: whether the HTTP layer clears the session cookies. ``False`` when
             the request merely lacked a cookie: a concurrent request may just have
-            created a session that must not be wiped (SPEC §4.3).
+            created a session that must not be wiped.
     """
 
     def __init__(self, message: str = "unauthorised", *, clear_cookies: bool = True) -> None:

@@ -72,7 +72,7 @@ class SessionWard:
         jwt_payload: dict[str, Any] | None = None,
         session_data: dict[str, Any] | None = None,
     ) -> SessionTokens:
-        """Create a session (SPEC §6.1) and return the tokens to hand to the client."""
+        """Create a session (a login always creates a new one) and return the tokens to hand to the client."""
         return self._drive(self._core.create_new_session(user_id, jwt_payload, session_data))
 
     def get_session(
@@ -81,7 +81,7 @@ class SessionWard:
         anti_csrf_token: str | None = None,
         do_anti_csrf_check: bool = False,
     ) -> VerifiedSession:
-        """Verify an access token (SPEC §6.2).
+        """Verify an access token.
 
         Raises ``TryRefreshTokenError`` for any problem with the token itself and
         ``UnauthorizedError`` when its session is gone (promotion, blacklisting).
@@ -102,10 +102,10 @@ class SessionWard:
     def refresh_session(
         self, refresh_token: str, anti_csrf_token: str | None = None
     ) -> SessionTokens:
-        """Rotate tokens (SPEC §6.3).
+        """Rotate tokens (see docs/design/decision-tables.md).
 
         ``anti_csrf_token`` is accepted for API compatibility and not checked: the refresh
-        route must work for clients that never send it (SPEC §4.3). Raises
+        route must work for clients that never send it. Raises
         ``UnauthorizedError`` or ``TokenTheftDetectedError``.
         """
         return self._drive(self._core.refresh_session(refresh_token))

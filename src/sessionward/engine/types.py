@@ -1,4 +1,4 @@
-"""Result types of the engine API (SPEC §3.3); attribute names are part of the contract."""
+"""Result types of the engine API; attribute names are part of the contract."""
 
 from __future__ import annotations
 

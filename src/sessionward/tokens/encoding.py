@@ -1,6 +1,6 @@
 """Strict encodings shared by every token: base64url without padding, JSON, SHA-256 hex.
 
-Parsing here is deliberately strict (SPEC §10): base64url must use the URL-safe alphabet,
+Parsing here is deliberately strict: base64url must use the URL-safe alphabet,
 no padding and canonical trailing bits; JSON must be UTF-8, without duplicate members and
 without NaN/Infinity. Objects sessionward writes are nested at most :data:`MAX_JSON_DEPTH`
 deep. Every violation

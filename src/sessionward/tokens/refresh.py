@@ -8,7 +8,7 @@ where ``link`` is 32 random bytes for a session's first token (``kind`` 0) and t
 SHA-256 of the parent token for every later one (``kind`` 1). AES-SIV is safe for
 deterministic encryption, so a child's bytes are a pure function of its parent: the same
 parent always yields the same child in every process holding the key, which is what makes
-refresh idempotent (SPEC §6.3). The encoding is unpadded base64url, without dots, so it can
+refresh idempotent. The encoding is unpadded base64url, without dots, so it can
 never be mistaken for an access token.
 """
 
