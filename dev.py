@@ -2,7 +2,7 @@
 """Project commands that bootstrap their own virtualenv on first use.
 
     python3 dev.py demo [DEMO ARGS...]     run the demo web app (sessionward demo --help)
-    python3 dev.py test [PYTEST ARGS...]   lint (ruff), type-check (mypy --strict) and test
+    python3 dev.py test [PYTEST ARGS...]   lint and format check (ruff), type-check (mypy --strict) and test
 
 `demo` installs sessionward[demo] (Starlette and uvicorn only) into .venv-demo; `test`
 installs sessionward[dev] (every framework, driver and tool) into .venv. Each virtualenv is
@@ -20,6 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 STAMP_NAME = ".sessionward-install-stamp"
+LINTED = ("src", "tests", "bench", "examples", "dev.py")
 
 
 def say(message: str) -> None:
@@ -53,8 +54,9 @@ def ensure_venv(name: str, extras: str) -> Path:
 
 def test(args: list[str]) -> None:
     python = ensure_venv(".venv", "dev")
-    say("ruff")
-    run(python, "-m", "ruff", "check", "src", "tests", "bench", "examples")
+    say("ruff check, ruff format --check")
+    run(python, "-m", "ruff", "check", *LINTED)
+    run(python, "-m", "ruff", "format", "--check", *LINTED)
     say("mypy --strict src")
     run(python, "-m", "mypy", "--strict", "src")
     say("pytest")

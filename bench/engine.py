@@ -294,30 +294,58 @@ def piece_cases(s: AlgSetup) -> list[tuple[str, str, Callable[[int], float]]]:
 
     pieces: list[tuple[str, str, Callable[[], object]]] = [
         ("uuid", "`str(uuid.uuid4())`", lambda: str(uuid.uuid4())),
-        ("new_root", "refresh token: `RefreshTokenCodec.new_root` (AES-SIV)",
-         lambda: codec.new_root(content.session_handle, "user-0000001")),
+        (
+            "new_root",
+            "refresh token: `RefreshTokenCodec.new_root` (AES-SIV)",
+            lambda: codec.new_root(content.session_handle, "user-0000001"),
+        ),
         ("hash2", "two `sha256_hex` (H(H(refresh token)))", lambda: sha256_hex(sha256_hex(rt))),
-        ("check_json", "`check_json_object` of the JWT payload",
-         lambda: core_check_json("jwt_payload", JWT_PAYLOAD)),
-        ("tokens", "`_session_tokens` (access token incl. signature, front token, idRefresh)",
-         lambda: core._session_tokens(key, row, rt, None, now)),
-        ("access", "  of which `_access_token` (claims, JSON, base64url, signature)",
-         lambda: core._access_token(key, row.user_id, row.session_handle, "0" * 64, None, JWT_PAYLOAD, now)),
-        ("sign", "    of which the bare signature of the signing input",
-         lambda: s.sign(b"x" * 560)),
+        (
+            "check_json",
+            "`check_json_object` of the JWT payload",
+            lambda: core_check_json("jwt_payload", JWT_PAYLOAD),
+        ),
+        (
+            "tokens",
+            "`_session_tokens` (access token incl. signature, front token, idRefresh)",
+            lambda: core._session_tokens(key, row, rt, None, now),
+        ),
+        (
+            "access",
+            "  of which `_access_token` (claims, JSON, base64url, signature)",
+            lambda: core._access_token(
+                key, row.user_id, row.session_handle, "0" * 64, None, JWT_PAYLOAD, now
+            ),
+        ),
+        ("sign", "    of which the bare signature of the signing input", lambda: s.sign(b"x" * 560)),
         ("front", "  of which `front_token`", lambda: front_token(row.user_id, 0, JWT_PAYLOAD)),
         ("idrt", "  of which `new_id_refresh_token`", new_id_refresh_token),
-        ("insert", "`SQLiteStore.insert_session` (+ uuid4 for the row)",
-         lambda: store.insert_session(new_row())),
-        ("dumps", "  of which `json.dumps` of session_data + JWT payload",
-         lambda: (json.dumps({}), json.dumps(JWT_PAYLOAD))),
-        ("replace", "`dataclasses.replace(row, expires_at=...)` (create builds the row twice)",
-         lambda: replace(row, expires_at=1)),
-        ("rawinsert", "bare `INSERT` autocommit on the engine's own connection (+ uuid4)",
-         lambda: raw_insert(str(uuid.uuid4()))),
+        (
+            "insert",
+            "`SQLiteStore.insert_session` (+ uuid4 for the row)",
+            lambda: store.insert_session(new_row()),
+        ),
+        (
+            "dumps",
+            "  of which `json.dumps` of session_data + JWT payload",
+            lambda: (json.dumps({}), json.dumps(JWT_PAYLOAD)),
+        ),
+        (
+            "replace",
+            "`dataclasses.replace(row, expires_at=...)` (create builds the row twice)",
+            lambda: replace(row, expires_at=1),
+        ),
+        (
+            "rawinsert",
+            "bare `INSERT` autocommit on the engine's own connection (+ uuid4)",
+            lambda: raw_insert(str(uuid.uuid4())),
+        ),
         ("decrypt", "refresh: `RefreshTokenCodec.decrypt` (AES-SIV)", lambda: codec.decrypt(rt)),
-        ("select", "refresh: `SQLiteStore.get_session` (SELECT + 2 json.loads)",
-         lambda: store.get_session(content.session_handle)),
+        (
+            "select",
+            "refresh: `SQLiteStore.get_session` (SELECT + 2 json.loads)",
+            lambda: store.get_session(content.session_handle),
+        ),
         ("child", "refresh: `child_of` (AES-SIV)", lambda: codec.child_of(rt, content)),
     ]
     return [(f"{s.alg}/piece/{k}", label, b(fn)) for k, label, fn in pieces]
@@ -383,17 +411,21 @@ def report(setups: list[AlgSetup], results: dict[str, list[float]]) -> None:
         def verdict(value: float) -> str:
             return f"{value:.2f}x " + ("met" if value <= TARGET else "MISSED")
 
-        rows.append([
-            s.alg + ("" if s.alg in ("RS256", "HS256") else " (extra)"),
-            verdict(ratio["create"]),
-            verdict(ratio["refresh"]),
-            f"{ratio['promotion']:.2f}x",
-            verdict(ratio["refresh_promotion"]),
-        ])
-    print(table(
-        ["alg", "create", "refresh alone (writes nothing)", "promotion alone", "refresh + promotion"],
-        rows,
-    ))
+        rows.append(
+            [
+                s.alg + ("" if s.alg in ("RS256", "HS256") else " (extra)"),
+                verdict(ratio["create"]),
+                verdict(ratio["refresh"]),
+                f"{ratio['promotion']:.2f}x",
+                verdict(ratio["refresh_promotion"]),
+            ]
+        )
+    print(
+        table(
+            ["alg", "create", "refresh alone (writes nothing)", "promotion alone", "refresh + promotion"],
+            rows,
+        )
+    )
     print()
 
 

@@ -46,8 +46,12 @@ def one_session(work: Path) -> tuple[dict[str, str], str]:
         public_pem = key.public_key.public_bytes(  # type: ignore[union-attr]
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ).decode()
-    env = {**os.environ, "SESSIONWARD_STORE": config.store, "SESSIONWARD_COOKIE_SECURE": "false",
-           "BENCH_FLOOR_PUBLIC_KEY": public_pem}
+    env = {
+        **os.environ,
+        "SESSIONWARD_STORE": config.store,
+        "SESSIONWARD_COOKIE_SECURE": "false",
+        "BENCH_FLOOR_PUBLIC_KEY": public_pem,
+    }
     cookie = f"sAccessToken={tokens.access_token.value}; sIdRefreshToken={tokens.id_refresh_token.value}"
     return env, cookie
 
@@ -56,8 +60,9 @@ def measure(framework: str, env: dict[str, str], cookie: str, rounds: int, durat
     """Markdown rows for ``framework``."""
     paths = PATHS[framework]
     port = free_port()
-    server = subprocess.Popen(server_command(framework, port), env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        server_command(framework, port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     base = f"http://127.0.0.1:{port}"
     rps: dict[str, list[float]] = {path: [] for path in paths}
     cpu: dict[str, list[float]] = {path: [] for path in paths}
@@ -81,8 +86,10 @@ def measure(framework: str, env: dict[str, str], cookie: str, rounds: int, durat
     for path in paths:
         ratios = [value / plain for value, plain in zip(rps[path], rps["/plain"], strict=True)]
         cpu_text = f"{statistics.median(cpu[path]):.1f}" if cpu[path] else "n/a"
-        rows.append(f"| {framework} | {LABELS[path]} | {statistics.median(rps[path]):,.0f} | "
-                    f"{statistics.median(ratios):.2f}x | {min(ratios):.2f}-{max(ratios):.2f} | {cpu_text} |")
+        rows.append(
+            f"| {framework} | {LABELS[path]} | {statistics.median(rps[path]):,.0f} | "
+            f"{statistics.median(ratios):.2f}x | {min(ratios):.2f}-{max(ratios):.2f} | {cpu_text} |"
+        )
     return rows
 
 
@@ -98,14 +105,19 @@ def main() -> None:
         parser.error(f"--frameworks: unknown {', '.join(unknown)}; choose from {', '.join(PATHS)}")
     env, cookie = one_session(Path(tempfile.mkdtemp(prefix="sessionward-http-ab-")))
     load_before = os.getloadavg()[0]
-    rows = [row for framework in frameworks
-            for row in measure(framework, env, cookie, args.rounds, args.duration)]
+    rows = [
+        row for framework in frameworks for row in measure(framework, env, cookie, args.rounds, args.duration)
+    ]
     print("# sessionward HTTP A/B, cached path (wrk, 127.0.0.1)\n")
-    print(f"- one server worker (CPU 1), wrk -t2 -c50 -d{args.duration}s (CPU 0), {args.rounds} rounds "
-          f"alternating the endpoints; every request sends the session's Cookie; load average "
-          f"{load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end\n")
-    print("| framework | endpoint | req/s (median) | ratio to plain (median of rounds) | range | "
-          "server CPU µs/req |")
+    print(
+        f"- one server worker (CPU 1), wrk -t2 -c50 -d{args.duration}s (CPU 0), {args.rounds} rounds "
+        f"alternating the endpoints; every request sends the session's Cookie; load average "
+        f"{load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end\n"
+    )
+    print(
+        "| framework | endpoint | req/s (median) | ratio to plain (median of rounds) | range | "
+        "server CPU µs/req |"
+    )
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))
 

@@ -52,9 +52,17 @@ def asgi_batch(app: Any, path: str, cookie: str | None) -> Batch:
     if cookie is not None:
         headers.append((b"cookie", cookie.encode("latin-1")))
     template = {
-        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-        "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-        "root_path": "", "headers": headers, "client": ("127.0.0.1", 50000),
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
     }
     request_message = {"type": "http.request", "body": b"", "more_body": False}
@@ -135,8 +143,10 @@ def child(framework: str, rounds: int, profile: bool) -> None:
     cases = [(path, path, path != "/plain") for path in PATHS]
     cases.append(("/plain, cookie sent", "/plain", True))
     if framework == "fastapi":
-        cases += [("/protected-direct", "/protected-direct", True),
-                  ("/noop-depends, cookie sent", "/noop-depends", True)]
+        cases += [
+            ("/protected-direct", "/protected-direct", True),
+            ("/noop-depends, cookie sent", "/noop-depends", True),
+        ]
     results = run_interleaved(
         [(label, make(path, cookie if with_cookie else None)) for label, path, with_cookie in cases], rounds
     )
@@ -167,11 +177,15 @@ def main() -> None:
             rows.append((fw, path, value, minmax))
     if rows:
         plain = {fw: float(value) for fw, path, value, _ in rows if path == "/plain"}
-        print(table(
-            ["framework", "endpoint", "µs/request (median)", "min-max", "over /plain"],
-            [(fw, path, value, minmax, f"+{float(value) - plain[fw]:.1f} µs")
-             for fw, path, value, minmax in rows],
-        ))
+        print(
+            table(
+                ["framework", "endpoint", "µs/request (median)", "min-max", "over /plain"],
+                [
+                    (fw, path, value, minmax, f"+{float(value) - plain[fw]:.1f} µs")
+                    for fw, path, value, minmax in rows
+                ],
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -61,12 +61,43 @@ def server_command(framework: str, port: int) -> list[str]:
             extra = ["--loop", "uvloop", "--http", "httptools"]
         except ImportError:
             pass
-        return [*pin, sys.executable, "-m", "uvicorn", "--app-dir", str(APPS), "bench_fastapi:app",
-                "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--no-access-log",
-                "--log-level", "warning", *extra]
+        return [
+            *pin,
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(APPS),
+            "bench_fastapi:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            *extra,
+        ]
     module = {"flask": "bench_flask:app", "django": "bench_django:application"}[framework]
-    return [*pin, sys.executable, "-m", "gunicorn", "--chdir", str(APPS), "-w", "1", "-k", "sync",
-            "-b", f"127.0.0.1:{port}", "--log-level", "warning", module]
+    return [
+        *pin,
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--chdir",
+        str(APPS),
+        "-w",
+        "1",
+        "-k",
+        "sync",
+        "-b",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        module,
+    ]
 
 
 def server_cpu_seconds(pid: int) -> float | None:
@@ -128,15 +159,17 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
     work = Path(tempfile.mkdtemp(prefix="sessionward-http-bench-"))
-    config = Config(store=f"sqlite:///{work}/sessions.db", cookie_secure=False,
-                    verified_token_cache_size=CACHE_SIZE)
+    config = Config(
+        store=f"sqlite:///{work}/sessions.db", cookie_secure=False, verified_token_cache_size=CACHE_SIZE
+    )
     print(f"minting {POOL_SIZE} sessions ...", file=sys.stderr, flush=True)
     with SessionWard(config) as engine:
         cookies = []
         for i in range(POOL_SIZE):
             tokens = engine.create_new_session(f"user-{i}", {"role": "member", "n": i})
-            cookies.append(f"sAccessToken={tokens.access_token.value}; "
-                           f"sIdRefreshToken={tokens.id_refresh_token.value}")
+            cookies.append(
+                f"sAccessToken={tokens.access_token.value}; sIdRefreshToken={tokens.id_refresh_token.value}"
+            )
         key = engine._core.keys.state.signing_key  # type: ignore[union-attr]  # internal: the floor's key
         public_pem = key.public_key.public_bytes(  # type: ignore[union-attr]
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -146,46 +179,67 @@ def main() -> None:
     lua = work / "pool.lua"
     lua.write_text(LUA_POOL)
     env = {**os.environ, "BENCH_FLOOR_PUBLIC_KEY": public_pem, "BENCH_POOL_FILE": str(pool_file)}
-    for field, value in (("store", config.store), ("cookie_secure", "false"),
-                         ("verified_token_cache_size", str(CACHE_SIZE))):
+    for field, value in (
+        ("store", config.store),
+        ("cookie_secure", "false"),
+        ("verified_token_cache_size", str(CACHE_SIZE)),
+    ):
         env["SESSIONWARD_" + field.upper()] = value
-    cases = [("plain", "/plain", None), ("protected, cached", "/protected", "one"),
-             ("floor, one token", "/floor", "one"), ("protected, pool", "/protected", "pool"),
-             ("floor, pool", "/floor", "pool"),
-             # Reference: what merely carrying the cookie costs the server and the framework.
-             ("reference: plain, cookie sent", "/plain", "one")]
+    cases = [
+        ("plain", "/plain", None),
+        ("protected, cached", "/protected", "one"),
+        ("floor, one token", "/floor", "one"),
+        ("protected, pool", "/protected", "pool"),
+        ("floor, pool", "/floor", "pool"),
+        # Reference: what merely carrying the cookie costs the server and the framework.
+        ("reference: plain, cookie sent", "/plain", "one"),
+    ]
     results: dict[tuple[str, str], list[float]] = {}
     cpu_per_request: dict[tuple[str, str], list[float]] = {}
     load_before = os.getloadavg()[0]
     for framework in args.frameworks.split(","):
         framework_cases = cases + (
-            [("protected, get_session (no Depends)", "/protected-direct", "one"),
-             ("reference: no-op Depends(request), cookie sent", "/noop-depends", "one")]
-            if framework == "fastapi" else []
+            [
+                ("protected, get_session (no Depends)", "/protected-direct", "one"),
+                ("reference: no-op Depends(request), cookie sent", "/noop-depends", "one"),
+            ]
+            if framework == "fastapi"
+            else []
         )
         port = free_port()
-        server = subprocess.Popen(server_command(framework, port), env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            server_command(framework, port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             wait_until_serving(server, base, cookies[0], framework)
             for _name, path, tokens_used in framework_cases:  # warm-up
-                run_wrk(base + path, 1, cookies[0] if tokens_used == "one" else None,
-                        lua if tokens_used == "pool" else None, env)
+                run_wrk(
+                    base + path,
+                    1,
+                    cookies[0] if tokens_used == "one" else None,
+                    lua if tokens_used == "pool" else None,
+                    env,
+                )
             for round_number in range(args.rounds):
                 for name, path, tokens_used in framework_cases:
                     cpu_before = server_cpu_seconds(server.pid)
-                    rps, count = run_wrk(base + path, args.duration,
-                                         cookies[0] if tokens_used == "one" else None,
-                                         lua if tokens_used == "pool" else None, env)
+                    rps, count = run_wrk(
+                        base + path,
+                        args.duration,
+                        cookies[0] if tokens_used == "one" else None,
+                        lua if tokens_used == "pool" else None,
+                        env,
+                    )
                     cpu_after = server_cpu_seconds(server.pid)
                     results.setdefault((framework, name), []).append(rps)
                     if cpu_before is not None and cpu_after is not None and count:
                         cpu_per_request.setdefault((framework, name), []).append(
                             (cpu_after - cpu_before) / count * 1e6
                         )
-                print(f"  {framework}: round {round_number + 1}/{args.rounds} done",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"  {framework}: round {round_number + 1}/{args.rounds} done", file=sys.stderr, flush=True
+                )
         finally:
             server.terminate()
             server.wait(timeout=10)
@@ -199,12 +253,16 @@ def report(
     load: tuple[float, float],
 ) -> None:
     print("# sessionward HTTP benchmark (wrk, 127.0.0.1)\n")
-    print(f"- one server worker (taskset CPU 1), wrk -t2 -c50 -d{args.duration}s (taskset CPU 0), "
-          f"{args.rounds} interleaved rounds, median req/s; RS256 tokens; pool = {POOL_SIZE} distinct "
-          f"tokens > cache of {CACHE_SIZE}")
-    print(f"- load average {load[0]:.2f} at the start, {load[1]:.2f} at the end; server CPU = user + "
-          f"system CPU time of the server process(es) per request completed (median); plain CPU / CPU "
-          f"is the req/s ratio a CPU-bound server reaches\n")
+    print(
+        f"- one server worker (taskset CPU 1), wrk -t2 -c50 -d{args.duration}s (taskset CPU 0), "
+        f"{args.rounds} interleaved rounds, median req/s; RS256 tokens; pool = {POOL_SIZE} distinct "
+        f"tokens > cache of {CACHE_SIZE}"
+    )
+    print(
+        f"- load average {load[0]:.2f} at the start, {load[1]:.2f} at the end; server CPU = user + "
+        f"system CPU time of the server process(es) per request completed (median); plain CPU / CPU "
+        f"is the req/s ratio a CPU-bound server reaches\n"
+    )
     print("| framework | endpoint | req/s (median) | ratio | server CPU µs/req | plain CPU / CPU |")
     print("|---|---|---|---|---|---|")
     for framework in args.frameworks.split(","):
@@ -220,8 +278,9 @@ def report(
             if name in ("protected, cached", "protected, get_session (no Depends)"):
                 ratio = f"{value / median['plain']:.2f}x plain"
             elif name == "protected, pool":
-                ratio = (f"{value / median['floor, pool']:.2f}x floor (pool), "
-                         f"{value / median['plain']:.2f}x plain")
+                ratio = (
+                    f"{value / median['floor, pool']:.2f}x floor (pool), {value / median['plain']:.2f}x plain"
+                )
             elif name.startswith(("floor", "reference")):
                 ratio = f"{value / median['plain']:.2f}x plain"
             else:

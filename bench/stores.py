@@ -176,8 +176,15 @@ def bulk_load(store: str, url: str, count: int) -> None:
                 pipe = redis_store._client.pipeline(transaction=False)
                 for i in range(start, min(count, start + 5_000)):
                     row = SessionRow(
-                        str(uuid.uuid4()), _user_of(i), uuid.uuid4().hex * 2, None, None,
-                        {}, {"role": "user"}, now, expires,
+                        str(uuid.uuid4()),
+                        _user_of(i),
+                        uuid.uuid4().hex * 2,
+                        None,
+                        None,
+                        {},
+                        {"role": "user"},
+                        now,
+                        expires,
                     )
                     script(keys=[], args=[redis_store.prefix, *insert_session(row).args], client=pipe)
                 pipe.execute()
@@ -426,12 +433,15 @@ def scale(stores: list[str], tmp: Path, rounds: int, big: int, batch: float) -> 
         for operation in SCALE_OPERATIONS:
             small = results[f"{store}/{sizes[0]}/{operation}"]
             large = results[f"{store}/{sizes[1]}/{operation}"]
-            rows.append([
-                store, operation,
-                f"{median(small):.1f} ({spread(small)})",
-                f"{median(large):.1f} ({spread(large)})",
-                f"{median(large) / median(small):.2f}x",
-            ])
+            rows.append(
+                [
+                    store,
+                    operation,
+                    f"{median(small):.1f} ({spread(small)})",
+                    f"{median(large):.1f} ({spread(large)})",
+                    f"{median(large) / median(small):.2f}x",
+                ]
+            )
     print(table(["store", "operation", "1 000 sessions", f"{big:,} sessions", "ratio"], rows))
     print()
 

@@ -237,23 +237,38 @@ def piece_cases(setup: AlgSetup) -> list[tuple[str, str, Callable[[int], float]]
 
     pieces: list[tuple[str, str, Callable[[], object]]] = [
         ("empty", "empty loop + call (harness overhead)", lambda: None),
-        ("sigcheck", "signature check (library closure `key.verify`)",
-         lambda: verify(signing_input, signature)),
+        (
+            "sigcheck",
+            "signature check (library closure `key.verify`)",
+            lambda: verify(signing_input, signature),
+        ),
         ("b64sig_lib", "strict `b64url_decode` of the signature", lambda: b64url_decode(sig_seg)),
         ("b64sig_std", "stdlib `urlsafe_b64decode` of the signature", lambda: _b64(sig_seg)),
         ("b64pay_lib", "strict `b64url_decode` of the payload", lambda: b64url_decode(payload_seg)),
         ("b64pay_std", "stdlib `urlsafe_b64decode` of the payload", lambda: _b64(payload_seg)),
-        ("a2b", "`binascii.a2b_base64` of the payload (padded, no checks)",
-         lambda: binascii.a2b_base64(payload_seg + "=" * (-len(payload_seg) % 4))),
+        (
+            "a2b",
+            "`binascii.a2b_base64` of the payload (padded, no checks)",
+            lambda: binascii.a2b_base64(payload_seg + "=" * (-len(payload_seg) % 4)),
+        ),
         ("json_lib", "`loads_strict` (object_pairs_hook, no dupes)", lambda: loads_strict(payload_bytes)),
         ("json_std", "stdlib `json.loads`", lambda: json.loads(payload_bytes)),
-        ("claims", "`_claims` (claim type checks + AccessTokenClaims)",
-         lambda: codec._claims(payload, "k", now)),
+        (
+            "claims",
+            "`_claims` (claim type checks + AccessTokenClaims)",
+            lambda: codec._claims(payload, "k", now),
+        ),
         ("decode", "`AccessTokenCodec.decode` (all of the above)", lambda: codec.decode(token, now)),
-        ("core", "`SessionCore.verify` (+ clock, cache probe, VerifiedSession)",
-         lambda: core.verify(token, None, False)),
-        ("get_session", "`SessionWard.get_session` (+ ready check, type check)",
-         lambda: engine.get_session(token)),
+        (
+            "core",
+            "`SessionCore.verify` (+ clock, cache probe, VerifiedSession)",
+            lambda: core.verify(token, None, False),
+        ),
+        (
+            "get_session",
+            "`SessionWard.get_session` (+ ready check, type check)",
+            lambda: engine.get_session(token),
+        ),
         ("floor", "floor (for reference)", lambda: setup.floor(token)),
     ]
     # The verified-token cache on the miss path: one put (with eviction) per verification.
@@ -263,22 +278,26 @@ def piece_cases(setup: AlgSetup) -> list[tuple[str, str, Callable[[int], float]]
         next_key = itertools.cycle(keys).__next__
         for _ in range(capacity):
             cache.put(next_key(), None, 0.0, None)  # type: ignore[arg-type]
-        pieces.append((
-            f"put{capacity}",
-            f"cache miss bookkeeping: `VerifiedTokenCache.put`, capacity {capacity:,}, full",
-            lambda c=cache, k=next_key: c.put(k(), None, 0.0, None),  # type: ignore[misc]
-        ))
+        pieces.append(
+            (
+                f"put{capacity}",
+                f"cache miss bookkeeping: `VerifiedTokenCache.put`, capacity {capacity:,}, full",
+                lambda c=cache, k=next_key: c.put(k(), None, 0.0, None),  # type: ignore[misc]
+            )
+        )
         ordered: OrderedDict[str, None] = OrderedDict((next_key(), None) for _ in range(capacity))
 
         def ordered_put(o: OrderedDict[str, None] = ordered, k: Callable[[], str] = next_key) -> None:
             o.popitem(last=False)
             o[k()] = None
 
-        pieces.append((
-            f"odict{capacity}",
-            f"alternative: `OrderedDict` put + `popitem(last=False)`, capacity {capacity:,}",
-            ordered_put,
-        ))
+        pieces.append(
+            (
+                f"odict{capacity}",
+                f"alternative: `OrderedDict` put + `popitem(last=False)`, capacity {capacity:,}",
+                ordered_put,
+            )
+        )
     return [(f"{setup.alg}/piece/{key}", label, b(fn)) for key, label, fn in pieces]
 
 
@@ -348,23 +367,31 @@ def report_verify(setups: list[AlgSetup], results: dict[str, list[float]]) -> No
         hit = median(results[f"{s.alg}/hit"])
         primary = s.alg in ("RS256", "HS256")
         tag = "" if primary else " (extra)"
-        rows.append([
-            s.alg + tag,
-            f"{uncached:.2f}x (≤ {TARGET_UNCACHED}x)",
-            "met" if uncached <= TARGET_UNCACHED else "MISSED",
-            *[f"{median(results[f'{s.alg}/miss{size}']) / floor_pool:.2f}x" for size in MISS_CACHE_SIZES],
-            f"{hit:.2f} µs (≤ {TARGET_HIT_US:g})",
-            "met" if hit <= TARGET_HIT_US else "MISSED",
-            f"{median(results[f'{s.alg}/pyjwt']) / floor:.2f}x",
-        ])
-    print(table(
-        [
-            "alg", "get_session cache off / floor", "",
-            *[f"miss c={size:,} / floor(pool)" for size in MISS_CACHE_SIZES],
-            "cache hit", "", "PyJWT / floor",
-        ],
-        rows,
-    ))
+        rows.append(
+            [
+                s.alg + tag,
+                f"{uncached:.2f}x (≤ {TARGET_UNCACHED}x)",
+                "met" if uncached <= TARGET_UNCACHED else "MISSED",
+                *[f"{median(results[f'{s.alg}/miss{size}']) / floor_pool:.2f}x" for size in MISS_CACHE_SIZES],
+                f"{hit:.2f} µs (≤ {TARGET_HIT_US:g})",
+                "met" if hit <= TARGET_HIT_US else "MISSED",
+                f"{median(results[f'{s.alg}/pyjwt']) / floor:.2f}x",
+            ]
+        )
+    print(
+        table(
+            [
+                "alg",
+                "get_session cache off / floor",
+                "",
+                *[f"miss c={size:,} / floor(pool)" for size in MISS_CACHE_SIZES],
+                "cache hit",
+                "",
+                "PyJWT / floor",
+            ],
+            rows,
+        )
+    )
     print()
 
 

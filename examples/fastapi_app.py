@@ -47,7 +47,7 @@ Session = Annotated[AsyncSession, Depends(verify_session())]
 @app.get("/", response_class=HTMLResponse)
 async def index() -> str:
     return (
-        "<h1>sessionward FastAPI example</h1><p>POST /login {\"name\": ...}, GET /me, "
+        '<h1>sessionward FastAPI example</h1><p>POST /login {"name": ...}, GET /me, '
         "POST /payload {...}, POST /logout, POST /logout-everywhere, POST /session/refresh</p>"
     )
 

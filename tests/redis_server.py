@@ -55,8 +55,16 @@ class RedisServer:
         else:
             persistence = ["--appendonly", "no"]
         return [
-            REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
-            "--dir", str(self.directory), "--save", "", *persistence,
+            REDIS_SERVER,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--save",
+            "",
+            *persistence,
         ]
 
     def start(self) -> float:

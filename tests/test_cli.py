@@ -53,8 +53,9 @@ def test_sessions_revoke_needs_a_target(store: str, capsys: pytest.CaptureFixtur
     assert "handles" in err and "Traceback" not in err
 
 
-def test_keys_list_rotate_and_jwks(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_keys_list_rotate_and_jwks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = f"sqlite:///{tmp_path}/keys.db"
     monkeypatch.setenv("SESSIONWARD_ACCESS_TOKEN_ALGORITHM", "ES256")
     code, out, _ = run(capsys, "keys", "list", "--store", store, "--json")
@@ -75,8 +76,9 @@ def test_keys_list_rotate_and_jwks(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_sweep_counts_expired_sessions(store: str, capsys: pytest.CaptureFixture[str]) -> None:
-    with SessionWard(Config(store=store, access_token_algorithm="HS256"),
-                     clock=lambda: 1_000_000_000.0) as engine:
+    with SessionWard(
+        Config(store=store, access_token_algorithm="HS256"), clock=lambda: 1_000_000_000.0
+    ) as engine:
         engine.create_new_session("old")
     assert run(capsys, "sweep", "--store", store)[1] == "deleted 1 expired session(s)\n"
     assert run(capsys, "sweep", "--store", store)[1] == "deleted 0 expired session(s)\n"
@@ -108,8 +110,9 @@ def test_bad_environment_is_a_configuration_error(
 
 
 def test_python_dash_m_and_help() -> None:
-    result = subprocess.run([sys.executable, "-m", "sessionward", "--help"], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "sessionward", "--help"], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0
     for command in ("migrate", "sweep", "sessions", "keys", "jwks"):
         assert command in result.stdout
@@ -119,8 +122,12 @@ def test_installed_script(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("sessionward")
     if not script.exists():
         pytest.fail(f"the sessionward console script is not installed next to {sys.executable}")
-    result = subprocess.run([str(script), "migrate", "--store", f"sqlite:///{tmp_path}/s.db"],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [str(script), "migrate", "--store", f"sqlite:///{tmp_path}/s.db"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert (result.returncode, result.stdout) == (0, "schema version 1\n")
 
 

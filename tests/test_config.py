@@ -148,9 +148,7 @@ def test_bool_option_rejects_other_types(name: str, value: Any) -> None:
     assert "True or False" in message
 
 
-@pytest.mark.parametrize(
-    "name", ["store", "access_token_path", "refresh_api_path", "cookie_domain"]
-)
+@pytest.mark.parametrize("name", ["store", "access_token_path", "refresh_api_path", "cookie_domain"])
 @pytest.mark.parametrize("value", [1, b"/x", ["/"], ""])
 def test_str_option_rejects_other_types_and_empty(name: str, value: Any) -> None:
     message = config_error(**{name: value})
@@ -231,9 +229,7 @@ def test_same_site_unknown_value(value: Any) -> None:
         assert allowed in message
 
 
-@pytest.mark.parametrize(
-    ("secure", "anti_csrf"), [(False, False), (True, False), (False, True)]
-)
+@pytest.mark.parametrize(("secure", "anti_csrf"), [(False, False), (True, False), (False, True)])
 def test_same_site_none_requires_secure_and_anti_csrf(secure: bool, anti_csrf: bool) -> None:
     message = config_error(cookie_same_site="none", cookie_secure=secure, enable_anti_csrf=anti_csrf)
     assert message.startswith("cookie_same_site:")
@@ -379,10 +375,24 @@ def test_from_env_reads_every_kind() -> None:
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ("true", True), ("True", True), ("TRUE", True), ("1", True), ("yes", True),
-        ("YES", True), ("on", True), ("On", True), (" true ", True),
-        ("false", False), ("False", False), ("FALSE", False), ("0", False), ("no", False),
-        ("No", False), ("off", False), ("OFF", False), ("\tfalse\n", False),
+        ("true", True),
+        ("True", True),
+        ("TRUE", True),
+        ("1", True),
+        ("yes", True),
+        ("YES", True),
+        ("on", True),
+        ("On", True),
+        (" true ", True),
+        ("false", False),
+        ("False", False),
+        ("FALSE", False),
+        ("0", False),
+        ("no", False),
+        ("No", False),
+        ("off", False),
+        ("OFF", False),
+        ("\tfalse\n", False),
     ],
 )
 def test_from_env_bool_spellings(name: str, raw: str, expected: bool) -> None:

@@ -69,7 +69,10 @@ def test_verified_session_objects_carry_the_claims_and_no_instance_dict() -> Non
         verified = SessionHandler(engine).verify(ResponseEffects(CONFIG), cookie, None, "GET", None)
         assert isinstance(verified, Session)
         assert (verified.user_id, verified.handle, verified.jwt_payload, verified.access_token) == (
-            "alice", created.handle, {"role": "admin"}, created.access_token
+            "alice",
+            created.handle,
+            {"role": "admin"},
+            created.access_token,
         )
         assert not hasattr(verified, "__dict__")
         assert repr(verified) == f"<Session user_id='alice' handle={created.handle!r}>"

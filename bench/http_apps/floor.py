@@ -32,7 +32,9 @@ def verify(token: str, public_key: rsa.RSAPublicKey) -> dict[str, Any]:
     header, payload, signature = token.split(".")
     public_key.verify(
         base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)),
-        f"{header}.{payload}".encode(), _PKCS1, _SHA256,
+        f"{header}.{payload}".encode(),
+        _PKCS1,
+        _SHA256,
     )
     claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     if claims["exp"] < time.time():

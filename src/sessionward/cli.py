@@ -78,8 +78,14 @@ def _sessions_list(engine: SessionWard, args: argparse.Namespace, out: Callable[
             info = engine.get_session_information(handle)
         except SessionWardError:
             continue  # ended between the two calls
-        rows.append({"handle": info.handle, "user_id": info.user_id, "created_at": info.created_at,
-                     "expires_at": info.expires_at})
+        rows.append(
+            {
+                "handle": info.handle,
+                "user_id": info.user_id,
+                "created_at": info.created_at,
+                "expires_at": info.expires_at,
+            }
+        )
     if args.json:
         out(json.dumps(rows, indent=2))
         return
@@ -124,14 +130,16 @@ def _jwks(engine: SessionWard, args: argparse.Namespace, out: Callable[[str], No
 def _parser() -> argparse.ArgumentParser:
     store_option = argparse.ArgumentParser(add_help=False)
     store_option.add_argument(
-        "--store", metavar="URL",
+        "--store",
+        metavar="URL",
         help="store URL (sqlite:///path.db, postgresql://..., redis://...); default: SESSIONWARD_STORE",
     )
     parser = argparse.ArgumentParser(prog="sessionward", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"sessionward {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser(
-        "demo", help="run the demo web app in a browser (needs the demo extra)",
+        "demo",
+        help="run the demo web app in a browser (needs the demo extra)",
         description="Serve the sessionward demo (Starlette + uvicorn, 15-second access tokens by default, "
         "plain http with cookie_secure=False): sign in by name, watch the browser client refresh, "
         "update the JWT payload and session data, revoke sessions, simulate token theft.",
@@ -139,11 +147,15 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
     demo.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     demo.add_argument(
-        "--store", metavar="URL",
+        "--store",
+        metavar="URL",
         help="store URL (default: a SQLite file in the temporary directory; SESSIONWARD_* is ignored)",
     )
     demo.add_argument(
-        "--access-token-validity", metavar="SECONDS", type=int, default=None,
+        "--access-token-validity",
+        metavar="SECONDS",
+        type=int,
+        default=None,
         help="how long an access token lives, 1 to 86400 seconds (default: 15)",
     )
     demo.set_defaults(raw=_demo)

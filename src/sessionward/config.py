@@ -66,9 +66,7 @@ class Config:
         if scheme == "sqlite":
             parse_sqlite_url(self.store)  # raises ConfigError naming the store option
         _check_int(self, "access_token_validity", 1, 86_400_000)
-        _check_int(
-            self, "refresh_token_validity", self.access_token_validity + 1, MAX_REFRESH_TOKEN_VALIDITY
-        )
+        _check_int(self, "refresh_token_validity", self.access_token_validity + 1, MAX_REFRESH_TOKEN_VALIDITY)
         _check_path(self, "access_token_path")
         _check_path(self, "refresh_api_path")
         if self.cookie_domain is not None:
@@ -111,9 +109,7 @@ class Config:
         return cls(**dict(options))
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, prefix: str = "SESSIONWARD_"
-    ) -> Config:
+    def from_env(cls, environ: Mapping[str, str] | None = None, prefix: str = "SESSIONWARD_") -> Config:
         """Build a config from ``SESSIONWARD_<OPTION>`` environment variables.
 
         ``SESSIONWARD_ACCESS_TOKEN_VALIDITY=900`` sets ``access_token_validity``. Booleans

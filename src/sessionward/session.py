@@ -77,9 +77,7 @@ class _SessionBase(Generic[E]):
     def _update_jwt_payload(self, payload: dict[str, Any]) -> Flow[None]:
         with self._clear_if_gone():
             yield from engine_call(SessionWard.update_jwt_payload, self.handle, payload)
-        verified = yield from engine_call(
-            SessionWard.regenerate_access_token, self.access_token, payload
-        )
+        verified = yield from engine_call(SessionWard.regenerate_access_token, self.access_token, payload)
         self.jwt_payload = payload
         if verified is not None and verified.new_access_token is not None:
             assert verified.front_token is not None
@@ -161,9 +159,7 @@ class _HandlerBase(Generic[E, S]):
 
     session_class: type[S]
 
-    def __init__(
-        self, engine: E, on_token_theft_detected: Any, error_handler: ErrorHandler | None
-    ) -> None:
+    def __init__(self, engine: E, on_token_theft_detected: Any, error_handler: ErrorHandler | None) -> None:
         self.engine: E = engine
         self.config = engine.config
         self.on_token_theft_detected = on_token_theft_detected
@@ -176,9 +172,7 @@ class _HandlerBase(Generic[E, S]):
         jwt_payload: dict[str, Any] | None,
         session_data: dict[str, Any] | None,
     ) -> Flow[S]:
-        tokens = yield from engine_call(
-            SessionWard.create_new_session, user_id, jwt_payload, session_data
-        )
+        tokens = yield from engine_call(SessionWard.create_new_session, user_id, jwt_payload, session_data)
         try:
             effects.set_session(tokens)
         except GeneralError:

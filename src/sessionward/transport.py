@@ -212,9 +212,7 @@ def tokens_for_refresh(tokens: RequestTokens, config: Config) -> str:
     return tokens.refresh_token
 
 
-def _set_cookie(
-    config: Config, name: str, value: str, path: str, expires_at_ms: int | None
-) -> str:
+def _set_cookie(config: Config, name: str, value: str, path: str, expires_at_ms: int | None) -> str:
     header = set_cookie_header(config, name, value, path, expires_at_ms)
     if len(header.encode()) > MAX_COOKIE_BYTES:
         raise GeneralError(
@@ -270,12 +268,18 @@ class ResponseEffects:
         config = self.config
         self.set_access_token(tokens.access_token, tokens.front_token)
         self.cookies[REFRESH_TOKEN_COOKIE] = _set_cookie(
-            config, REFRESH_TOKEN_COOKIE, tokens.refresh_token.value, config.refresh_api_path,
+            config,
+            REFRESH_TOKEN_COOKIE,
+            tokens.refresh_token.value,
+            config.refresh_api_path,
             tokens.refresh_token.expires_at,
         )
         id_refresh = tokens.id_refresh_token
         self.cookies[ID_REFRESH_TOKEN_COOKIE] = _set_cookie(
-            config, ID_REFRESH_TOKEN_COOKIE, id_refresh.value, config.access_token_path,
+            config,
+            ID_REFRESH_TOKEN_COOKIE,
+            id_refresh.value,
+            config.access_token_path,
             id_refresh.expires_at,
         )
         self.headers[ID_REFRESH_TOKEN_HEADER] = f"{id_refresh.value};{id_refresh.expires_at}"
@@ -285,7 +289,10 @@ class ResponseEffects:
     def set_access_token(self, token: Token, front_token: str) -> None:
         """The access cookie and ``front-token`` for a newly minted access token."""
         self.cookies[ACCESS_TOKEN_COOKIE] = _set_cookie(
-            self.config, ACCESS_TOKEN_COOKIE, token.value, self.config.access_token_path,
+            self.config,
+            ACCESS_TOKEN_COOKIE,
+            token.value,
+            self.config.access_token_path,
             token.expires_at,
         )
         self.headers[FRONT_TOKEN_HEADER] = front_token
@@ -448,7 +455,9 @@ def error_response(error: SessionWardError, config: Config) -> ErrorResponse:
         return ErrorResponse(status, _json("unauthorised"), error.clear_cookies, ())
     if isinstance(error, StorageUnavailableError):
         return ErrorResponse(
-            503, _json("session store unavailable"), False,
+            503,
+            _json("session store unavailable"),
+            False,
             (("retry-after", str(RETRY_AFTER_SECONDS)),),
         )
     return ErrorResponse(500, _json("internal error"), False, ())

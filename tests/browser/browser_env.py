@@ -124,11 +124,38 @@ class Server:
 
 def server_command(framework: str, port: int) -> list[str]:
     if framework == "fastapi":
-        return [sys.executable, "-m", "uvicorn", "--app-dir", str(HERE), "--factory", "harness:fastapi_app",
-                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(HERE),
+            "--factory",
+            "harness:fastapi_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
     # gthread: a browser sends parallel requests (one refresh among several API calls).
-    return [sys.executable, "-m", "gunicorn", "--chdir", str(HERE), "-w", "1", "--threads", "8",
-            "-b", f"127.0.0.1:{port}", "--log-level", "warning", f"harness:{framework}_app()"]
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--chdir",
+        str(HERE),
+        "-w",
+        "1",
+        "--threads",
+        "8",
+        "-b",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        f"harness:{framework}_app()",
+    ]
 
 
 class ServerPool:
@@ -160,8 +187,9 @@ class ServerPool:
             "HARNESS_ASSETS": os.pathsep.join(str(path) for path in self.assets),
             "HARNESS_ALLOW_ORIGINS": ",".join(self.allow_origins),
         }
-        process = subprocess.Popen(server_command(framework, port), env=env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            server_command(framework, port), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
         server = Server(framework, f"http://127.0.0.1:{port}", process, config)
         deadline = time.monotonic() + 30
         while True:

@@ -33,9 +33,15 @@ def browser(request: pytest.FixtureRequest) -> Iterator[Any]:
     try:
         chromium = playwright.chromium.launch(
             executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync",
-                  f"--host-resolver-rules=MAP *.{EXAMPLE_SITE} 127.0.0.1"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--host-resolver-rules=MAP *.{EXAMPLE_SITE} 127.0.0.1",
+            ],
         )
         try:
             yield chromium
@@ -88,8 +94,9 @@ def page_server(assets: list[Path]) -> Iterator[PageServer]:
 
 
 @pytest.fixture(scope="session")
-def servers(assets: list[Path], page_server: PageServer,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPool]:
+def servers(
+    assets: list[Path], page_server: PageServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerPool]:
     pool = ServerPool(assets, [page_server.origin], tmp_path_factory.mktemp("browser-stores"))
     try:
         yield pool

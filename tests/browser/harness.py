@@ -51,7 +51,9 @@ Answer = tuple[int, list[tuple[str, str]], bytes]
 def page(client: str) -> bytes:
     scripts = "".join(f'<script src="/test/assets/{name}"></script>\n' for name in CLIENTS[client])
     return (
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>" + client + "</title></head><body>\n"
+        '<!doctype html>\n<html><head><meta charset="utf-8"><title>'
+        + client
+        + "</title></head><body>\n"
         + scripts
         + f'<script type="module">\nimport * as harness from "/test/assets/adapter-{client}.js";\n'
         "window.harness = harness;\nwindow.harnessReady = true;\n</script>\n</body></html>\n"
@@ -83,15 +85,20 @@ class Harness:
                 self.refresh_headers = sorted(headers)
             return None
         if method == "GET" and (match := PAGE_PATH.match(path)) and match.group(1) in CLIENTS:
-            return 200, [("content-type", "text/html; charset=utf-8"), ("cache-control", "no-store")], page(
-                match.group(1)
+            return (
+                200,
+                [("content-type", "text/html; charset=utf-8"), ("cache-control", "no-store")],
+                page(match.group(1)),
             )
         if method == "GET" and (match := ASSET_PATH.match(path)):
             for directory in self.assets:
                 candidate = directory / match.group(1)
                 if candidate.is_file():
-                    return 200, [("content-type", "text/javascript; charset=utf-8"),
-                                 ("cache-control", "no-store")], candidate.read_bytes()
+                    return (
+                        200,
+                        [("content-type", "text/javascript; charset=utf-8"), ("cache-control", "no-store")],
+                        candidate.read_bytes(),
+                    )
             return 404, [("content-type", "text/plain")], b"no such asset"
         if path == "/test/counters" and method == "GET":
             with self.lock:
@@ -129,8 +136,11 @@ class Harness:
 
 def wsgi(app: Callable[..., Any], harness: Harness) -> Callable[..., Any]:
     def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
-                   if key.startswith("HTTP_")}
+        headers = {
+            key[5:].replace("_", "-").lower(): value
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
+        }
         answer = harness.answer(environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), headers)
         if answer is not None:
             status, response_headers, body = answer
@@ -157,8 +167,13 @@ def asgi(app: Callable[..., Any], harness: Harness) -> Callable[..., Any]:
         if answer is not None:
             status, response_headers, body = answer
             response_headers = response_headers + harness.cors(headers, (k for k, _ in response_headers))
-            await send({"type": "http.response.start", "status": status,
-                        "headers": [(k.encode(), v.encode()) for k, v in response_headers]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [(k.encode(), v.encode()) for k, v in response_headers],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
             return
 

@@ -49,18 +49,43 @@ def bundle(version: str) -> Path:
     (project / "package.json").write_text(json.dumps({"name": "interop-bundle", "private": True}))
     package = project / "node_modules" / "supertokens-website"
     if not (package / "package.json").exists():
-        _run([npm, "install", "--ignore-scripts", "--no-audit", "--no-fund", "--no-save", "--loglevel=error",
-              f"supertokens-website@{version}", AXIOS, ESBUILD], project)
+        _run(
+            [
+                npm,
+                "install",
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+                "--no-save",
+                "--loglevel=error",
+                f"supertokens-website@{version}",
+                AXIOS,
+                ESBUILD,
+            ],
+            project,
+        )
     installed = json.loads((package / "package.json").read_text())["version"]
     if installed != version:
         raise RuntimeError(f"npm installed supertokens-website {installed}, wanted {version}")
     (project / "process-shim.js").write_text(PROCESS_SHIM)
     BUILD.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial.js")
-    _run([node, str(project / "node_modules" / "esbuild" / "bin" / "esbuild"),
-          str(package / "lib" / "build" / "bundleEntry.js"), "--bundle", "--format=iife",
-          "--global-name=supertokens", "--platform=browser", "--target=es2017",
-          "--define:global=window", "--inject:./process-shim.js", "--log-level=warning",
-          f"--outfile={partial}"], project)
+    _run(
+        [
+            node,
+            str(project / "node_modules" / "esbuild" / "bin" / "esbuild"),
+            str(package / "lib" / "build" / "bundleEntry.js"),
+            "--bundle",
+            "--format=iife",
+            "--global-name=supertokens",
+            "--platform=browser",
+            "--target=es2017",
+            "--define:global=window",
+            "--inject:./process-shim.js",
+            "--log-level=warning",
+            f"--outfile={partial}",
+        ],
+        project,
+    )
     partial.replace(target)
     return target

@@ -68,8 +68,9 @@ def host_origin(origin: str, host: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def site_servers(assets: list[Path], page_server: PageServer,
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPool]:
+def site_servers(
+    assets: list[Path], page_server: PageServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerPool]:
     """API servers whose CORS allows the page server under its www. and app. names."""
     origins = [host_origin(page_server.origin, host) for host in ("www", "app")]
     pool = ServerPool(assets, origins, tmp_path_factory.mktemp("site-stores"))
@@ -80,8 +81,9 @@ def site_servers(assets: list[Path], page_server: PageServer,
 
 
 @pytest.fixture
-def open_site_page(request: pytest.FixtureRequest, context: Any, page_server: PageServer,
-                   site_servers: ServerPool) -> Iterator[Any]:
+def open_site_page(
+    request: pytest.FixtureRequest, context: Any, page_server: PageServer, site_servers: ServerPool
+) -> Iterator[Any]:
     """Opens ``client``'s page on ``<host>.example.test`` talking to ``api.example.test``."""
     pages: list[ClientPage] = []
 
@@ -125,9 +127,11 @@ def stored(context: Any, names: tuple[str, ...]) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-@pytest.mark.parametrize(("client", "scope"), SCOPED, ids=[
-    f"{client}-{'scope' if scope else 'default'}" for client, scope in SCOPED
-])
+@pytest.mark.parametrize(
+    ("client", "scope"),
+    SCOPED,
+    ids=[f"{client}-{'scope' if scope else 'default'}" for client, scope in SCOPED],
+)
 def test_cookie_domain_api_on_a_sibling_subdomain(
     open_site_page: Any, context: Any, client: str, scope: str | None, framework: str
 ) -> None:
@@ -242,8 +246,14 @@ def test_sessionward_cookie_domain_turned_on_over_a_session(
     # The page is configured with cookieDomain: the host-only cookies still tell who is signed
     # in; the anti-CSRF token is now looked up in sAntiCsrf (absent), so the first POST gets
     # "try refresh", and the refresh writes the site-wide cookies in place of the old ones.
-    tab.run("init", {"apiBase": api_origin(tab.server), "refreshPath": tab.server.config.refresh_api_path,
-                     "sessionScope": COOKIE_DOMAIN})
+    tab.run(
+        "init",
+        {
+            "apiBase": api_origin(tab.server),
+            "refreshPath": tab.server.config.refresh_api_path,
+            "sessionScope": COOKIE_DOMAIN,
+        },
+    )
     assert tab.run("doesSessionExist") is True and tab.run("getUserId") == "gina"
     answer = tab.protected("POST")
     assert answer["status"] == 200 and answer["body"]["user_id"] == "gina", answer

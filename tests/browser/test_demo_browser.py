@@ -39,8 +39,18 @@ class Demo:
 
     def live_sessions(self, user_id: str) -> list[str]:
         """The handles of ``user_id``'s live sessions, from the store (the CLI)."""
-        command = [sys.executable, "-m", "sessionward", "sessions", "list", "--user", user_id, "--json",
-                   "--store", self.store]
+        command = [
+            sys.executable,
+            "-m",
+            "sessionward",
+            "sessions",
+            "list",
+            "--user",
+            user_id,
+            "--json",
+            "--store",
+            self.store,
+        ]
         done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
         return [row["handle"] for row in json.loads(done.stdout)]
 
@@ -56,8 +66,20 @@ def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     store = f"sqlite:///{tmp / 'demo.db'}"
     port = free_port()
     log = tmp / "demo.log"
-    command = [sys.executable, "-m", "sessionward", "demo", "--host", "127.0.0.1", "--port", str(port),
-               "--store", store, "--access-token-validity", str(VALIDITY)]
+    command = [
+        sys.executable,
+        "-m",
+        "sessionward",
+        "demo",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--store",
+        store,
+        "--access-token-validity",
+        str(VALIDITY),
+    ]
     with log.open("wb") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
     server = Demo(f"http://127.0.0.1:{port}", store, process, log)
@@ -194,8 +216,11 @@ def test_sign_in_call_refresh_payload_data_and_sessions(open_demo: Any, demo: De
     # The protected API with a fresh access token: no refresh.
     assert tab.call_api() == "200 — the access token was valid: no refresh"
     answer = json.loads(tab.text("#api-answer"))
-    assert answer == {"user_id": "alice", "handle": handle,
-                      "jwt_payload": {"name": "alice", "role": "reader"}}
+    assert answer == {
+        "user_id": "alice",
+        "handle": handle,
+        "jwt_payload": {"name": "alice", "role": "reader"},
+    }
     assert tab.refreshes == 0
 
     # After expiry: exactly one refresh, then the retried call succeeds.

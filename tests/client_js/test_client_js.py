@@ -84,14 +84,20 @@ def test_an_expired_storage_lock_does_not_block(results: dict[str, Any]) -> None
 def test_api_base_and_sign_out(results: dict[str, Any]) -> None:
     outcome = results["apiBaseAndSignOut"]
     assert outcome["requests"] == [
-        "http://127.0.0.1:8001/login", "http://elsewhere.test/x", "http://127.0.0.1:8001/logout",
+        "http://127.0.0.1:8001/login",
+        "http://elsewhere.test/x",
+        "http://127.0.0.1:8001/logout",
     ]
     assert (outcome["before"], outcome["after"], outcome["storageKeys"]) == (True, False, [])
 
 
 def test_id_refresh_remove_clears_everything(results: dict[str, Any]) -> None:
     assert results["idRefreshRemoveClearsState"] == {
-        "status": 200, "exists": False, "payload": None, "cookies": "", "refreshCalls": 0,
+        "status": 200,
+        "exists": False,
+        "payload": None,
+        "cookies": "",
+        "refreshCalls": 0,
     }
 
 
@@ -133,10 +139,15 @@ def test_cookie_domain_writes_site_cookies_and_no_local_storage(results: dict[st
     # Each write drops a host-only copy, then writes the Domain cookie.
     assert outcome["writes"] == [
         line
-        for name, value in (("sIRTFrontend", "irt1"), ("sFrontToken", "<front-token>"),
-                            ("sAntiCsrf", "%7B%22token%22%3A%22csrf1%22%2C%22idRefresh%22%3A%22irt1%22%7D"))
-        for line in (f"{name}=; expires=<past>; path=/; samesite=lax",
-                     f"{name}={value}; expires=<future>; path=/; domain={SITE}; samesite=lax")
+        for name, value in (
+            ("sIRTFrontend", "irt1"),
+            ("sFrontToken", "<front-token>"),
+            ("sAntiCsrf", "%7B%22token%22%3A%22csrf1%22%2C%22idRefresh%22%3A%22irt1%22%7D"),
+        )
+        for line in (
+            f"{name}=; expires=<past>; path=/; samesite=lax",
+            f"{name}={value}; expires=<future>; path=/; domain={SITE}; samesite=lax",
+        )
     ]
 
 
@@ -156,11 +167,17 @@ def test_without_cookie_domain_nothing_changes(results: dict[str, Any]) -> None:
 def test_cookie_domain_shares_the_session_with_a_sibling_host(results: dict[str, Any]) -> None:
     outcome = results["cookieDomainSiblingHostSharesSession"]
     assert outcome["onApp"] == {
-        "exists": True, "userId": "alice", "post": 200, "afterExpiry": 200, "refreshCalls": 1,
+        "exists": True,
+        "userId": "alice",
+        "post": 200,
+        "afterExpiry": 200,
+        "refreshCalls": 1,
     }
     # The refresh done on app. serves www.: new anti-CSRF token, no refresh of its own.
     assert outcome["onWww"] == {
-        "post": 200, "refreshCalls": 1, "payloadGeneration": 2,
+        "post": 200,
+        "refreshCalls": 1,
+        "payloadGeneration": 2,
         "afterSignOut": {"exists": False, "userId": None, "cookie": ""},
     }
     assert outcome["antiCsrfSent"] == ["csrf1", "csrf1", "csrf2", "csrf2"]
@@ -197,5 +214,8 @@ def test_cookie_domain_init_drops_host_only_copies_hiding_the_site_session(resul
     }
     assert outcome["stored"] == SITE_COOKIES and outcome["idRefresh"] == ["sIRTFrontend=irt2"]
     assert (outcome["status"], outcome["quick"], outcome["antiCsrfSent"], outcome["refreshCalls"]) == (
-        200, True, ["csrf2"], 0,
+        200,
+        True,
+        ["csrf2"],
+        0,
     )

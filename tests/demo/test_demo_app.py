@@ -85,8 +85,11 @@ def test_sign_in_and_protected_call(browser: Browser) -> None:
     assert signed_in["user_id"] == "alice"
     me = browser.call("GET", "/api/me")
     assert me.status_code == 200
-    assert me.json() == {"user_id": "alice", "handle": signed_in["handle"],
-                         "jwt_payload": {"name": "alice", "role": "reader"}}
+    assert me.json() == {
+        "user_id": "alice",
+        "handle": signed_in["handle"],
+        "jwt_payload": {"name": "alice", "role": "reader"},
+    }
 
 
 @pytest.mark.parametrize("name", ["", "   ", "x" * 65, 42])

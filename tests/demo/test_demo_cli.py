@@ -62,8 +62,11 @@ def test_access_token_validity_must_be_whole_seconds(capsys: pytest.CaptureFixtu
 
 @pytest.mark.parametrize(("argv", "seconds"), [([], 15), (["--access-token-validity", "3"], 3)])
 def test_access_token_validity_reaches_the_demo(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
-    argv: list[str], seconds: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    argv: list[str],
+    seconds: int,
 ) -> None:
     import uvicorn
 
@@ -144,8 +147,16 @@ def test_busy_port_from_the_installed_command(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        command = [sys.executable, "-m", "sessionward", "demo", "--port", str(port),
-                   "--store", f"sqlite:///{tmp_path}/demo.db"]
+        command = [
+            sys.executable,
+            "-m",
+            "sessionward",
+            "demo",
+            "--port",
+            str(port),
+            "--store",
+            f"sqlite:///{tmp_path}/demo.db",
+        ]
         result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert result.returncode == 4
     assert result.stderr.count("\n") == 1 and "already in use" in result.stderr

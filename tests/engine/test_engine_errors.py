@@ -58,8 +58,18 @@ def assert_general_error(call: Callable[[], Any], argument: str) -> str:
 @pytest.mark.parametrize(
     "user_id",
     [
-        None, 123, 1.5, b"alice", ["alice"], {"id": "alice"}, True,
-        "", "x" * 257, "é" * 129, "\ud800", "a\udfffb",
+        None,
+        123,
+        1.5,
+        b"alice",
+        ["alice"],
+        {"id": "alice"},
+        True,
+        "",
+        "x" * 257,
+        "é" * 129,
+        "\ud800",
+        "a\udfffb",
     ],
 )
 def test_create_rejects_bad_user_id(ward: SessionWard, user_id: Any) -> None:
@@ -156,7 +166,7 @@ def test_create_accepts_json_edge_values(ward: SessionWard, argument: str) -> No
         "bools": [True, False],
         "ints": [0, -1, 2**63, -(2**63)],
         "floats": [0.0, -0.0, 1e308, 5e-324],
-        "text": "ü\u2028\x00\"\\</script>",
+        "text": 'ü\u2028\x00"\\</script>',
         "": "",
         "nested": nested_dicts(20),
         "lists": nested_lists(20),
@@ -358,8 +368,9 @@ def test_corrupt_stored_row_is_unauthorised_and_logged(
         created = engine.create_new_session("alice", {"role": "user"})
         refreshed = engine.refresh_session(created.refresh_token.value)
         with closing(sqlite3.connect(tmp_path / "s.db")) as connection, connection:
-            connection.execute("UPDATE session_info SET session_data = '{' WHERE session_handle = ?",
-                               (created.handle,))
+            connection.execute(
+                "UPDATE session_info SET session_data = '{' WHERE session_handle = ?", (created.handle,)
+            )
         with caplog.at_level("ERROR", logger="sessionward.engine"):
             with pytest.raises(UnauthorizedError):
                 engine.refresh_session(created.refresh_token.value)

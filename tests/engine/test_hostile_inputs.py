@@ -197,8 +197,21 @@ def test_signature_stripping(any_engine: SessionWard) -> None:
 
 @pytest.mark.parametrize(
     "alg",
-    ["HS256", "HS384", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA", "Ed25519", "rs256", "RS256 ",
-     "rS256", "RSA256"],
+    [
+        "HS256",
+        "HS384",
+        "RS384",
+        "RS512",
+        "PS256",
+        "ES256",
+        "ES384",
+        "EdDSA",
+        "Ed25519",
+        "rs256",
+        "RS256 ",
+        "rS256",
+        "RSA256",
+    ],
 )
 def test_alg_other_than_configured(engine: SessionWard, victim: SessionTokens, alg: str) -> None:
     # RS256 engine; the token is an RS256 signature by our real key, only labelled otherwise.
@@ -227,8 +240,9 @@ def test_token_of_another_configured_algorithm(engine_alg: str, token_alg: str) 
         other.create_new_session("x")
         claims = claims_of(victim.access_token.value)
         foreign_key = signing_key(other)
-        token = sign_raw(other, {"alg": token_alg, "typ": "JWT", "kid": signing_key(engine).kid}, claims,
-                         foreign_key)
+        token = sign_raw(
+            other, {"alg": token_alg, "typ": "JWT", "kid": signing_key(engine).kid}, claims, foreign_key
+        )
         rejected(engine, token)
         assert_victim_ok(engine, victim)
 
@@ -329,9 +343,7 @@ def test_key_material_and_extension_headers(
     assert_victim_ok(engine, victim)
 
 
-def test_embedded_attacker_jwk_signed_with_attacker_key(
-    es_engine: SessionWard, no_network: None
-) -> None:
+def test_embedded_attacker_jwk_signed_with_attacker_key(es_engine: SessionWard, no_network: None) -> None:
     victim = es_engine.create_new_session("victim")
     attacker = generate_signing_key("ES256", 0)
     jwk = attacker.public_jwk()
@@ -455,8 +467,10 @@ def test_unknown_kid_flood_reloads_keys_at_most_once() -> None:
         # Built up front (the signature is never reached for an unknown kid), so the flood
         # itself takes far less than the reload interval.
         body, signature = segments(victim.access_token.value)[1:]
-        flood = [f"{b64(compact(header_for(engine, kid=f'unknown{index:05d}')))}.{body}.{signature}"
-                 for index in range(1000)]
+        flood = [
+            f"{b64(compact(header_for(engine, kid=f'unknown{index:05d}')))}.{body}.{signature}"
+            for index in range(1000)
+        ]
         for token in flood:
             rejected(engine, token)
         assert proxy.load_keys_calls - before <= 1
@@ -491,8 +505,9 @@ def test_duplicate_members_in_header(engine: SessionWard, victim: SessionTokens)
 
 def _raw_claims(claims: dict[str, Any], extra: str, skip: tuple[str, ...] = ()) -> bytes:
     """Claims as raw JSON text with ``extra`` members inserted verbatim (before the rest)."""
-    members = [f"{json.dumps(k)}:{json.dumps(v, separators=(',', ':'))}" for k, v in claims.items()
-               if k not in skip]
+    members = [
+        f"{json.dumps(k)}:{json.dumps(v, separators=(',', ':'))}" for k, v in claims.items() if k not in skip
+    ]
     inner = ",".join(([extra] if extra else []) + members)
     return ("{" + inner + "}").encode()
 
@@ -527,9 +542,27 @@ def test_duplicate_members_in_payload(
 # -- A10: encoding and type confusion in claims ----------------------------------------------------
 
 
-HOSTILE_TIMES = ["NaN", "-NaN", "Infinity", "-Infinity", "1e400", "-1e400", "1e20", "1e10", "4102444800.0",
-                 "true", "false", "null", '"9999999999"', '"4102444800"', "[1]", "[4102444800]", "{}",
-                 '{"$date":4102444800}', "9" * 5000]
+HOSTILE_TIMES = [
+    "NaN",
+    "-NaN",
+    "Infinity",
+    "-Infinity",
+    "1e400",
+    "-1e400",
+    "1e20",
+    "1e10",
+    "4102444800.0",
+    "true",
+    "false",
+    "null",
+    '"9999999999"',
+    '"4102444800"',
+    "[1]",
+    "[4102444800]",
+    "{}",
+    '{"$date":4102444800}',
+    "9" * 5000,
+]
 
 
 @pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
@@ -565,8 +598,12 @@ def test_hostile_time_claims_leave_victim_intact(engine: SessionWard, victim: Se
     claims = claims_of(victim.access_token.value)
     for value in HOSTILE_TIMES:
         for claim in ("exp", "iat"):
-            rejected(engine, sign_raw(engine, header_for(engine), _raw_claims(claims, f'"{claim}":{value}',
-                                                                                skip=(claim,))))
+            rejected(
+                engine,
+                sign_raw(
+                    engine, header_for(engine), _raw_claims(claims, f'"{claim}":{value}', skip=(claim,))
+                ),
+            )
     assert_victim_ok(engine, victim)
 
 
@@ -610,11 +647,21 @@ def test_generic_jwt_signed_with_our_key_is_not_an_access_token(
     now = int(time.time())
     for claims in (
         {"sub": "victim", "iat": now, "exp": now + 3600},
-        {"sub": "victim", "iss": "https://api.example.com.evil", "aud": ["x", "ours"], "iat": now,
-         "exp": now + 3600},
+        {
+            "sub": "victim",
+            "iss": "https://api.example.com.evil",
+            "aud": ["x", "ours"],
+            "iat": now,
+            "exp": now + 3600,
+        },
         {"sub": "victim", "sessionHandle": victim.handle, "iat": now, "exp": now + 3600, "userData": {}},
-        {"sub": "victim", "sessionHandle": victim.handle, "refreshTokenHash1": "x" * 64, "iat": now,
-         "exp": now + 3600},
+        {
+            "sub": "victim",
+            "sessionHandle": victim.handle,
+            "refreshTokenHash1": "x" * 64,
+            "iat": now,
+            "exp": now + 3600,
+        },
     ):
         rejected(engine, sign_raw(engine, header_for(engine), claims))
     assert_victim_ok(engine, victim)
@@ -666,8 +713,17 @@ def test_nbf_in_the_future() -> None:
         lambda text, word: text.encode().replace(word, word[:2] + b"\xed\xa0\x80" + word[2:]),
         lambda text, word: text.encode().replace(word, word[:2] + b"\xc0\xaf" + word[2:]),
     ],
-    ids=["utf16", "utf16le", "utf16be", "utf32", "utf8bom", "latin1", "truncated-utf8", "utf8-surrogate",
-         "overlong-utf8"],
+    ids=[
+        "utf16",
+        "utf16le",
+        "utf16be",
+        "utf32",
+        "utf8bom",
+        "latin1",
+        "truncated-utf8",
+        "utf8-surrogate",
+        "overlong-utf8",
+    ],
 )
 def test_non_utf8_and_utf16_segments(
     engine: SessionWard, victim: SessionTokens, encode: Callable[[str, bytes], bytes]
@@ -749,9 +805,7 @@ def _noisy_variants(segment: str) -> list[str]:
 
 
 @pytest.mark.parametrize("position", [0, 1, 2], ids=["header", "payload", "signature"])
-def test_padding_and_non_alphabet_base64_in_each_segment(
-    any_engine: SessionWard, position: int
-) -> None:
+def test_padding_and_non_alphabet_base64_in_each_segment(any_engine: SessionWard, position: int) -> None:
     victim = any_engine.create_new_session("victim")
     parts = segments(victim.access_token.value)
     variants = _noisy_variants(parts[position])
@@ -788,8 +842,19 @@ def test_segment_count(engine: SessionWard, victim: SessionTokens) -> None:
 
 def test_empty_and_whitespace_tokens(engine: SessionWard, victim: SessionTokens) -> None:
     token = victim.access_token.value
-    for value in ("", " ", "\n", "\x00", "null", "undefined", "Bearer " + token, token + "\n", " " + token,
-                  token + ";", '"' + token + '"'):
+    for value in (
+        "",
+        " ",
+        "\n",
+        "\x00",
+        "null",
+        "undefined",
+        "Bearer " + token,
+        token + "\n",
+        " " + token,
+        token + ";",
+        '"' + token + '"',
+    ):
         rejected(engine, value)
     assert_victim_ok(engine, victim)
 
@@ -854,8 +919,13 @@ def test_huge_tokens_rejected_fast(engine: SessionWard, victim: SessionTokens, s
 def test_refresh_and_other_tokens_in_the_access_position(engine: SessionWard, victim: SessionTokens) -> None:
     assert victim.id_refresh_token.value
     child = engine.refresh_session(victim.refresh_token.value).refresh_token.value
-    for value in (victim.refresh_token.value, victim.id_refresh_token.value, victim.front_token,
-                  victim.handle, child):
+    for value in (
+        victim.refresh_token.value,
+        victim.id_refresh_token.value,
+        victim.front_token,
+        victim.handle,
+        child,
+    ):
         rejected(engine, value)
     assert_victim_ok(engine, victim)
 
@@ -867,9 +937,22 @@ def _tampered_variants(token: str) -> list[str]:
         current = alphabet.index(token[position])
         for delta in (1, 32):
             replacement = alphabet[(current + delta) % 64]
-            variants.append(token[:position] + replacement + token[position + 1:])
-    variants += [token[:-1], token[:-2], token[:-4], token + "A", token + "AA", token + "AAAA", token[4:],
-                 token + "=", token + "==", token.upper(), token[::-1], token + ".", " " + token]
+            variants.append(token[:position] + replacement + token[position + 1 :])
+    variants += [
+        token[:-1],
+        token[:-2],
+        token[:-4],
+        token + "A",
+        token + "AA",
+        token + "AAAA",
+        token[4:],
+        token + "=",
+        token + "==",
+        token.upper(),
+        token[::-1],
+        token + ".",
+        " " + token,
+    ]
     return [v for v in variants if v != token]
 
 
@@ -1020,16 +1103,29 @@ def test_anti_csrf_missing_wrong_or_from_another_session() -> None:
         assert victim.anti_csrf_token != other.anti_csrf_token
         right = victim.anti_csrf_token
         assert engine.get_session(token, right, True).handle == victim.handle  # now cached
-        for presented in (None, "", other.anti_csrf_token, right[:-1], right + "x", right.upper(),
-                          " " + right, right.encode(), 1, ["x"], "\u00e9" * 32, "\ud800" * 32):
+        for presented in (
+            None,
+            "",
+            other.anti_csrf_token,
+            right[:-1],
+            right + "x",
+            right.upper(),
+            " " + right,
+            right.encode(),
+            1,
+            ["x"],
+            "\u00e9" * 32,
+            "\ud800" * 32,
+        ):
             with pytest.raises(TryRefreshTokenError):
                 engine.get_session(token, presented, True)  # type: ignore[arg-type]
                 pytest.fail(f"accepted anti-CSRF {presented!r}")
         # Fresh (uncached) tokens get the same checks.
         fresh = engine.create_new_session("victim2")
         rejected(engine, fresh.access_token.value, anti_csrf_token=None, do_anti_csrf_check=True)
-        rejected(engine, fresh.access_token.value, anti_csrf_token=other.anti_csrf_token,
-                 do_anti_csrf_check=True)
+        rejected(
+            engine, fresh.access_token.value, anti_csrf_token=other.anti_csrf_token, do_anti_csrf_check=True
+        )
         # No check requested: no header needed.
         assert engine.get_session(token).handle == victim.handle
         # A genuinely signed token without the claim cannot pass a requested check.
@@ -1076,13 +1172,16 @@ def test_clock_skew_leeway_boundaries(leeway: int) -> None:
         victim = engine.create_new_session("victim")
         claims = claims_of(victim.access_token.value)
         now = int(fake_now[0])
-        late = [sign_raw(engine, header_for(engine), dict(claims, exp=now - leeway + delta, iat=now - 7200))
-                for delta in (1, 0, -1)]
+        late = [
+            sign_raw(engine, header_for(engine), dict(claims, exp=now - leeway + delta, iat=now - 7200))
+            for delta in (1, 0, -1)
+        ]
         assert engine.get_session(late[0]).handle == victim.handle  # exp = now - L + 1
         rejected(engine, late[1])  # exp = now - L
         rejected(engine, late[2])  # exp = now - L - 1
-        early = [sign_raw(engine, header_for(engine), dict(claims, iat=now + leeway + delta))
-                 for delta in (0, 1)]
+        early = [
+            sign_raw(engine, header_for(engine), dict(claims, iat=now + leeway + delta)) for delta in (0, 1)
+        ]
         assert engine.get_session(early[0]).handle == victim.handle  # iat = now + L
         rejected(engine, early[1])  # iat = now + L + 1
         # A cached token stops verifying exactly at exp + L.
@@ -1098,8 +1197,22 @@ def test_clock_skew_leeway_boundaries(leeway: int) -> None:
 # -- non-string inputs ---------------------------------------------------------------------------
 
 
-NON_STRINGS: list[Any] = [None, b"", b"a.b.c", 0, 1, 1.5, True, [], ["a.b.c"], {}, {"token": "x"}, (),
-                          object(), bytearray(b"a.b.c")]
+NON_STRINGS: list[Any] = [
+    None,
+    b"",
+    b"a.b.c",
+    0,
+    1,
+    1.5,
+    True,
+    [],
+    ["a.b.c"],
+    {},
+    {"token": "x"},
+    (),
+    object(),
+    bytearray(b"a.b.c"),
+]
 
 
 @pytest.mark.parametrize("value", NON_STRINGS, ids=lambda v: type(v).__name__)

@@ -26,8 +26,6 @@ INTERVAL = 3600
 PREFIX = "access_token_signing_key/"
 
 
-
-
 def kid_of(token: str) -> str:
     segment = token.split(".")[0]
     header: dict[str, Any] = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))

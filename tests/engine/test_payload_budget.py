@@ -72,9 +72,19 @@ def engine(tmp_path: Path) -> Iterator[SessionWard]:
 
 
 @pytest.mark.parametrize("alg", ALGORITHMS)
-@pytest.mark.parametrize("options", [{}, {"enable_anti_csrf": True, "cookie_domain": ".example.com",
-                                          "cookie_secure": True, "access_token_path": "/api/v1"}],
-                         ids=["plain", "every-attribute"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {
+            "enable_anti_csrf": True,
+            "cookie_domain": ".example.com",
+            "cookie_secure": True,
+            "access_token_path": "/api/v1",
+        },
+    ],
+    ids=["plain", "every-attribute"],
+)
 def test_the_largest_accepted_payload_refreshes_and_one_more_byte_is_refused(
     tmp_path: Path, alg: str, options: dict[str, Any]
 ) -> None:

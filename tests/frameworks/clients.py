@@ -117,7 +117,11 @@ def _django(config: Config) -> Iterator[WireClient]:
                 joined[key] = f"{joined[key]},{value}" if key in joined else value
             content_type = joined.pop("content-type", "")
             response = test_client.generic(
-                method, path, data=body or b"", content_type=content_type, headers=joined,
+                method,
+                path,
+                data=body or b"",
+                content_type=content_type,
+                headers=joined,
             )
             raw = [(key, value) for key, value in response.items()]
             raw += [("set-cookie", morsel.OutputString()) for morsel in response.cookies.values()]
@@ -135,12 +139,41 @@ def _free_port() -> int:
 def _server_command(framework: str, port: int) -> list[str]:
     bind = f"127.0.0.1:{port}"
     if framework == "fastapi-uvicorn":
-        return [sys.executable, "-m", "uvicorn", "--app-dir", str(APPS), "--factory", "serve:fastapi_app",
-                "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--log-level", "warning"]
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(APPS),
+            "--factory",
+            "serve:fastapi_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+        ]
     target = "serve:flask_app()" if framework == "flask-gunicorn" else "serve:django_app()"
     # Cookie headers up to 16 KB reach the app, so oversized tokens get the library's answer.
-    return [sys.executable, "-m", "gunicorn", "--chdir", str(APPS), "-w", "1", "-b", bind,
-            "--limit-request-field_size", "16384", "--log-level", "warning", target]
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--chdir",
+        str(APPS),
+        "-w",
+        "1",
+        "-b",
+        bind,
+        "--limit-request-field_size",
+        "16384",
+        "--log-level",
+        "warning",
+        target,
+    ]
 
 
 def config_environment(config: Config) -> dict[str, str]:
@@ -155,8 +188,9 @@ def config_environment(config: Config) -> dict[str, str]:
 def _server(framework: str, config: Config) -> Iterator[WireClient]:
     port = _free_port()
     env = {**os.environ, **config_environment(config), "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(_server_command(framework, port), env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        _server_command(framework, port), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     http = httpx.Client(base_url=base, timeout=10)
     try:

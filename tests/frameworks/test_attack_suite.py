@@ -35,8 +35,14 @@ from sessionward.tokens.keys import SigningKey
 
 REFRESH = "/session/refresh"
 COMPARED_HEADERS = (
-    "front-token", "id-refresh-token", "anti-csrf", "access-control-expose-headers", "cache-control",
-    "access-control-allow-headers", "access-control-allow-credentials", "access-control-allow-origin",
+    "front-token",
+    "id-refresh-token",
+    "anti-csrf",
+    "access-control-expose-headers",
+    "cache-control",
+    "access-control-allow-headers",
+    "access-control-allow-credentials",
+    "access-control-allow-origin",
 )
 FORBIDDEN_IN_BODY = ("Traceback", 'File "', "sessionward/", "site-packages", ".py", "eyJ")
 BUDGET = 4096  # the largest access-token Set-Cookie the engine may issue (bytes)
@@ -249,8 +255,11 @@ def _duplicate_refresh(ctx: Ctx) -> WireResponse:
 
 def _split_cookie_headers(ctx: Ctx) -> WireResponse:
     return ctx.victim.request(
-        "GET", "/protected", headers=[("cookie", "sAccessToken=attacker")],
-        cookie=f"sAccessToken={ctx.access}; sIdRefreshToken={ctx.id_refresh}", update_jar=False,
+        "GET",
+        "/protected",
+        headers=[("cookie", "sAccessToken=attacker")],
+        cookie=f"sAccessToken={ctx.access}; sIdRefreshToken={ctx.id_refresh}",
+        update_jar=False,
     )
 
 
@@ -264,8 +273,9 @@ def _duplicate_header(name: str, method: str) -> Callable[[Ctx], WireResponse]:
 
 
 def _foreign_anti_csrf(ctx: Ctx) -> WireResponse:
-    return ctx.victim.request("POST", "/protected", headers={"anti-csrf": ctx.bystander.anti_csrf or ""},
-                              update_jar=False)
+    return ctx.victim.request(
+        "POST", "/protected", headers={"anti-csrf": ctx.bystander.anti_csrf or ""}, update_jar=False
+    )
 
 
 def _pad_for(ctx: Ctx, cookie_bytes: int) -> int:
@@ -324,8 +334,11 @@ def _method(method: str, path: str = REFRESH, **kw: Any) -> Callable[[Ctx], Wire
 
 def _preflight(path: str, origin: str, request_headers: str) -> Callable[[Ctx], WireResponse]:
     def run(ctx: Ctx) -> WireResponse:
-        headers = {"origin": origin, "access-control-request-method": "POST",
-                   "access-control-request-headers": request_headers}
+        headers = {
+            "origin": origin,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": request_headers,
+        }
         return ctx.victim.request("OPTIONS", path, headers=headers, cookie=None, send_anti_csrf=False)
 
     return run
@@ -416,38 +429,82 @@ ATTACKS = [
     Attack("update-payload-with-huge-exp", _huge_exp_update, 401, TRY),
     # -- token confusion -----------------------------------------------------------------------
     Attack("refresh-token-as-access", lambda ctx: ctx.protected(ctx.refresh), 401, TRY),
-    Attack("access-token-as-refresh", lambda ctx: ctx.refresh_with(f"sRefreshToken={ctx.access}"),
-           401, UNAUTHORISED, cookies="cleared"),
-    Attack("id-refresh-token-as-refresh", lambda ctx: ctx.refresh_with(f"sRefreshToken={ctx.id_refresh}"),
-           401, UNAUTHORISED, cookies="cleared"),
+    Attack(
+        "access-token-as-refresh",
+        lambda ctx: ctx.refresh_with(f"sRefreshToken={ctx.access}"),
+        401,
+        UNAUTHORISED,
+        cookies="cleared",
+    ),
+    Attack(
+        "id-refresh-token-as-refresh",
+        lambda ctx: ctx.refresh_with(f"sRefreshToken={ctx.id_refresh}"),
+        401,
+        UNAUTHORISED,
+        cookies="cleared",
+    ),
     # -- oversized cookies ---------------------------------------------------------------------
     Attack("oversized-cookie-header", _cookie("junk=" + "j" * 11000 + "; " + SESSION), 200),
     Attack("oversized-access-cookie", lambda ctx: ctx.protected("a" * 9000), 401, TRY),
-    Attack("oversized-refresh-cookie", lambda ctx: ctx.refresh_with("sRefreshToken=" + "r" * 9000),
-           401, UNAUTHORISED, cookies="cleared"),
+    Attack(
+        "oversized-refresh-cookie",
+        lambda ctx: ctx.refresh_with("sRefreshToken=" + "r" * 9000),
+        401,
+        UNAUTHORISED,
+        cookies="cleared",
+    ),
     # -- duplicates ----------------------------------------------------------------------------
     Attack("duplicate-access-cookie", _cookie("sAccessToken={a}; " + SESSION), 401, TRY),
     Attack("duplicate-id-refresh-cookie", _cookie(SESSION + "; sIdRefreshToken={i}"), 401, UNAUTHORISED),
-    Attack("duplicate-id-refresh-cookie-optional", lambda ctx: ctx.victim.request(
-        "GET", "/optional", cookie=f"sAccessToken={ctx.access}; sIdRefreshToken={ctx.id_refresh}; "
-        f"sIdRefreshToken={ctx.id_refresh}", update_jar=False), 200),
+    Attack(
+        "duplicate-id-refresh-cookie-optional",
+        lambda ctx: ctx.victim.request(
+            "GET",
+            "/optional",
+            cookie=f"sAccessToken={ctx.access}; sIdRefreshToken={ctx.id_refresh}; "
+            f"sIdRefreshToken={ctx.id_refresh}",
+            update_jar=False,
+        ),
+        200,
+    ),
     Attack("duplicate-refresh-cookie", _duplicate_refresh, 401, UNAUTHORISED),
     Attack("duplicate-across-cookie-headers", _split_cookie_headers, 401, TRY),
     Attack("duplicate-anti-csrf-header", _duplicate_header("anti-csrf", "POST"), 401, TRY),
     Attack("duplicate-id-refresh-token-header", _duplicate_header("id-refresh-token", "GET"), 200),
     Attack("anti-csrf-of-another-session", _foreign_anti_csrf, 401, TRY),
-    Attack("anti-csrf-non-ascii", _method("POST", "/protected", headers={"anti-csrf": "\u00e9" * 32}),
-           401, TRY),
+    Attack(
+        "anti-csrf-non-ascii", _method("POST", "/protected", headers={"anti-csrf": "\u00e9" * 32}), 401, TRY
+    ),
     # -- payload updates and the size budget ---------------------------------------------------
     Attack("payload-update-near-budget", _update_to(BUDGET - 200), 200, cookies=None, after=_holds_pad),
-    Attack("payload-update-past-budget", _update_to(BUDGET + 60), 400, "payload too large",
-           after=_keeps_payload({"v": 1})),
-    Attack("payload-update-far-past-budget", _update_to(4 * BUDGET), 400, "payload too large",
-           after=_keeps_payload({"v": 1})),
-    Attack("payload-update-NaN", _update_raw(b'{"v": NaN}'), 400, "payload too large",
-           after=_keeps_payload({"v": 1})),
-    Attack("payload-update-deep-nesting", _update_raw(b'{"v":' + b"[" * 40 + b"]" * 40 + b"}"), 400,
-           "payload too large", after=_keeps_payload({"v": 1})),
+    Attack(
+        "payload-update-past-budget",
+        _update_to(BUDGET + 60),
+        400,
+        "payload too large",
+        after=_keeps_payload({"v": 1}),
+    ),
+    Attack(
+        "payload-update-far-past-budget",
+        _update_to(4 * BUDGET),
+        400,
+        "payload too large",
+        after=_keeps_payload({"v": 1}),
+    ),
+    Attack(
+        "payload-update-NaN",
+        _update_raw(b'{"v": NaN}'),
+        400,
+        "payload too large",
+        after=_keeps_payload({"v": 1}),
+    ),
+    Attack(
+        "payload-update-deep-nesting",
+        _update_raw(b'{"v":' + b"[" * 40 + b"]" * 40 + b"}"),
+        400,
+        "payload too large",
+        after=_keeps_payload({"v": 1}),
+    ),
     # -- method confusion ----------------------------------------------------------------------
     Attack("refresh-GET", _method("GET"), 405),
     Attack("refresh-PUT", _method("PUT"), 405),
@@ -459,19 +516,37 @@ ATTACKS = [
     # -- CORS confusion ------------------------------------------------------------------------
     Attack("preflight-hostile-origin", _preflight(REFRESH, "null", "anti-csrf, cookie"), 204),
     Attack("preflight-oversized-origin", _preflight("/protected", LONG_ORIGIN, "anti-csrf"), 204),
-    Attack("preflight-hostile-request-headers", _preflight(REFRESH, "https://evil.example",
-                                                           HOSTILE_REQUEST_HEADERS), 204),
+    Attack(
+        "preflight-hostile-request-headers",
+        _preflight(REFRESH, "https://evil.example", HOSTILE_REQUEST_HEADERS),
+        204,
+    ),
     # -- tokens in the wrong place, garbage on the refresh route -------------------------------
     Attack("tokens-in-query-string", _tokens_in_query, 401, UNAUTHORISED),
     Attack("tokens-in-body", _tokens_in_body, 401, UNAUTHORISED),
-    Attack("refresh-garbage-content-type", _refresh_with_body(GARBAGE_TYPE, b"\x00\xff" * 99), 200,
-           cookies="set"),
-    Attack("refresh-malformed-multipart", _refresh_with_body("multipart/form-data; boundary=", b"--\r\n--"),
-           200, cookies="set"),
-    Attack("refresh-broken-json", _refresh_with_body("application/json", b'{"sRefreshToken": '), 200,
-           cookies="set"),
-    Attack("refresh-token-replayed", _theft, 401, "token theft detected", cookies="cleared",
-           victim_survives=False),
+    Attack(
+        "refresh-garbage-content-type", _refresh_with_body(GARBAGE_TYPE, b"\x00\xff" * 99), 200, cookies="set"
+    ),
+    Attack(
+        "refresh-malformed-multipart",
+        _refresh_with_body("multipart/form-data; boundary=", b"--\r\n--"),
+        200,
+        cookies="set",
+    ),
+    Attack(
+        "refresh-broken-json",
+        _refresh_with_body("application/json", b'{"sRefreshToken": '),
+        200,
+        cookies="set",
+    ),
+    Attack(
+        "refresh-token-replayed",
+        _theft,
+        401,
+        "token theft detected",
+        cookies="cleared",
+        victim_survives=False,
+    ),
 ]
 
 
@@ -516,8 +591,10 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Server]]:
         opened = []
         for name in SERVERS:
             config = Config(
-                store=f"sqlite:///{directory}/{name}.db", cookie_secure=False,
-                access_token_algorithm="RS256", enable_anti_csrf=True,
+                store=f"sqlite:///{directory}/{name}.db",
+                cookie_secure=False,
+                access_token_algorithm="RS256",
+                enable_anti_csrf=True,
                 refresh_token_reuse_grace_period=0,  # a replayed refresh token is a theft at once
             )
             client = stack.enter_context(open_client(name, config))
@@ -584,9 +661,7 @@ def still_works(client: WireClient, user_id: str) -> None:
 # -- the suite ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "attack", [pytest.param(a, id=a.name, marks=a.marks) for a in ATTACKS]
-)
+@pytest.mark.parametrize("attack", [pytest.param(a, id=a.name, marks=a.marks) for a in ATTACKS])
 def test_attack(attack: Attack, servers: list[Server], tally: Tally) -> None:
     tally.classes.add(attack.name)
     seen: dict[str, WireResponse] = {}

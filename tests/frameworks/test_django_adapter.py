@@ -353,8 +353,10 @@ def teapot_handler(error: Exception, default: ErrorResponse) -> ErrorResponse:
 
 def test_error_handler_override_by_dotted_path(store: str) -> None:
     with django_app.configured(make_config(store)):
-        options = {**django_app.sessionward_settings(make_config(store)),
-                   "error_handler": f"{__name__}.teapot_handler"}
+        options = {
+            **django_app.sessionward_settings(make_config(store)),
+            "error_handler": f"{__name__}.teapot_handler",
+        }
         with override_settings(SESSIONWARD=options):
             browser = Browser()
             browser.login()
@@ -421,8 +423,10 @@ def test_async_views_with_async_client(app: django_app.TestApp) -> None:
         assert_message(denied, 401, "unauthorised")
         assert_untouched(denied)
         updated = await client.post(
-            "/django/async-update-payload", {"v": 2},
-            content_type="application/json", headers={"cookie": cookie},
+            "/django/async-update-payload",
+            {"v": 2},
+            content_type="application/json",
+            headers={"cookie": cookie},
         )
         assert updated.status_code == 200
         cookies = cookies_of(updated)

@@ -127,8 +127,9 @@ def test_async_theft_hook_is_awaited(start: Callable[..., WireClient]) -> None:
 
 
 def test_verification_headers_are_read_in_one_pass() -> None:
-    scope: dict[str, Any] = {"headers": [(b"Cookie", b"a=1"), (b"anti-csrf", b"c1"), (b"cookie", b"b=\xe9"),
-                                         (b"ANTI-CSRF", b"c2")]}
+    scope: dict[str, Any] = {
+        "headers": [(b"Cookie", b"a=1"), (b"anti-csrf", b"c1"), (b"cookie", b"b=\xe9"), (b"ANTI-CSRF", b"c2")]
+    }
     assert _verification_headers(scope) == ("a=1; b=\xe9", "c1,c2")
     assert _verification_headers({"headers": [(b"cookie", b"a=1")]}) == ("a=1", None)
     assert _verification_headers({}) == (None, None)
@@ -154,8 +155,9 @@ def test_preflight_merges_existing_allow_headers() -> None:
 def test_error_handler_override(start: Callable[..., WireClient]) -> None:
     def handler(error: SessionWardError, default: ErrorResponse) -> ErrorResponse:
         if isinstance(error, UnauthorizedError):
-            return default._replace(status=403, body=b'{"message": "please log in"}',
-                                    headers=(("x-login", "/login"),))
+            return default._replace(
+                status=403, body=b'{"message": "please log in"}', headers=(("x-login", "/login"),)
+            )
         return default
 
     client = start({"error_handler": handler})
@@ -179,8 +181,9 @@ def test_framework_exception_handler_can_be_replaced(tmp_path: Path, open_app: O
     assert (response.status, response.body) == (418, b"custom")
 
 
-def test_general_error_is_a_500_without_internals(app_factory: AppFactory, tmp_path: Path,
-                                                    open_app: Opener) -> None:
+def test_general_error_is_a_500_without_internals(
+    app_factory: AppFactory, tmp_path: Path, open_app: Opener
+) -> None:
     app = app_factory(make_config(tmp_path))
 
     async def broken(request: Request) -> Response:
@@ -216,8 +219,10 @@ def exchange_app(tmp_path: Path) -> FastAPI:
 
     @app.post("/login/own-response")
     async def own(request: Request) -> JSONResponse:
-        reply = JSONResponse({"ok": True}, headers={"Cache-Control": "public, max-age=60",
-                                                     "Access-Control-Expose-Headers": "X-Trace"})
+        reply = JSONResponse(
+            {"ok": True},
+            headers={"Cache-Control": "public, max-age=60", "Access-Control-Expose-Headers": "X-Trace"},
+        )
         reply.set_cookie("theme", "dark")
         await sw.create_new_session(request, "alice", response=reply)
         return reply

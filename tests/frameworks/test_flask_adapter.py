@@ -437,7 +437,10 @@ def test_management_calls_use_the_current_app(browser: Browser, app: Flask) -> N
         update_session_data(handle, {"d": True})
         info = get_session_information(handle)
         assert (info.handle, info.user_id, info.session_data, info.jwt_payload) == (
-            handle, "alice", {"d": True}, {"p": 2},
+            handle,
+            "alice",
+            {"d": True},
+            {"p": 2},
         )
         assert revoke_multiple_sessions([handle, "nope"]) == [handle]
         assert revoke_session(handle) is False
@@ -458,7 +461,9 @@ def test_init_twice_is_refused(app: Flask) -> None:
 def test_init_reads_app_config_and_options(custom_apps: list[Flask]) -> None:
     app = Flask(__name__)
     app.config["SESSIONWARD"] = {
-        "store": "sqlite:///:memory:", "refresh_api_path": "/r", "cookie_secure": False,
+        "store": "sqlite:///:memory:",
+        "refresh_api_path": "/r",
+        "cookie_secure": False,
     }
     extension = init(app)
     custom_apps.append(app)

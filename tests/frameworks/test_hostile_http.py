@@ -16,7 +16,7 @@ from wire import WireClient, WireResponse
 
 from sessionward import Config
 
-FORBIDDEN_IN_BODY = ("Traceback", "File \"", "sessionward/", "eyJ")
+FORBIDDEN_IN_BODY = ("Traceback", 'File "', "sessionward/", "eyJ")
 
 
 def b64(data: bytes) -> str:
@@ -26,7 +26,9 @@ def b64(data: bytes) -> str:
 @pytest.fixture(params=FRAMEWORKS)
 def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WireClient]:
     config = Config(
-        store=f"sqlite:///{tmp_path}/s.db", cookie_secure=False, access_token_algorithm="RS256",
+        store=f"sqlite:///{tmp_path}/s.db",
+        cookie_secure=False,
+        access_token_algorithm="RS256",
         enable_anti_csrf=True,
     )
     with open_client(str(request.param), config) as wire:
@@ -64,9 +66,15 @@ def forged_tokens(client: WireClient) -> dict[str, str]:
         "padding": genuine + "==",
         "non-alphabet": genuine.replace("-", "+", 1) if "-" in genuine else genuine[:-1] + "+",
         "jku-header": b64(b'{"alg":"RS256","jku":"http://127.0.0.1:9/jwks","kid":"x"}')
-        + "." + payload + "." + signature,
+        + "."
+        + payload
+        + "."
+        + signature,
         "kid-traversal": b64(b'{"alg":"RS256","kid":"../../../../dev/null"}')
-        + "." + payload + "." + signature,
+        + "."
+        + payload
+        + "."
+        + signature,
         "kid-sql": b64(b'{"alg":"RS256","kid":"x\' UNION SELECT 1--"}') + "." + payload + "." + signature,
         "nan-exp": header + "." + b64(json.dumps({**claims, "exp": "NaN"}).encode()) + "." + signature,
         "refresh-token-as-access": client.jar.value("sRefreshToken") or "",
@@ -187,8 +195,11 @@ def test_duplicated_session_cookies_on_an_optional_route(client: WireClient) -> 
     assert (response.status, response.json()) == (200, {"user_id": "victim"})
     # The same cookies split over two Cookie headers get the same verdicts.
     response = client.request(
-        "GET", "/optional", headers=[("cookie", f"sIdRefreshToken={ident}")],
-        cookie=f"sAccessToken={access}; sIdRefreshToken={ident}", update_jar=False,
+        "GET",
+        "/optional",
+        headers=[("cookie", f"sIdRefreshToken={ident}")],
+        cookie=f"sAccessToken={access}; sIdRefreshToken={ident}",
+        update_jar=False,
     )
     assert (response.status, response.json()) == (200, {"user_id": None})
 

@@ -313,9 +313,7 @@ def test_logout_clears_cookies_and_ends_the_session(make_client: ClientFactory) 
 
 
 @pytest.mark.parametrize("route", ["/login-then-logout", "/update-then-logout", "/relogin-then-revoke-old"])
-def test_revocation_drops_earlier_effects_of_the_same_request(
-    make_client: ClientFactory, route: str
-) -> None:
+def test_revocation_drops_earlier_effects_of_the_same_request(make_client: ClientFactory, route: str) -> None:
     """The last session change of a request wins on its response, whichever response
     object each change was made through (relogin: verify the old session, create a new
     one on the response, then revoke the old one: everything is cleared)."""
@@ -385,7 +383,8 @@ def test_store_unavailable_is_503_with_retry_after_and_recovers(
         refresh = client.request("POST", "/session/refresh", update_jar=False)
         assert refresh.status == 200  # refresh writes nothing: reads still work in WAL mode
         first_use = client.request(
-            "GET", "/protected",
+            "GET",
+            "/protected",
             cookie=lambda jar: "; ".join(
                 f"{c.name}={c.value}" for c in refresh.set_cookies().values() if c.name != "sRefreshToken"
             ),

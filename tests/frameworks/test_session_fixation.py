@@ -26,8 +26,9 @@ def test_login_over_planted_cookies_creates_a_new_session(client: WireClient) ->
     planted = client.jar.header_for("/protected")
     assert planted
     victim = client.request(
-        "POST", "/login", json_body={"user_id": "victim", "payload": None, "data": None,
-                                     "handle": attacker_handle},
+        "POST",
+        "/login",
+        json_body={"user_id": "victim", "payload": None, "data": None, "handle": attacker_handle},
         cookie=planted,
     )
     assert victim.status == 200

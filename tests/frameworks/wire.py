@@ -82,9 +82,7 @@ Headers = list[tuple[str, str]]
 
 
 class Transport(Protocol):
-    def __call__(
-        self, method: str, path: str, headers: Headers, body: bytes | None
-    ) -> WireResponse: ...
+    def __call__(self, method: str, path: str, headers: Headers, body: bytes | None) -> WireResponse: ...
 
 
 class CookieJar:
@@ -154,10 +152,15 @@ class WireClient:
                 self.anti_csrf = None
         return response
 
-    def login(self, user_id: str = "alice", payload: dict[str, Any] | None = None,
-              data: dict[str, Any] | None = None) -> WireResponse:
-        response = self.request("POST", "/login", json_body={"user_id": user_id, "payload": payload,
-                                                             "data": data})
+    def login(
+        self,
+        user_id: str = "alice",
+        payload: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> WireResponse:
+        response = self.request(
+            "POST", "/login", json_body={"user_id": user_id, "payload": payload, "data": data}
+        )
         assert response.status == 200, response.body
         return response
 

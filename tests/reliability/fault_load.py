@@ -224,8 +224,11 @@ def assert_no_relapse(run: Run, clients: list[Client]) -> None:
             served = client.served_again(fault)
             assert served is not None
             relapses = [
-                call for call in client.calls
-                if served < call.started and call.ended < next_fault and call.outcome != "ok"
+                call
+                for call in client.calls
+                if served < call.started
+                and call.ended < next_fault
+                and call.outcome != "ok"
                 and call.outcome != "UnauthorizedError"
             ]
             assert not relapses, f"{client.user_id} failed again after recovering: {relapses[:3]}"

@@ -27,10 +27,21 @@ __all__ = ["STORE_METHODS", "AsyncDelayingStore", "DelayingStore", "LatencyPlan"
 
 STORE_METHODS = frozenset(
     {
-        "migrate", "check_schema", "insert_session", "get_session", "promote", "delete_sessions",
-        "delete_sessions_for_user", "get_handles_for_user", "update_session_data",
-        "update_jwt_payload", "delete_expired_sessions", "load_keys", "insert_key_if_absent",
-        "delete_keys", "close",
+        "migrate",
+        "check_schema",
+        "insert_session",
+        "get_session",
+        "promote",
+        "delete_sessions",
+        "delete_sessions_for_user",
+        "get_handles_for_user",
+        "update_session_data",
+        "update_jwt_payload",
+        "delete_expired_sessions",
+        "load_keys",
+        "insert_key_if_absent",
+        "delete_keys",
+        "close",
     }
 )
 
@@ -114,9 +125,7 @@ class DelayingStore:
         self._wait("get_session")
         return self.inner.get_session(handle)
 
-    def promote(
-        self, handle: str, expected_hash_2: str, new_hash_2: str, now: int, expires_at: int
-    ) -> bool:
+    def promote(self, handle: str, expected_hash_2: str, new_hash_2: str, now: int, expires_at: int) -> bool:
         self._wait("promote")
         return self.plan.promoted(self.inner.promote(handle, expected_hash_2, new_hash_2, now, expires_at))
 
@@ -236,4 +245,3 @@ class AsyncDelayingStore:
     async def close(self) -> None:
         await self._wait("close")
         await self.inner.close()
-

@@ -155,9 +155,7 @@ def test_logout_racing_refresh_always_ends_revoked(cluster: Cluster) -> None:
 
 
 def test_20_users_5_sequential_refreshes_concurrently_no_cross_effects(cluster: Cluster) -> None:
-    sessions = [
-        cluster.engine.create_new_session(f"user{i}", {"me": i}, {"private": i}) for i in range(20)
-    ]
+    sessions = [cluster.engine.create_new_session(f"user{i}", {"me": i}, {"private": i}) for i in range(20)]
     latest = {s.handle: s.refresh_token.value for s in sessions}
     for _ in range(2):
         idents = []

@@ -196,7 +196,8 @@ def check(clients: list[Client], timeline: Timeline) -> dict[str, Any]:
     others = [e for e in events if e[2] not in ("ok", "StorageUnavailableError")]
     assert not others, f"unexpected errors: {others[:5]}"
     during = [
-        e for e in events
+        e
+        for e in events
         if e[1] == "refresh" and e[0] - e[3] > timeline.cut_at + 0.2 and e[0] < timeline.restored_at
     ]
     assert during, "no refresh was attempted during the outage"

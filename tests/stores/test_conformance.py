@@ -156,7 +156,10 @@ def test_promote_is_compare_and_set(subject: Any) -> None:
     assert promoted.expires_at == base + 9_000
     # Everything else is untouched.
     assert (promoted.user_id, promoted.session_data, promoted.jwt_user_payload, promoted.created_at_time) == (
-        row.user_id, row.session_data, row.jwt_user_payload, row.created_at_time
+        row.user_id,
+        row.session_data,
+        row.jwt_user_payload,
+        row.created_at_time,
     )
     assert subject.promote("h1", "h2-old", "h2-newer", base + 3, base + 10_000) is False  # stale
     assert subject.promote("h1", "h2-new", "h2-newer", base + 3, base + 10_000) is True
@@ -252,7 +255,9 @@ def test_update_session_data_and_jwt_payload(subject: Any) -> None:
     assert updated.session_data == {"cart": [1, 2]}
     assert updated.jwt_user_payload == {"plan": "pro"}
     assert (updated.refresh_token_hash_2, updated.expires_at, updated.created_at_time) == (
-        row.refresh_token_hash_2, row.expires_at, row.created_at_time
+        row.refresh_token_hash_2,
+        row.expires_at,
+        row.created_at_time,
     )
     assert subject.update_session_data("missing", {"a": 1}) is False
     assert subject.update_jwt_payload("missing", {"a": 1}) is False
@@ -692,7 +697,9 @@ def test_many_sessions_refresh_concurrently_without_interference(ward: Any, subj
         assert not [r for r in results if isinstance(r, BaseException)], results[:3]
         for session, result in zip(sessions, results, strict=True):
             assert (result.handle, result.user_id, result.jwt_payload) == (
-                session.handle, session.user_id, {"me": int(session.user_id[4:])}
+                session.handle,
+                session.user_id,
+                {"me": int(session.user_id[4:])},
             )
             tokens[session.handle] = result.refresh_token.value
     for session in sessions:

@@ -99,7 +99,9 @@ def test_errors_never_show_the_password() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_postgres_url("postgresql://u:hunter2@h/db?no_such_libpq_option=hunter2x")
     assert "hunter2" not in str(caught.value)
-    store = PostgresStore(f"postgresql://u:hunter2@127.0.0.1:{closed_port()}/db?connect_timeout=1&pool_timeout=1")
+    store = PostgresStore(
+        f"postgresql://u:hunter2@127.0.0.1:{closed_port()}/db?connect_timeout=1&pool_timeout=1"
+    )
     assert "hunter2" not in repr(store)
     with pytest.raises(StorageUnavailableError) as unavailable:
         store.get_session("h1")

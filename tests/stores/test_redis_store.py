@@ -172,9 +172,7 @@ def test_insert_and_get_round_trip(store: Driver) -> None:
     store.insert_session(row)
     assert store.get_session("h1") == row
     assert store.get_session("missing") is None
-    rotated = SessionRow(
-        "h2", "bob", "x", "prev", 123, {}, {}, row.created_at_time, row.expires_at
-    )
+    rotated = SessionRow("h2", "bob", "x", "prev", 123, {}, {}, row.created_at_time, row.expires_at)
     store.insert_session(rotated)
     assert store.get_session("h2") == rotated
 
@@ -615,9 +613,10 @@ def test_flushdb_logs_everyone_out_without_theft(server: str, flush_url: str) ->
         assert ward.refresh_session(fresh.refresh_token.value).handle == fresh.handle
 
     _flush(server)
-    with pytest.raises(GeneralError, match="sessionward migrate"), SessionWard(
-        engine_config(flush_url, auto_migrate=False)
-    ) as strict:
+    with (
+        pytest.raises(GeneralError, match="sessionward migrate"),
+        SessionWard(engine_config(flush_url, auto_migrate=False)) as strict,
+    ):
         strict.create_new_session("dave")
 
 

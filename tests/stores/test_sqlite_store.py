@@ -199,7 +199,9 @@ def test_promote_is_compare_and_set(store: SQLiteStore) -> None:
     assert promoted.rotated_at == 2_000
     assert promoted.expires_at == 9_000
     assert (promoted.user_id, promoted.session_data, promoted.created_at_time) == (
-        row.user_id, row.session_data, row.created_at_time,
+        row.user_id,
+        row.session_data,
+        row.created_at_time,
     )
 
     # The old expected value no longer matches: a second identical CAS fails.

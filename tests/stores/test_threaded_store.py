@@ -168,10 +168,21 @@ def test_calls_run_on_the_worker_thread(recording: RecordingStore) -> None:
     asyncio.run(main())
     names = {name for name, _ in recording.calls}
     assert names >= {
-        "migrate", "check_schema", "insert_session", "get_session", "promote", "delete_sessions",
-        "delete_sessions_for_user", "get_handles_for_user", "update_session_data",
-        "update_jwt_payload", "delete_expired_sessions", "load_keys", "insert_key_if_absent",
-        "delete_keys", "close",
+        "migrate",
+        "check_schema",
+        "insert_session",
+        "get_session",
+        "promote",
+        "delete_sessions",
+        "delete_sessions_for_user",
+        "get_handles_for_user",
+        "update_session_data",
+        "update_jwt_payload",
+        "delete_expired_sessions",
+        "load_keys",
+        "insert_key_if_absent",
+        "delete_keys",
+        "close",
     }
     threads = {ident for _, ident in recording.calls}
     assert len(threads) == 1  # one dedicated worker, every call serialised on it

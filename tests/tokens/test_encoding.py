@@ -254,7 +254,7 @@ def test_loads_strict_rejects_non_utf8_and_boms(data: bytes) -> None:
         b'{"a":.5}',
         b'{"a":"\x01"}',  # raw control character inside a string
         b'{"a":"\\x41"}',
-        b'{a:1}',
+        b"{a:1}",
         b"1" * 5000,  # integer over the int/str conversion limit
         b'{"exp":' + b"9" * 4301 + b"}",
     ],

@@ -75,9 +75,7 @@ SUITES = [
 
 
 @pytest.mark.parametrize(("file_name", "alg", "key_from_group", "minimum"), SUITES)
-def test_wycheproof_signature_vectors(
-    file_name: str, alg: str, key_from_group: Any, minimum: int
-) -> None:
+def test_wycheproof_signature_vectors(file_name: str, alg: str, key_from_group: Any, minimum: int) -> None:
     data = _load(file_name)
     ran = 0
     outcomes = {"valid": 0, "invalid": 0, "acceptable": 0}

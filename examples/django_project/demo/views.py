@@ -53,12 +53,14 @@ def _me(request: HttpRequest) -> HttpResponse:
     data = session.get_session_data()
     data["visits"] = data.get("visits", 0) + 1
     session.update_session_data(data)
-    return JsonResponse({
-        "user_id": session.user_id,
-        "payload": session.jwt_payload,
-        "visits": data["visits"],
-        "sessions": len(get_all_session_handles_for_user(session.user_id)),
-    })
+    return JsonResponse(
+        {
+            "user_id": session.user_id,
+            "payload": session.jwt_payload,
+            "visits": data["visits"],
+            "sessions": len(get_all_session_handles_for_user(session.user_id)),
+        }
+    )
 
 
 @require_http_methods(["GET", "OPTIONS"])

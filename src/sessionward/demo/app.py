@@ -172,12 +172,14 @@ async def list_sessions(request: Request) -> Response:
             info = await get_session_information(handle)
         except UnauthorizedError:
             continue  # ended meanwhile
-        rows.append({
-            "handle": info.handle,
-            "created_at": info.created_at,
-            "expires_at": info.expires_at,
-            "current": info.handle == session.handle,
-        })
+        rows.append(
+            {
+                "handle": info.handle,
+                "created_at": info.created_at,
+                "expires_at": info.expires_at,
+                "current": info.handle == session.handle,
+            }
+        )
     rows.sort(key=lambda row: row["created_at"])
     return JSONResponse({"sessions": rows})
 
@@ -233,14 +235,18 @@ async def replay(request: Request) -> Response:
         raise _BadRequest("no copied refresh token for this session: steal one first")
     engine: AsyncSessionWard = request.app.state.sessionward
     verdict = await stolen.replay(engine, session.handle)
-    print(f"sessionward demo: replayed a copied refresh token of session {session.handle}: "
-          f"{verdict.verdict}", flush=True)
-    return JSONResponse({
-        "verdict": verdict.verdict,
-        "explanation": verdict.explanation,
-        "session_revoked": verdict.session_revoked,
-        "handle": session.handle,
-    })
+    print(
+        f"sessionward demo: replayed a copied refresh token of session {session.handle}: {verdict.verdict}",
+        flush=True,
+    )
+    return JSONResponse(
+        {
+            "verdict": verdict.verdict,
+            "explanation": verdict.explanation,
+            "session_revoked": verdict.session_revoked,
+            "handle": session.handle,
+        }
+    )
 
 
 def create_app(store: str, config: Config | None = None) -> Starlette:

@@ -106,9 +106,7 @@ class AsyncSessionWard:
             return outcome
         return await self._perform(outcome)  # type: ignore[arg-type]
 
-    async def refresh_session(
-        self, refresh_token: str, anti_csrf_token: str | None = None
-    ) -> SessionTokens:
+    async def refresh_session(self, refresh_token: str, anti_csrf_token: str | None = None) -> SessionTokens:
         """See :meth:`sessionward.SessionWard.refresh_session`."""
         return await self._drive(self._core.refresh_session(refresh_token))
 
@@ -134,9 +132,7 @@ class AsyncSessionWard:
 
     async def update_session_data(self, handle: str, data: dict[str, Any]) -> None:
         """Overwrite the private session data; ``UnauthorizedError`` if the session is gone."""
-        await self._drive(
-            self._core.update_session_data(handle, data)
-        )
+        await self._drive(self._core.update_session_data(handle, data))
 
     async def get_jwt_payload(self, handle: str) -> dict[str, Any]:
         """The JWT payload stored for the session."""
@@ -144,9 +140,7 @@ class AsyncSessionWard:
 
     async def update_jwt_payload(self, handle: str, payload: dict[str, Any]) -> None:
         """Overwrite the JWT payload; access tokens issued from now on carry it."""
-        await self._drive(
-            self._core.update_jwt_payload(handle, payload)
-        )
+        await self._drive(self._core.update_jwt_payload(handle, payload))
 
     async def regenerate_access_token(
         self, access_token: str, jwt_payload: dict[str, Any]

@@ -61,18 +61,14 @@ class PayloadBudget:
         # The skeleton holds `""` and `{}`: their 4 characters are replaced by the real ones.
         self.claims_overhead = len(dumps_compact(skeleton)) - 4
 
-    def largest_cookie(
-        self, header_segment: str, key: SigningKey, user_id: str, payload_json: str
-    ) -> int:
+    def largest_cookie(self, header_segment: str, key: SigningKey, user_id: str, payload_json: str) -> int:
         """Bytes of the largest access cookie of a session with this user id and payload
         (``payload_json`` is the compact JSON of the payload), signed with ``key``."""
         claims = self.claims_overhead + len(dumps_compact(user_id)) + len(payload_json)
         token = len(header_segment) + 1 + _b64_length(claims) + 1 + _b64_length(key.signature_length)
         return self.cookie_overhead + token
 
-    def check(
-        self, header_segment: str, key: SigningKey, user_id: str, payload: dict[str, Any]
-    ) -> None:
+    def check(self, header_segment: str, key: SigningKey, user_id: str, payload: dict[str, Any]) -> None:
         """Raise :class:`~sessionward.errors.PayloadTooLargeError` naming the size and the
         limit when ``payload`` does not fit the budget."""
         payload_json = dumps_compact(payload)

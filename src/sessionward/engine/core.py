@@ -141,7 +141,9 @@ class SessionCore:
                 "session %s cannot be given a new access token: its stored JWT payload would "
                 "make a %d-byte cookie (limit %d); shrink it with update_jwt_payload or sign "
                 "the user in again",
-                row.session_handle, exc.size, exc.limit,
+                row.session_handle,
+                exc.size,
+                exc.limit,
             )
             raise UnauthorizedError("the session's stored JWT payload is over the size limit") from None
 
@@ -192,8 +194,13 @@ class SessionCore:
     ) -> SessionTokens:
         refresh_hash1 = hash_hex(refresh_token)
         access = self._access_token(
-            key, row.user_id, row.session_handle, refresh_hash1, parent_hash1,
-            row.jwt_user_payload, now,
+            key,
+            row.user_id,
+            row.session_handle,
+            refresh_hash1,
+            parent_hash1,
+            row.jwt_user_payload,
+            now,
         )
         if refresh_expiry is None:
             refresh_expiry = self._idle_deadline(row, int(now * 1000))
@@ -205,9 +212,7 @@ class SessionCore:
             refresh_token=Token(refresh_token, refresh_expiry),
             id_refresh_token=Token(new_id_refresh_token(), refresh_expiry),
             anti_csrf_token=(
-                self.refresh_codec.anti_csrf_token(refresh_hash1)
-                if self.config.enable_anti_csrf
-                else None
+                self.refresh_codec.anti_csrf_token(refresh_hash1) if self.config.enable_anti_csrf else None
             ),
             front_token=front_token(row.user_id, access.expires_at, row.jwt_user_payload),
         )
@@ -345,11 +350,20 @@ class SessionCore:
             return None  # expired while the keys were being loaded
         self.check_payload_size(key, claims.user_id, payload)
         token = self._access_token(
-            key, claims.user_id, claims.session_handle, claims.refresh_token_hash1,
-            claims.parent_refresh_token_hash1, payload, now, expires_at=claims.expires_at,
+            key,
+            claims.user_id,
+            claims.session_handle,
+            claims.refresh_token_hash1,
+            claims.parent_refresh_token_hash1,
+            payload,
+            now,
+            expires_at=claims.expires_at,
         )
         return VerifiedSession(
-            claims.session_handle, claims.user_id, payload, token,
+            claims.session_handle,
+            claims.user_id,
+            payload,
+            token,
             front_token(claims.user_id, token.expires_at, payload),
         )
 
@@ -415,8 +429,12 @@ class SessionCore:
     def session_information(self, handle: str) -> Flow[SessionInformation]:
         row = yield from self.live_row(handle)
         return SessionInformation(
-            row.session_handle, row.user_id, row.session_data, row.jwt_user_payload,
-            row.created_at_time, row.expires_at,
+            row.session_handle,
+            row.user_id,
+            row.session_data,
+            row.jwt_user_payload,
+            row.created_at_time,
+            row.expires_at,
         )
 
     def revoke(self, handles: list[str]) -> Flow[list[str]]:
@@ -476,4 +494,3 @@ def _check_anti_csrf(expected: str | None, presented: str | None) -> None:
         or not hmac.compare_digest(expected.encode(), presented.encode("utf-8", "replace"))
     ):
         raise TryRefreshTokenError("anti-CSRF token missing or wrong")
-

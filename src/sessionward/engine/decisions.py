@@ -84,6 +84,4 @@ def decide_refresh(
 def row_alive(row: SessionRow, now_ms: int, config: Config) -> bool:
     """Whether the session is within its idle deadline and its absolute lifetime."""
     max_life = config.session_max_lifetime
-    return now_ms <= row.expires_at and (
-        max_life is None or now_ms <= row.created_at_time + max_life * 1000
-    )
+    return now_ms <= row.expires_at and (max_life is None or now_ms <= row.created_at_time + max_life * 1000)

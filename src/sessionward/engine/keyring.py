@@ -62,8 +62,7 @@ class KeySchedule:
         if self.dynamic:
             current = int(now // self.interval)
             wanted = [
-                (f"{self.prefix}i{index:012d}", index * self.interval)
-                for index in (current, current + 1)
+                (f"{self.prefix}i{index:012d}", index * self.interval) for index in (current, current + 1)
             ]
         else:
             wanted = [] if stored_names else [(f"{self.prefix}static", 0)]

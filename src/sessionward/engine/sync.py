@@ -99,9 +99,7 @@ class SessionWard:
             return outcome
         return self._perform(outcome)  # type: ignore[arg-type]
 
-    def refresh_session(
-        self, refresh_token: str, anti_csrf_token: str | None = None
-    ) -> SessionTokens:
+    def refresh_session(self, refresh_token: str, anti_csrf_token: str | None = None) -> SessionTokens:
         """Rotate tokens (see docs/design/decision-tables.md).
 
         ``anti_csrf_token`` is accepted for API compatibility and not checked: the refresh

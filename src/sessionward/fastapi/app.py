@@ -132,7 +132,9 @@ def _exception_handler(binding: _Binding) -> Callable[[Request, Exception], Awai
         answer = await handler.answer_error(effects, exc)
         log_error_answer(logger, exc, answer.status)
         response = Response(
-            answer.body, status_code=answer.status, headers=dict(answer.headers),
+            answer.body,
+            status_code=answer.status,
+            headers=dict(answer.headers),
             media_type="application/json",
         )
         _apply_to_response(response, effects)

@@ -175,7 +175,8 @@ class SessionWardMiddleware:
             async def send_with_effects(message: Message) -> None:
                 if message["type"] == "http.response.start" and context.effects.pending:
                     message["headers"] = _rewrite_headers(
-                        message.get("headers", ()), context.effects,
+                        message.get("headers", ()),
+                        context.effects,
                         scope.get("scheme", "http") in _SECURE_SCHEMES,
                     )
                 await send(message)

@@ -80,7 +80,9 @@ def init(
             provide_automatic_options=False,
         )
         app.add_url_rule(
-            CLIENT_SCRIPT_PATH, endpoint=CLIENT_SCRIPT_ENDPOINT, view_func=_client_script_view,
+            CLIENT_SCRIPT_PATH,
+            endpoint=CLIENT_SCRIPT_ENDPOINT,
+            view_func=_client_script_view,
             methods=["GET"],
         )
         app.register_error_handler(SessionWardError, _handle_session_error)

@@ -61,8 +61,15 @@ def session_row_from_columns(values: tuple[Any, ...]) -> SessionRow:
     except (TypeError, ValueError) as exc:
         raise CorruptSessionRowError(f"session row {values[0]} holds corrupt JSON") from exc
     return SessionRow(
-        values[0], values[1], values[2], values[3], values[4],
-        session_data, jwt_payload, values[7], values[8],
+        values[0],
+        values[1],
+        values[2],
+        values[3],
+        values[4],
+        session_data,
+        jwt_payload,
+        values[7],
+        values[8],
     )
 
 
@@ -94,9 +101,7 @@ class Store(Protocol):
         """The row of ``handle``, or ``None``."""
         ...
 
-    def promote(
-        self, handle: str, expected_hash_2: str, new_hash_2: str, now: int, expires_at: int
-    ) -> bool:
+    def promote(self, handle: str, expected_hash_2: str, new_hash_2: str, now: int, expires_at: int) -> bool:
         """Compare-and-set: if the row's hash2 is ``expected_hash_2``, set it to
         ``new_hash_2``, ``prev_refresh_token_hash_2`` to ``expected_hash_2``, ``rotated_at``
         to ``now`` and ``expires_at``; return whether the row changed."""

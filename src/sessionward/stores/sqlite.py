@@ -77,9 +77,7 @@ class SQLiteStore:
 
     def __init__(self, url: str = "sqlite:///sessionward.db") -> None:
         if sqlite3.sqlite_version_info < _MIN_SQLITE:
-            raise ConfigError(
-                f"store: SQLite {sqlite3.sqlite_version} is too old; sessionward needs 3.35+"
-            )
+            raise ConfigError(f"store: SQLite {sqlite3.sqlite_version} is too old; sessionward needs 3.35+")
         self.url = url
         self._path, self._timeout = parse_sqlite_url(url)
         self._memory = self._path == ":memory:"
@@ -207,9 +205,15 @@ class SQLiteStore:
 
     def insert_session(self, row: SessionRow) -> None:
         values = (
-            row.session_handle, row.user_id, row.refresh_token_hash_2,
-            row.prev_refresh_token_hash_2, row.rotated_at, dumps_compact(row.session_data),
-            dumps_compact(row.jwt_user_payload), row.created_at_time, row.expires_at,
+            row.session_handle,
+            row.user_id,
+            row.refresh_token_hash_2,
+            row.prev_refresh_token_hash_2,
+            row.rotated_at,
+            dumps_compact(row.session_data),
+            dumps_compact(row.jwt_user_payload),
+            row.created_at_time,
+            row.expires_at,
         )
         self._run(
             lambda c: c.execute(
@@ -226,9 +230,7 @@ class SQLiteStore:
         )
         return None if found is None else session_row_from_columns(found)
 
-    def promote(
-        self, handle: str, expected_hash_2: str, new_hash_2: str, now: int, expires_at: int
-    ) -> bool:
+    def promote(self, handle: str, expected_hash_2: str, new_hash_2: str, now: int, expires_at: int) -> bool:
         cursor = self._run(
             lambda c: c.execute(
                 "UPDATE session_info SET refresh_token_hash_2 = ?, prev_refresh_token_hash_2 = ?, "

@@ -97,9 +97,7 @@ class AccessTokenCodec:
 
     def header_segment(self, key: SigningKey) -> str:
         """The encoded protected header this codec writes for ``key``."""
-        return b64url_encode(
-            dumps_compact({"alg": key.alg, "typ": "JWT", "kid": key.kid}).encode()
-        )
+        return b64url_encode(dumps_compact({"alg": key.alg, "typ": "JWT", "kid": key.kid}).encode())
 
     def encode(
         self,
@@ -221,9 +219,7 @@ class AccessTokenCodec:
         prth = payload.get("parentRefreshTokenHash1")
         csrf = payload.get("antiCsrfToken")
         if prth is not None and (
-            type(prth) is not str
-            or not _HASH_PATTERN.fullmatch(prth)
-            or not _HASH_PATTERN.fullmatch(rth)
+            type(prth) is not str or not _HASH_PATTERN.fullmatch(prth) or not _HASH_PATTERN.fullmatch(rth)
         ):
             raise InvalidAccessToken("malformed refresh token hashes")
         if csrf is not None and type(csrf) is not str:

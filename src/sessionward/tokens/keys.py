@@ -212,8 +212,10 @@ class SigningKey:
         else:
             loaded = serialization.load_der_private_key(material, password=None)
             expected = _PRIVATE_KEY_TYPES.get(alg)
-            if expected is None or not isinstance(loaded, _SUPPORTED_PRIVATE_KEYS) or not isinstance(
-                loaded, expected
+            if (
+                expected is None
+                or not isinstance(loaded, _SUPPORTED_PRIVATE_KEYS)
+                or not isinstance(loaded, expected)
             ):
                 raise ValueError(f"stored key does not match its algorithm {alg!r}")
             private, public = loaded, loaded.public_key()

@@ -87,9 +87,7 @@ def create_app(config: Config, store: str | None = None, **init_options: Any) ->
         return await session.get_session_data()
 
     @app.post("/data")
-    async def write_data(
-        data: JSONBody, session: RequiredSession
-    ) -> dict[str, Any]:
+    async def write_data(data: JSONBody, session: RequiredSession) -> dict[str, Any]:
         await session.update_session_data(data)
         return {}
 

@@ -28,7 +28,9 @@ def create_app(config: Config, store: str | None = None) -> Flask:
     thefts: list[tuple[str, str]] = []
     app.config["SESSIONWARD_THEFTS"] = thefts
     init(
-        app, config, store=store,
+        app,
+        config,
+        store=store,
         on_token_theft_detected=lambda handle, user_id: thefts.append((handle, user_id)),
     )
 

@@ -116,9 +116,15 @@ def insert_session(row: SessionRow) -> Operation[None]:
     yield Query(
         f"INSERT INTO session_info ({_ROW_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
-            row.session_handle, row.user_id, row.refresh_token_hash_2,
-            row.prev_refresh_token_hash_2, row.rotated_at, dumps_compact(row.session_data),
-            dumps_compact(row.jwt_user_payload), row.created_at_time, row.expires_at,
+            row.session_handle,
+            row.user_id,
+            row.refresh_token_hash_2,
+            row.prev_refresh_token_hash_2,
+            row.rotated_at,
+            dumps_compact(row.session_data),
+            dumps_compact(row.jwt_user_payload),
+            row.created_at_time,
+            row.expires_at,
         ),
     )
 

@@ -17,7 +17,11 @@ SCHEMES = ("postgresql", "postgres")
 _OWN_PARAMS = ("pool_min", "pool_max", "pool_timeout", "pool_check")
 _DEFAULT_CONNECT_TIMEOUT = 5
 _CHECK_MODES: dict[str, Literal["idle", "always", "never"]] = {
-    "idle": "idle", "always": "always", "never": "never", "true": "always", "false": "never",
+    "idle": "idle",
+    "always": "always",
+    "never": "never",
+    "true": "always",
+    "false": "never",
 }
 
 

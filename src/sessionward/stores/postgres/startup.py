@@ -32,16 +32,27 @@ __all__ = ["check_connection", "check_connection_async", "startup_error"]
 
 # (SQLSTATE if the server sends one, what the server or libpq says, what to do about it)
 _REFUSED_CONFIGURATION: tuple[tuple[str | None, re.Pattern[str], str], ...] = (
-    ("3D000", re.compile(r'database "[^"]*" does not exist'),
-     "create the database or correct its name in the store URL"),
-    ("28000", re.compile(r'role "[^"]*" does not exist'),
-     "create the role or correct the user in the store URL"),
-    ("28P01", re.compile(r'password authentication failed for user "[^"]*"'),
-     "correct the user or password in the store URL"),
-    ("28000", re.compile(r'no pg_hba\.conf entry for [^\n]*'),
-     "allow this host, user and database in the server's pg_hba.conf, or use another user"),
-    (None, re.compile(r"no password supplied"),
-     "the server asks for a password: add it to the store URL"),
+    (
+        "3D000",
+        re.compile(r'database "[^"]*" does not exist'),
+        "create the database or correct its name in the store URL",
+    ),
+    (
+        "28000",
+        re.compile(r'role "[^"]*" does not exist'),
+        "create the role or correct the user in the store URL",
+    ),
+    (
+        "28P01",
+        re.compile(r'password authentication failed for user "[^"]*"'),
+        "correct the user or password in the store URL",
+    ),
+    (
+        "28000",
+        re.compile(r"no pg_hba\.conf entry for [^\n]*"),
+        "allow this host, user and database in the server's pg_hba.conf, or use another user",
+    ),
+    (None, re.compile(r"no password supplied"), "the server asks for a password: add it to the store URL"),
 )
 
 

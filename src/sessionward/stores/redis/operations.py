@@ -132,21 +132,32 @@ def check_schema() -> Op[None]:
 def insert_session(row: SessionRow) -> Op[None]:
     """Insert a new session hash (with its TTL) and index it."""
     pairs: list[str | int] = [
-        "session_handle", row.session_handle,
-        "user_id", row.user_id,
-        "refresh_token_hash_2", row.refresh_token_hash_2,
-        "session_data", dumps_compact(row.session_data),
-        "jwt_user_payload", dumps_compact(row.jwt_user_payload),
-        "created_at_time", row.created_at_time,
-        "expires_at", row.expires_at,
+        "session_handle",
+        row.session_handle,
+        "user_id",
+        row.user_id,
+        "refresh_token_hash_2",
+        row.refresh_token_hash_2,
+        "session_data",
+        dumps_compact(row.session_data),
+        "jwt_user_payload",
+        dumps_compact(row.jwt_user_payload),
+        "created_at_time",
+        row.created_at_time,
+        "expires_at",
+        row.expires_at,
     ]
     if row.prev_refresh_token_hash_2 is not None:
         pairs += ["prev_refresh_token_hash_2", row.prev_refresh_token_hash_2]
     if row.rotated_at is not None:
         pairs += ["rotated_at", row.rotated_at]
     head = (
-        row.session_handle, row.user_id, _ttl(row.expires_at, row.created_at_time),
-        row.expires_at, row.created_at_time, row.refresh_token_hash_2,
+        row.session_handle,
+        row.user_id,
+        _ttl(row.expires_at, row.created_at_time),
+        row.expires_at,
+        row.created_at_time,
+        row.refresh_token_hash_2,
     )
     return Op("insert", (*head, *pairs), _none)
 
