@@ -1,6 +1,6 @@
 """Shared pieces of the benchmark scripts: the interleaved-rounds runner and machine info.
 
-Method (notes/perf.md): every case is a *batch* function ``batch(n) -> seconds`` that runs
+Method: every case is a *batch* function ``batch(n) -> seconds`` that runs
 ``n`` operations and returns the time they took (so a case can exclude its own untimed
 preparation). Each case is calibrated once to about ``target`` seconds per batch; then
 every round runs every case once, in the same order, and the figure reported is the median

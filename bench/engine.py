@@ -402,7 +402,7 @@ def report(setups: list[AlgSetup], results: dict[str, list[float]]) -> None:
             med = median(values)
             rows.append([s.alg, label, f"{med:.1f}", spread(values), f"{med / floor:.2f}x"])
     print(table(["alg", "case", "µs/op", "min-max", "/ floor"], rows))
-    print("\n## Targets (SPEC §9: create and refresh ≤ 1.3x one signature + one store write)\n")
+    print("\n## Targets (create and refresh ≤ 1.3x one signature + one store write)\n")
     rows = []
     for s in setups:
         floor = median(results[f"{s.alg}/floor"])

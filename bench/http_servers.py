@@ -290,7 +290,7 @@ def report(
             else:
                 cpu_columns = "- | -"
             print(f"| {framework} | {name} | {value:,.0f} | {ratio} | {cpu_columns} |")
-    print("\nTarget (SPEC §9): protected, cached >= 0.90x plain for FastAPI (uvicorn) and Flask (gunicorn).")
+    print("\nTarget: protected, cached >= 0.90x plain for FastAPI (uvicorn) and Flask (gunicorn).")
 
 
 if __name__ == "__main__":

@@ -358,7 +358,7 @@ def report_verify(setups: list[AlgSetup], results: dict[str, list[float]]) -> No
             ref_name = "floor (pool)" if reference is floor_pool else "floor"
             rows.append([s.alg, label, f"{med:.2f}", spread(values), f"{ratio} {ref_name}"])
     print(table(["alg", "case", "µs/op", "min-max", "ratio"], rows))
-    print("\n## Targets (SPEC §9)\n")
+    print("\n## Targets\n")
     rows = []
     for s in setups:
         floor = median(results[f"{s.alg}/floor"])

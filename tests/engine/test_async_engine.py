@@ -1,5 +1,5 @@
-"""``AsyncSessionWard`` mirrors ``SessionWard`` (SPEC §3.3) and never blocks the event loop
-(SPEC §2): every store call runs in the store's worker thread, and the loop keeps serving
+"""``AsyncSessionWard`` mirrors ``SessionWard`` and never blocks the event loop
+(docs/design/architecture.md): every store call runs in the store's worker thread, and the loop keeps serving
 other tasks while a store call waits on a locked database."""
 
 from __future__ import annotations

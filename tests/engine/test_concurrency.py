@@ -1,4 +1,4 @@
-"""Concurrency of refresh and promotion on a real SQLite file (notes/rotation.md, "Why
+"""Concurrency of refresh and promotion on a real SQLite file (docs/design/decision-tables.md, "Why
 concurrency is safe"): 50 threads or 50 tasks present the same token at once.
 
 - the same current refresh token: every call returns one and the same successor (same

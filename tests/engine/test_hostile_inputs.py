@@ -1,4 +1,4 @@
-"""Hostile inputs against the engine (SPEC §10; notes/security.md §2, A1-A16, A26, A28, A29, A32).
+"""Hostile inputs against the engine (attacks A1-A16, A26, A28, A29, A32 of docs/design/security.md).
 
 Every forged, malformed, oversized or confusing access token must end in
 ``TryRefreshTokenError`` and every bad refresh token in ``UnauthorizedError``: never another

@@ -1,6 +1,6 @@
-"""Signing-key management (SPEC §5): manual rotation, the dynamic interval schedule, other
-engines learning a new ``kid`` on first sight (one key reload, not one per request), and
-several OS processes converging on one key per interval."""
+"""Signing-key management (docs/engine.md, "Signing keys"): manual rotation, the dynamic
+interval schedule, other engines learning a new ``kid`` on first sight (one key reload, not
+one per request), and several OS processes converging on one key per interval."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Named tests for every row of the refresh (R0-R5) and promotion (V1-V4) decision tables
-of notes/rotation.md, and for the management calls of SPEC §3.3/§6.4.
+of docs/design/decision-tables.md, and for the engine's management calls (docs/engine.md).
 
 Everything runs on a real SQLite file with a fake clock; rows are read back with a second
 plain ``sqlite3`` connection to check exactly what each decision wrote (or did not).

@@ -1,10 +1,10 @@
-"""A stateful property test of the session engine (SPEC §6, notes/rotation.md).
+"""A stateful property test of the session engine (docs/design/decision-tables.md).
 
 The machine keeps an exact model of every stored row (current and previous committed
 refresh token, commit time, idle deadline) and of every token ever handed out, predicts
 the outcome of each call from the decision tables, and checks the engine against it.
 
-On top of the exact prediction it asserts the three guarantees of SPEC §6.3 directly:
+On top of the exact prediction it asserts the guarantees of docs/design/security.md ("Promises") directly:
 
 - an honest client — it keeps the last response it received, and its requests reach the
   server within the grace window of being sent — is never flagged as a thief;

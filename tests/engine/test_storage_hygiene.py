@@ -1,4 +1,4 @@
-"""The store keeps only H(H(refresh token)) (SPEC §5, rotation invariant 1).
+"""The store keeps only H(H(refresh token)) (docs/design/security.md).
 
 After logins, refreshes, promotions, grace-window reuse and revocations, the raw bytes of
 the SQLite database file and its WAL contain no refresh token and no H(refresh token) —

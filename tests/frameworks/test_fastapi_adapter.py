@@ -206,7 +206,7 @@ def exchange_app(tmp_path: Path) -> FastAPI:
 
     @app.post("/login/injected")
     async def injected(response: Response) -> dict[str, str]:
-        # SPEC signature: the injected Response as first argument; FastAPI merges it.
+        # Documented signature: the injected Response as first argument; FastAPI merges it.
         session = await sw.create_new_session(response, "alice")
         assert len(response.headers.getlist("set-cookie")) == 3  # applied at once as well
         return {"handle": session.handle}

@@ -1,5 +1,5 @@
-"""Hostile inputs over HTTP (SPEC §10) on every framework: a 401 (or 405/503 where the
-spec says), never a 500, never a token or a traceback in the body, and the same verdict on
+"""Hostile inputs over HTTP (docs/design/security.md) on every framework: a 401 (or 405/503 where the
+protocol says), never a 500, never a token or a traceback in the body, and the same verdict on
 every framework."""
 
 from __future__ import annotations

@@ -151,7 +151,7 @@ def test_optional_session(make_client: ClientFactory) -> None:
     assert client.request("GET", "/optional").json() == {"user_id": "bob"}
 
 
-# -- missing cookies (SPEC §4.3) ---------------------------------------------------------------
+# -- missing cookies (docs/protocol.md) ------------------------------------------------------------
 
 
 def test_missing_id_refresh_cookie_is_unauthorised_without_touching_cookies(

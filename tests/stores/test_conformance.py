@@ -1,10 +1,11 @@
-"""The store conformance suite (SPEC §7, issue 4): one set of tests for every store.
+"""The store conformance suite (docs/design/extending.md): one set of tests for every store.
 
 Each test runs against SQLite, PostgreSQL and Redis, each through its sync and its async
 driver (``subject`` / ``make_ward`` in ``conftest.py``). Part one pins the contract of every
-store operation of ``sessionward.stores.base``; part two replays every scenario of SPEC §6
-(the R0-R5 and V1-V4 tables of notes/rotation.md, the grace window, revocation,
-blacklisting, key convergence) through ``SessionWard`` / ``AsyncSessionWard`` on the store.
+store operation of ``sessionward.stores.base``; part two replays every scenario of the
+refresh and promotion rules (the R0-R5 and V1-V4 tables of docs/design/decision-tables.md,
+the grace window, revocation, blacklisting, key convergence) through ``SessionWard`` /
+``AsyncSessionWard`` on the store.
 
 Times are real-time based (rows expire in the future by the wall clock, so a store with
 native TTLs keeps them); "later" is expressed through the ``now`` argument or a fake clock
@@ -334,7 +335,7 @@ def test_store_is_usable_from_many_concurrent_callers(subject: Any) -> None:
 
 
 # =====================================================================================
-# Part two: SPEC §6 through the engine
+# Part two: the decision tables through the engine
 # =====================================================================================
 
 

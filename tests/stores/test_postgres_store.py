@@ -2,7 +2,7 @@
 
 URL parsing, errors, pools (exhaustion, event loops, fork), migrations racing, exact JSON.
 Every test that needs the server uses a schema of its own (``store_backends``); the
-conformance suite (``test_conformance.py``) runs every store operation and every SPEC §6
+conformance suite (``test_conformance.py``) runs every store operation and every decision-table
 scenario here too, and ``tests/reliability`` cuts the server under load.
 """
 
@@ -152,7 +152,7 @@ def test_tables_live_in_the_schema_the_url_selects(url: str) -> None:
             (schema,),
         ).fetchall()
     assert [name for (name,) in tables] == ["key_value", "schema_version", "session_info"]
-    assert [name for (name,) in json_columns] == ["jwt_user_payload", "session_data"]  # SPEC §7
+    assert [name for (name,) in json_columns] == ["jwt_user_payload", "session_data"]
 
 
 def test_json_is_stored_exactly_as_written(store: PostgresStore) -> None:

@@ -1,4 +1,4 @@
-"""SQLiteStore operations, schema, URL parsing and failure behaviour (SPEC §7), on real SQLite."""
+"""SQLiteStore operations, schema, URL parsing and failure behaviour, on real SQLite."""
 
 from __future__ import annotations
 

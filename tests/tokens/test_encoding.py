@@ -1,4 +1,4 @@
-"""Strict encodings (SPEC §5, §10): base64url, JSON and SHA-256 hex."""
+"""Strict encodings (docs/design/security.md): base64url, JSON and SHA-256 hex."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Interoperability with PyJWT (SPEC §5: any RFC 7515 library given our JWKS verifies our tokens).
+"""Interoperability with PyJWT (any RFC 7515 library given our JWKS verifies our tokens).
 
 Both directions: PyJWT verifies tokens minted by the engine, using only the published JWKS;
 and the engine accepts a token that PyJWT signed with the engine's own key, while rejecting
