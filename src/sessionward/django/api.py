@@ -146,16 +146,18 @@ def get_session(
     return session
 
 
-def refresh_session(request: HttpRequest, response: HttpResponse) -> Session:
-    """Rotate the tokens of a refresh request and set the new ones on ``response``.
+def refresh_session(request: HttpRequest, response: HttpResponse | None = None) -> Session:
+    """Rotate the tokens of a refresh request.
 
-    Normally not called: the middleware answers ``POST`` at ``refresh_api_path`` itself.
-    Raises ``UnauthorizedError`` or ``TokenTheftDetectedError``.
+    The new tokens are set on ``response`` when given, and in any case by the middleware on
+    the response the view returns. Normally not called: the middleware answers ``POST`` at
+    ``refresh_api_path`` itself. Raises ``UnauthorizedError`` or ``TokenTheftDetectedError``.
     """
     handler = get_handler()
     effects = request_effects(request, handler)
     session = handler.refresh(effects, cookie_header(request))
-    apply_effects(response, effects)
+    if response is not None:
+        apply_effects(response, effects)
     return session
 
 
