@@ -25,23 +25,6 @@ from .middleware import (
     _verification_headers,
 )
 
-__all__ = [
-    "create_new_session",
-    "get_all_session_handles_for_user",
-    "get_engine",
-    "get_jwt_payload",
-    "get_session",
-    "get_session_data",
-    "get_session_information",
-    "preflight",
-    "refresh_session",
-    "revoke_all_sessions_for_user",
-    "revoke_multiple_sessions",
-    "revoke_session",
-    "update_jwt_payload",
-    "update_session_data",
-]
-
 R = TypeVar("R", bound=Response)
 
 

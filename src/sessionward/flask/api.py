@@ -25,24 +25,6 @@ from .state import (
     _RequestState,
 )
 
-__all__ = [
-    "create_new_session",
-    "current_session",
-    "get_all_session_handles_for_user",
-    "get_engine",
-    "get_jwt_payload",
-    "get_session",
-    "get_session_data",
-    "get_session_information",
-    "preflight",
-    "refresh_session",
-    "revoke_all_sessions_for_user",
-    "revoke_multiple_sessions",
-    "revoke_session",
-    "update_jwt_payload",
-    "update_session_data",
-]
-
 _ANTI_CSRF_ENVIRON = "HTTP_" + ANTI_CSRF_HEADER.upper().replace("-", "_")
 
 
