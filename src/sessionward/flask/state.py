@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from ..config import Config
 from ..engine.sync import SessionWard
 from ..session import Session, SessionHandler
-from ..transport import ResponseEffects, final_response_headers
+from ..transport.response import ResponseEffects, final_response_headers
 
 __all__ = ["EXTENSION_KEY", "SessionWardExtension"]
 
