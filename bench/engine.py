@@ -264,7 +264,7 @@ def piece_cases(s: AlgSetup) -> list[tuple[str, str, Callable[[int], float]]]:
     core = engine._core
     store = engine.store
     codec = core.refresh_codec
-    key = core._keys.signing_key if core._keys is not None else None
+    key = core.keys.state.signing_key if core.keys.state is not None else None
     assert key is not None
     rt = s.refresh_tokens[0]
     content = codec.decrypt(rt)
@@ -307,13 +307,13 @@ def piece_cases(s: AlgSetup) -> list[tuple[str, str, Callable[[int], float]]]:
         ),
         (
             "tokens",
-            "`_session_tokens` (access token incl. signature, front token, idRefresh)",
-            lambda: core._session_tokens(key, row, rt, None, now),
+            "`TokenMinter.session_tokens` (access token incl. signature, front token, idRefresh)",
+            lambda: core.minter.session_tokens(key, row, rt, None, now),
         ),
         (
             "access",
-            "  of which `_access_token` (claims, JSON, base64url, signature)",
-            lambda: core._access_token(
+            "  of which `TokenMinter.access_token` (claims, JSON, base64url, signature)",
+            lambda: core.minter.access_token(
                 key, row.user_id, row.session_handle, "0" * 64, None, JWT_PAYLOAD, now
             ),
         ),

@@ -147,7 +147,7 @@ _HEADERS = st.lists(_PIECES, max_size=24).map("".join)
 @example(header=' sAccessToken =%ff; sIdRefreshToken\x85="i"')
 def test_parse_matches_the_reference_parser_cached_or_not(header: str) -> None:
     expected = reference_parse(header)
-    transport._parsed_headers.pop(header, None)
+    transport.request._parsed_headers.pop(header, None)
     assert parse_session_cookies(header) == expected  # parsed
     assert parse_session_cookies(header) == expected  # remembered
     assert parse_session_cookies("".join(list(header))) == expected  # an equal, distinct str
@@ -156,30 +156,30 @@ def test_parse_matches_the_reference_parser_cached_or_not(header: str) -> None:
 def test_parsed_headers_are_remembered_per_exact_string() -> None:
     header = "sAccessToken=tok; sIdRefreshToken=idr"
     first = parse_session_cookies(header)
-    assert transport._parsed_headers[header] is first
+    assert transport.request._parsed_headers[header] is first
     assert parse_session_cookies(header + " ") is not first
     assert parse_session_cookies(header + " ") == first
 
 
 def test_parsed_header_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(transport, "_PARSED_CACHE_SIZE", 8)
-    monkeypatch.setattr(transport, "_parsed_headers", {})
+    monkeypatch.setattr(transport.request, "_PARSED_CACHE_SIZE", 8)
+    monkeypatch.setattr(transport.request, "_parsed_headers", {})
     for i in range(50):
         assert parse_session_cookies(f"sAccessToken=t{i}; sAccessToken=u") == (DUPLICATE, None, None)
         assert parse_session_cookies(f"sIdRefreshToken=i{i}") == (None, None, f"i{i}")
-        assert len(transport._parsed_headers) <= 8
+        assert len(transport.request._parsed_headers) <= 8
 
 
 def test_long_headers_are_parsed_every_time_not_remembered() -> None:
-    header = "a=" + "x" * transport._PARSED_MAX_LENGTH + "; sAccessToken=t; sIdRefreshToken=i"
+    header = "a=" + "x" * transport.request._PARSED_MAX_LENGTH + "; sAccessToken=t; sIdRefreshToken=i"
     assert parse_session_cookies(header) == ("t", None, "i")
-    assert header not in transport._parsed_headers
+    assert header not in transport.request._parsed_headers
 
 
 @pytest.mark.parametrize("header", ["sRefreshToken=r", "sRefreshToken=r; sRefreshToken=s", "sRefreshToken="])
 def test_headers_carrying_a_refresh_token_are_not_remembered(header: str) -> None:
     assert parse_session_cookies(header).refresh_token is not None
-    assert header not in transport._parsed_headers
+    assert header not in transport.request._parsed_headers
 
 
 def test_missing_id_refresh_cookie_is_unauthorised_without_clearing() -> None:
@@ -357,7 +357,7 @@ def test_discard_forgets_minted_tokens() -> None:
 def test_secure_cookies_warn_only_on_plain_http(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(transport, "_insecure_cookie_warned", False)
+    monkeypatch.setattr(transport.response, "_insecure_cookie_warned", False)
     effects = ResponseEffects(Config(store="sqlite:///:memory:"))
     effects.set_session(tokens())
     with caplog.at_level("WARNING", logger="sessionward"):

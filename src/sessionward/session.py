@@ -26,15 +26,14 @@ from .engine.flow import Flow, aperform, engine_call, perform
 from .engine.sync import SessionWard
 from .engine.types import SessionTokens, VerifiedSession
 from .errors import GeneralError, SessionWardError, TokenTheftDetectedError, UnauthorizedError
-from .transport import (
-    ErrorResponse,
-    ResponseEffects,
-    error_response,
+from .transport.error_responses import ErrorResponse, error_response
+from .transport.request import (
     parse_session_cookies,
     single_header,
     tokens_for_refresh,
     tokens_for_verification,
 )
+from .transport.response import ResponseEffects
 
 __all__ = [
     "AsyncSession",

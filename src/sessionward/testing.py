@@ -24,15 +24,11 @@ import importlib
 from typing import Any
 
 from .config import Config
+from .cookies import ACCESS_TOKEN_COOKIE, ID_REFRESH_TOKEN_COOKIE, REFRESH_TOKEN_COOKIE
 from .engine.aio import AsyncSessionWard
 from .engine.sync import SessionWard
 from .engine.types import SessionTokens
-from .transport import (
-    ACCESS_TOKEN_COOKIE,
-    ID_REFRESH_TOKEN_COOKIE,
-    REFRESH_TOKEN_COOKIE,
-    ResponseEffects,
-)
+from .transport.response import ResponseEffects
 
 __all__ = [
     "expire_access_token",

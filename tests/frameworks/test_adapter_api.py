@@ -207,7 +207,7 @@ def test_fastapi_depends_verify_session_without_call_fails_on_first_request() ->
 
 @pytest.fixture
 def fresh_warning(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(transport, "_insecure_cookie_warned", False)
+    monkeypatch.setattr(transport.response, "_insecure_cookie_warned", False)
 
 
 @pytest.mark.usefixtures("fresh_warning")

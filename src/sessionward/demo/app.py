@@ -47,7 +47,7 @@ from ..fastapi import (
     revoke_all_sessions_for_user,
     revoke_session,
 )
-from ..transport import parse_session_cookies
+from ..transport.request import parse_session_cookies
 from .theft import StolenTokens
 
 __all__ = ["ACCESS_TOKEN_VALIDITY", "create_app", "demo_config"]

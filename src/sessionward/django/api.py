@@ -21,7 +21,8 @@ from django.http import HttpRequest, HttpResponse  # type: ignore[import-untyped
 
 from ..engine.types import SessionInformation
 from ..session import Session, SessionHandler
-from ..transport import ANTI_CSRF_HEADER, ResponseEffects
+from ..transport.headers import ANTI_CSRF_HEADER
+from ..transport.response import ResponseEffects
 from .engine import get_engine, get_handler
 from .responses import apply_effects
 

@@ -10,7 +10,9 @@ from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
 from django.http import HttpRequest  # type: ignore[import-untyped]
 
-from ..transport import ResponseEffects, bare_factory_error, session_cookie_present
+from ..transport.error_responses import bare_factory_error
+from ..transport.request import session_cookie_present
+from ..transport.response import ResponseEffects
 from .api import EFFECTS_ATTR, SESSION_ATTR, cookie_header, get_session
 
 __all__ = ["verify_session"]

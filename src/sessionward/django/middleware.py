@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse  # type: ignore[import-untyped
 from ..browser import CLIENT_SCRIPT_HEADERS, CLIENT_SCRIPT_PATH, client_script
 from ..errors import ConfigError, SessionWardError
 from ..session import SessionHandler
-from ..transport import ResponseEffects
+from ..transport.response import ResponseEffects
 from .api import cookie_header, current_request, finish_response, request_effects
 from .engine import get_handler
 from .responses import error_response, preflight

@@ -19,13 +19,9 @@ from django.http import HttpResponse  # type: ignore[import-untyped]
 
 from ..errors import SessionWardError
 from ..session import SessionHandler
-from ..transport import (
-    ResponseEffects,
-    final_response_headers,
-    log_error_answer,
-    preflight_headers,
-    set_cookie_name,
-)
+from ..transport.cors import preflight_headers
+from ..transport.error_responses import log_error_answer
+from ..transport.response import ResponseEffects, final_response_headers, set_cookie_name
 
 __all__ = ["SetCookieMorsel", "apply_effects", "error_response", "preflight"]
 

@@ -13,6 +13,7 @@ from ..config import Config
 from ..stores.base import AsyncStore
 from ..stores.urls import open_async_store
 from ..tokens.access import UnknownKeyId
+from . import management, rotation
 from .core import SessionCore
 from .flow import Flow, aperform
 from .types import KeyInfo, SessionInformation, SessionTokens, VerifiedSession
@@ -108,39 +109,39 @@ class AsyncSessionWard:
 
     async def refresh_session(self, refresh_token: str, anti_csrf_token: str | None = None) -> SessionTokens:
         """See :meth:`sessionward.SessionWard.refresh_session`."""
-        return await self._drive(self._core.refresh_session(refresh_token))
+        return await self._drive(rotation.refresh_session(self._core, refresh_token))
 
     async def revoke_session(self, handle: str) -> bool:
         """End one session; return whether it existed."""
-        return bool(await self._drive(self._core.revoke([handle])))
+        return bool(await self._drive(management.revoke([handle])))
 
     async def revoke_multiple_sessions(self, handles: list[str]) -> list[str]:
         """End these sessions; return the handles that existed."""
-        return await self._drive(self._core.revoke(handles))
+        return await self._drive(management.revoke(handles))
 
     async def revoke_all_sessions_for_user(self, user_id: str) -> list[str]:
         """End every session of ``user_id``; return their handles."""
-        return await self._drive(self._core.revoke_user(user_id))
+        return await self._drive(management.revoke_user(user_id))
 
     async def get_all_session_handles_for_user(self, user_id: str) -> list[str]:
         """Handles of ``user_id``'s live sessions, oldest first."""
-        return await self._drive(self._core.handles_for_user(user_id))
+        return await self._drive(management.handles_for_user(self._core, user_id))
 
     async def get_session_data(self, handle: str) -> dict[str, Any]:
         """The private session data; ``UnauthorizedError`` if the session is gone."""
-        return (await self._drive(self._core.live_row(handle))).session_data
+        return (await self._drive(management.live_row(self._core, handle))).session_data
 
     async def update_session_data(self, handle: str, data: dict[str, Any]) -> None:
         """Overwrite the private session data; ``UnauthorizedError`` if the session is gone."""
-        await self._drive(self._core.update_session_data(handle, data))
+        await self._drive(management.update_session_data(self._core, handle, data))
 
     async def get_jwt_payload(self, handle: str) -> dict[str, Any]:
         """The JWT payload stored for the session."""
-        return (await self._drive(self._core.live_row(handle))).jwt_user_payload
+        return (await self._drive(management.live_row(self._core, handle))).jwt_user_payload
 
     async def update_jwt_payload(self, handle: str, payload: dict[str, Any]) -> None:
         """Overwrite the JWT payload; access tokens issued from now on carry it."""
-        await self._drive(self._core.update_jwt_payload(handle, payload))
+        await self._drive(management.update_jwt_payload(self._core, handle, payload))
 
     async def regenerate_access_token(
         self, access_token: str, jwt_payload: dict[str, Any]
@@ -151,11 +152,11 @@ class AsyncSessionWard:
         ``None`` when ``access_token`` is no longer valid. The stored payload is not
         changed: pair with :meth:`update_jwt_payload`.
         """
-        return await self._drive(self._core.regenerate_access_token(access_token, jwt_payload))
+        return await self._drive(management.regenerate_access_token(self._core, access_token, jwt_payload))
 
     async def get_session_information(self, handle: str) -> SessionInformation:
         """Everything stored about a session; ``UnauthorizedError`` if it is gone."""
-        return await self._drive(self._core.session_information(handle))
+        return await self._drive(management.session_information(self._core, handle))
 
     async def rotate_signing_key(self) -> str:
         """Create a new signing key that signs at once here; return its ``kid``."""
@@ -171,7 +172,7 @@ class AsyncSessionWard:
 
     async def delete_expired_sessions(self) -> int:
         """Delete expired session rows; return how many."""
-        return await self._drive(self._core.delete_expired())
+        return await self._drive(management.delete_expired(self._core))
 
     async def aclose(self) -> None:
         """Close the store if the engine opened it from a URL."""

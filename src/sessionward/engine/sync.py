@@ -12,6 +12,7 @@ from ..config import Config
 from ..stores.base import Store
 from ..stores.urls import open_store
 from ..tokens.access import UnknownKeyId
+from . import management, rotation
 from .core import SessionCore
 from .flow import Flow, perform
 from .types import KeyInfo, SessionInformation, SessionTokens, VerifiedSession
@@ -106,41 +107,41 @@ class SessionWard:
         route must work for clients that never send it. Raises
         ``UnauthorizedError`` or ``TokenTheftDetectedError``.
         """
-        return self._drive(self._core.refresh_session(refresh_token))
+        return self._drive(rotation.refresh_session(self._core, refresh_token))
 
     # -- management ----------------------------------------------------------------------
 
     def revoke_session(self, handle: str) -> bool:
         """End one session; return whether it existed."""
-        return bool(self._drive(self._core.revoke([handle])))
+        return bool(self._drive(management.revoke([handle])))
 
     def revoke_multiple_sessions(self, handles: list[str]) -> list[str]:
         """End these sessions; return the handles that existed."""
-        return self._drive(self._core.revoke(handles))
+        return self._drive(management.revoke(handles))
 
     def revoke_all_sessions_for_user(self, user_id: str) -> list[str]:
         """End every session of ``user_id``; return their handles."""
-        return self._drive(self._core.revoke_user(user_id))
+        return self._drive(management.revoke_user(user_id))
 
     def get_all_session_handles_for_user(self, user_id: str) -> list[str]:
         """Handles of ``user_id``'s live sessions, oldest first."""
-        return self._drive(self._core.handles_for_user(user_id))
+        return self._drive(management.handles_for_user(self._core, user_id))
 
     def get_session_data(self, handle: str) -> dict[str, Any]:
         """The private session data; ``UnauthorizedError`` if the session is gone."""
-        return self._drive(self._core.live_row(handle)).session_data
+        return self._drive(management.live_row(self._core, handle)).session_data
 
     def update_session_data(self, handle: str, data: dict[str, Any]) -> None:
         """Overwrite the private session data; ``UnauthorizedError`` if the session is gone."""
-        self._drive(self._core.update_session_data(handle, data))
+        self._drive(management.update_session_data(self._core, handle, data))
 
     def get_jwt_payload(self, handle: str) -> dict[str, Any]:
         """The JWT payload stored for the session (used for the next access token)."""
-        return self._drive(self._core.live_row(handle)).jwt_user_payload
+        return self._drive(management.live_row(self._core, handle)).jwt_user_payload
 
     def update_jwt_payload(self, handle: str, payload: dict[str, Any]) -> None:
         """Overwrite the JWT payload; access tokens issued from now on carry it."""
-        self._drive(self._core.update_jwt_payload(handle, payload))
+        self._drive(management.update_jwt_payload(self._core, handle, payload))
 
     def regenerate_access_token(
         self, access_token: str, jwt_payload: dict[str, Any]
@@ -151,11 +152,11 @@ class SessionWard:
         ``None`` when ``access_token`` is no longer valid. The stored payload is not
         changed: pair with :meth:`update_jwt_payload`.
         """
-        return self._drive(self._core.regenerate_access_token(access_token, jwt_payload))
+        return self._drive(management.regenerate_access_token(self._core, access_token, jwt_payload))
 
     def get_session_information(self, handle: str) -> SessionInformation:
         """Everything stored about a session; ``UnauthorizedError`` if it is gone."""
-        return self._drive(self._core.session_information(handle))
+        return self._drive(management.session_information(self._core, handle))
 
     # -- keys and housekeeping -----------------------------------------------------------
 
@@ -173,7 +174,7 @@ class SessionWard:
 
     def delete_expired_sessions(self) -> int:
         """Delete expired session rows; return how many."""
-        return self._drive(self._core.delete_expired())
+        return self._drive(management.delete_expired(self._core))
 
     def close(self) -> None:
         """Close the store if the engine opened it from a URL."""

@@ -13,7 +13,7 @@ from ..engine.aio import AsyncSessionWard
 from ..engine.types import SessionInformation
 from ..errors import GeneralError
 from ..session import AsyncSession
-from ..transport import preflight_headers
+from ..transport.cors import preflight_headers
 from .middleware import (
     STATE_CONTEXT_KEY,
     STATE_SESSION_KEY,

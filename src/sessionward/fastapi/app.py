@@ -20,7 +20,8 @@ from ..engine.aio import AsyncSessionWard
 from ..errors import GeneralError, SessionWardError
 from ..session import ErrorHandler
 from ..stores.base import AsyncStore
-from ..transport import ResponseEffects, log_error_answer
+from ..transport.error_responses import log_error_answer
+from ..transport.response import ResponseEffects
 from .api import _context_or_none, preflight, refresh_session
 from .middleware import SessionWardMiddleware, TheftHook, _apply_to_response, _Binding, _bindings
 

@@ -8,7 +8,8 @@ from typing import Any, Literal, overload
 from starlette.requests import Request
 
 from ..session import AsyncSession
-from ..transport import bare_factory_error, session_cookie_present
+from ..transport.error_responses import bare_factory_error
+from ..transport.request import session_cookie_present
 from .api import get_session
 from .middleware import _cookie_header
 

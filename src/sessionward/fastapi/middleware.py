@@ -23,7 +23,8 @@ from ..config import Config
 from ..engine.aio import AsyncSessionWard
 from ..session import AsyncSessionHandler, ErrorHandler
 from ..stores.base import AsyncStore
-from ..transport import ANTI_CSRF_HEADER, ResponseEffects, final_response_headers
+from ..transport.headers import ANTI_CSRF_HEADER
+from ..transport.response import ResponseEffects, final_response_headers
 
 __all__ = ["STATE_CONTEXT_KEY", "STATE_SESSION_KEY", "SessionWardMiddleware", "TheftHook"]
 

@@ -14,7 +14,8 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from ..engine.sync import SessionWard
 from ..engine.types import SessionInformation
 from ..session import Session
-from ..transport import ANTI_CSRF_HEADER, preflight_headers
+from ..transport.cors import preflight_headers
+from ..transport.headers import ANTI_CSRF_HEADER
 from .state import (
     _ENVIRON_KEY,
     _apply,

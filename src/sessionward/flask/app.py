@@ -17,7 +17,7 @@ from ..engine.sync import SessionWard
 from ..errors import GeneralError, SessionWardError
 from ..session import ErrorHandler, SessionHandler, TheftHook
 from ..stores.base import Store
-from ..transport import log_error_answer
+from ..transport.error_responses import log_error_answer
 from .api import preflight, refresh_session
 from .state import (
     _ENVIRON_KEY,

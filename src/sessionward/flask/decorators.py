@@ -7,7 +7,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, cast
 
-from ..transport import bare_factory_error, session_cookie_present
+from ..transport.error_responses import bare_factory_error
+from ..transport.request import session_cookie_present
 from .api import get_session
 from .state import _cookie_header, _current_request
 

@@ -19,7 +19,7 @@ from ..config import Config
 from ..engine.sync import SessionWard
 from ..errors import GeneralError
 from ..session import Session, SessionHandler
-from ..transport import ResponseEffects, final_response_headers
+from ..transport.response import ResponseEffects, final_response_headers
 
 __all__ = ["EXTENSION_KEY", "SessionWardExtension"]
 

@@ -1,0 +1,111 @@
+"""Minting tokens, with no I/O: access tokens, and the full token set handed to a client
+for a new or refreshed session (access, refresh and idRefresh tokens, anti-CSRF token,
+front-token)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import Config
+from ..errors import GeneralError
+from ..stores.base import SessionRow
+from ..tokens.access import AccessTokenCodec
+from ..tokens.encoding import sha256_hex as hash_hex
+from ..tokens.front import front_token
+from ..tokens.keys import SigningKey
+from ..tokens.refresh import RefreshTokenCodec, new_id_refresh_token
+from .types import SessionTokens, Token
+
+__all__ = ["TokenMinter", "idle_deadline"]
+
+
+def idle_deadline(row: SessionRow, now_ms: int, config: Config) -> int:
+    """The session's deadline when its refresh token is used at ``now_ms``: the refresh
+    token's validity from now, capped by the session's absolute lifetime."""
+    deadline = now_ms + config.refresh_token_validity * 1000
+    if config.session_max_lifetime is not None:
+        deadline = min(deadline, row.created_at_time + config.session_max_lifetime * 1000)
+    return deadline
+
+
+class TokenMinter:
+    """Mints the tokens of one engine from its access-token codec and its refresh-token
+    codec (the latter set at start-up, once the secret is loaded from the store)."""
+
+    def __init__(self, config: Config, access_codec: AccessTokenCodec) -> None:
+        self.config = config
+        self.access_codec = access_codec
+        self.codec: RefreshTokenCodec | None = None
+
+    @property
+    def refresh_codec(self) -> RefreshTokenCodec:
+        """The refresh-token codec; ``GeneralError`` before start-up."""
+        codec = self.codec
+        if codec is None:
+            raise GeneralError("the engine has not started")
+        return codec
+
+    def access_token(
+        self,
+        key: SigningKey,
+        user_id: str,
+        handle: str,
+        refresh_hash1: str,
+        parent_hash1: str | None,
+        payload: dict[str, Any],
+        now: float,
+        expires_at: int | None = None,
+    ) -> Token:
+        """A signed access token bound to the refresh token whose hash is ``refresh_hash1``
+        (``expires_at`` in seconds: default, the configured validity from ``now``)."""
+        issued_at = int(now)
+        exp = issued_at + self.config.access_token_validity if expires_at is None else expires_at
+        csrf = self.refresh_codec.anti_csrf_token(refresh_hash1) if self.config.enable_anti_csrf else None
+        value = self.access_codec.encode(
+            key,
+            user_id=user_id,
+            session_handle=handle,
+            refresh_token_hash1=refresh_hash1,
+            parent_refresh_token_hash1=parent_hash1,
+            user_data=payload,
+            anti_csrf_token=csrf,
+            issued_at=min(issued_at, exp),
+            expires_at=exp,
+        )
+        return Token(value, exp * 1000)
+
+    def session_tokens(
+        self,
+        key: SigningKey,
+        row: SessionRow,
+        refresh_token: str,
+        parent_hash1: str | None,
+        now: float,
+        refresh_expiry: int | None = None,
+    ) -> SessionTokens:
+        """Everything a client gets for ``refresh_token`` of the session in ``row``
+        (``refresh_expiry`` in ms: default, the idle deadline from ``now``)."""
+        refresh_hash1 = hash_hex(refresh_token)
+        access = self.access_token(
+            key,
+            row.user_id,
+            row.session_handle,
+            refresh_hash1,
+            parent_hash1,
+            row.jwt_user_payload,
+            now,
+        )
+        if refresh_expiry is None:
+            refresh_expiry = idle_deadline(row, int(now * 1000), self.config)
+        return SessionTokens(
+            handle=row.session_handle,
+            user_id=row.user_id,
+            jwt_payload=row.jwt_user_payload,
+            access_token=access,
+            refresh_token=Token(refresh_token, refresh_expiry),
+            id_refresh_token=Token(new_id_refresh_token(), refresh_expiry),
+            anti_csrf_token=(
+                self.refresh_codec.anti_csrf_token(refresh_hash1) if self.config.enable_anti_csrf else None
+            ),
+            front_token=front_token(row.user_id, access.expires_at, row.jwt_user_payload),
+        )

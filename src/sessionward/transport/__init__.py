@@ -1,0 +1,73 @@
+"""The wire protocol, framework-neutral: reading tokens from a request, writing cookies and
+headers, mapping errors to status codes and bodies.
+
+Adapters hand this package plain strings (the raw ``Cookie`` header, a few request
+headers, the method) and convert what it returns: the final header list of a response
+(:func:`final_response_headers`) to their framework's header container. One module per
+concern:
+
+- :mod:`~sessionward.transport.request`: the session cookies and protocol headers of a
+  request, and the token each kind of route needs;
+- :mod:`~sessionward.transport.response`: :class:`ResponseEffects` and the final header
+  list of a response;
+- :mod:`~sessionward.transport.cors`: preflight headers and the exposed-headers list;
+- :mod:`~sessionward.transport.error_responses`: the answer to a session error and its
+  log line;
+- :mod:`~sessionward.transport.headers`: the protocol header names.
+
+Every public name of those modules (and the cookie names of :mod:`sessionward.cookies`)
+is importable from here.
+"""
+
+from ..cookies import ACCESS_TOKEN_COOKIE, ID_REFRESH_TOKEN_COOKIE, MAX_COOKIE_BYTES, REFRESH_TOKEN_COOKIE
+from .cors import PREFLIGHT_ALLOW_HEADERS, exposed_headers, merge_header_list, preflight_headers
+from .error_responses import (
+    RETRY_AFTER_SECONDS,
+    ErrorResponse,
+    bare_factory_error,
+    error_response,
+    log_error_answer,
+)
+from .headers import ANTI_CSRF_HEADER, FRONT_TOKEN_HEADER, ID_REFRESH_TOKEN_HEADER, PROTOCOL_HEADERS
+from .request import (
+    DUPLICATE,
+    SAFE_METHODS,
+    RequestTokens,
+    parse_session_cookies,
+    session_cookie_present,
+    single_header,
+    tokens_for_refresh,
+    tokens_for_verification,
+)
+from .response import ResponseEffects, final_response_headers, set_cookie_name
+
+__all__ = [
+    "ACCESS_TOKEN_COOKIE",
+    "ANTI_CSRF_HEADER",
+    "DUPLICATE",
+    "FRONT_TOKEN_HEADER",
+    "ID_REFRESH_TOKEN_COOKIE",
+    "ID_REFRESH_TOKEN_HEADER",
+    "MAX_COOKIE_BYTES",
+    "PREFLIGHT_ALLOW_HEADERS",
+    "PROTOCOL_HEADERS",
+    "REFRESH_TOKEN_COOKIE",
+    "RETRY_AFTER_SECONDS",
+    "SAFE_METHODS",
+    "ErrorResponse",
+    "RequestTokens",
+    "ResponseEffects",
+    "bare_factory_error",
+    "error_response",
+    "exposed_headers",
+    "final_response_headers",
+    "log_error_answer",
+    "merge_header_list",
+    "parse_session_cookies",
+    "preflight_headers",
+    "session_cookie_present",
+    "set_cookie_name",
+    "single_header",
+    "tokens_for_refresh",
+    "tokens_for_verification",
+]

@@ -1,0 +1,170 @@
+"""Reading a request: the session cookies from the raw ``Cookie`` header, the protocol
+request headers, and the token each kind of route needs (or the protocol error).
+
+Parsing the raw ``Cookie`` header here, once, gives every framework the same verdict on
+hostile input such as duplicate cookie names; reading the protocol request headers through
+:func:`single_header` does the same for a header sent more than once.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+from urllib.parse import unquote
+
+from ..config import Config
+from ..cookies import ACCESS_TOKEN_COOKIE, ID_REFRESH_TOKEN_COOKIE, REFRESH_TOKEN_COOKIE
+from ..errors import TryRefreshTokenError, UnauthorizedError
+
+__all__ = [
+    "DUPLICATE",
+    "SAFE_METHODS",
+    "RequestTokens",
+    "parse_session_cookies",
+    "session_cookie_present",
+    "single_header",
+    "tokens_for_refresh",
+    "tokens_for_verification",
+]
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_SESSION_COOKIES = frozenset({ACCESS_TOKEN_COOKIE, REFRESH_TOKEN_COOKIE, ID_REFRESH_TOKEN_COOKIE})
+
+
+class _Duplicate:
+    """Marker for a cookie name sent more than once."""
+
+    def __repr__(self) -> str:
+        return "DUPLICATE"
+
+
+DUPLICATE = _Duplicate()
+
+
+class RequestTokens(NamedTuple):
+    """The session cookies of a request: a value, ``None`` (absent) or :data:`DUPLICATE`."""
+
+    access_token: str | _Duplicate | None
+    refresh_token: str | _Duplicate | None
+    id_refresh_token: str | _Duplicate | None
+
+
+_NO_TOKENS = RequestTokens(None, None, None)
+# Parsed Cookie headers, keyed by the exact header string: at most this many, each at most
+# this long (a longer one is parsed every time), so memory stays bounded (a few MB).
+_PARSED_CACHE_SIZE = 1024
+_PARSED_MAX_LENGTH = 4096
+_parsed_headers: dict[str, RequestTokens] = {}
+
+
+def parse_session_cookies(cookie_header: str | None) -> RequestTokens:
+    """Read the three session cookies from the raw ``Cookie`` header value(s).
+
+    A name sent twice (cookie tossing, a stale cookie on another path or domain) is
+    reported as :data:`DUPLICATE` rather than picking one, so no framework ever lets an
+    attacker-chosen copy win.
+    """
+    if not cookie_header:
+        return _NO_TOKENS
+    # A client repeats the same header on every request until its access token changes:
+    # one hash of the header replaces the parse, and the token strings handed on are the
+    # same objects each time, so the engine's cache lookup reuses their cached hash too.
+    tokens = _parsed_headers.get(cookie_header)
+    if tokens is None:
+        tokens = _parse(cookie_header)
+        # A refresh token reaches only the refresh route, once per access-token lifetime:
+        # remembering it would gain nothing and keep a long-lived secret in memory.
+        if tokens.refresh_token is None and len(cookie_header) <= _PARSED_MAX_LENGTH:
+            if len(_parsed_headers) >= _PARSED_CACHE_SIZE:
+                # Emptied wholesale: O(1) amortised, and safe against concurrent threads.
+                _parsed_headers.clear()
+            _parsed_headers[cookie_header] = tokens
+    return tokens
+
+
+def _parse(cookie_header: str) -> RequestTokens:
+    found: dict[str, str | _Duplicate] = {}
+    # WSGI servers join repeated Cookie headers with ","; our values never contain one
+    # (they are percent-encoded), so "," separates pairs just like ";".
+    if "," in cookie_header:
+        cookie_header = cookie_header.replace(",", ";")
+    for pair in cookie_header.split(";"):
+        name, sep, value = pair.partition("=")
+        name = name.strip()
+        if not sep or name not in _SESSION_COOKIES:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        if "%" in value:
+            try:
+                decoded = unquote(value, errors="strict")
+            except UnicodeDecodeError:
+                decoded = value  # not a token we issued: verification rejects it
+            value = decoded
+        found[name] = DUPLICATE if name in found else value
+    return RequestTokens(
+        found.get(ACCESS_TOKEN_COOKIE),
+        found.get(REFRESH_TOKEN_COOKIE),
+        found.get(ID_REFRESH_TOKEN_COOKIE),
+    )
+
+
+def session_cookie_present(cookie_header: str | None) -> bool:
+    """Whether the request has a session at all: exactly one ``sIdRefreshToken`` cookie.
+
+    An optional session is absent without it (a duplicated cookie counts as absent), so
+    the route runs without a session instead of answering 401.
+    """
+    return isinstance(parse_session_cookies(cookie_header).id_refresh_token, str)
+
+
+def single_header(value: str | None) -> str | None:
+    """A protocol request header (``anti-csrf`` and the like) if it was sent exactly once.
+
+    Adapters hand over everything they received for the name, joined with ``","`` as
+    WSGI servers join repeated header lines (gunicorn with ``","``, Werkzeug's and Django's
+    test clients with ``", "``); an ASGI adapter joins the copies it is given the same way.
+    No protocol header value contains a comma (tokens are base64url), so a comma means
+    the header came more than once, or is garbage: either way it counts as absent, and no
+    framework or server lets one copy win.
+    """
+    if value is None or "," in value:
+        return None
+    return value
+
+
+def tokens_for_verification(
+    tokens: RequestTokens, config: Config, method: str, anti_csrf_check: bool | None
+) -> tuple[str, bool]:
+    """The access token to verify and whether to check anti-CSRF, or the protocol error.
+
+    A missing idRefresh cookie is ``UnauthorizedError`` that clears nothing (the cookies
+    did not reach this route, which says nothing about the session); a missing access
+    cookie is ``TryRefreshTokenError`` (it expired in the browser: the client refreshes).
+    """
+    if not isinstance(tokens.id_refresh_token, str):
+        raise UnauthorizedError(
+            f"no {ID_REFRESH_TOKEN_COOKIE} cookie (or more than one): the session cookies did "
+            f"not reach this route; check access_token_path and cookie_domain",
+            clear_cookies=False,
+        )
+    if not isinstance(tokens.access_token, str):
+        raise TryRefreshTokenError(
+            f"no {ACCESS_TOKEN_COOKIE} cookie (or more than one): the client should call "
+            f"the refresh API at {config.refresh_api_path}"
+        )
+    if anti_csrf_check is None:
+        anti_csrf_check = method.upper() not in SAFE_METHODS
+    return tokens.access_token, anti_csrf_check
+
+
+def tokens_for_refresh(tokens: RequestTokens, config: Config) -> str:
+    """The refresh token of a refresh request, or ``UnauthorizedError`` touching nothing."""
+    if not isinstance(tokens.refresh_token, str):
+        raise UnauthorizedError(
+            f"no {REFRESH_TOKEN_COOKIE} cookie (or more than one) on the refresh request: "
+            f"is the refresh route mounted at refresh_api_path={config.refresh_api_path!r}, "
+            f"the path the refresh cookie is scoped to?",
+            clear_cookies=False,
+        )
+    return tokens.refresh_token
