@@ -2,7 +2,7 @@
 sessionward installed), endpoint by endpoint, in one interleaved run.
 
     .venv/bin/python bench/http_vs_bare.py [--rounds 11] [--duration 2] [--frameworks fastapi,flask,django]
-        [--stack auto|asyncio|standard]
+        [--stack auto|asyncio|standard] [--before DIR]
 
 Both servers run side by side, one worker each, pinned to CPU 1; ``wrk -t2 -c50`` pinned to
 CPU 0 drives one of them at a time. Every round runs every endpoint once on each server (the
@@ -12,6 +12,9 @@ the median of the per-round ratios, with their range. On the bare app ``/protect
 without verifying anything: its ratio is the whole price of the session check. ``--stack``
 picks uvicorn's loop and HTTP parser (``asyncio``: asyncio + h11; ``standard``: uvloop +
 httptools, as ``uvicorn[standard]`` installs; ``auto``: standard if installed).
+``--before DIR`` adds a third server: the same sessionward app importing the package from
+``DIR`` (a checkout's ``src``, e.g. ``git archive <commit> src | tar -x -C /tmp/old``), for
+before/after ratios measured in the same rounds.
 """
 
 from __future__ import annotations
@@ -46,19 +49,28 @@ LABELS = {
 
 
 def measure(
-    framework: str, env: dict[str, str], cookie: str, rounds: int, duration: int, stack: str
+    framework: str,
+    env: dict[str, str],
+    cookie: str,
+    args: argparse.Namespace,
 ) -> list[str]:
     """Markdown rows for ``framework``."""
     paths = PATHS[framework]
+    bare_app, app = APPS[framework]
+    kinds = [("bare", bare_app, env), ("sessionward", app, env)]
+    if args.before:
+        search_path = os.pathsep.join(filter(None, [args.before, env.get("PYTHONPATH")]))
+        before_env = {**env, "PYTHONPATH": search_path}
+        kinds.insert(1, ("sessionward (before)", app, before_env))
     servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
     rps: dict[tuple[str, str], list[float]] = {}
     cpu: dict[tuple[str, str], list[float]] = {}
     try:
-        for kind, app in zip(("bare", "sessionward"), APPS[framework], strict=True):
+        for kind, module, server_env in kinds:
             port = free_port()
             process = subprocess.Popen(
-                server_command(framework, port, app, stack),
-                env=env,
+                server_command(framework, port, module, args.stack),
+                env=server_env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -67,35 +79,43 @@ def measure(
         for _process, base in servers.values():  # warm-up
             for path in paths:
                 run_wrk(base + path, 1, cookie, None, env)
-        for round_number in range(rounds):
-            order = ("bare", "sessionward") if round_number % 2 == 0 else ("sessionward", "bare")
+        names = list(servers)
+        for round_number in range(args.rounds):
+            shift = round_number % len(names)
+            order = names[shift:] + names[:shift]  # every server goes first in turn
             for path in paths:
                 for kind in order:
                     process, base = servers[kind]
                     before = server_cpu_seconds(process.pid)
-                    requests_per_s, count = run_wrk(base + path, duration, cookie, None, env)
+                    requests_per_s, count = run_wrk(base + path, args.duration, cookie, None, env)
                     after = server_cpu_seconds(process.pid)
                     rps.setdefault((kind, path), []).append(requests_per_s)
                     if before is not None and after is not None and count:
                         cpu.setdefault((kind, path), []).append((after - before) / count * 1e6)
-            print(f"  {framework}: round {round_number + 1}/{rounds} done", file=sys.stderr, flush=True)
+            print(f"  {framework}: round {round_number + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     finally:
         for process, _base in servers.values():
             process.terminate()
             process.wait(timeout=10)
     rows = []
     for path in paths:
-        bare, ours = rps[("bare", path)], rps[("sessionward", path)]
-        ratios = [mine / theirs for mine, theirs in zip(ours, bare, strict=True)]
-        cpu_text = " | ".join(
-            f"{statistics.median(cpu[(kind, path)]):.1f}" if cpu.get((kind, path)) else "n/a"
-            for kind in ("bare", "sessionward")
-        )
-        rows.append(
-            f"| {framework} | {LABELS[path]} | {statistics.median(bare):,.0f} | "
-            f"{statistics.median(ours):,.0f} | {statistics.median(ratios):.2f}x | "
-            f"{min(ratios):.2f}-{max(ratios):.2f} | {cpu_text} |"
-        )
+        for kind in list(servers)[1:]:
+            bare, ours = rps[("bare", path)], rps[(kind, path)]
+            ratios = [mine / theirs for mine, theirs in zip(ours, bare, strict=True)]
+            bare_cpu, our_cpu = cpu.get(("bare", path), []), cpu.get((kind, path), [])
+            if len(bare_cpu) == len(our_cpu) == len(ratios):
+                cpu_ratios = [theirs / mine for mine, theirs in zip(our_cpu, bare_cpu, strict=True)]
+                cpu_text = (
+                    f"{statistics.median(bare_cpu):.1f} | {statistics.median(our_cpu):.1f} | "
+                    f"{statistics.median(cpu_ratios):.2f}x"
+                )
+            else:
+                cpu_text = "n/a | n/a | n/a"
+            rows.append(
+                f"| {framework} | {LABELS[path]} | {kind} | {statistics.median(bare):,.0f} | "
+                f"{statistics.median(ours):,.0f} | {statistics.median(ratios):.2f}x | "
+                f"{min(ratios):.2f}-{max(ratios):.2f} | {cpu_text} |"
+            )
     return rows
 
 
@@ -105,6 +125,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=2)
     parser.add_argument("--frameworks", default="fastapi,flask,django")
     parser.add_argument("--stack", choices=("auto", "asyncio", "standard"), default="auto")
+    parser.add_argument("--before", help="a directory holding another version's sessionward package")
     args = parser.parse_args()
     frameworks = [name for name in args.frameworks.split(",") if name]
     unknown = sorted(set(frameworks) - set(PATHS))
@@ -112,23 +133,19 @@ def main() -> None:
         parser.error(f"--frameworks: unknown {', '.join(unknown)}; choose from {', '.join(PATHS)}")
     env, cookie = one_session(Path(tempfile.mkdtemp(prefix="sessionward-http-bare-")))
     load_before = os.getloadavg()[0]
-    rows = [
-        row
-        for framework in frameworks
-        for row in measure(framework, env, cookie, args.rounds, args.duration, args.stack)
-    ]
+    rows = [row for framework in frameworks for row in measure(framework, env, cookie, args)]
     print("# sessionward vs the bare framework (wrk, 127.0.0.1)\n")
     print(
-        f"- both servers one worker on CPU 1, wrk -t2 -c50 -d{args.duration}s on CPU 0, {args.rounds} "
+        f"- every server one worker on CPU 1, wrk -t2 -c50 -d{args.duration}s on CPU 0, {args.rounds} "
         f"rounds alternating servers and endpoints; uvicorn stack: {args.stack}; every request sends "
         f"the session's Cookie; load average {load_before:.2f} at the start, "
         f"{os.getloadavg()[0]:.2f} at the end\n"
     )
     print(
-        "| framework | endpoint | bare req/s | sessionward req/s | ratio (median of rounds) | range | "
-        "server CPU µs/req bare | sessionward |"
+        "| framework | endpoint | server | bare req/s | req/s | req/s ratio to bare (median of rounds) | "
+        "range | server CPU µs/req bare | server CPU µs/req | CPU ratio (bare CPU / CPU, median) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
 
 
