@@ -50,17 +50,23 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def server_command(framework: str, port: int) -> list[str]:
+def server_command(framework: str, port: int, app: str | None = None, stack: str = "auto") -> list[str]:
+    """The command serving ``framework``'s benchmark app (``app``: another ``module:object``
+    of ``bench/http_apps``) with one worker pinned to CPU 1. ``stack`` (uvicorn only):
+    ``"asyncio"`` (asyncio loop + h11), ``"standard"`` (uvloop + httptools) or ``"auto"``
+    (standard where both are installed)."""
     pin = ["taskset", "-c", "1"] if shutil.which("taskset") else []
     if framework == "fastapi":
-        extra = []
-        try:
-            import httptools  # noqa: F401
-            import uvloop  # noqa: F401
+        extra = ["--loop", "asyncio", "--http", "h11"]
+        if stack != "asyncio":
+            try:
+                import httptools  # noqa: F401
+                import uvloop  # noqa: F401
 
-            extra = ["--loop", "uvloop", "--http", "httptools"]
-        except ImportError:
-            pass
+                extra = ["--loop", "uvloop", "--http", "httptools"]
+            except ImportError:
+                if stack == "standard":
+                    raise
         return [
             *pin,
             sys.executable,
@@ -68,7 +74,7 @@ def server_command(framework: str, port: int) -> list[str]:
             "uvicorn",
             "--app-dir",
             str(APPS),
-            "bench_fastapi:app",
+            app or "bench_fastapi:app",
             "--host",
             "127.0.0.1",
             "--port",
@@ -80,7 +86,7 @@ def server_command(framework: str, port: int) -> list[str]:
             "warning",
             *extra,
         ]
-    module = {"flask": "bench_flask:app", "django": "bench_django:application"}[framework]
+    module = app or {"flask": "bench_flask:app", "django": "bench_django:application"}[framework]
     return [
         *pin,
         sys.executable,

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
+from starlette.types import Scope
 
 from ..engine.aio import AsyncSessionWard
 from ..engine.types import SessionInformation
@@ -31,27 +32,49 @@ R = TypeVar("R", bound=Response)
 # -- per-request context -----------------------------------------------------------------------------
 
 
-def _context_or_none(connection: HTTPConnection | Response | None) -> _RequestContext | None:
-    if isinstance(connection, HTTPConnection):
-        context = connection.scope.get("state", {}).get(STATE_CONTEXT_KEY)
-        if isinstance(context, _RequestContext):
+# ``HTTPConnection`` is a ``Mapping``: ``isinstance`` against it goes through the ABC
+# machinery on every call, so the hot path recognises a request by its ``scope``.
+
+
+def _scope_context(scope: Scope) -> _RequestContext | None:
+    state = scope.get("state")
+    if state is not None:
+        context = state.get(STATE_CONTEXT_KEY)
+        if type(context) is _RequestContext:
             return context
     return _current.get()
+
+
+def _context_or_none(connection: HTTPConnection | Response | None) -> _RequestContext | None:
+    scope = getattr(connection, "scope", None)
+    return _scope_context(scope) if isinstance(scope, dict) else _current.get()
+
+
+def _missing_context() -> GeneralError:
+    return GeneralError(
+        "no sessionward request context: call sessionward.fastapi.init(app) before the app "
+        "starts, and call this inside a request of that app"
+    )
 
 
 def _context(connection: HTTPConnection | Response | None) -> _RequestContext:
     context = _context_or_none(connection)
     if context is None:
-        raise GeneralError(
-            "no sessionward request context: call sessionward.fastapi.init(app) before the app "
-            "starts, and call this inside a request of that app"
-        )
+        raise _missing_context()
     return context
 
 
+def _remember_in(scope: Scope, session: AsyncSession) -> None:
+    state = scope.get("state")
+    if state is None:
+        state = scope["state"] = {}
+    state[STATE_SESSION_KEY] = session
+
+
 def _remember(connection: HTTPConnection | Response | None, session: AsyncSession) -> None:
-    if isinstance(connection, HTTPConnection):
-        connection.scope.setdefault("state", {})[STATE_SESSION_KEY] = session
+    scope = getattr(connection, "scope", None)
+    if isinstance(scope, dict):
+        _remember_in(scope, session)
 
 
 def _apply_to(context: _RequestContext, *targets: object) -> None:
@@ -98,13 +121,15 @@ async def get_session(
     token minted by verification goes on the outgoing response (and on ``response`` if
     given).
     """
-    context = _context(request)
     scope = request.scope
+    context = _scope_context(scope)
+    if context is None:
+        raise _missing_context()
     cookie_header, anti_csrf = _verification_headers(scope)
     session = await context.handler.verify(
-        context.effects, cookie_header, anti_csrf, str(scope.get("method", "GET")), anti_csrf_check
+        context.effects, cookie_header, anti_csrf, scope.get("method", "GET"), anti_csrf_check
     )
-    _remember(request, session)
+    _remember_in(scope, session)
     if response is not None:
         _apply_to_response(response, context.effects)
     return session

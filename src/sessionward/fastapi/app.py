@@ -12,7 +12,8 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from ..browser import CLIENT_SCRIPT_HEADERS, CLIENT_SCRIPT_PATH, client_script
 from ..config import Config
@@ -70,7 +71,7 @@ def init(
     app.add_exception_handler(SessionWardError, _exception_handler(binding))
     app.router.routes.insert(
         0,
-        Route(
+        _FixedPathRoute(
             config.refresh_api_path,
             _refresh_endpoint,
             methods=["POST", "OPTIONS"],
@@ -80,7 +81,7 @@ def init(
     )
     app.router.routes.insert(
         1,
-        Route(
+        _FixedPathRoute(
             CLIENT_SCRIPT_PATH,
             _client_script_endpoint,
             methods=["GET"],
@@ -90,6 +91,22 @@ def init(
     )
     _close_on_shutdown(app, binding)
     return binding.engine
+
+
+class _FixedPathRoute(Route):
+    """A ``Route`` of one fixed path that turns other paths away with a substring test.
+
+    The session routes sit first in the router (so that no catch-all shadows them) and are
+    therefore tried on every request; a request path that does not contain the route's
+    path cannot match it (the path matched is a suffix of ``scope["path"]``), which spares
+    the regular expression. Everything else is ``Route``'s own matching.
+    """
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path = scope.get("path")
+        if isinstance(path, str) and self.path not in path and "{" not in self.path:
+            return Match.NONE, {}
+        return super().matches(scope)
 
 
 def _config_fields(config: Config) -> dict[str, Any]:

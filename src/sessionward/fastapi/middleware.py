@@ -1,10 +1,12 @@
 """The pure-ASGI middleware and the per-request context it keeps.
 
-For every HTTP (and WebSocket) connection :class:`SessionWardMiddleware` puts a fresh
-:class:`~sessionward.transport.ResponseEffects` into ``scope["state"]`` and a context
-variable; when the response starts it rewrites the ``http.response.start`` headers of
-whatever response the endpoint produced with
-:func:`~sessionward.transport.final_response_headers`.
+For every HTTP (and WebSocket) connection :class:`SessionWardMiddleware` puts a request
+context into ``scope["state"]`` and a context variable; the context creates its
+:class:`~sessionward.transport.ResponseEffects` only when the request does session work.
+When the response starts, and only if that work left something to write, it rewrites the
+``http.response.start`` headers of whatever response the endpoint produced with
+:func:`~sessionward.transport.final_response_headers`; every other message, and every
+message of a request that did no session work, passes through untouched.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import contextvars
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -82,12 +83,32 @@ class _Binding:
         await self.handler.engine.aclose()
 
 
-@dataclass(slots=True)
 class _RequestContext:
-    """What sessionward keeps for one request: in ``scope["state"]`` and a context var."""
+    """What sessionward keeps for one request: in ``scope["state"]`` and a context var.
 
-    handler: AsyncSessionHandler
-    effects: ResponseEffects
+    The :class:`ResponseEffects` are made on first use, so that a request which never
+    touches the session costs one small object.
+    """
+
+    __slots__ = ("_effects", "handler")
+
+    def __init__(self, handler: AsyncSessionHandler) -> None:
+        self.handler = handler
+        self._effects: ResponseEffects | None = None
+
+    @property
+    def effects(self) -> ResponseEffects:
+        """What the response must carry (created on first access)."""
+        effects = self._effects
+        if effects is None:
+            effects = self._effects = ResponseEffects(self.handler.config)
+        return effects
+
+    @property
+    def pending(self) -> bool:
+        """Whether the request's session work left anything to write on the response."""
+        effects = self._effects
+        return effects is not None and effects.pending
 
 
 _current: contextvars.ContextVar[_RequestContext | None] = contextvars.ContextVar(
@@ -159,29 +180,39 @@ class SessionWardMiddleware:
         self.binding = binding
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        handler = self.binding.handler
-        context = _RequestContext(handler, ResponseEffects(handler.config))
-        state = scope.setdefault("state", {})
+        context = _RequestContext(self.binding.handler)
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
         state[STATE_CONTEXT_KEY] = context
         state[STATE_SESSION_KEY] = None
         token = _current.set(context)
         try:
-            if scope["type"] != "http":
-                await self.app(scope, receive, send)
-                return
-
-            async def send_with_effects(message: Message) -> None:
-                if message["type"] == "http.response.start" and context.effects.pending:
-                    message["headers"] = _rewrite_headers(
-                        message.get("headers", ()),
-                        context.effects,
-                        scope.get("scheme", "http") in _SECURE_SCHEMES,
-                    )
-                await send(message)
-
-            await self.app(scope, receive, send_with_effects)
+            if kind == "http":
+                send = _send_applying_effects(send, context, scope)
+            await self.app(scope, receive, send)
         finally:
             _current.reset(token)
+
+
+def _send_applying_effects(send: Send, context: _RequestContext, scope: Scope) -> Send:
+    """``send`` that writes the request's pending effects onto ``http.response.start``.
+
+    A plain function returning ``send``'s own awaitable (not a coroutine of its own), so
+    that a message with nothing to apply costs one check and no extra coroutine.
+    """
+
+    def send_with_effects(message: Message) -> Awaitable[None]:
+        if context._effects is not None and message["type"] == "http.response.start" and context.pending:
+            message["headers"] = _rewrite_headers(
+                message.get("headers", ()),
+                context.effects,
+                scope.get("scheme", "http") in _SECURE_SCHEMES,
+            )
+        return send(message)
+
+    return send_with_effects

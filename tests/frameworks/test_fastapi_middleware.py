@@ -1,0 +1,261 @@
+"""The FastAPI/Starlette middleware at the ASGI level: what it leaves alone, what it writes,
+and the session routes' cheap path matching."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Match, Mount, Route
+from starlette.types import Message, Receive, Scope, Send
+
+from sessionward import Config
+from sessionward import fastapi as sw
+from sessionward.fastapi.app import _FixedPathRoute
+from sessionward.fastapi.middleware import STATE_CONTEXT_KEY, _current
+
+SESSION_COOKIES = ("sAccessToken", "sRefreshToken", "sIdRefreshToken")
+
+# What a raw ASGI endpoint sends, headers included that the middleware would replace if the
+# request had session effects (a session cookie, a protocol header, exposed headers).
+RAW_HEADERS = [
+    (b"content-type", b"text/plain"),
+    (b"set-cookie", b"sAccessToken=not-ours; Path=/"),
+    (b"front-token", b"app-value"),
+    (b"access-control-expose-headers", b"x-one, X-One"),
+    (b"x-latin1", "caf\xe9".encode("latin-1")),
+]
+
+
+def raw_messages() -> list[Message]:
+    return [
+        {"type": "http.response.start", "status": 200, "headers": list(RAW_HEADERS)},
+        {"type": "http.response.body", "body": b"part 1", "more_body": True},
+        {"type": "http.response.body", "body": b"part 2", "more_body": False},
+    ]
+
+
+class RawEndpoint:
+    """A raw ASGI app that records the messages it sends and the context it saw."""
+
+    def __init__(self) -> None:
+        self.sent: list[Message] = []
+        self.scope: Scope | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        for message in raw_messages():
+            self.sent.append(message)
+            await send(message)
+
+
+def make_app(tmp_path: Path, endpoint: RawEndpoint) -> Starlette:
+    async def login(request: Request) -> Response:
+        await sw.create_new_session(request, "alice")
+        return JSONResponse({})
+
+    async def login_streaming(request: Request) -> Response:
+        await sw.create_new_session(request, "alice")
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for number in range(3):
+                yield f"chunk {number};".encode()
+
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    async def plain_streaming(request: Request) -> Response:
+        async def chunks() -> AsyncIterator[bytes]:
+            for number in range(3):
+                yield f"chunk {number};".encode()
+
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    async def fails(request: Request) -> Response:
+        await sw.create_new_session(request, "alice")
+        raise RuntimeError("endpoint failure")
+
+    app = Starlette(
+        routes=[
+            Route("/login", login, methods=["POST"]),
+            Route("/login-streaming", login_streaming, methods=["POST"]),
+            Route("/plain-streaming", plain_streaming),
+            Route("/fails", fails, methods=["POST"]),
+            Mount("/raw", app=endpoint),
+        ]
+    )
+    sw.init(app, Config(store=f"sqlite:///{tmp_path}/sessions.db", cookie_secure=False))
+    return app
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    event_loop = asyncio.new_event_loop()
+    yield event_loop
+    event_loop.close()
+
+
+def call(
+    loop: asyncio.AbstractEventLoop,
+    app: Starlette,
+    method: str,
+    path: str,
+    *,
+    raise_app_exceptions: bool = True,
+) -> list[Message]:
+    """One request through the whole app (lifespan not run: the engine opens lazily)."""
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    received: list[Message] = []
+
+    requests = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> Message:
+        if requests:
+            return requests.pop()
+        await asyncio.Event().wait()  # no disconnect: the app cancels this wait when done
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        received.append(message)
+
+    async def run() -> None:
+        try:
+            await app(scope, receive, send)
+        except RuntimeError:
+            if raise_app_exceptions:
+                raise
+
+    loop.run_until_complete(run())
+    return received
+
+
+def set_cookie_names(message: Message) -> list[str]:
+    return [
+        value.decode("latin-1").split("=", 1)[0]
+        for name, value in message["headers"]
+        if name.lower() == b"set-cookie"
+    ]
+
+
+def test_a_request_without_session_work_passes_every_message_through_unmodified(
+    tmp_path: Path, loop: asyncio.AbstractEventLoop
+) -> None:
+    endpoint = RawEndpoint()
+    received = call(loop, make_app(tmp_path, endpoint), "GET", "/raw/anything")
+    # The very message objects the endpoint sent, unchanged byte for byte.
+    assert len(received) == len(endpoint.sent) == 3
+    assert all(got is sent for got, sent in zip(received, endpoint.sent, strict=True))
+    assert received == raw_messages()
+    # The request context was there, and no effects object was ever made for it.
+    assert endpoint.scope is not None
+    context = endpoint.scope["state"][STATE_CONTEXT_KEY]
+    assert context._effects is None and not context.pending
+    assert endpoint.scope["state"]["sessionward_session"] is None
+
+
+def test_session_cookies_go_on_the_start_message_only(
+    tmp_path: Path, loop: asyncio.AbstractEventLoop
+) -> None:
+    received = call(loop, make_app(tmp_path, RawEndpoint()), "POST", "/login")
+    start, *body = received
+    assert start["type"] == "http.response.start" and start["status"] == 200
+    assert sorted(set_cookie_names(start)) == sorted(SESSION_COOKIES)
+    assert [message["type"] for message in body] == ["http.response.body"]
+    assert body[0]["body"] == b"{}"
+
+
+def test_streaming_response_gets_the_cookies_and_keeps_its_chunks(
+    tmp_path: Path, loop: asyncio.AbstractEventLoop
+) -> None:
+    app = make_app(tmp_path, RawEndpoint())
+    start, *body = call(loop, app, "POST", "/login-streaming")
+    assert sorted(set_cookie_names(start)) == sorted(SESSION_COOKIES)
+    assert b"".join(message.get("body", b"") for message in body) == b"chunk 0;chunk 1;chunk 2;"
+
+    start, *body = call(loop, app, "GET", "/plain-streaming")
+    assert set_cookie_names(start) == []
+    assert b"".join(message.get("body", b"") for message in body) == b"chunk 0;chunk 1;chunk 2;"
+
+
+def test_an_endpoint_exception_leaves_no_context_behind(
+    tmp_path: Path, loop: asyncio.AbstractEventLoop
+) -> None:
+    received = call(loop, make_app(tmp_path, RawEndpoint()), "POST", "/fails", raise_app_exceptions=False)
+    assert received[0]["type"] == "http.response.start" and received[0]["status"] == 500
+    # The context variable set for the request is reset however the request ended.
+    assert _current.get() is None
+
+
+def test_websocket_and_lifespan_scopes_pass(tmp_path: Path, loop: asyncio.AbstractEventLoop) -> None:
+    seen: list[Any] = []
+
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append((scope["type"], _current.get() is not None, send is outer_send))
+
+    async def outer_send(message: Message) -> None:
+        raise AssertionError("not called")
+
+    async def receive() -> Message:
+        return {}
+
+    middleware = sw.SessionWardMiddleware(
+        inner, binding=make_app(tmp_path, RawEndpoint()).state.sessionward_binding
+    )
+    loop.run_until_complete(middleware({"type": "websocket", "path": "/ws"}, receive, outer_send))
+    loop.run_until_complete(middleware({"type": "lifespan"}, receive, outer_send))
+    # A websocket gets the context (and the server's own send); lifespan gets nothing.
+    assert seen == [("websocket", True, True), ("lifespan", False, True)]
+
+
+@pytest.mark.parametrize("route_path", ["/session/refresh", "/sessionward/sessionward.js", "/auth/{name}"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/session/refresh",
+        "/session/refresh/",
+        "/session/refresh\n",
+        "/x/session/refresh",
+        "/session/refreshing",
+        "/sessionward/sessionward.js",
+        "/auth/alice",
+        "/plain",
+        "",
+        "/",
+    ],
+)
+@pytest.mark.parametrize("method", ["GET", "POST", "OPTIONS"])
+@pytest.mark.parametrize("root_path", ["", "/prefix"])
+def test_fixed_path_route_matches_exactly_as_route(
+    route_path: str, path: str, method: str, root_path: str
+) -> None:
+    async def endpoint(request: Request) -> Response:
+        return Response()
+
+    fast = _FixedPathRoute(route_path, endpoint, methods=["POST", "OPTIONS"])
+    reference = Route(route_path, endpoint, methods=["POST", "OPTIONS"])
+    for full_path in (path, root_path + path):
+        scope = {"type": "http", "path": full_path, "root_path": root_path, "method": method}
+        fast_match, fast_child = fast.matches(dict(scope))
+        reference_match, reference_child = reference.matches(dict(scope))
+        assert fast_match == reference_match
+        if reference_match != Match.NONE:
+            assert fast_child == reference_child
+    assert fast.matches({"type": "websocket", "path": route_path, "root_path": ""})[0] == Match.NONE
