@@ -50,7 +50,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def server_command(framework: str, port: int) -> list[str]:
+def server_command(
+    framework: str, port: int, app_dir: Path = APPS, target: str | None = None, python: str = sys.executable
+) -> list[str]:
+    """The command serving ``target`` (default: the framework's app in ``bench/http_apps``)
+    with one worker pinned to CPU 1."""
     pin = ["taskset", "-c", "1"] if shutil.which("taskset") else []
     if framework == "fastapi":
         extra = []
@@ -63,12 +67,12 @@ def server_command(framework: str, port: int) -> list[str]:
             pass
         return [
             *pin,
-            sys.executable,
+            python,
             "-m",
             "uvicorn",
             "--app-dir",
-            str(APPS),
-            "bench_fastapi:app",
+            str(app_dir),
+            target or "bench_fastapi:app",
             "--host",
             "127.0.0.1",
             "--port",
@@ -80,14 +84,14 @@ def server_command(framework: str, port: int) -> list[str]:
             "warning",
             *extra,
         ]
-    module = {"flask": "bench_flask:app", "django": "bench_django:application"}[framework]
+    module = target or {"flask": "bench_flask:app", "django": "bench_django:application"}[framework]
     return [
         *pin,
-        sys.executable,
+        python,
         "-m",
         "gunicorn",
         "--chdir",
-        str(APPS),
+        str(app_dir),
         "-w",
         "1",
         "-k",
