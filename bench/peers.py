@@ -1,0 +1,422 @@
+"""sessionward and its peers over HTTP: req/s of each peer's verify, refresh and create,
+as a ratio to the bare framework measured in the same round.
+
+    .venv/bin/pip install -e '.[bench]'
+    .venv/bin/python bench/peers.py [--duration 5] [--rounds 5] [--frameworks fastapi,flask,django]
+
+Per framework, every app of ``bench/peer_apps/catalog.py`` (one server per app and
+algorithm, one worker pinned to CPU 1: uvicorn for FastAPI, gunicorn sync for Flask and
+Django) is driven by ``wrk -t2 -c50`` pinned to CPU 0 on 127.0.0.1, every cell once per
+round, in the same order. A wrk Lua script counts every answer that is not 200: a cell
+with any is reported invalid. Refresh cells chain: each answer's new refresh token is the
+token of a later request (every request a distinct, valid rotation); create cells POST to
+a login endpoint without input. Prints the machine and Markdown tables, and writes the
+chart ``docs/benchmarks-peers.svg``. Needs ``wrk`` (Debian package) and ``taskset``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from _harness import machine_info
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from http_servers import free_port, server_command
+from peers_chart import write_chart
+
+HERE = Path(__file__).resolve().parent
+PEER_APPS = HERE / "peer_apps"
+sys.path.insert(0, str(PEER_APPS))
+import catalog  # noqa: E402
+
+SVG = HERE.parent / "docs" / "benchmarks-peers.svg"
+SEEDS_PER_THREAD = 32  # > the 25 connections of each wrk thread: the chain never runs dry
+THREADS = 2
+CONNECTIONS = 50
+
+LUA = r"""
+local threads, next_id = {}, 1
+function setup(thread)
+  thread:set("tid", next_id)
+  next_id = next_id + 1
+  table.insert(threads, thread)
+end
+
+local mode = os.getenv("BENCH_LUA_MODE")
+bad = 0
+local pool, position = {}, 0
+local queue, head, tail = {}, 1, 0
+
+function init(args)
+  if mode == "pool" then
+    for line in io.lines(os.getenv("BENCH_POOL_FILE")) do pool[#pool + 1] = line end
+    position = math.random(#pool)
+  elseif mode == "chain-cookie" or mode == "chain-json" then
+    local per = tonumber(os.getenv("BENCH_SEEDS_PER_THREAD"))
+    local low = tonumber(os.getenv("BENCH_SEED_FIRST")) + (tid - 1) * per
+    local index = 0
+    for line in io.lines(os.getenv("BENCH_SEED_FILE")) do
+      if index >= low and index < low + per then tail = tail + 1; queue[tail] = line end
+      index = index + 1
+    end
+  end
+end
+
+if mode == "post" then wrk.method = "POST" end
+
+if mode == "pool" then
+  function request()
+    position = position % #pool + 1
+    return wrk.format("GET", wrk.path, {["Cookie"] = pool[position]})
+  end
+elseif mode == "chain-cookie" or mode == "chain-json" then
+  function request()
+    local token = "exhausted"
+    if head <= tail then token = queue[head]; queue[head] = nil; head = head + 1 end
+    if mode == "chain-cookie" then
+      return wrk.format("POST", wrk.path, {["Cookie"] = "sRefreshToken=" .. token})
+    end
+    return wrk.format("POST", wrk.path, {["Content-Type"] = "application/json"},
+                      '{"refresh": "' .. token .. '"}')
+  end
+end
+
+function response(status, headers, body)
+  if status ~= 200 then bad = bad + 1; return end
+  if mode == "chain-cookie" then
+    local token = headers["x-bench-refresh-token"]
+    if token then tail = tail + 1; queue[tail] = token else bad = bad + 1 end
+  elseif mode == "chain-json" then
+    local token = string.match(body, '"refresh"%s*:%s*"([^"]+)"')
+    if token then tail = tail + 1; queue[tail] = token else bad = bad + 1 end
+  end
+end
+
+function done(summary, latency, requests)
+  local total = 0
+  for _, thread in ipairs(threads) do total = total + (thread:get("bad") or 0) end
+  io.write(string.format("bench-not-200: %d\n", total))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One measured thing: an app at an algorithm doing one operation."""
+
+    app: catalog.PeerApp
+    algorithm: str
+    operation: str  # plain, verify, verify, cache miss, refresh, create
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.app.framework, self.app.label, self.operation, self.algorithm)
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    base: str
+
+
+@dataclass
+class Sample:
+    rps: float
+    requests: int
+    not_200: int
+    socket_errors: int
+
+
+def rsa_pems() -> tuple[str, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
+
+
+def start_server(app: catalog.PeerApp, algorithm: str, env: dict[str, str]) -> Server:
+    port = free_port()
+    command = server_command(app.framework, port, app_dir=PEER_APPS, target=f"{app.module}:app")
+    server_env = {**env, "BENCH_ALG": "HS256" if algorithm == "-" else algorithm}
+    process = subprocess.Popen(command, env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return Server(process, f"http://127.0.0.1:{port}")
+
+
+def wait_and_check(server: Server, app: catalog.PeerApp, algorithm: str) -> None:
+    """Wait for the server, then run the app's self-check against it; exit on a problem."""
+    deadline = time.monotonic() + 60
+    path = "/plain" if app.bare or "plain" in app.operations else "/protected"
+    while True:
+        try:
+            httpx.get(server.base + path)
+            break
+        except httpx.TransportError:
+            if server.process.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"{app.module} ({algorithm}) did not start")
+            time.sleep(0.2)
+    with httpx.Client(base_url=server.base) as client:
+        problems = catalog.check(client, app)
+    if problems:
+        sys.exit("\n".join(problems))
+
+
+def login_many(server: Server, count: int) -> list[catalog.Credentials]:
+    with httpx.Client(base_url=server.base) as client:
+        out = []
+        for _ in range(count):
+            response = client.post("/login")
+            response.raise_for_status()
+            client.cookies.clear()
+            out.append(catalog.credentials(response))
+        return out
+
+
+def run_wrk(url: str, duration: int, env: dict[str, str], lua: Path, headers: dict[str, str]) -> Sample:
+    pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
+    command = [*pin, "wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{duration}s", "-s", str(lua)]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    result = subprocess.run([*command, url], capture_output=True, text=True, env=env, check=False)
+    if result.returncode:
+        raise RuntimeError(f"wrk failed on {url}:\n{result.stdout}{result.stderr}")
+    output = result.stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    count = re.search(r"(\d+) requests in", output)
+    not_200 = re.search(r"bench-not-200: (\d+)", output)
+    if rps is None or count is None or not_200 is None:
+        raise RuntimeError(f"wrk output not understood:\n{output}")
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    socket_errors = sum(int(n) for n in errors.groups()) if errors else 0
+    return Sample(float(rps.group(1)), int(count.group(1)), int(not_200.group(1)), socket_errors)
+
+
+class Framework:
+    """The servers and prepared tokens of one framework's cells."""
+
+    def __init__(self, name: str, env: dict[str, str], work: Path, args: argparse.Namespace) -> None:
+        self.name = name
+        self.env = env
+        self.work = work
+        self.args = args
+        self.apps = [app for app in catalog.APPS if app.framework == name]
+        self.cells: list[Cell] = []
+        for app in self.apps:
+            if app.bare:
+                self.cells.insert(0, Cell(app, "-", "plain"))
+                continue
+            for algorithm in app.algorithms:
+                self.cells += [Cell(app, algorithm, operation) for operation in app.operations]
+        self.servers: dict[tuple[str, str], Server] = {}
+        self.credentials: dict[tuple[str, str], catalog.Credentials] = {}
+        self.pools: dict[tuple[str, str], Path] = {}
+        self.seeds: dict[tuple[str, str], Path] = {}
+        self.seed_offset: dict[tuple[str, str], int] = {}
+
+    def start(self) -> None:
+        for app in self.apps:
+            for algorithm in app.algorithms:
+                self.servers[app.module, algorithm] = start_server(app, algorithm, self.env)
+        for app in self.apps:
+            for algorithm in app.algorithms:
+                wait_and_check(self.servers[app.module, algorithm], app, algorithm)
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.process.terminate()
+        for server in self.servers.values():
+            server.process.wait(timeout=15)
+
+    def prepare(self) -> None:
+        """Log in once per server; a pool of distinct sessions for cache-miss cells; refresh
+        tokens to seed every run of every refresh cell (warm-up included)."""
+        runs = self.args.rounds + 1
+        for cell in self.cells:
+            key = (cell.app.module, cell.algorithm)
+            server = self.servers[key]
+            if cell.operation == "verify" and key not in self.credentials:
+                self.credentials[key] = login_many(server, 1)[0]
+            elif cell.operation == "verify, cache miss":
+                print(f"  {cell.app.module} {cell.algorithm}: {self.args.pool} sessions", file=sys.stderr)
+                pool = self.work / f"pool-{cell.app.module}-{cell.algorithm}.txt"
+                creds = login_many(server, self.args.pool)
+                pool.write_text("".join(c.headers["Cookie"] + "\n" for c in creds))
+                self.pools[key] = pool
+            elif cell.operation == "refresh":
+                assert cell.app.refresh is not None
+                if cell.app.refresh.mode == "bearer":  # no rotation: one token serves every request
+                    self.credentials.setdefault(key, login_many(server, 1)[0])
+                    continue
+                creds = login_many(server, runs * THREADS * SEEDS_PER_THREAD)
+                seeds = self.work / f"seeds-{cell.app.module}-{cell.algorithm}.txt"
+                seeds.write_text("".join(f"{c.refresh_token}\n" for c in creds))
+                self.seeds[key] = seeds
+                self.seed_offset[key] = 0
+
+    def measure(self, cell: Cell, duration: int, lua: Path) -> Sample:
+        key = (cell.app.module, cell.algorithm)
+        server = self.servers[key]
+        env = dict(self.env)
+        headers: dict[str, str] = {}
+        if cell.operation == "plain":
+            path, mode = "/plain", "get"
+        elif cell.operation == "verify":
+            path, mode, headers = "/protected", "get", self.credentials[key].headers
+        elif cell.operation == "verify, cache miss":
+            path, mode = "/protected", "pool"
+            env["BENCH_POOL_FILE"] = str(self.pools[key])
+        elif cell.operation == "create":
+            path, mode = "/login", "post"
+        else:
+            refresh = cell.app.refresh
+            assert refresh is not None
+            path = refresh.path
+            if refresh.mode == "bearer":
+                mode = "post"
+                token = self.credentials[key].refresh_token
+                headers = {"Authorization": f"Bearer {token}"}
+            else:
+                mode = f"chain-{refresh.mode}"
+                env["BENCH_SEED_FILE"] = str(self.seeds[key])
+                env["BENCH_SEED_FIRST"] = str(self.seed_offset[key])
+                env["BENCH_SEEDS_PER_THREAD"] = str(SEEDS_PER_THREAD)
+                self.seed_offset[key] += THREADS * SEEDS_PER_THREAD
+        env["BENCH_LUA_MODE"] = mode
+        return run_wrk(server.base + path, duration, env, lua, headers)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--frameworks", default="fastapi,flask,django")
+    parser.add_argument("--pool", type=int, default=12_000, help="distinct sessions of the cache-miss cells")
+    parser.add_argument("--svg", type=Path, default=SVG, help="where to write the chart")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (apt-get install wrk)")
+    work = Path(tempfile.mkdtemp(prefix="sessionward-peers-bench-"))
+    private_pem, public_pem = rsa_pems()
+    env = {
+        **os.environ,
+        "BENCH_WORKDIR": str(work),
+        "BENCH_RSA_PRIVATE_KEY": private_pem,
+        "BENCH_RSA_PUBLIC_KEY": public_pem,
+    }
+    lua = work / "bench.lua"
+    lua.write_text(LUA)
+    samples: dict[tuple[str, str, str, str], list[Sample]] = {}
+    ratios: dict[tuple[str, str, str, str], list[float]] = {}
+    load_before = os.getloadavg()[0]
+    try:
+        for name in args.frameworks.split(","):
+            framework = Framework(name, env, work, args)
+            print(f"{name}: starting {len(framework.apps)} apps", file=sys.stderr, flush=True)
+            framework.start()
+            try:
+                framework.prepare()
+                for cell in framework.cells:  # warm-up
+                    framework.measure(cell, 1, lua)
+                for round_number in range(args.rounds):
+                    bare = None
+                    for cell in framework.cells:
+                        sample = framework.measure(cell, args.duration, lua)
+                        samples.setdefault(cell.key, []).append(sample)
+                        if cell.app.bare:
+                            bare = sample.rps
+                        assert bare is not None
+                        ratios.setdefault(cell.key, []).append(sample.rps / bare)
+                    print(f"  {name}: round {round_number + 1}/{args.rounds}", file=sys.stderr, flush=True)
+            finally:
+                framework.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report(args, samples, ratios, (load_before, os.getloadavg()[0]))
+    write_chart(args.svg, chart_rows(samples, ratios), title_note(args))
+    print(f"\nchart written to {args.svg}", file=sys.stderr)
+
+
+def title_note(args: argparse.Namespace) -> str:
+    return (
+        f"req/s as a ratio to the bare framework in the same round (median of {args.rounds} "
+        f"rounds of {args.duration} s); one worker, wrk -t{THREADS} -c{CONNECTIONS}"
+    )
+
+
+def valid(cell_samples: list[Sample]) -> bool:
+    """Every request of every round answered 200, with no socket error, and some were made."""
+    return all(s.not_200 == 0 and s.socket_errors == 0 and s.requests > 0 for s in cell_samples)
+
+
+def chart_rows(
+    samples: dict[tuple[str, str, str, str], list[Sample]],
+    ratios: dict[tuple[str, str, str, str], list[float]],
+) -> list[tuple[str, str, float, bool]]:
+    """(framework, label, median ratio, valid) per measured cell, bare apps left out."""
+    rows = []
+    for key, values in ratios.items():
+        framework, label, operation, algorithm = key
+        if operation == "plain" and label.startswith("bare"):
+            continue
+        alg = "" if algorithm == "-" else f" {algorithm}"
+        rows.append((framework, f"{label}: {operation}{alg}", statistics.median(values), valid(samples[key])))
+    return rows
+
+
+def report(
+    args: argparse.Namespace,
+    samples: dict[tuple[str, str, str, str], list[Sample]],
+    ratios: dict[tuple[str, str, str, str], list[float]],
+    load: tuple[float, float],
+) -> None:
+    print("# sessionward and its peers (wrk, 127.0.0.1)\n")
+    for line in machine_info():
+        print(f"- {line}")
+    print(
+        f"- one server worker (taskset CPU 1), wrk -t{THREADS} -c{CONNECTIONS} -d{args.duration}s "
+        f"(taskset CPU 0), {args.rounds} interleaved rounds; load average {load[0]:.2f} at the start, "
+        f"{load[1]:.2f} at the end"
+    )
+    print(
+        "- ratio = median over the rounds of (req/s of the cell / req/s of the bare framework "
+        "in the same round); not 200 = answers other than 200 plus socket errors, all rounds "
+        "(a cell with any, or with no request done in a round, is invalid)\n"
+    )
+    order = ("plain", "verify", "verify, cache miss", "refresh", "create")
+    for framework in args.frameworks.split(","):
+        keys = [key for key in samples if key[0] == framework]
+        keys.sort(key=lambda k: (order.index(k[2]), k[1] != "sessionward", k[1], k[3]))
+        print(f"## {framework}\n")
+        print("| operation | library | alg | req/s (median) | min-max | ratio to bare | not 200 |")
+        print("|---|---|---|---|---|---|---|")
+        for key in keys:
+            _, label, operation, algorithm = key
+            rps = [s.rps for s in samples[key]]
+            bad = sum(s.not_200 + s.socket_errors for s in samples[key])
+            ratio = f"{statistics.median(ratios[key]):.2f}x" + ("" if valid(samples[key]) else " (invalid)")
+            name = f"**{label}**" if label == "sessionward" else label
+            print(
+                f"| {operation} | {name} | {algorithm} | {statistics.median(rps):,.0f} | "
+                f"{min(rps):,.0f}-{max(rps):,.0f} | {ratio} | {bad} |"
+            )
+        print()
+
+
+if __name__ == "__main__":
+    main()
