@@ -41,6 +41,8 @@ sys.path.insert(0, str(PEER_APPS))
 import catalog  # noqa: E402
 
 SVG = HERE.parent / "docs" / "benchmarks-peers.svg"
+# supertokens-jwt-ref works with Django 4.2, not 5: it gets a virtualenv of its own.
+SUPERTOKENS_REF_REQUIREMENTS = ("supertokens-jwt-ref>=2.0", "django>=4.2,<5", "gunicorn>=22.0", "httpx>=0.27")
 SEEDS_PER_THREAD = 32  # > the 25 connections of each wrk thread: the chain never runs dry
 THREADS = 2
 CONNECTIONS = 50
@@ -85,7 +87,7 @@ elseif mode == "chain-cookie" or mode == "chain-json" then
     local token = "exhausted"
     if head <= tail then token = queue[head]; queue[head] = nil; head = head + 1 end
     if mode == "chain-cookie" then
-      return wrk.format("POST", wrk.path, {["Cookie"] = "sRefreshToken=" .. token})
+      return wrk.format("POST", wrk.path, {["Cookie"] = token})
     end
     return wrk.format("POST", wrk.path, {["Content-Type"] = "application/json"},
                       '{"refresh": "' .. token .. '"}')
@@ -151,9 +153,34 @@ def rsa_pems() -> tuple[str, str]:
     return private, public
 
 
+def ensure_own_virtualenv(app: catalog.PeerApp) -> str | None:
+    """Create the app's own virtualenv if it has one and it is missing; the reason it cannot
+    be used, or ``None`` when it is ready."""
+    if app.python is None:
+        return None
+    python = HERE / app.python
+    if python.exists():
+        return None
+    venv = python.parent.parent
+    print(f"creating {venv.relative_to(HERE.parent)} ...", file=sys.stderr, flush=True)
+    steps = [
+        [sys.executable, "-m", "venv", str(venv)],
+        [str(python), "-m", "pip", "install", "-q", *SUPERTOKENS_REF_REQUIREMENTS],
+    ]
+    for step in steps:
+        result = subprocess.run(step, capture_output=True, text=True, check=False)
+        if result.returncode:
+            shutil.rmtree(venv, ignore_errors=True)
+            return f"`{' '.join(step[2:])}` failed: {result.stderr.strip().splitlines()[-1:]}"
+    return None
+
+
 def start_server(app: catalog.PeerApp, algorithm: str, env: dict[str, str]) -> Server:
     port = free_port()
-    command = server_command(app.framework, port, app_dir=PEER_APPS, target=f"{app.module}:app")
+    python = str(HERE / app.python) if app.python else sys.executable
+    command = server_command(
+        app.framework, port, app_dir=PEER_APPS, target=f"{app.module}:app", python=python
+    )
     server_env = {**env, "BENCH_ALG": "HS256" if algorithm == "-" else algorithm}
     process = subprocess.Popen(command, env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return Server(process, f"http://127.0.0.1:{port}")
@@ -177,14 +204,14 @@ def wait_and_check(server: Server, app: catalog.PeerApp, algorithm: str) -> None
         sys.exit("\n".join(problems))
 
 
-def login_many(server: Server, count: int) -> list[catalog.Credentials]:
+def login_many(server: Server, count: int, app: catalog.PeerApp) -> list[catalog.Credentials]:
     with httpx.Client(base_url=server.base) as client:
         out = []
         for _ in range(count):
             response = client.post("/login")
             response.raise_for_status()
             client.cookies.clear()
-            out.append(catalog.credentials(response))
+            out.append(catalog.credentials(response, app.refresh))
         return out
 
 
@@ -215,7 +242,17 @@ class Framework:
         self.env = env
         self.work = work
         self.args = args
-        self.apps = [app for app in catalog.APPS if app.framework == name]
+        self.apps = []
+        self.skipped: list[str] = []
+        for app in catalog.APPS:
+            if app.framework != name:
+                continue
+            reason = ensure_own_virtualenv(app)
+            if reason is None:
+                self.apps.append(app)
+            else:
+                self.skipped.append(f"{app.label}: not measured, {reason}")
+                print(self.skipped[-1], file=sys.stderr)
         self.cells: list[Cell] = []
         for app in self.apps:
             if app.bare:
@@ -251,19 +288,19 @@ class Framework:
             key = (cell.app.module, cell.algorithm)
             server = self.servers[key]
             if cell.operation == "verify" and key not in self.credentials:
-                self.credentials[key] = login_many(server, 1)[0]
+                self.credentials[key] = login_many(server, 1, cell.app)[0]
             elif cell.operation == "verify, cache miss":
                 print(f"  {cell.app.module} {cell.algorithm}: {self.args.pool} sessions", file=sys.stderr)
                 pool = self.work / f"pool-{cell.app.module}-{cell.algorithm}.txt"
-                creds = login_many(server, self.args.pool)
+                creds = login_many(server, self.args.pool, cell.app)
                 pool.write_text("".join(c.headers["Cookie"] + "\n" for c in creds))
                 self.pools[key] = pool
             elif cell.operation == "refresh":
                 assert cell.app.refresh is not None
                 if cell.app.refresh.mode == "bearer":  # no rotation: one token serves every request
-                    self.credentials.setdefault(key, login_many(server, 1)[0])
+                    self.credentials.setdefault(key, login_many(server, 1, cell.app)[0])
                     continue
-                creds = login_many(server, runs * THREADS * SEEDS_PER_THREAD)
+                creds = login_many(server, runs * THREADS * SEEDS_PER_THREAD, cell.app)
                 seeds = self.work / f"seeds-{cell.app.module}-{cell.algorithm}.txt"
                 seeds.write_text("".join(f"{c.refresh_token}\n" for c in creds))
                 self.seeds[key] = seeds
@@ -324,9 +361,11 @@ def main() -> None:
     samples: dict[tuple[str, str, str, str], list[Sample]] = {}
     ratios: dict[tuple[str, str, str, str], list[float]] = {}
     load_before = os.getloadavg()[0]
+    skipped: list[str] = []
     try:
         for name in args.frameworks.split(","):
             framework = Framework(name, env, work, args)
+            skipped += framework.skipped
             print(f"{name}: starting {len(framework.apps)} apps", file=sys.stderr, flush=True)
             framework.start()
             try:
@@ -348,6 +387,8 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report(args, samples, ratios, (load_before, os.getloadavg()[0]))
+    for line in skipped:
+        print(f"- {line}")
     write_chart(args.svg, chart_rows(samples, ratios), title_note(args))
     print(f"\nchart written to {args.svg}", file=sys.stderr)
 

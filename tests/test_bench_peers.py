@@ -47,10 +47,17 @@ def rsa_pems() -> tuple[str, str]:
 
 
 CASES = [(app.module, alg) for app in catalog.APPS for alg in app.algorithms]
+BENCH = PEER_APPS.parent
 
 
 @pytest.mark.parametrize(("module", "algorithm"), CASES, ids=[f"{m}-{a}" for m, a in CASES])
 def test_peer_app_answers(module: str, algorithm: str, rsa_pems: tuple[str, str], tmp_path: Path) -> None:
+    app = next(app for app in catalog.APPS if app.module == module)
+    python = sys.executable
+    if app.python is not None:
+        python = str(BENCH / app.python)
+        if not Path(python).exists():
+            pytest.skip(f"{app.python} not created (bench/peers.py creates it)")
     env = {
         **os.environ,
         "BENCH_ALG": "HS256" if algorithm == "-" else algorithm,
@@ -59,7 +66,9 @@ def test_peer_app_answers(module: str, algorithm: str, rsa_pems: tuple[str, str]
         "BENCH_RSA_PUBLIC_KEY": rsa_pems[1],
     }
     result = subprocess.run(
-        [sys.executable, "-W", "error", "selfcheck.py", module],
+        # supertokens-jwt-ref uses django.utils.timezone.utc, deprecated in Django 4.2: its own
+        # warning, which -W error would turn into a 500 on every call.
+        [python, *(["-W", "error"] if app.python is None else []), "selfcheck.py", module],
         cwd=PEER_APPS,
         env=env,
         capture_output=True,

@@ -32,7 +32,7 @@ def configure(urlconf: str, db_name: str | None = None, **options: Any) -> None:
     if db_name:
         from django.core.management import call_command
 
-        call_command("migrate", verbosity=0, interactive=False)
+        call_command("migrate", verbosity=0, interactive=False, run_syncdb=True)
 
 
 def fixed_user() -> Any:

@@ -21,12 +21,13 @@ NO_ALGORITHM = ("-",)
 
 @dataclass(frozen=True)
 class Refresh:
-    """The refresh route: ``mode`` is ``cookie`` (sessionward: ``sRefreshToken`` cookie, the
-    new one echoed in a header), ``json`` (simplejwt: ``{"refresh": ...}`` in and out) or
+    """The refresh route: ``mode`` is ``cookie`` (sessionward: the ``cookies`` named, the new
+    ones echoed in a header), ``json`` (simplejwt: ``{"refresh": ...}`` in and out) or
     ``bearer`` (flask-jwt-extended: ``Authorization: Bearer``, no rotation)."""
 
     path: str
     mode: str
+    cookies: tuple[str, ...] = ("sRefreshToken",)
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,11 @@ class PeerApp:
     operations: tuple[str, ...] = ("verify", "create")
     refresh: Refresh | None = None
     bare: bool = False
+    python: str | None = None  # another interpreter (a virtualenv of the app's own), relative to bench/
     notes: tuple[str, ...] = field(default=())
 
 
+SUPERTOKENS_REF_PYTHON = ".venv-supertokens-ref/bin/python"
 SESSIONWARD_OPERATIONS = ("verify", "verify, cache miss", "refresh", "create")
 SW_REFRESH = Refresh("/session/refresh", "cookie")
 
@@ -72,6 +75,15 @@ APPS: tuple[PeerApp, ...] = (
         Refresh("/api/token/refresh/", "json"),
     ),
     PeerApp("django", "Django DB sessions (SQLite)", "django_sessions", NO_ALGORITHM),
+    PeerApp(
+        "django",
+        "supertokens-jwt-ref (Django 4.2)",
+        "django_supertokens_ref",
+        ("HS256",),
+        ("verify", "refresh", "create"),
+        Refresh("/session/refresh", "cookie", ("sRefreshToken", "sIdRefreshToken")),
+        python=SUPERTOKENS_REF_PYTHON,
+    ),
 )
 
 
@@ -84,16 +96,19 @@ class Credentials:
     refresh_token: str | None
 
 
-def credentials(response: httpx.Response) -> Credentials:
+def credentials(response: httpx.Response, refresh: Refresh | None = None) -> Credentials:
     """Read a login answer: session cookies (all but ``sRefreshToken``, which only goes to the
-    refresh route) or a JSON body with an access token."""
+    refresh route; the refresh token is then the ``Cookie`` value of a refresh) or a JSON
+    body with an access token."""
     cookies: dict[str, str] = {}
     for header in response.headers.get_list("set-cookie"):
         name, _, value = header.split(";", 1)[0].partition("=")
         cookies[name.strip()] = value.strip()
     if cookies:
-        refresh = cookies.pop("sRefreshToken", None)
-        return Credentials({"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}, refresh)
+        names = refresh.cookies if refresh is not None else ()
+        refresh_cookie = "; ".join(f"{name}={cookies[name]}" for name in names if name in cookies) or None
+        cookies.pop("sRefreshToken", None)
+        return Credentials({"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}, refresh_cookie)
     body = response.json()
     access = body.get("access") or body.get("access_token")
     return Credentials({"Authorization": f"Bearer {access}"}, body.get("refresh"))
@@ -102,7 +117,7 @@ def credentials(response: httpx.Response) -> Credentials:
 def refresh_request(client: httpx.Client, refresh: Refresh, token: str | None) -> httpx.Response:
     """One refresh with ``token`` (``None``: without any)."""
     if refresh.mode == "cookie":
-        return client.post(refresh.path, headers={"Cookie": f"sRefreshToken={token}"} if token else {})
+        return client.post(refresh.path, headers={"Cookie": token} if token else {})
     if refresh.mode == "json":
         return client.post(refresh.path, json={"refresh": token} if token else {})
     return client.post(refresh.path, headers={"Authorization": f"Bearer {token}"} if token else {})
@@ -136,7 +151,7 @@ def check(client: httpx.Client, app: PeerApp) -> list[str]:
     login = client.post("/login")
     if not expect("POST /login", login, 200):
         return problems
-    creds = credentials(login)
+    creds = credentials(login, app.refresh)
     expect("GET /protected with the token", client.get("/protected", headers=creds.headers), 200)
     expect("GET /protected without", client.get("/protected"), 401)
     if app.refresh is not None:
