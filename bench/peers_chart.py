@@ -26,13 +26,14 @@ FRAMEWORK_TITLES = {
 }
 
 
-def write_chart(path: Path, rows: Sequence[tuple[str, str, float, bool]], note: str) -> None:
-    """Write the SVG of ``rows`` = (framework, label, ratio to bare, valid) to ``path``."""
-    scale_max = max([1.0, *(ratio for _, _, ratio, _ in rows)])
+def write_chart(path: Path, rows: Sequence[tuple[str, str, str, float, bool]], note: str) -> None:
+    """Write the SVG of ``rows`` = (framework, operation, label, ratio to bare, valid) to
+    ``path``; a gap separates the operations."""
+    scale_max = max([1.0, *(ratio for _, _, _, ratio, _ in rows)])
     scale = BAR_AREA / scale_max
     parts: list[str] = []
     y = 56
-    frameworks = list(dict.fromkeys(framework for framework, _, _, _ in rows))
+    frameworks = list(dict.fromkeys(row[0] for row in rows))
     for framework in frameworks:
         mine = [row for row in rows if row[0] == framework]
         parts.append(
@@ -41,7 +42,11 @@ def write_chart(path: Path, rows: Sequence[tuple[str, str, float, bool]], note: 
         )
         y += 24
         top = y
-        for _, label, ratio, valid in mine:
+        previous = mine[0][1] if mine else ""
+        for _, operation, label, ratio, valid in mine:
+            if operation != previous:
+                y += 8
+                previous = operation
             colour = INVALID if not valid else SESSIONWARD if label.startswith("sessionward") else PEER
             width = max(1.0, ratio * scale)
             text = f"{ratio:.2f}x" + ("" if valid else " (invalid)")

@@ -55,6 +55,7 @@ APPS: tuple[PeerApp, ...] = (
     PeerApp("flask", "bare Flask", "flask_bare", NO_ALGORITHM, (), bare=True),
     PeerApp("flask", "sessionward", "flask_sessionward", BOTH, SESSIONWARD_OPERATIONS, SW_REFRESH),
     PeerApp("flask", "PyJWT by hand", "flask_pyjwt"),
+    PeerApp("flask", "PyJWT by hand, keys loaded once", "flask_pyjwt_loaded", ("RS256",)),
     PeerApp(
         "flask",
         "flask-jwt-extended",
