@@ -390,7 +390,14 @@ def main() -> None:
     parser.add_argument("--frameworks", default="fastapi,flask,django")
     parser.add_argument("--pool", type=int, default=12_000, help="distinct sessions of the cache-miss cells")
     parser.add_argument("--svg", type=Path, default=SVG, help="where to write the chart")
+    parser.add_argument(
+        "--chart-from", type=Path, help="only redraw the chart from a report this script printed before"
+    )
     args = parser.parse_args()
+    if args.chart_from is not None:
+        rows, note = rows_from_report(args.chart_from.read_text())
+        write_chart(args.svg, rows, note)
+        return
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
     work = Path(tempfile.mkdtemp(prefix="sessionward-peers-bench-"))
@@ -476,7 +483,8 @@ def chart_rows(
 ) -> list[tuple[str, str, float, bool]]:
     """(framework, label, median ratio, valid) per measured cell, bare apps left out."""
     rows = []
-    for key in sorted(ratios, key=sort_key):
+    frameworks = list(dict.fromkeys(key[0] for key in samples))
+    for key in sorted(ratios, key=lambda k: (frameworks.index(k[0]), sort_key(k))):
         values = ratios[key]
         framework, label, operation, algorithm = key
         alg = "" if algorithm == "-" else f" {algorithm}"
@@ -490,6 +498,35 @@ def chart_rows(
             )
         )
     return rows
+
+
+def rows_from_report(text: str) -> tuple[list[tuple[str, str, str, float, bool]], str]:
+    """The chart rows and title of a report printed by ``report``."""
+    rows = []
+    framework = ""
+    for line in text.splitlines():
+        if line.startswith("## "):
+            framework = line[3:].strip()
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if framework and len(cells) == 7 and cells[5].endswith(("x", "(invalid)")):
+            operation, label, algorithm, _, _, ratio, _ = cells
+            if label.startswith("bare ") and operation == "plain" and ratio == "1.00x":
+                continue
+            label = label.strip("*")
+            alg = "" if algorithm == "-" else f" {algorithm}"
+            rows.append(
+                (
+                    framework,
+                    operation,
+                    f"{label}: {operation}{alg}",
+                    float(ratio.split("x")[0]),
+                    "invalid" not in ratio,
+                )
+            )
+    match = re.search(r"-d(\d+)s \(taskset CPU 0\), (\d+) interleaved rounds", text)
+    duration, rounds = match.groups() if match else ("?", "?")
+    note = argparse.Namespace(duration=duration, rounds=rounds)
+    return rows, title_note(note)
 
 
 def report(

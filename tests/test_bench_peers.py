@@ -46,13 +46,15 @@ def rsa_pems() -> tuple[str, str]:
     return private, public
 
 
-CASES = [(app.module, alg) for app in catalog.APPS for alg in app.algorithms]
+CASES = [(app, alg) for app in catalog.APPS for alg in app.algorithms]
+IDS = [f"{app.module}{'-own-venv' if app.python else ''}-{alg}" for app, alg in CASES]
 BENCH = PEER_APPS.parent
 
 
-@pytest.mark.parametrize(("module", "algorithm"), CASES, ids=[f"{m}-{a}" for m, a in CASES])
-def test_peer_app_answers(module: str, algorithm: str, rsa_pems: tuple[str, str], tmp_path: Path) -> None:
-    app = next(app for app in catalog.APPS if app.module == module)
+@pytest.mark.parametrize(("app", "algorithm"), CASES, ids=IDS)
+def test_peer_app_answers(
+    app: catalog.PeerApp, algorithm: str, rsa_pems: tuple[str, str], tmp_path: Path
+) -> None:
     python = sys.executable
     if app.python is not None:
         python = str(BENCH / app.python)
@@ -68,7 +70,7 @@ def test_peer_app_answers(module: str, algorithm: str, rsa_pems: tuple[str, str]
     result = subprocess.run(
         # supertokens-jwt-ref uses django.utils.timezone.utc, deprecated in Django 4.2: its own
         # warning, which -W error would turn into a 500 on every call.
-        [python, *(["-W", "error"] if app.python is None else []), "selfcheck.py", module],
+        [python, *(["-W", "error"] if app.python is None else []), "selfcheck.py", app.module],
         cwd=PEER_APPS,
         env=env,
         capture_output=True,

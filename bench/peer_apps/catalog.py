@@ -76,6 +76,16 @@ APPS: tuple[PeerApp, ...] = (
         Refresh("/api/token/refresh/", "json"),
     ),
     PeerApp("django", "Django DB sessions (SQLite)", "django_sessions", NO_ALGORITHM),
+    # supertokens-jwt-ref runs on Django 4.2, the other Django apps on the Django installed
+    # (5.x): the bare app again under 4.2 shows what the older Django alone accounts for.
+    PeerApp(
+        "django",
+        "bare Django 4.2 (supertokens-jwt-ref's virtualenv)",
+        "django_bare",
+        NO_ALGORITHM,
+        ("plain",),
+        python=SUPERTOKENS_REF_PYTHON,
+    ),
     PeerApp(
         "django",
         "supertokens-jwt-ref (Django 4.2)",
