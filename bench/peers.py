@@ -21,6 +21,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -313,10 +314,10 @@ class Framework:
     def start(self) -> None:
         for app in self.apps:
             for algorithm in app.algorithms:
-                self.servers[app.module, algorithm] = start_server(app, algorithm, self.env)
+                self.servers[app.label, algorithm] = start_server(app, algorithm, self.env)
         for app in self.apps:
             for algorithm in app.algorithms:
-                wait_and_check(self.servers[app.module, algorithm], app, algorithm)
+                wait_and_check(self.servers[app.label, algorithm], app, algorithm)
 
     def stop(self) -> None:
         for server in self.servers.values():
@@ -329,7 +330,7 @@ class Framework:
         tokens to seed every run of every refresh cell (warm-up included)."""
         runs = self.args.rounds + 1
         for cell in self.cells:
-            key = (cell.app.module, cell.algorithm)
+            key = (cell.app.label, cell.algorithm)  # two apps may share a module
             server = self.servers[key]
             if cell.operation == "verify" and key not in self.credentials:
                 self.credentials[key] = login_many(server, 1, cell.app)[0]
@@ -344,13 +345,13 @@ class Framework:
                     self.credentials.setdefault(key, login_many(server, 1, cell.app)[0])
                     continue
                 creds = login_many(server, runs * THREADS * SEEDS_PER_THREAD, cell.app)
-                seeds = self.work / f"seeds-{cell.app.module}-{cell.algorithm}.txt"
+                seeds = self.work / f"seeds-{cell.app.module}-{len(self.seeds)}.txt"
                 seeds.write_text("".join(f"{c.refresh_token}\n" for c in creds))
                 self.seeds[key] = seeds
                 self.seed_offset[key] = 0
 
     def measure(self, cell: Cell, duration: int, lua: Path) -> Sample:
-        key = (cell.app.module, cell.algorithm)
+        key = (cell.app.label, cell.algorithm)  # two apps may share a module
         server = self.servers[key]
         env = dict(self.env)
         headers: dict[str, str] = {}
@@ -383,7 +384,12 @@ class Framework:
         return sample
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)  # stop the servers on the way out, as on Ctrl-C
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=5)
