@@ -50,11 +50,18 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def server_command(framework: str, port: int, app: str | None = None, stack: str = "auto") -> list[str]:
-    """The command serving ``framework``'s benchmark app (``app``: another ``module:object``
-    of ``bench/http_apps``) with one worker pinned to CPU 1. ``stack`` (uvicorn only):
-    ``"asyncio"`` (asyncio loop + h11), ``"standard"`` (uvloop + httptools) or ``"auto"``
-    (standard where both are installed)."""
+def server_command(
+    framework: str,
+    port: int,
+    app: str | None = None,
+    stack: str = "auto",
+    app_dir: Path = APPS,
+    python: str = sys.executable,
+) -> list[str]:
+    """The command serving ``app`` (a ``module:object`` of ``app_dir``; default: the
+    framework's app in ``bench/http_apps``) with one worker pinned to CPU 1, run by
+    ``python``. ``stack`` (uvicorn only): ``"asyncio"`` (asyncio loop + h11), ``"standard"``
+    (uvloop + httptools) or ``"auto"`` (standard where both are installed)."""
     pin = ["taskset", "-c", "1"] if shutil.which("taskset") else []
     if framework == "fastapi":
         extra = ["--loop", "asyncio", "--http", "h11"]
@@ -69,11 +76,11 @@ def server_command(framework: str, port: int, app: str | None = None, stack: str
                     raise
         return [
             *pin,
-            sys.executable,
+            python,
             "-m",
             "uvicorn",
             "--app-dir",
-            str(APPS),
+            str(app_dir),
             app or "bench_fastapi:app",
             "--host",
             "127.0.0.1",
@@ -89,11 +96,11 @@ def server_command(framework: str, port: int, app: str | None = None, stack: str
     module = app or {"flask": "bench_flask:app", "django": "bench_django:application"}[framework]
     return [
         *pin,
-        sys.executable,
+        python,
         "-m",
         "gunicorn",
         "--chdir",
-        str(APPS),
+        str(app_dir),
         "-w",
         "1",
         "-k",

@@ -2,8 +2,9 @@
 
 Runs, one after the other with the same interpreter (never in parallel: the machine has 2
 cores), ``verify.py``, ``engine.py``, ``stores.py`` (needs PostgreSQL and Redis),
-``http_servers.py`` and ``http_ab.py`` (need ``wrk``) and ``http_inprocess.py``, and prints
-their reports. ``--only verify,engine`` selects scripts; ``--rounds N`` is passed to each.
+``http_servers.py`` and ``http_ab.py`` (need ``wrk``), ``http_inprocess.py`` and ``peers.py``
+(needs ``wrk`` and the ``[bench]`` extra; writes docs/benchmarks-peers.svg), and prints their
+reports. ``--only verify,engine`` selects scripts; ``--rounds N`` is passed to each.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("verify", "engine", "stores", "http_servers", "http_ab", "http_inprocess")
+SCRIPTS = ("verify", "engine", "stores", "http_servers", "http_ab", "http_inprocess", "peers")
 
 
 def main() -> int:
