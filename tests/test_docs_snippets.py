@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_backends import isolated_store_url
+from support.backends import isolated_store_url
 
 from sessionward import AsyncSessionWard, SessionWard
 
@@ -415,7 +415,7 @@ def with_services(source: str, tmp_path: Path, config: pytest.Config, stack: Exi
 
     def isolated(found: re.Match[str]) -> str:
         backend = "postgres" if found["scheme"].startswith("postgres") else "redis"
-        return stack.enter_context(isolated_store_url(backend, tmp_path, config))
+        return stack.enter_context(isolated_store_url(backend, tmp_path))
 
     return SERVICE_URL.sub(isolated, source)
 

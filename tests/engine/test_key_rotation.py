@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import CountingStore, FakeClock
+from support.clock import FakeClock
+from support.stores import RecordingStore
 
 from sessionward import Config, SessionWard, TryRefreshTokenError
 from sessionward.stores.sqlite import SQLiteStore
@@ -40,22 +41,22 @@ def stored_keys(path: Path) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture
-def counting_stores(tmp_path: Path) -> Iterator[list[CountingStore]]:
-    made: list[CountingStore] = []
+def counting_stores(tmp_path: Path) -> Iterator[list[RecordingStore]]:
+    made: list[RecordingStore] = []
     yield made
     for store in made:
         store.inner.close()
 
 
-def counting_store(stores: list[CountingStore], path: Path) -> CountingStore:
-    store = CountingStore(SQLiteStore(f"sqlite:///{path}"))
+def counting_store(stores: list[RecordingStore], path: Path) -> RecordingStore:
+    store = RecordingStore(SQLiteStore(f"sqlite:///{path}"))
     stores.append(store)
     return store
 
 
 @pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA", "HS256"])
 def test_previous_key_verifies_after_rotation(
-    tmp_path: Path, alg: str, counting_stores: list[CountingStore]
+    tmp_path: Path, alg: str, counting_stores: list[RecordingStore]
 ) -> None:
     path = tmp_path / "keys.db"
     config = Config(store=f"sqlite:///{path}", access_token_algorithm=alg)
@@ -102,7 +103,7 @@ def test_previous_key_verifies_after_rotation(
         second.close()
 
 
-def test_dynamic_interval_rotation(tmp_path: Path, counting_stores: list[CountingStore]) -> None:
+def test_dynamic_interval_rotation(tmp_path: Path, counting_stores: list[RecordingStore]) -> None:
     path = tmp_path / "keys.db"
     start_interval = 1_700_000_000 // INTERVAL + 1
     clock = FakeClock(start_interval * INTERVAL + 100.0)

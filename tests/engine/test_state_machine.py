@@ -23,9 +23,10 @@ from typing import Any
 
 import hypothesis.strategies as st
 import pytest
-from engine_helpers import FakeClock, claims, h
 from hypothesis import HealthCheck, event, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from support.clock import FakeClock
+from support.tokens import claims, h
 
 from sessionward import (
     Config,

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import FakeClock, claims
+from support.clock import FakeClock
+from support.tokens import claims
 
 from sessionward import Config, SessionWard, TokenTheftDetectedError
 from sessionward.stores.sqlite import SQLiteStore

@@ -33,7 +33,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from latency_store import AsyncDelayingStore, DelayingStore, LatencyPlan
+from reliability.latency_store import AsyncDelayingStore, DelayingStore, LatencyPlan
 
 from sessionward import AsyncSessionWard, Config, SessionWard
 from sessionward.stores.urls import open_async_store, open_store

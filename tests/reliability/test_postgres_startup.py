@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-from store_backends import POSTGRES_URL, postgres_schema, reachable, skip_or_fail
-from tcp_proxy import CuttableProxy
+from reliability.tcp_proxy import CuttableProxy
+from support.backends import POSTGRES_URL, postgres_schema
+from support.services import reachable, skip_or_fail
 
 from sessionward import AsyncSessionWard, Config, SessionWard
 from sessionward.errors import ConfigError, StorageUnavailableError
@@ -32,7 +33,7 @@ PROMPT = 2.0  # seconds; the pool_timeout these errors used to wait for is 5
 @pytest.fixture(autouse=True)
 def server(request: pytest.FixtureRequest) -> None:
     if not reachable(POSTGRES_URL):
-        skip_or_fail(request.config, f"postgres is not reachable at {POSTGRES_URL}")
+        skip_or_fail(f"postgres is not reachable at {POSTGRES_URL}")
 
 
 def on(port: int | None = None, user: str | None = None, database: str | None = None) -> str:

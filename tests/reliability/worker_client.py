@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import signal
 import subprocess
@@ -11,9 +12,10 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
-from latency_store import LatencyPlan
+from reliability.latency_store import LatencyPlan
 
 WORKER = Path(__file__).with_name("reliability_worker.py")
+TESTS = Path(__file__).resolve().parent.parent  # the worker imports ``support`` from here
 REPLY_TIMEOUT = 60.0
 
 
@@ -34,6 +36,10 @@ class Worker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
+            },
         )
         self.replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.progress: list[tuple[str, str]] = []

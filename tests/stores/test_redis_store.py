@@ -21,8 +21,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
-from store_backends import REDIS_URL, now_ms, run_in_threads, skip_or_fail
-from store_backends import make_row as shared_make_row
+from support.backends import REDIS_URL
+from support.drivers import run_in_threads
+from support.rows import make_row as shared_make_row
+from support.rows import now_ms
+from support.services import skip_or_fail
 
 from sessionward import AsyncSessionWard, Config, SessionWard
 from sessionward.errors import (
@@ -67,7 +70,7 @@ def server(request: pytest.FixtureRequest) -> str:
     if not _PROBE:
         _PROBE.append(_server_error())
     if _PROBE[0] is not None:
-        skip_or_fail(request.config, _PROBE[0])
+        skip_or_fail(_PROBE[0])
     return SERVER
 
 
@@ -128,9 +131,8 @@ def make_row(
     created: int | None = None,
     expires: int | None = None,
 ) -> SessionRow:
-    """A row living a minute (``store_backends.make_row`` with this file's defaults)."""
-    created = now_ms() if created is None else created
-    return shared_make_row(handle, user_id, hash2, created, created + 60_000 if expires is None else expires)
+    """A row living a minute."""
+    return shared_make_row(handle, user_id, hash2, created, expires, lifetime_ms=60_000)
 
 
 # -- schema -------------------------------------------------------------------------------------
