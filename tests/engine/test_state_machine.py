@@ -47,7 +47,7 @@ USERS = ("alice", "bob")
 # timeout, and than a signing-key interval (3600 s).
 SMALL_JUMPS = (0.5, 1, 3, 9, 10, 10.5, 11, 30)
 LARGE_JUMPS = (59, 60, 61, 120, IDLE - 1, IDLE + 1, 700, 4000)
-PAYLOADS = ({}, {"role": "user"}, {"role": "admin", "n": [1, 2]}, {"é": "ü"})
+PAYLOADS: tuple[dict[str, Any], ...] = ({}, {"role": "user"}, {"role": "admin", "n": [1, 2]}, {"é": "ü"})
 
 
 @dataclass

@@ -226,7 +226,9 @@ def test_concurrent_promotes_have_one_winner(url: str) -> None:
             )
         assert results.count(True) == 1
         winner = results.index(True)
-        assert store.get_session("h1").refresh_token_hash_2 == f"new-{winner}"
+        row = store.get_session("h1")
+        assert row is not None
+        assert row.refresh_token_hash_2 == f"new-{winner}"
     finally:
         store.close()
 

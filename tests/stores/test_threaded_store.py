@@ -297,7 +297,7 @@ def test_concurrent_tasks_share_one_worker(recording: RecordingStore) -> None:
             await store.migrate()
             await asyncio.gather(*(store.insert_session(make_row(f"h{i}")) for i in range(20)))
             results = await asyncio.gather(*(store.get_session(f"h{i}") for i in range(20)))
-            assert [r.session_handle for r in results] == [f"h{i}" for i in range(20)]
+            assert [None if r is None else r.session_handle for r in results] == [f"h{i}" for i in range(20)]
             assert len(worker_threads()) == 1
         finally:
             await store.close()
