@@ -314,7 +314,7 @@ def test_error_mapping(error: Exception, status: int, message: str, clear: bool)
     answer = error_response(
         error,
         Config(store="sqlite:///:memory:", session_expired_status_code=440) if status == 401 else CONFIG,
-    )  # type: ignore[arg-type]
+    )
     assert answer.status == (440 if status == 401 else status)
     assert json.loads(answer.body) == {"message": message}
     assert answer.clear_cookies is clear

@@ -189,7 +189,7 @@ def test_async_engine_behaves_like_the_sync_engine(tmp_path: Path) -> None:
 
 def test_store_calls_run_in_the_worker_thread(tmp_path: Path) -> None:
     recording = RecordingStore(SQLiteStore(f"sqlite:///{tmp_path / 'a.db'}"))
-    store = ThreadedAsyncStore(recording)  # type: ignore[arg-type]
+    store = ThreadedAsyncStore(recording)
 
     async def run() -> str:
         engine = AsyncSessionWard(config_for(tmp_path / "a.db"), store=store)

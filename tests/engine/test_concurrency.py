@@ -56,10 +56,7 @@ class Cluster:
         self.clock = FakeClock()
         self.config = make_config(path)
         self.stores = [RecordingStore(SQLiteStore(f"sqlite:///{path}")) for _ in range(engines)]
-        self.engines = [
-            SessionWard(self.config, store=store, clock=self.clock)  # type: ignore[arg-type]
-            for store in self.stores
-        ]
+        self.engines = [SessionWard(self.config, store=store, clock=self.clock) for store in self.stores]
 
     @property
     def promoted(self) -> int:
@@ -214,7 +211,7 @@ class AsyncCluster:
     def __init__(self, path: Path) -> None:
         self.clock = FakeClock()
         self.sync_store = RecordingStore(SQLiteStore(f"sqlite:///{path}"))
-        self.store = ThreadedAsyncStore(self.sync_store)  # type: ignore[arg-type]
+        self.store = ThreadedAsyncStore(self.sync_store)
         self.engine = AsyncSessionWard(make_config(path), store=self.store, clock=self.clock)
 
     async def close(self) -> None:

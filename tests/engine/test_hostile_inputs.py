@@ -445,7 +445,7 @@ def test_unknown_kid_flood_reloads_keys_at_most_once() -> None:
     real = SQLiteStore(MEMORY)
     proxy = RecordingStore(real)
     try:
-        engine = SessionWard(Config(store=MEMORY), store=proxy)  # type: ignore[arg-type]
+        engine = SessionWard(Config(store=MEMORY), store=proxy)
         victim = engine.create_new_session("victim")
         claims = claims_of(victim.access_token.value)
         before = proxy.calls["load_keys"]

@@ -60,9 +60,9 @@ def test_previous_key_verifies_after_rotation(
 ) -> None:
     path = tmp_path / "keys.db"
     config = Config(store=f"sqlite:///{path}", access_token_algorithm=alg)
-    first = SessionWard(config, store=counting_store(counting_stores, path))  # type: ignore[arg-type]
+    first = SessionWard(config, store=counting_store(counting_stores, path))
     second_store = counting_store(counting_stores, path)
-    second = SessionWard(config, store=second_store)  # type: ignore[arg-type]
+    second = SessionWard(config, store=second_store)
     try:
         before = [first.create_new_session(f"user{i}") for i in range(2)]
         second.get_session(before[0].access_token.value)  # second engine started, keys loaded
@@ -118,9 +118,9 @@ def test_dynamic_interval_rotation(tmp_path: Path, counting_stores: list[Recordi
     def name(index: int) -> str:
         return f"{PREFIX}ES256/i{index:012d}"
 
-    engine = SessionWard(config, store=counting_store(counting_stores, path), clock=clock)  # type: ignore[arg-type]
+    engine = SessionWard(config, store=counting_store(counting_stores, path), clock=clock)
     late_store = counting_store(counting_stores, path)
-    watcher = SessionWard(config, store=late_store, clock=clock)  # type: ignore[arg-type]
+    watcher = SessionWard(config, store=late_store, clock=clock)
     try:
         tokens: dict[int, str] = {}
         for step in range(5):

@@ -51,7 +51,7 @@ class Env:
         settings.update(options)
         self.config = Config(store=f"sqlite:///{path}", **settings)
         self.store = RecordingStore(SQLiteStore(f"sqlite:///{path}?timeout=0.2"))
-        self.engine = SessionWard(self.config, store=self.store, clock=self.clock)  # type: ignore[arg-type]
+        self.engine = SessionWard(self.config, store=self.store, clock=self.clock)
 
     def close(self) -> None:
         self.engine.close()

@@ -54,7 +54,7 @@ class Worker:
                 break  # a line cut short by SIGKILL
             message = json.loads(raw)
             if "progress" in message:
-                self.progress.append(tuple(message["progress"]))  # type: ignore[arg-type]
+                self.progress.append(tuple(message["progress"]))
             else:
                 self.replies.put(message)
         self.replies.put(None)

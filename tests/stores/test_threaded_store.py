@@ -129,7 +129,7 @@ def test_open_async_store_bad_urls() -> None:
 
 
 def test_calls_run_on_the_worker_thread(recording: RecordingStore) -> None:
-    store = ThreadedAsyncStore(recording)  # type: ignore[arg-type]
+    store = ThreadedAsyncStore(recording)
     loop_thread: list[int] = []
 
     async def main() -> None:
@@ -250,7 +250,7 @@ def test_locked_database_propagates_storage_unavailable(db_url: str, tmp_path: P
 
 
 def test_close_shuts_the_worker_down(recording: RecordingStore) -> None:
-    store = ThreadedAsyncStore(recording)  # type: ignore[arg-type]
+    store = ThreadedAsyncStore(recording)
 
     async def main() -> None:
         await store.migrate()
@@ -290,7 +290,7 @@ def test_store_outlives_event_loops(db_url: str) -> None:
 
 
 def test_concurrent_tasks_share_one_worker(recording: RecordingStore) -> None:
-    store = ThreadedAsyncStore(recording)  # type: ignore[arg-type]
+    store = ThreadedAsyncStore(recording)
 
     async def main() -> None:
         try:
