@@ -107,7 +107,7 @@ def login_django_client(
 ) -> SessionTokens:
     """Create a session with the configured Django engine and put its cookies in ``client``
     (a ``django.test.Client`` or ``AsyncClient``)."""
-    from .django.api import get_engine  # imported here: Django is an optional extra
+    from .django import get_engine  # imported here: Django is an optional extra
 
     engine = get_engine()
     tokens = engine.create_new_session(user_id, jwt_payload, session_data)

@@ -5,6 +5,7 @@ a plain-http request."""
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 from clients import IN_PROCESS, open_client
 
-from sessionward import Config, transport
+from sessionward import Config, GeneralError, SessionWard, transport
 
 APPS = Path(__file__).resolve().parent / "apps"
 if str(APPS) not in sys.path:
@@ -35,70 +36,142 @@ _MANAGEMENT = [
     "update_session_data",
 ]
 _REQUEST_LEVEL = ["create_new_session", "get_session", "preflight", "refresh_session", "verify_session"]
+# What every adapter exposes, under the same names and with the same positional parameters.
+SHARED_API = [*_MANAGEMENT, *_REQUEST_LEVEL, "Session", "get_engine"]
+ADAPTERS = ["sessionward.flask", "sessionward.fastapi", "sessionward.django"]
 
+# The exact ``__all__`` of every public module: adding or removing a public name is a
+# deliberate change of this list (and of the docs and the changelog).
 PUBLIC_NAMES = {
+    "sessionward": [
+        "AsyncSessionWard",
+        "Config",
+        "ConfigError",
+        "GeneralError",
+        "PayloadTooLargeError",
+        "SessionInformation",
+        "SessionTokens",
+        "SessionWard",
+        "SessionWardError",
+        "StorageUnavailableError",
+        "Token",
+        "TokenTheftDetectedError",
+        "TryRefreshTokenError",
+        "UnauthorizedError",
+        "VerifiedSession",
+    ],
     "sessionward.flask": [
-        *_MANAGEMENT,
-        *_REQUEST_LEVEL,
+        *SHARED_API,
         "CLIENT_SCRIPT_ENDPOINT",
         "EXTENSION_KEY",
         "ErrorHandler",
         "REFRESH_ENDPOINT",
-        "Session",
         "SessionWardExtension",
         "TheftHook",
         "current_session",
         "init",
     ],
     "sessionward.fastapi": [
-        *_MANAGEMENT,
-        *_REQUEST_LEVEL,
+        *SHARED_API,
         "AsyncSession",
         "ErrorHandler",
         "STATE_CONTEXT_KEY",
         "STATE_SESSION_KEY",
-        "Session",
         "SessionWardMiddleware",
         "TheftHook",
         "init",
         "logger",
     ],
     "sessionward.django": [
-        *_MANAGEMENT,
-        *_REQUEST_LEVEL,
-        "Session",
+        *SHARED_API,
         "SessionWardMiddleware",
         "SetCookieMorsel",
         "apply_effects",
-        "get_engine",
-        "reset_engine",
-    ],
-    "sessionward.django.api": [
-        *_MANAGEMENT,
-        "SETTING_NAME",
-        "SetCookieMorsel",
-        "apply_effects",
-        "cookie_header",
-        "create_new_session",
-        "error_response",
-        "get_engine",
-        "get_handler",
-        "get_session",
-        "load_options",
-        "preflight",
-        "refresh_session",
         "reset_engine",
     ],
 }
 
 
 @pytest.mark.parametrize("module_name", sorted(PUBLIC_NAMES))
-def test_public_names_stay_importable(module_name: str) -> None:
+def test_public_names_are_pinned(module_name: str) -> None:
     module = importlib.import_module(module_name)
-    missing = [name for name in PUBLIC_NAMES[module_name] if not hasattr(module, name)]
-    assert missing == []
-    exported = set(getattr(module, "__all__", ()))
-    assert exported <= set(dir(module))
+    assert sorted(module.__all__) == sorted(PUBLIC_NAMES[module_name])
+    assert [name for name in module.__all__ if not hasattr(module, name)] == []
+
+
+def test_the_errors_module_exports_every_error_class() -> None:
+    errors = importlib.import_module("sessionward.errors")
+    classes = {name for name, value in vars(errors).items() if isinstance(value, type)}
+    assert {name for name in classes if name.endswith("Error")} <= set(errors.__all__)
+
+
+def _positional_parameters(function: Any) -> list[str]:
+    """Parameter names after the request/response argument, keyword-only ones left out (an
+    adapter may add its own keyword-only options, such as FastAPI's ``app=``)."""
+    parameters = [
+        parameter
+        for parameter in inspect.signature(function).parameters.values()
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    names = [parameter.name for parameter in parameters]
+    return names[1:] if names and names[0] in {"request", "response", "request_or_response"} else names
+
+
+# get_engine takes the app on Flask and FastAPI; Django has one engine per process.
+@pytest.mark.parametrize("name", sorted(set(SHARED_API) - {"Session", "get_engine"}))
+def test_every_adapter_exposes_the_same_request_api(name: str) -> None:
+    functions = [getattr(importlib.import_module(adapter), name) for adapter in ADAPTERS]
+    assert all(callable(function) for function in functions)
+    signatures = {adapter: _positional_parameters(f) for adapter, f in zip(ADAPTERS, functions, strict=True)}
+    assert len({tuple(parameters) for parameters in signatures.values()}) == 1, signatures
+
+
+def test_every_adapter_reaches_its_engine_through_get_engine(tmp_path: Path) -> None:
+    import flask
+    import starlette.applications
+
+    import sessionward.django
+    import sessionward.fastapi
+    import sessionward.flask
+
+    config = Config(store=f"sqlite:///{tmp_path / 'sessions.db'}", cookie_secure=False)
+    flask_app = flask.Flask(__name__)
+    extension = sessionward.flask.init(flask_app, config)
+    try:
+        assert sessionward.flask.get_engine(flask_app) is extension.engine
+        with flask_app.app_context():
+            assert sessionward.flask.get_engine() is extension.engine
+    finally:
+        extension.close()
+    starlette_app = starlette.applications.Starlette()
+    engine = sessionward.fastapi.init(starlette_app, config)
+    assert sessionward.fastapi.get_engine(starlette_app) is engine
+    assert isinstance(sessionward.django.get_engine(), SessionWard)
+
+
+def test_init_twice_and_a_missing_init_fail_the_same_way(tmp_path: Path) -> None:
+    import flask
+    import starlette.applications
+
+    import sessionward.fastapi
+    import sessionward.flask
+
+    config = Config(store=f"sqlite:///{tmp_path / 'sessions.db'}", cookie_secure=False)
+    flask_app = flask.Flask(__name__)
+    starlette_app = starlette.applications.Starlette()
+    for module, app in ((sessionward.flask, flask_app), (sessionward.fastapi, starlette_app)):
+        with pytest.raises(GeneralError, match=rf"^{module.__name__}\.init\(\) was not called for this app$"):
+            module.get_engine(app)  # type: ignore[attr-defined]
+    extension = sessionward.flask.init(flask_app, config)
+    sessionward.fastapi.init(starlette_app, config)
+    try:
+        for module, app in ((sessionward.flask, flask_app), (sessionward.fastapi, starlette_app)):
+            with pytest.raises(
+                GeneralError, match=rf"^{module.__name__}\.init\(\) was already called for this app$"
+            ):
+                module.init(app, config)  # type: ignore[attr-defined]
+    finally:
+        extension.close()
 
 
 def test_flask_verify_session_without_parentheses_fails_at_decoration() -> None:

@@ -449,12 +449,12 @@ def test_management_calls_use_the_current_app(browser: Browser, app: Flask) -> N
 
 def test_management_call_without_init_is_a_clear_error() -> None:
     app = Flask(__name__)
-    with app.app_context(), pytest.raises(RuntimeError, match="init"):
+    with app.app_context(), pytest.raises(GeneralError, match="init"):
         revoke_session("x")
 
 
 def test_init_twice_is_refused(app: Flask) -> None:
-    with pytest.raises(RuntimeError, match="already"):
+    with pytest.raises(GeneralError, match="already"):
         init(app, base_config())
 
 

@@ -16,18 +16,13 @@ from __future__ import annotations
 
 from ..session import Session
 from .api import (
-    SetCookieMorsel,
-    apply_effects,
     create_new_session,
     get_all_session_handles_for_user,
-    get_engine,
     get_jwt_payload,
     get_session,
     get_session_data,
     get_session_information,
-    preflight,
     refresh_session,
-    reset_engine,
     revoke_all_sessions_for_user,
     revoke_multiple_sessions,
     revoke_session,
@@ -35,7 +30,9 @@ from .api import (
     update_session_data,
 )
 from .decorators import verify_session
+from .engine import get_engine, reset_engine
 from .middleware import SessionWardMiddleware
+from .responses import SetCookieMorsel, apply_effects, preflight
 
 __all__ = [
     "Session",

@@ -22,33 +22,8 @@ from django.http import HttpRequest, HttpResponse  # type: ignore[import-untyped
 from ..engine.types import SessionInformation
 from ..session import Session, SessionHandler
 from ..transport import ANTI_CSRF_HEADER, ResponseEffects
-from .engine import get_engine, get_handler, reset_engine
-from .responses import SetCookieMorsel, apply_effects, error_response, preflight
-from .settings import SETTING_NAME, load_options
-
-__all__ = [
-    "SETTING_NAME",
-    "SetCookieMorsel",
-    "apply_effects",
-    "create_new_session",
-    "error_response",
-    "get_all_session_handles_for_user",
-    "get_engine",
-    "get_handler",
-    "get_jwt_payload",
-    "get_session",
-    "get_session_data",
-    "get_session_information",
-    "load_options",
-    "preflight",
-    "refresh_session",
-    "reset_engine",
-    "revoke_all_sessions_for_user",
-    "revoke_multiple_sessions",
-    "revoke_session",
-    "update_jwt_payload",
-    "update_session_data",
-]
+from .engine import get_engine, get_handler
+from .responses import apply_effects
 
 EFFECTS_ATTR = "_sessionward_effects"
 SESSION_ATTR = "sessionward"
@@ -146,16 +121,18 @@ def get_session(
     return session
 
 
-def refresh_session(request: HttpRequest, response: HttpResponse) -> Session:
-    """Rotate the tokens of a refresh request and set the new ones on ``response``.
+def refresh_session(request: HttpRequest, response: HttpResponse | None = None) -> Session:
+    """Rotate the tokens of a refresh request.
 
-    Normally not called: the middleware answers ``POST`` at ``refresh_api_path`` itself.
-    Raises ``UnauthorizedError`` or ``TokenTheftDetectedError``.
+    The new tokens are set on ``response`` when given, and in any case by the middleware on
+    the response the view returns. Normally not called: the middleware answers ``POST`` at
+    ``refresh_api_path`` itself. Raises ``UnauthorizedError`` or ``TokenTheftDetectedError``.
     """
     handler = get_handler()
     effects = request_effects(request, handler)
     session = handler.refresh(effects, cookie_header(request))
-    apply_effects(response, effects)
+    if response is not None:
+        apply_effects(response, effects)
     return session
 
 

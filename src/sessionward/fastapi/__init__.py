@@ -39,6 +39,7 @@ from ..session import AsyncSession, ErrorHandler
 from .api import (
     create_new_session,
     get_all_session_handles_for_user,
+    get_engine,
     get_jwt_payload,
     get_session,
     get_session_data,
@@ -70,6 +71,7 @@ __all__ = [
     "TheftHook",
     "create_new_session",
     "get_all_session_handles_for_user",
+    "get_engine",
     "get_jwt_payload",
     "get_session",
     "get_session_data",

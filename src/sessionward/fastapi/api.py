@@ -25,22 +25,6 @@ from .middleware import (
     _verification_headers,
 )
 
-__all__ = [
-    "create_new_session",
-    "get_all_session_handles_for_user",
-    "get_jwt_payload",
-    "get_session",
-    "get_session_data",
-    "get_session_information",
-    "preflight",
-    "refresh_session",
-    "revoke_all_sessions_for_user",
-    "revoke_multiple_sessions",
-    "revoke_session",
-    "update_jwt_payload",
-    "update_session_data",
-]
-
 R = TypeVar("R", bound=Response)
 
 
@@ -148,10 +132,10 @@ def preflight(response: R) -> R:
 # -- management calls ----------------------------------------------------------------------------------
 
 
-def _engine(app: Starlette | None) -> AsyncSessionWard:
-    """The engine of ``app``; else of the app serving the current request; else of the one
-    running app (between lifespan startup and shutdown); else of the one initialised app
-    that was not shut down."""
+def get_engine(app: Starlette | None = None) -> AsyncSessionWard:
+    """The :class:`~sessionward.AsyncSessionWard` of ``app``; else of the app serving the
+    current request; else of the one running app (between lifespan startup and shutdown);
+    else of the one initialised app that was not shut down."""
     if app is not None:
         engine = getattr(app.state, "sessionward", None)
         if not isinstance(engine, AsyncSessionWard):
@@ -174,45 +158,45 @@ def _engine(app: Starlette | None) -> AsyncSessionWard:
 
 async def revoke_session(handle: str, *, app: Starlette | None = None) -> bool:
     """End one session; return whether it existed."""
-    return await _engine(app).revoke_session(handle)
+    return await get_engine(app).revoke_session(handle)
 
 
 async def revoke_multiple_sessions(handles: list[str], *, app: Starlette | None = None) -> list[str]:
     """End these sessions; return the handles that existed."""
-    return await _engine(app).revoke_multiple_sessions(handles)
+    return await get_engine(app).revoke_multiple_sessions(handles)
 
 
 async def revoke_all_sessions_for_user(user_id: str, *, app: Starlette | None = None) -> list[str]:
     """End every session of ``user_id``; return their handles."""
-    return await _engine(app).revoke_all_sessions_for_user(user_id)
+    return await get_engine(app).revoke_all_sessions_for_user(user_id)
 
 
 async def get_all_session_handles_for_user(user_id: str, *, app: Starlette | None = None) -> list[str]:
     """Handles of ``user_id``'s live sessions."""
-    return await _engine(app).get_all_session_handles_for_user(user_id)
+    return await get_engine(app).get_all_session_handles_for_user(user_id)
 
 
 async def get_session_data(handle: str, *, app: Starlette | None = None) -> dict[str, Any]:
     """The private session data; ``UnauthorizedError`` if the session is gone."""
-    return await _engine(app).get_session_data(handle)
+    return await get_engine(app).get_session_data(handle)
 
 
 async def update_session_data(handle: str, data: dict[str, Any], *, app: Starlette | None = None) -> None:
     """Overwrite the private session data; ``UnauthorizedError`` if the session is gone."""
-    await _engine(app).update_session_data(handle, data)
+    await get_engine(app).update_session_data(handle, data)
 
 
 async def get_jwt_payload(handle: str, *, app: Starlette | None = None) -> dict[str, Any]:
     """The JWT payload stored for the session."""
-    return await _engine(app).get_jwt_payload(handle)
+    return await get_engine(app).get_jwt_payload(handle)
 
 
 async def update_jwt_payload(handle: str, payload: dict[str, Any], *, app: Starlette | None = None) -> None:
     """Overwrite the stored JWT payload (access tokens issued from now on carry it; use
     ``session.update_jwt_payload`` to also re-issue the current request's token)."""
-    await _engine(app).update_jwt_payload(handle, payload)
+    await get_engine(app).update_jwt_payload(handle, payload)
 
 
 async def get_session_information(handle: str, *, app: Starlette | None = None) -> SessionInformation:
     """Everything stored about a session; ``UnauthorizedError`` if it is gone."""
-    return await _engine(app).get_session_information(handle)
+    return await get_engine(app).get_session_information(handle)

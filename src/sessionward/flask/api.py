@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from flask import Flask
 from werkzeug.local import LocalProxy
 from werkzeug.wrappers import Request as WerkzeugRequest
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from ..engine.sync import SessionWard
 from ..engine.types import SessionInformation
 from ..session import Session
 from ..transport import ANTI_CSRF_HEADER, preflight_headers
@@ -22,23 +24,6 @@ from .state import (
     _request_state,
     _RequestState,
 )
-
-__all__ = [
-    "create_new_session",
-    "current_session",
-    "get_all_session_handles_for_user",
-    "get_jwt_payload",
-    "get_session",
-    "get_session_data",
-    "get_session_information",
-    "preflight",
-    "refresh_session",
-    "revoke_all_sessions_for_user",
-    "revoke_multiple_sessions",
-    "revoke_session",
-    "update_jwt_payload",
-    "update_session_data",
-]
 
 _ANTI_CSRF_ENVIRON = "HTTP_" + ANTI_CSRF_HEADER.upper().replace("-", "_")
 
@@ -65,9 +50,9 @@ def create_new_session(
 
 
 def get_session(
-    req: WerkzeugRequest, response: WerkzeugResponse | None = None, anti_csrf_check: bool | None = None
+    request: WerkzeugRequest, response: WerkzeugResponse | None = None, anti_csrf_check: bool | None = None
 ) -> Session:
-    """Verify the session of ``req`` (normally :data:`flask.request`).
+    """Verify the session of ``request`` (normally :data:`flask.request`).
 
     ``anti_csrf_check=None`` checks the ``anti-csrf`` header unless the method is GET, HEAD
     or OPTIONS (and only when ``enable_anti_csrf`` is on). Raises ``UnauthorizedError`` or
@@ -75,10 +60,14 @@ def get_session(
     to ``response`` when given, and in any case to the response the view returns.
     """
     extension = _extension()
-    state = _request_state(extension, req)
+    state = _request_state(extension, request)
     effects = state.effects
     session = extension.handler.verify(
-        effects, _cookie_header(req), req.environ.get(_ANTI_CSRF_ENVIRON), req.method, anti_csrf_check
+        effects,
+        _cookie_header(request),
+        request.environ.get(_ANTI_CSRF_ENVIRON),
+        request.method,
+        anti_csrf_check,
     )
     state.session = session
     if response is not None and effects.pending:
@@ -86,14 +75,14 @@ def get_session(
     return session
 
 
-def refresh_session(req: WerkzeugRequest, response: WerkzeugResponse | None = None) -> Session:
+def refresh_session(request: WerkzeugRequest, response: WerkzeugResponse | None = None) -> Session:
     """Rotate the tokens of a refresh request (the route ``init`` mounts does this).
 
     Raises ``UnauthorizedError`` or ``TokenTheftDetectedError``.
     """
     extension = _extension()
-    state = _request_state(extension, req)
-    session = extension.handler.refresh(state.effects, _cookie_header(req))
+    state = _request_state(extension, request)
+    session = extension.handler.refresh(state.effects, _cookie_header(request))
     state.session = session
     if response is not None:
         _apply(response, state.effects, None)
@@ -156,6 +145,14 @@ no session (``bool(current_session)`` is then ``False``)."""
 
 
 # -- management calls bound to the current app's engine ----------------------------------
+
+
+def get_engine(app: Flask | None = None) -> SessionWard:
+    """The :class:`~sessionward.SessionWard` of ``app`` (default: :data:`flask.current_app`).
+
+    Raises :class:`~sessionward.errors.GeneralError` when :func:`init` was not called for
+    that app."""
+    return _extension(app).engine
 
 
 def revoke_session(handle: str) -> bool:

@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from ..browser import CLIENT_SCRIPT_HEADERS, CLIENT_SCRIPT_PATH, client_script
 from ..config import Config
 from ..engine.sync import SessionWard
-from ..errors import SessionWardError
+from ..errors import GeneralError, SessionWardError
 from ..session import ErrorHandler, SessionHandler, TheftHook
 from ..stores.base import Store
 from ..transport import log_error_answer
@@ -64,7 +64,7 @@ def init(
     answer), and the ``after_request`` hook that writes pending cookies and headers.
     """
     if EXTENSION_KEY in app.extensions:
-        raise RuntimeError("sessionward.flask.init() has already been called for this app")
+        raise GeneralError("sessionward.flask.init() was already called for this app")
     resolved = _resolve_config(app, config, options)
     engine = SessionWard(resolved, store=store)
     try:

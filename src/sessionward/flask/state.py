@@ -17,6 +17,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from ..config import Config
 from ..engine.sync import SessionWard
+from ..errors import GeneralError
 from ..session import Session, SessionHandler
 from ..transport import ResponseEffects, final_response_headers
 
@@ -55,16 +56,15 @@ class _RequestState:
         self.session: Session | None = None
 
 
-def _extension() -> SessionWardExtension:
-    # _get_current_object(): one context-variable read, where an attribute read through the
-    # proxy first fails (AttributeError) and then resolves through __getattr__.
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+def _extension(app: Flask | None = None) -> SessionWardExtension:
+    if app is None:
+        # _get_current_object(): one context-variable read, where an attribute read through
+        # the proxy first fails (AttributeError) and then resolves through __getattr__.
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
         return cast(SessionWardExtension, app.extensions[EXTENSION_KEY])
     except KeyError:
-        raise RuntimeError(
-            "sessionward is not installed on this app: call sessionward.flask.init(app) first"
-        ) from None
+        raise GeneralError("sessionward.flask.init() was not called for this app") from None
 
 
 def _current_request() -> WerkzeugRequest:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import GeneralError
+from ..tokens.encoding import dumps_compact
 
 __all__ = [
     "AsyncStore",
@@ -51,6 +52,22 @@ def json_object(text: str) -> dict[str, Any]:
     if type(value) is not dict:
         raise ValueError(f"expected a JSON object, got {type(value).__name__}")
     return value
+
+
+def session_row_to_columns(row: SessionRow) -> tuple[str | int | None, ...]:
+    """The ``session_info`` columns of ``row`` in table order, the two JSON columns as
+    compact text (the inverse of :func:`session_row_from_columns`)."""
+    return (
+        row.session_handle,
+        row.user_id,
+        row.refresh_token_hash_2,
+        row.prev_refresh_token_hash_2,
+        row.rotated_at,
+        dumps_compact(row.session_data),
+        dumps_compact(row.jwt_user_payload),
+        row.created_at_time,
+        row.expires_at,
+    )
 
 
 def session_row_from_columns(values: tuple[Any, ...]) -> SessionRow:

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..errors import ConfigError, GeneralError, StorageUnavailableError
 from ..tokens.encoding import dumps_compact
-from .base import SessionRow, StoredKey, session_row_from_columns
+from .base import SessionRow, StoredKey, session_row_from_columns, session_row_to_columns
 from .schema import latest_version, migrations_for
 
 __all__ = ["SQLiteStore", "parse_sqlite_url"]
@@ -204,17 +204,7 @@ class SQLiteStore:
     # -- sessions ------------------------------------------------------------------------
 
     def insert_session(self, row: SessionRow) -> None:
-        values = (
-            row.session_handle,
-            row.user_id,
-            row.refresh_token_hash_2,
-            row.prev_refresh_token_hash_2,
-            row.rotated_at,
-            dumps_compact(row.session_data),
-            dumps_compact(row.jwt_user_payload),
-            row.created_at_time,
-            row.expires_at,
-        )
+        values = session_row_to_columns(row)
         self._run(
             lambda c: c.execute(
                 f"INSERT INTO session_info ({_ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

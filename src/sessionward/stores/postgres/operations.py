@@ -19,28 +19,8 @@ from typing import Any, Literal, TypeVar
 
 from ...errors import GeneralError
 from ...tokens.encoding import dumps_compact
-from ..base import SessionRow, StoredKey, session_row_from_columns
+from ..base import SessionRow, StoredKey, session_row_from_columns, session_row_to_columns
 from ..schema import latest_version, migrations_for
-
-__all__ = [
-    "DIALECT",
-    "Fetch",
-    "Operation",
-    "Query",
-    "check_schema",
-    "delete_expired",
-    "delete_keys",
-    "delete_sessions",
-    "delete_sessions_for_user",
-    "get_handles_for_user",
-    "get_session",
-    "insert_key_if_absent",
-    "insert_session",
-    "load_keys",
-    "migrate",
-    "promote",
-    "update_json",
-]
 
 T = TypeVar("T")
 DIALECT = "postgres"
@@ -115,17 +95,7 @@ def insert_session(row: SessionRow) -> Operation[None]:
     """Insert a new session row."""
     yield Query(
         f"INSERT INTO session_info ({_ROW_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            row.session_handle,
-            row.user_id,
-            row.refresh_token_hash_2,
-            row.prev_refresh_token_hash_2,
-            row.rotated_at,
-            dumps_compact(row.session_data),
-            dumps_compact(row.jwt_user_payload),
-            row.created_at_time,
-            row.expires_at,
-        ),
+        session_row_to_columns(row),
     )
 
 

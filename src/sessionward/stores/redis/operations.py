@@ -16,24 +16,6 @@ from ...errors import GeneralError
 from ...tokens.encoding import dumps_compact
 from ..base import CorruptSessionRowError, SessionRow, StoredKey, json_object
 
-__all__ = [
-    "LAYOUT_VERSION",
-    "Op",
-    "check_schema",
-    "delete_keys",
-    "delete_sessions",
-    "delete_sessions_for_user",
-    "get_handles_for_user",
-    "get_session",
-    "insert_key_if_absent",
-    "insert_session",
-    "load_keys",
-    "migrate",
-    "promote",
-    "sweep",
-    "update_json",
-]
-
 T = TypeVar("T")
 #: Version of the key layout that ``migrate`` records (the Redis analogue of a schema).
 LAYOUT_VERSION = 1
