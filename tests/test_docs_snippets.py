@@ -323,11 +323,8 @@ def django_settings(module: types.ModuleType) -> dict[str, Any]:
 @contextmanager
 def django_site(module: types.ModuleType, urlpatterns: list[Any]) -> Iterator[None]:
     """Serve ``urlpatterns`` with the settings the block defined, then restore Django."""
-    apps = str(Path(__file__).resolve().parent / "frameworks" / "apps")
-    if apps not in sys.path:
-        sys.path.insert(0, apps)
-    import django_app  # the suite's one-per-process Django configuration
     from django.test import override_settings
+    from frameworks.apps import django_app  # the suite's one-per-process Django configuration
 
     from sessionward.django import reset_engine
 

@@ -11,9 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sdk
-from browser_env import CHROMIUM, EXAMPLE_SITE, JS_ASSETS, ClientPage, PageServer, ServerPool, require_client
 from support.services import skip_or_fail
+
+from browser import sdk
+from browser.browser_env import (
+    CHROMIUM,
+    EXAMPLE_SITE,
+    JS_ASSETS,
+    ClientPage,
+    PageServer,
+    ServerPool,
+    require_client,
+)
 
 # -- browser -------------------------------------------------------------------------------------
 

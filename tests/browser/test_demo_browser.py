@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from browser_env import free_port
+from support.processes import free_port
 from support.services import skip_or_fail
 
 VALIDITY = 3  # seconds: the demo's --access-token-validity

@@ -7,20 +7,14 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from clients import IN_PROCESS, open_client
 
+from frameworks.apps import django_app
+from frameworks.clients import IN_PROCESS, open_client
 from sessionward import Config, GeneralError, SessionWard, transport
-
-APPS = Path(__file__).resolve().parent / "apps"
-if str(APPS) not in sys.path:
-    sys.path.insert(0, str(APPS))
-
-import django_app  # noqa: E402
 
 django_app.ensure_configured()
 

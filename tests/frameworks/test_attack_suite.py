@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clients import SERVERS, open_client
 from cryptography.hazmat.primitives import serialization
-from wire import SetCookie, WireClient, WireResponse
 
+from frameworks.clients import SERVERS, open_client
+from frameworks.wire import SetCookie, WireClient, WireResponse
 from sessionward import Config, SessionWard
 from sessionward.tokens.keys import SigningKey
 

@@ -9,9 +9,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from clients import IN_PROCESS, open_client
 from support.services import skip_or_fail
 
+from frameworks.clients import IN_PROCESS, open_client
 from sessionward import Config
 from sessionward.browser import (
     CLIENT_SCRIPT_CACHE_CONTROL,

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apps.flask_app import create_app
 from flask import Flask, current_app, request
 from flask.testing import FlaskClient
 from werkzeug.local import LocalProxy
 from werkzeug.test import TestResponse
 
+from frameworks.apps.flask_app import create_app
 from sessionward import Config, GeneralError, SessionWardError, TryRefreshTokenError
 from sessionward.flask import (
     create_new_session,
