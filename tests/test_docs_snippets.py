@@ -323,7 +323,7 @@ def django_settings(module: types.ModuleType) -> dict[str, Any]:
 @contextmanager
 def django_site(module: types.ModuleType, urlpatterns: list[Any]) -> Iterator[None]:
     """Serve ``urlpatterns`` with the settings the block defined, then restore Django."""
-    from django.test import override_settings
+    from django.test import override_settings  # type: ignore[import-untyped]
     from frameworks.apps import django_app  # the suite's one-per-process Django configuration
 
     from sessionward.django import reset_engine
@@ -350,7 +350,7 @@ def check_django_settings(module: types.ModuleType, block: Block) -> None:
 
 def check_django_views(module: types.ModuleType, block: Block) -> None:
     from django.test import Client
-    from django.urls import path
+    from django.urls import path  # type: ignore[import-untyped]
 
     urlpatterns = [path("login", module.login), path("me", module.me), path("me-async", module.me_async)]
     with django_site(module, urlpatterns):

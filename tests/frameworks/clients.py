@@ -94,7 +94,7 @@ def _asgi(app: Any) -> Iterator[WireClient]:
 
 @contextmanager
 def _django(config: Config) -> Iterator[WireClient]:
-    from django.test import Client
+    from django.test import Client  # type: ignore[import-untyped]
 
     from frameworks.apps import django_app
 

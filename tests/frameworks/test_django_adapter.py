@@ -23,11 +23,11 @@ from sessionward.transport import ErrorResponse
 
 django_app.ensure_configured()
 
-from django.core.asgi import get_asgi_application  # noqa: E402
-from django.core.exceptions import ImproperlyConfigured  # noqa: E402
-from django.core.wsgi import get_wsgi_application  # noqa: E402
-from django.http import HttpResponse  # noqa: E402
-from django.test import AsyncClient, Client, override_settings  # noqa: E402
+from django.core.asgi import get_asgi_application  # type: ignore[import-untyped]  # noqa: E402
+from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]  # noqa: E402
+from django.core.wsgi import get_wsgi_application  # type: ignore[import-untyped]  # noqa: E402
+from django.http import HttpResponse  # type: ignore[import-untyped]  # noqa: E402
+from django.test import AsyncClient, Client, override_settings  # type: ignore[import-untyped]  # noqa: E402
 
 import sessionward.django as sw  # noqa: E402
 

@@ -54,7 +54,7 @@ def test_starlette_client_login_and_expiry(tmp_path: Path) -> None:
 
 
 def test_django_client_login_and_expiry(tmp_path: Path) -> None:
-    from django.test import Client
+    from django.test import Client  # type: ignore[import-untyped]
 
     from frameworks.apps import django_app
 
