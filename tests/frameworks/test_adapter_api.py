@@ -155,7 +155,7 @@ def test_init_twice_and_a_missing_init_fail_the_same_way(tmp_path: Path) -> None
     starlette_app = starlette.applications.Starlette()
     for module, app in ((sessionward.flask, flask_app), (sessionward.fastapi, starlette_app)):
         with pytest.raises(GeneralError, match=rf"^{module.__name__}\.init\(\) was not called for this app$"):
-            module.get_engine(app)  # type: ignore[attr-defined]
+            module.get_engine(app)
     extension = sessionward.flask.init(flask_app, config)
     sessionward.fastapi.init(starlette_app, config)
     try:
@@ -163,7 +163,7 @@ def test_init_twice_and_a_missing_init_fail_the_same_way(tmp_path: Path) -> None
             with pytest.raises(
                 GeneralError, match=rf"^{module.__name__}\.init\(\) was already called for this app$"
             ):
-                module.init(app, config)  # type: ignore[attr-defined]
+                module.init(app, config)
     finally:
         extension.close()
 

@@ -13,7 +13,6 @@ import asyncio
 import socket
 import time
 from collections.abc import Iterator
-from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
@@ -22,7 +21,7 @@ from reliability.tcp_proxy import CuttableProxy
 from support.backends import POSTGRES_URL, postgres_schema
 from support.services import reachable, skip_or_fail
 
-from sessionward import AsyncSessionWard, Config, SessionWard
+from sessionward import AsyncSessionWard, Config, SessionTokens, SessionWard
 from sessionward.errors import ConfigError, StorageUnavailableError
 from sessionward.stores.postgres import PostgresStore, parse_postgres_url
 from sessionward.stores.postgres.startup import startup_error
@@ -119,9 +118,10 @@ def test_a_server_down_at_start_up_is_unavailable_and_the_next_request_starts_th
         config = Config(store=url)
         ward = SessionWard(config) if driver == "sync" else AsyncSessionWard(config)
 
-        def request() -> Any:
-            result = ward.create_new_session("alice")
-            return runner.run(result) if driver == "async" else result
+        def request() -> SessionTokens:
+            if isinstance(ward, AsyncSessionWard):
+                return runner.run(ward.create_new_session("alice"))
+            return ward.create_new_session("alice")
 
         try:
             proxy.cut()

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -538,7 +539,7 @@ CROWD = 150  # concurrent operations on one engine, far more than its pooled con
 def test_more_concurrent_refreshes_than_connections_all_succeed(url: str) -> None:
     with SessionWard(engine_config(f"{url}&max_connections=4")) as ward:
         tokens = [ward.create_new_session(f"user{i}") for i in range(CROWD)]
-        results = run_in_threads([lambda t=t: ward.refresh_session(t.refresh_token.value) for t in tokens])
+        results = run_in_threads([partial(ward.refresh_session, t.refresh_token.value) for t in tokens])
     assert [r for r in results if isinstance(r, Exception)] == []
 
 
@@ -753,8 +754,8 @@ class Proxy:
 
 @pytest.fixture
 def proxy(server: str) -> Iterator[Proxy]:
-    parts = redis.connection.parse_url(f"{server}/0")
-    opened = Proxy(parts.get("host", "127.0.0.1"), int(parts.get("port", 6379)))
+    parts = urlsplit(server)
+    opened = Proxy(parts.hostname or "127.0.0.1", parts.port or 6379)
     yield opened
     opened.close()
 
