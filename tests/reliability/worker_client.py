@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import queue
 import signal
 import subprocess
@@ -13,9 +12,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from reliability.latency_store import LatencyPlan
+from support.processes import child_environment
 
 WORKER = Path(__file__).with_name("reliability_worker.py")
-TESTS = Path(__file__).resolve().parent.parent  # the worker imports ``support`` from here
 REPLY_TIMEOUT = 60.0
 
 
@@ -36,10 +35,7 @@ class Worker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
-            env={
-                **os.environ,
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
-            },
+            env=child_environment(),  # the worker imports ``support`` and ``reliability``
         )
         self.replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.progress: list[tuple[str, str]] = []
