@@ -57,8 +57,8 @@ def test(args: list[str]) -> None:
     say("ruff check, ruff format --check")
     run(python, "-m", "ruff", "check", *LINTED)
     run(python, "-m", "ruff", "format", "--check", *LINTED)
-    say("mypy --strict src")
-    run(python, "-m", "mypy", "--strict", "src")
+    say("mypy --strict src tests")
+    run(python, "-m", "mypy", "--strict", "src", "tests")
     say("pytest")
     run(python, "-m", "pytest", *args)
 

@@ -173,8 +173,8 @@ def test_range_bounds_accepted(name: str, low: int, high: int) -> None:
     extra: dict[str, Any] = {}
     if name == "access_token_validity":
         extra["refresh_token_validity"] = high + 1
-    assert getattr(Config(**{name: low}, **extra), name) == low
-    assert getattr(Config(**{name: high}, **extra), name) == high
+    assert getattr(Config(**{name: low, **extra}), name) == low
+    assert getattr(Config(**{name: high, **extra}), name) == high
 
 
 @pytest.mark.parametrize(("name", "low", "high"), RANGES)

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_backends import isolated_store_url
+from support.backends import isolated_store_url
 
 from sessionward import AsyncSessionWard, SessionWard
 
@@ -323,11 +323,8 @@ def django_settings(module: types.ModuleType) -> dict[str, Any]:
 @contextmanager
 def django_site(module: types.ModuleType, urlpatterns: list[Any]) -> Iterator[None]:
     """Serve ``urlpatterns`` with the settings the block defined, then restore Django."""
-    apps = str(Path(__file__).resolve().parent / "frameworks" / "apps")
-    if apps not in sys.path:
-        sys.path.insert(0, apps)
-    import django_app  # the suite's one-per-process Django configuration
-    from django.test import override_settings
+    from django.test import override_settings  # type: ignore[import-untyped]
+    from frameworks.apps import django_app  # the suite's one-per-process Django configuration
 
     from sessionward.django import reset_engine
 
@@ -353,7 +350,7 @@ def check_django_settings(module: types.ModuleType, block: Block) -> None:
 
 def check_django_views(module: types.ModuleType, block: Block) -> None:
     from django.test import Client
-    from django.urls import path
+    from django.urls import path  # type: ignore[import-untyped]
 
     urlpatterns = [path("login", module.login), path("me", module.me), path("me-async", module.me_async)]
     with django_site(module, urlpatterns):
@@ -415,7 +412,7 @@ def with_services(source: str, tmp_path: Path, config: pytest.Config, stack: Exi
 
     def isolated(found: re.Match[str]) -> str:
         backend = "postgres" if found["scheme"].startswith("postgres") else "redis"
-        return stack.enter_context(isolated_store_url(backend, tmp_path, config))
+        return stack.enter_context(isolated_store_url(backend, tmp_path))
 
     return SERVICE_URL.sub(isolated, source)
 

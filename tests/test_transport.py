@@ -12,6 +12,7 @@ from hypothesis import example, given, settings
 from sessionward import (
     Config,
     GeneralError,
+    SessionWardError,
     StorageUnavailableError,
     TokenTheftDetectedError,
     TryRefreshTokenError,
@@ -34,6 +35,7 @@ from sessionward.transport import (
 )
 
 CONFIG = Config(store="sqlite:///:memory:", cookie_secure=False)
+SESSION_COOKIES = ("sAccessToken", "sRefreshToken", "sIdRefreshToken")
 
 
 def tokens(access: str = "a.b.c", refresh: str = "r", id_refresh: str = "i") -> SessionTokens:
@@ -80,12 +82,13 @@ def test_parse_session_cookies(header: str | None, expected: tuple[object, ...])
 
 def reference_parse(cookie_header: str | None) -> RequestTokens:
     """The parser as it was before the fast path and the cache: the oracle for both."""
-    found: dict[str, object] = {}
+    values: dict[str, str] = {}
+    repeated: set[str] = set()
     if cookie_header:
         for pair in cookie_header.replace(",", ";").split(";"):
             name, sep, value = pair.partition("=")
             name = name.strip()
-            if not sep or name not in ("sAccessToken", "sRefreshToken", "sIdRefreshToken"):
+            if not sep or name not in SESSION_COOKIES:
                 continue
             value = value.strip()
             if len(value) >= 2 and value[0] == value[-1] == '"':
@@ -94,12 +97,10 @@ def reference_parse(cookie_header: str | None) -> RequestTokens:
                 decoded = unquote(value, errors="strict")
             except UnicodeDecodeError:
                 decoded = value
-            found[name] = DUPLICATE if name in found else decoded
-    return RequestTokens(
-        found.get("sAccessToken"),
-        found.get("sRefreshToken"),
-        found.get("sIdRefreshToken"),  # type: ignore[arg-type]
-    )
+            if name in values:
+                repeated.add(name)
+            values[name] = decoded
+    return RequestTokens(*(DUPLICATE if name in repeated else values.get(name) for name in SESSION_COOKIES))
 
 
 # Cookie headers made of the pieces hostile input is made of: our names and near misses,
@@ -310,11 +311,11 @@ def test_revocation_after_create_leaves_only_the_removal() -> None:
         (GeneralError("internal detail"), 500, "internal error", False),
     ],
 )
-def test_error_mapping(error: Exception, status: int, message: str, clear: bool) -> None:
+def test_error_mapping(error: SessionWardError, status: int, message: str, clear: bool) -> None:
     answer = error_response(
         error,
         Config(store="sqlite:///:memory:", session_expired_status_code=440) if status == 401 else CONFIG,
-    )  # type: ignore[arg-type]
+    )
     assert answer.status == (440 if status == 401 else status)
     assert json.loads(answer.body) == {"message": message}
     assert answer.clear_cookies is clear

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -18,18 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
+from support.processes import TESTS, child_environment, config_environment, free_port
+
+from browser import harness, sdk
+from sessionward import Config
 
 HERE = Path(__file__).resolve().parent
-TESTS = HERE.parent
-for directory in (HERE, TESTS, TESTS / "frameworks", TESTS / "frameworks" / "apps"):
-    if str(directory) not in sys.path:
-        sys.path.insert(0, str(directory))
-
-import harness  # noqa: E402
-import sdk  # noqa: E402
-
-from sessionward import Config  # noqa: E402
-
 CHROMIUM = Path(os.environ.get("SESSIONWARD_CHROMIUM", "/usr/bin/chromium"))
 CLIENT_SCRIPT = TESTS.parent / "src" / "sessionward" / "static" / "sessionward.js"
 SDK_CLIENTS = {f"st-{version}": version for version in sdk.SDK_VERSIONS}
@@ -40,20 +33,6 @@ JS_ASSETS = HERE / "js"
 # A site of several host names (www., api., app.) that Chromium resolves to 127.0.0.1
 # (--host-resolver-rules in conftest.py): the cookie_domain scenarios.
 EXAMPLE_SITE = "example.test"
-
-
-def config_environment(config: Config) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for field in dataclasses.fields(config):
-        value: Any = getattr(config, field.name)
-        env["SESSIONWARD_" + field.name.upper()] = "" if value is None else str(value)
-    return env
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def require_client(request: pytest.FixtureRequest, client: str) -> None:
@@ -129,9 +108,9 @@ def server_command(framework: str, port: int) -> list[str]:
             "-m",
             "uvicorn",
             "--app-dir",
-            str(HERE),
+            str(TESTS),
             "--factory",
-            "harness:fastapi_app",
+            "browser.harness:fastapi_app",
             "--host",
             "127.0.0.1",
             "--port",
@@ -145,7 +124,7 @@ def server_command(framework: str, port: int) -> list[str]:
         "-m",
         "gunicorn",
         "--chdir",
-        str(HERE),
+        str(TESTS),
         "-w",
         "1",
         "--threads",
@@ -154,7 +133,7 @@ def server_command(framework: str, port: int) -> list[str]:
         f"127.0.0.1:{port}",
         "--log-level",
         "warning",
-        f"harness:{framework}_app()",
+        f"browser.harness:{framework}_app()",
     ]
 
 
@@ -180,13 +159,14 @@ class ServerPool:
             **{"cookie_secure": False, **options},
         )
         port = free_port()
-        env = {
-            **os.environ,
-            **config_environment(config),
-            "PYTHONUNBUFFERED": "1",
-            "HARNESS_ASSETS": os.pathsep.join(str(path) for path in self.assets),
-            "HARNESS_ALLOW_ORIGINS": ",".join(self.allow_origins),
-        }
+        env = child_environment(
+            {
+                **config_environment(config),
+                "PYTHONUNBUFFERED": "1",
+                "HARNESS_ASSETS": os.pathsep.join(str(path) for path in self.assets),
+                "HARNESS_ALLOW_ORIGINS": ",".join(self.allow_origins),
+            }
+        )
         process = subprocess.Popen(
             server_command(framework, port), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )

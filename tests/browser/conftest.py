@@ -11,9 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sdk
-from browser_env import CHROMIUM, EXAMPLE_SITE, JS_ASSETS, ClientPage, PageServer, ServerPool, require_client
-from store_backends import skip_or_fail
+from support.services import skip_or_fail
+
+from browser import sdk
+from browser.browser_env import (
+    CHROMIUM,
+    EXAMPLE_SITE,
+    JS_ASSETS,
+    ClientPage,
+    PageServer,
+    ServerPool,
+    require_client,
+)
 
 # -- browser -------------------------------------------------------------------------------------
 
@@ -24,11 +33,11 @@ from store_backends import skip_or_fail
 @pytest.fixture(scope="module")
 def browser(request: pytest.FixtureRequest) -> Iterator[Any]:
     if not CHROMIUM.exists():
-        skip_or_fail(request.config, f"{CHROMIUM} is missing (apt-get install chromium)")
+        skip_or_fail(f"{CHROMIUM} is missing (apt-get install chromium)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        skip_or_fail(request.config, "playwright (Python) is not installed: pip install -e .[dev]")
+        skip_or_fail("playwright (Python) is not installed: pip install -e .[dev]")
     playwright = sync_playwright().start()
     try:
         chromium = playwright.chromium.launch(
@@ -72,7 +81,7 @@ def sdk_assets(request: pytest.FixtureRequest) -> Path:
         for version in sdk.SDK_VERSIONS:
             sdk.bundle(version)
     except sdk.ToolMissingError as error:
-        skip_or_fail(request.config, str(error))
+        skip_or_fail(str(error))
     return sdk.BUILD
 
 

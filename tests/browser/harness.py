@@ -22,17 +22,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from sessionward import Config
-
-APPS = Path(__file__).resolve().parent.parent / "frameworks" / "apps"
-if str(APPS) not in sys.path:
-    sys.path.insert(0, str(APPS))
 
 CLIENTS = {
     # client id -> classic scripts the page loads before the adapter
@@ -189,22 +184,22 @@ def asgi(app: Callable[..., Any], harness: Harness) -> Callable[..., Any]:
     return wrapped
 
 
-# Entry points for the servers (uvicorn --factory, gunicorn "harness:flask_app()").
+# Entry points for the servers (uvicorn --factory, gunicorn "browser.harness:flask_app()").
 
 
 def fastapi_app() -> Any:
-    import fastapi_app as module
+    from frameworks.apps import fastapi_app as module
 
     return asgi(module.create_app(Config.from_env()), Harness.from_env())
 
 
 def flask_app() -> Any:
-    import flask_app as module
+    from frameworks.apps import flask_app as module
 
     return wsgi(module.create_app(Config.from_env()).wsgi_app, Harness.from_env())
 
 
 def django_app() -> Any:
-    import django_app as module
+    from frameworks.apps import django_app as module
 
     return wsgi(module.wsgi_application(Config.from_env()), Harness.from_env())

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from browser_env import ClientPage
+from browser.browser_env import ClientPage
 
 FRAMEWORK = "fastapi"
 OPTIONS = {"enable_anti_csrf": True}

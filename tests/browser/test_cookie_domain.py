@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_env import (
+
+from browser.browser_env import (
     ACCESS_TOKEN_VALIDITY,
     CLIENTS,
     EXAMPLE_SITE,

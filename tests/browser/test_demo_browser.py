@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
-from browser_env import free_port
-from store_backends import skip_or_fail
+from support.processes import free_port
+from support.services import skip_or_fail
 
 VALIDITY = 3  # seconds: the demo's --access-token-validity
 TIMEOUT_MS = 20_000
@@ -61,7 +61,7 @@ def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as exc:
-        skip_or_fail(request.config, f"the demo needs the fastapi extra ({exc.name} is missing)")
+        skip_or_fail(f"the demo needs the fastapi extra ({exc.name} is missing)")
     tmp = tmp_path_factory.mktemp("demo")
     store = f"sqlite:///{tmp / 'demo.db'}"
     port = free_port()

@@ -13,7 +13,8 @@ import time
 from typing import Any
 
 import pytest
-from browser_env import ACCESS_TOKEN_VALIDITY, CLIENTS, FRAMEWORKS, PageServer
+
+from browser.browser_env import ACCESS_TOKEN_VALIDITY, CLIENTS, FRAMEWORKS, PageServer
 
 # A little over the access-token validity: the token's exp is at most issued_at + validity.
 EXPIRY_WAIT = ACCESS_TOKEN_VALIDITY + 0.3

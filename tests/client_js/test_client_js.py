@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_backends import skip_or_fail
+from support.services import skip_or_fail
 
 SCRIPT = Path(__file__).resolve().parents[2] / "src" / "sessionward" / "static" / "sessionward.js"
 HARNESS = Path(__file__).resolve().parent / "harness.mjs"
@@ -20,7 +20,7 @@ HARNESS = Path(__file__).resolve().parent / "harness.mjs"
 def results(request: pytest.FixtureRequest) -> dict[str, Any]:
     node = shutil.which("node")
     if node is None:
-        skip_or_fail(request.config, "node is not installed: cannot run the JavaScript client's tests")
+        skip_or_fail("node is not installed: cannot run the JavaScript client's tests")
     assert node is not None
     done = subprocess.run([node, str(HARNESS), str(SCRIPT)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -1,4 +1,4 @@
-"""The demo app's HTTP API, through its ASGI app (Starlette's httpx-based TestClient)."""
+"""The demo app's HTTP API, through its ASGI app (Starlette's TestClient, built on httpx2)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
@@ -27,7 +27,7 @@ class Browser:
         self.client = client
         self.anti_csrf: str | None = None
 
-    def call(self, method: str, path: str, json: Any = None) -> httpx.Response:
+    def call(self, method: str, path: str, json: Any = None) -> httpx2.Response:
         headers = {"anti-csrf": self.anti_csrf} if self.anti_csrf else {}
         response = self.client.request(method, path, json=json, headers=headers)
         if response.headers.get("anti-csrf"):

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.clock import FakeClock
+from support.stores import RecordingStore
 
 from sessionward import (
     AsyncSessionWard,
@@ -29,36 +31,8 @@ from sessionward import (
 from sessionward.stores.sqlite import SQLiteStore
 from sessionward.stores.threaded import ThreadedAsyncStore
 
-T0 = 1_700_000_000.0
 SYNC_ONLY = {"close"}
 ASYNC_ONLY = {"aclose"}
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class ThreadRecordingStore:
-    """Delegates to a real store and records the thread of every call."""
-
-    def __init__(self, inner: SQLiteStore) -> None:
-        self.inner = inner
-        self.threads: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self.inner, name)
-        if not callable(attribute):
-            return attribute
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            self.threads.append(threading.current_thread().name)
-            return attribute(*args, **kwargs)
-
-        return call
 
 
 def config_for(path: Path, **options: Any) -> Config:
@@ -214,8 +188,8 @@ def test_async_engine_behaves_like_the_sync_engine(tmp_path: Path) -> None:
 
 
 def test_store_calls_run_in_the_worker_thread(tmp_path: Path) -> None:
-    recording = ThreadRecordingStore(SQLiteStore(f"sqlite:///{tmp_path / 'a.db'}"))
-    store = ThreadedAsyncStore(recording)  # type: ignore[arg-type]
+    recording = RecordingStore(SQLiteStore(f"sqlite:///{tmp_path / 'a.db'}"))
+    store = ThreadedAsyncStore(recording)
 
     async def run() -> str:
         engine = AsyncSessionWard(config_for(tmp_path / "a.db"), store=store)
@@ -228,9 +202,10 @@ def test_store_calls_run_in_the_worker_thread(tmp_path: Path) -> None:
         return threading.current_thread().name
 
     loop_thread = asyncio.run(run())
-    assert recording.threads
-    assert all(name.startswith("sessionward-store") for name in recording.threads), set(recording.threads)
-    assert loop_thread not in recording.threads
+    threads = {thread.name for _, thread in recording.threads}
+    assert threads
+    assert all(name.startswith("sessionward-store") for name in threads), threads
+    assert loop_thread not in threads
 
 
 def test_event_loop_keeps_running_while_the_store_waits(tmp_path: Path) -> None:

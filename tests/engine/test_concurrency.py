@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.clock import FakeClock
+from support.stores import RecordingStore
 
 from sessionward import (
     AsyncSessionWard,
@@ -33,45 +34,7 @@ from sessionward.stores.sqlite import SQLiteStore
 from sessionward.stores.threaded import ThreadedAsyncStore
 
 N = 50
-T0 = 1_700_000_000.0
 GRACE = 10
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class CountingStore:
-    """Delegates to a real store; counts calls and successful compare-and-sets."""
-
-    def __init__(self, inner: SQLiteStore) -> None:
-        self.inner = inner
-        self.calls: Counter[str] = Counter()
-        self.promoted = 0
-        self._lock = threading.Lock()
-
-    def promote(self, *args: Any) -> bool:
-        changed = self.inner.promote(*args)
-        with self._lock:
-            self.calls["promote"] += 1
-            self.promoted += bool(changed)
-        return changed
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self.inner, name)
-        if not callable(attribute):
-            return attribute
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                self.calls[name] += 1
-            return attribute(*args, **kwargs)
-
-        return call
 
 
 def make_config(path: Path) -> Config:
@@ -92,11 +55,8 @@ class Cluster:
     def __init__(self, path: Path, engines: int) -> None:
         self.clock = FakeClock()
         self.config = make_config(path)
-        self.stores = [CountingStore(SQLiteStore(f"sqlite:///{path}")) for _ in range(engines)]
-        self.engines = [
-            SessionWard(self.config, store=store, clock=self.clock)  # type: ignore[arg-type]
-            for store in self.stores
-        ]
+        self.stores = [RecordingStore(SQLiteStore(f"sqlite:///{path}")) for _ in range(engines)]
+        self.engines = [SessionWard(self.config, store=store, clock=self.clock) for store in self.stores]
 
     @property
     def promoted(self) -> int:
@@ -250,8 +210,8 @@ def test_threads_across_many_sessions_do_not_interfere(tmp_path: Path) -> None:
 class AsyncCluster:
     def __init__(self, path: Path) -> None:
         self.clock = FakeClock()
-        self.sync_store = CountingStore(SQLiteStore(f"sqlite:///{path}"))
-        self.store = ThreadedAsyncStore(self.sync_store)  # type: ignore[arg-type]
+        self.sync_store = RecordingStore(SQLiteStore(f"sqlite:///{path}"))
+        self.store = ThreadedAsyncStore(self.sync_store)
         self.engine = AsyncSessionWard(make_config(path), store=self.store, clock=self.clock)
 
     async def close(self) -> None:

@@ -21,6 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from support.stores import RecordingStore
 
 from sessionward import (
     Config,
@@ -440,29 +441,14 @@ def test_kid_of_a_key_from_another_engine(engine: SessionWard, victim: SessionTo
     assert_victim_ok(engine, victim)
 
 
-class CountingStore:
-    """Delegates to a real store and counts ``load_keys`` calls."""
-
-    def __init__(self, real: SQLiteStore) -> None:
-        self._real = real
-        self.load_keys_calls = 0
-
-    def load_keys(self, prefix: str) -> Any:
-        self.load_keys_calls += 1
-        return self._real.load_keys(prefix)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
-
-
 def test_unknown_kid_flood_reloads_keys_at_most_once() -> None:
     real = SQLiteStore(MEMORY)
-    proxy = CountingStore(real)
+    proxy = RecordingStore(real)
     try:
-        engine = SessionWard(Config(store=MEMORY), store=proxy)  # type: ignore[arg-type]
+        engine = SessionWard(Config(store=MEMORY), store=proxy)
         victim = engine.create_new_session("victim")
         claims = claims_of(victim.access_token.value)
-        before = proxy.load_keys_calls
+        before = proxy.calls["load_keys"]
         assert before >= 1  # the real store really is behind the proxy
         # Built up front (the signature is never reached for an unknown kid), so the flood
         # itself takes far less than the reload interval.
@@ -473,14 +459,14 @@ def test_unknown_kid_flood_reloads_keys_at_most_once() -> None:
         ]
         for token in flood:
             rejected(engine, token)
-        assert proxy.load_keys_calls - before <= 1
+        assert proxy.calls["load_keys"] - before <= 1
         # Malformed kids never reach the store at all.
         for index in range(200):
             rejected(engine, f"{b64(compact(header_for(engine, kid=f'../{index}')))}.{body}.{signature}")
         # Validly signed tokens under an unknown kid: the same verdict, still no extra reload.
         for index in range(20):
             rejected(engine, sign_raw(engine, header_for(engine, kid=f"signed{index}"), claims))
-        assert proxy.load_keys_calls - before <= 1
+        assert proxy.calls["load_keys"] - before <= 1
         assert_victim_ok(engine, victim)
     finally:
         real.close()

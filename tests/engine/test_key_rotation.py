@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import CountingStore, FakeClock
+from support.clock import FakeClock
+from support.stores import RecordingStore
 
 from sessionward import Config, SessionWard, TryRefreshTokenError
 from sessionward.stores.sqlite import SQLiteStore
@@ -40,28 +41,28 @@ def stored_keys(path: Path) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture
-def counting_stores(tmp_path: Path) -> Iterator[list[CountingStore]]:
-    made: list[CountingStore] = []
+def counting_stores(tmp_path: Path) -> Iterator[list[RecordingStore]]:
+    made: list[RecordingStore] = []
     yield made
     for store in made:
         store.inner.close()
 
 
-def counting_store(stores: list[CountingStore], path: Path) -> CountingStore:
-    store = CountingStore(SQLiteStore(f"sqlite:///{path}"))
+def counting_store(stores: list[RecordingStore], path: Path) -> RecordingStore:
+    store = RecordingStore(SQLiteStore(f"sqlite:///{path}"))
     stores.append(store)
     return store
 
 
 @pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA", "HS256"])
 def test_previous_key_verifies_after_rotation(
-    tmp_path: Path, alg: str, counting_stores: list[CountingStore]
+    tmp_path: Path, alg: str, counting_stores: list[RecordingStore]
 ) -> None:
     path = tmp_path / "keys.db"
     config = Config(store=f"sqlite:///{path}", access_token_algorithm=alg)
-    first = SessionWard(config, store=counting_store(counting_stores, path))  # type: ignore[arg-type]
+    first = SessionWard(config, store=counting_store(counting_stores, path))
     second_store = counting_store(counting_stores, path)
-    second = SessionWard(config, store=second_store)  # type: ignore[arg-type]
+    second = SessionWard(config, store=second_store)
     try:
         before = [first.create_new_session(f"user{i}") for i in range(2)]
         second.get_session(before[0].access_token.value)  # second engine started, keys loaded
@@ -102,7 +103,7 @@ def test_previous_key_verifies_after_rotation(
         second.close()
 
 
-def test_dynamic_interval_rotation(tmp_path: Path, counting_stores: list[CountingStore]) -> None:
+def test_dynamic_interval_rotation(tmp_path: Path, counting_stores: list[RecordingStore]) -> None:
     path = tmp_path / "keys.db"
     start_interval = 1_700_000_000 // INTERVAL + 1
     clock = FakeClock(start_interval * INTERVAL + 100.0)
@@ -117,9 +118,9 @@ def test_dynamic_interval_rotation(tmp_path: Path, counting_stores: list[Countin
     def name(index: int) -> str:
         return f"{PREFIX}ES256/i{index:012d}"
 
-    engine = SessionWard(config, store=counting_store(counting_stores, path), clock=clock)  # type: ignore[arg-type]
+    engine = SessionWard(config, store=counting_store(counting_stores, path), clock=clock)
     late_store = counting_store(counting_stores, path)
-    watcher = SessionWard(config, store=late_store, clock=clock)  # type: ignore[arg-type]
+    watcher = SessionWard(config, store=late_store, clock=clock)
     try:
         tokens: dict[int, str] = {}
         for step in range(5):

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import CountingStore, FakeClock, claims, h
+from support.clock import FakeClock
+from support.stores import RecordingStore
+from support.tokens import claims, h
 
 from sessionward import (
     Config,
@@ -28,7 +30,6 @@ from sessionward import (
 )
 from sessionward.stores.sqlite import SQLiteStore
 
-T0 = 1_700_000_000.0
 VALIDITY = 60
 IDLE = 300
 GRACE = 10
@@ -49,8 +50,8 @@ class Env:
         }
         settings.update(options)
         self.config = Config(store=f"sqlite:///{path}", **settings)
-        self.store = CountingStore(SQLiteStore(f"sqlite:///{path}?timeout=0.2"))
-        self.engine = SessionWard(self.config, store=self.store, clock=self.clock)  # type: ignore[arg-type]
+        self.store = RecordingStore(SQLiteStore(f"sqlite:///{path}?timeout=0.2"))
+        self.engine = SessionWard(self.config, store=self.store, clock=self.clock)
 
     def close(self) -> None:
         self.engine.close()

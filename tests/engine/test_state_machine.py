@@ -23,9 +23,10 @@ from typing import Any
 
 import hypothesis.strategies as st
 import pytest
-from engine_helpers import FakeClock, claims, h
 from hypothesis import HealthCheck, event, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from support.clock import FakeClock
+from support.tokens import claims, h
 
 from sessionward import (
     Config,
@@ -46,7 +47,7 @@ USERS = ("alice", "bob")
 # timeout, and than a signing-key interval (3600 s).
 SMALL_JUMPS = (0.5, 1, 3, 9, 10, 10.5, 11, 30)
 LARGE_JUMPS = (59, 60, 61, 120, IDLE - 1, IDLE + 1, 700, 4000)
-PAYLOADS = ({}, {"role": "user"}, {"role": "admin", "n": [1, 2]}, {"é": "ü"})
+PAYLOADS: tuple[dict[str, Any], ...] = ({}, {"role": "user"}, {"role": "admin", "n": [1, 2]}, {"é": "ü"})
 
 
 @dataclass

@@ -14,22 +14,10 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from support.clock import FakeClock
+from support.tokens import h
 
 from sessionward import Config, SessionTokens, SessionWard, TokenTheftDetectedError
-
-T0 = 1_700_000_000.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def h(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def raw_bytes(path: Path) -> bytes:

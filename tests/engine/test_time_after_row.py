@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import FakeClock, claims
+from support.clock import FakeClock
+from support.tokens import claims
 
 from sessionward import Config, SessionWard, TokenTheftDetectedError
 from sessionward.stores.sqlite import SQLiteStore
@@ -60,7 +61,7 @@ class Env:
         self.config = Config(store=f"sqlite:///{path}", **settings)
         self.inner = SQLiteStore(f"sqlite:///{path}")
         self.store = InterleavingStore(self.inner)
-        self.engine = SessionWard(self.config, store=self.store, clock=self.clock)  # type: ignore[arg-type]
+        self.engine = SessionWard(self.config, store=self.store, clock=self.clock)
         # A second engine on the same file plays "another tab / another process".
         self.other = SessionWard(self.config, store=f"sqlite:///{path}", clock=self.clock)
 

@@ -1,5 +1,5 @@
 """Open the test app of one framework, through its own test client or a real server, as a
-:class:`wire.WireClient`.
+:class:`frameworks.wire.WireClient`.
 
 ``FRAMEWORKS`` lists the in-process variants (each framework's own test client) and the
 real servers on 127.0.0.1: FastAPI under uvicorn, Flask and Django under gunicorn.
@@ -7,26 +7,19 @@ real servers on 127.0.0.1: FastAPI under uvicorn, Flask and Django under gunicor
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.cookies import SimpleCookie
-from pathlib import Path
 from typing import Any
 
 import httpx
-from wire import Headers, WireClient, WireResponse
+from support.processes import TESTS, child_environment, config_environment, free_port
 
+from frameworks.wire import Headers, WireClient, WireResponse
 from sessionward import Config
-
-APPS = Path(__file__).resolve().parent / "apps"
-if str(APPS) not in sys.path:
-    sys.path.insert(0, str(APPS))
 
 IN_PROCESS = ("flask", "fastapi", "django")
 SERVERS = ("flask-gunicorn", "fastapi-uvicorn", "django-gunicorn")
@@ -53,7 +46,7 @@ def open_client(framework: str, config: Config) -> Iterator[WireClient]:
 
 @contextmanager
 def _flask(config: Config) -> Iterator[WireClient]:
-    import flask_app
+    from frameworks.apps import flask_app
 
     app = flask_app.create_app(config)
     test_client = app.test_client(use_cookies=False)
@@ -70,7 +63,7 @@ def _flask(config: Config) -> Iterator[WireClient]:
 
 @contextmanager
 def _fastapi(config: Config) -> Iterator[WireClient]:
-    import fastapi_app
+    from frameworks.apps import fastapi_app
 
     with _asgi(fastapi_app.create_app(config)) as client:
         yield client
@@ -78,7 +71,7 @@ def _fastapi(config: Config) -> Iterator[WireClient]:
 
 @contextmanager
 def _starlette(config: Config) -> Iterator[WireClient]:
-    import fastapi_app
+    from frameworks.apps import fastapi_app
 
     with _asgi(fastapi_app.create_starlette_app(config)) as client:
         yield client
@@ -101,8 +94,9 @@ def _asgi(app: Any) -> Iterator[WireClient]:
 
 @contextmanager
 def _django(config: Config) -> Iterator[WireClient]:
-    import django_app
-    from django.test import Client
+    from django.test import Client  # type: ignore[import-untyped]
+
+    from frameworks.apps import django_app
 
     with django_app.configured(config):
         test_client = Client()
@@ -130,12 +124,6 @@ def _django(config: Config) -> Iterator[WireClient]:
         yield WireClient(transport)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _server_command(framework: str, port: int) -> list[str]:
     bind = f"127.0.0.1:{port}"
     if framework == "fastapi-uvicorn":
@@ -144,9 +132,9 @@ def _server_command(framework: str, port: int) -> list[str]:
             "-m",
             "uvicorn",
             "--app-dir",
-            str(APPS),
+            str(TESTS),
             "--factory",
-            "serve:fastapi_app",
+            "frameworks.apps.serve:fastapi_app",
             "--host",
             "127.0.0.1",
             "--port",
@@ -156,14 +144,14 @@ def _server_command(framework: str, port: int) -> list[str]:
             "--log-level",
             "warning",
         ]
-    target = "serve:flask_app()" if framework == "flask-gunicorn" else "serve:django_app()"
+    app = "flask_app" if framework == "flask-gunicorn" else "django_app"
     # Cookie headers up to 16 KB reach the app, so oversized tokens get the library's answer.
     return [
         sys.executable,
         "-m",
         "gunicorn",
         "--chdir",
-        str(APPS),
+        str(TESTS),
         "-w",
         "1",
         "-b",
@@ -172,22 +160,14 @@ def _server_command(framework: str, port: int) -> list[str]:
         "16384",
         "--log-level",
         "warning",
-        target,
+        f"frameworks.apps.serve:{app}()",
     ]
-
-
-def config_environment(config: Config) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for field in dataclasses.fields(config):
-        value: Any = getattr(config, field.name)
-        env["SESSIONWARD_" + field.name.upper()] = "" if value is None else str(value)
-    return env
 
 
 @contextmanager
 def _server(framework: str, config: Config) -> Iterator[WireClient]:
-    port = _free_port()
-    env = {**os.environ, **config_environment(config), "PYTHONUNBUFFERED": "1"}
+    port = free_port()
+    env = child_environment({**config_environment(config), "PYTHONUNBUFFERED": "1"})
     process = subprocess.Popen(
         _server_command(framework, port), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )

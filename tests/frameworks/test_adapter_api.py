@@ -7,20 +7,14 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from clients import IN_PROCESS, open_client
 
+from frameworks.apps import django_app
+from frameworks.clients import IN_PROCESS, open_client
 from sessionward import Config, GeneralError, SessionWard, transport
-
-APPS = Path(__file__).resolve().parent / "apps"
-if str(APPS) not in sys.path:
-    sys.path.insert(0, str(APPS))
-
-import django_app  # noqa: E402
 
 django_app.ensure_configured()
 
@@ -161,7 +155,7 @@ def test_init_twice_and_a_missing_init_fail_the_same_way(tmp_path: Path) -> None
     starlette_app = starlette.applications.Starlette()
     for module, app in ((sessionward.flask, flask_app), (sessionward.fastapi, starlette_app)):
         with pytest.raises(GeneralError, match=rf"^{module.__name__}\.init\(\) was not called for this app$"):
-            module.get_engine(app)  # type: ignore[attr-defined]
+            module.get_engine(app)
     extension = sessionward.flask.init(flask_app, config)
     sessionward.fastapi.init(starlette_app, config)
     try:
@@ -169,7 +163,7 @@ def test_init_twice_and_a_missing_init_fail_the_same_way(tmp_path: Path) -> None
             with pytest.raises(
                 GeneralError, match=rf"^{module.__name__}\.init\(\) was already called for this app$"
             ):
-                module.init(app, config)  # type: ignore[attr-defined]
+                module.init(app, config)
     finally:
         extension.close()
 

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clients import SERVERS, open_client
 from cryptography.hazmat.primitives import serialization
-from wire import SetCookie, WireClient, WireResponse
 
+from frameworks.clients import SERVERS, open_client
+from frameworks.wire import SetCookie, WireClient, WireResponse
 from sessionward import Config, SessionWard
 from sessionward.tokens.keys import SigningKey
 
@@ -624,10 +624,11 @@ def normalised(response: WireResponse) -> dict[str, Any]:
         if value is None:
             continue
         if name in ("front-token", "anti-csrf") or (name == "id-refresh-token" and value != "remove"):
-            value = "<token>"
+            headers[name] = "<token>"
         elif name.startswith("access-control-") and "," in value:
-            value = sorted(item.strip().lower() for item in value.split(","))
-        headers[name] = value
+            headers[name] = sorted(item.strip().lower() for item in value.split(","))
+        else:
+            headers[name] = value
     return {"cookies": sorted(cookie(c) for c in response.set_cookies().values()), "headers": headers}
 
 

@@ -9,9 +9,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from clients import IN_PROCESS, open_client
-from store_backends import skip_or_fail
+from support.services import skip_or_fail
 
+from frameworks.clients import IN_PROCESS, open_client
 from sessionward import Config
 from sessionward.browser import (
     CLIENT_SCRIPT_CACHE_CONTROL,
@@ -56,7 +56,7 @@ def test_the_script_ships_as_package_data() -> None:
 def test_the_script_is_valid_javascript(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     node = shutil.which("node")
     if node is None:
-        skip_or_fail(request.config, "node is not installed: cannot syntax-check sessionward.js")
+        skip_or_fail("node is not installed: cannot syntax-check sessionward.js")
     module = tmp_path / "sessionward.mjs"  # .mjs: checked as an ES module on every node version
     module.write_bytes(client_script())
     result = subprocess.run([node, "--check", str(module)], capture_output=True, text=True, timeout=60)

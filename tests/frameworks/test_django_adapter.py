@@ -7,7 +7,6 @@ import asyncio
 import base64
 import email.utils
 import json
-import sys
 from collections.abc import Iterator
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -17,23 +16,18 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-APPS = Path(__file__).resolve().parent / "apps"
-if str(APPS) not in sys.path:
-    sys.path.insert(0, str(APPS))
-
-import django_app  # noqa: E402
-from wire import SetCookie  # noqa: E402
-
-from sessionward import Config, ConfigError, TryRefreshTokenError  # noqa: E402
-from sessionward.transport import ErrorResponse  # noqa: E402
+from frameworks.apps import django_app
+from frameworks.wire import SetCookie
+from sessionward import Config, ConfigError, TryRefreshTokenError
+from sessionward.transport import ErrorResponse
 
 django_app.ensure_configured()
 
-from django.core.asgi import get_asgi_application  # noqa: E402
-from django.core.exceptions import ImproperlyConfigured  # noqa: E402
-from django.core.wsgi import get_wsgi_application  # noqa: E402
-from django.http import HttpResponse  # noqa: E402
-from django.test import AsyncClient, Client, override_settings  # noqa: E402
+from django.core.asgi import get_asgi_application  # type: ignore[import-untyped]  # noqa: E402
+from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]  # noqa: E402
+from django.core.wsgi import get_wsgi_application  # type: ignore[import-untyped]  # noqa: E402
+from django.http import HttpResponse  # type: ignore[import-untyped]  # noqa: E402
+from django.test import AsyncClient, Client, override_settings  # type: ignore[import-untyped]  # noqa: E402
 
 import sessionward.django as sw  # noqa: E402
 

@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apps.fastapi_app import create_app, create_starlette_app
 from fastapi import FastAPI, Request, Response
 from starlette.applications import Starlette
 from starlette.exceptions import StarletteDeprecationWarning
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
-from wire import Headers, Transport, WireClient, WireResponse
 
+from frameworks.apps.fastapi_app import create_app, create_starlette_app
+from frameworks.wire import Headers, Transport, WireClient, WireResponse
 from sessionward import AsyncSessionWard, Config, GeneralError, SessionInformation
 from sessionward import fastapi as sw
 from sessionward.errors import SessionWardError, UnauthorizedError

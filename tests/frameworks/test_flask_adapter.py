@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apps.flask_app import create_app
 from flask import Flask, current_app, request
 from flask.testing import FlaskClient
 from werkzeug.local import LocalProxy
 from werkzeug.test import TestResponse
 
+from frameworks.apps.flask_app import create_app
 from sessionward import Config, GeneralError, SessionWardError, TryRefreshTokenError
 from sessionward.flask import (
     create_new_session,
@@ -490,7 +490,7 @@ def test_current_session_proxy_reads_the_request_session(browser: Browser, app: 
     assert isinstance(current_session, LocalProxy)
     names = ("user_id", "handle", "jwt_payload", "access_token")
     with app.test_request_context("/protected", headers={"Cookie": cookie}):
-        plain = LocalProxy(lambda: current_session._get_current_object())  # type: ignore[attr-defined]
+        plain = LocalProxy(lambda: current_session._get_current_object())
         for name in names:
             with pytest.raises(AttributeError) as fast:
                 getattr(current_session, name)
@@ -498,7 +498,7 @@ def test_current_session_proxy_reads_the_request_session(browser: Browser, app: 
                 getattr(plain, name)
             assert str(fast.value) == str(slow.value)
         session = get_session(request)
-        assert current_session._get_current_object() is session  # type: ignore[attr-defined]
+        assert current_session._get_current_object() is session
         for name in names:
             assert getattr(current_session, name) is getattr(session, name) is getattr(plain, name)
         current_session.jwt_payload = {"set": "through the proxy"}

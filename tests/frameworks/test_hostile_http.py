@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clients import FRAMEWORKS, open_client
-from wire import WireClient, WireResponse
 
+from frameworks.clients import FRAMEWORKS, open_client
+from frameworks.wire import WireClient, WireResponse
 from sessionward import Config
 
 FORBIDDEN_IN_BODY = ("Traceback", 'File "', "sessionward/", "eyJ")

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clients import WITH_STARLETTE, open_client
-from wire import SetCookie, WireClient, WireResponse
 
+from frameworks.clients import WITH_STARLETTE, open_client
+from frameworks.wire import SetCookie, WireClient, WireResponse
 from sessionward import Config
 
 ClientFactory = Callable[..., WireClient]

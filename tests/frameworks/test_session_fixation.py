@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clients import FRAMEWORKS, open_client
-from wire import WireClient
 
+from frameworks.clients import FRAMEWORKS, open_client
+from frameworks.wire import WireClient
 from sessionward import Config
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from sessionward import Config
@@ -13,15 +12,13 @@ from sessionward.testing import (
     login_starlette_client,
 )
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "apps"))
-
 
 def config(tmp_path: Path) -> Config:
     return Config(store=f"sqlite:///{tmp_path}/t.db", cookie_secure=False, access_token_algorithm="HS256")
 
 
 def test_flask_client_login_and_expiry(tmp_path: Path) -> None:
-    import flask_app
+    from frameworks.apps import flask_app
 
     app = flask_app.create_app(config(tmp_path))
     try:
@@ -40,8 +37,9 @@ def test_flask_client_login_and_expiry(tmp_path: Path) -> None:
 
 
 def test_starlette_client_login_and_expiry(tmp_path: Path) -> None:
-    import fastapi_app
     from starlette.testclient import TestClient
+
+    from frameworks.apps import fastapi_app
 
     with TestClient(fastapi_app.create_app(config(tmp_path))) as client:
         tokens = login_starlette_client(client, "bob", {"n": 1})
@@ -56,8 +54,9 @@ def test_starlette_client_login_and_expiry(tmp_path: Path) -> None:
 
 
 def test_django_client_login_and_expiry(tmp_path: Path) -> None:
-    import django_app
-    from django.test import Client
+    from django.test import Client  # type: ignore[import-untyped]
+
+    from frameworks.apps import django_app
 
     with django_app.configured(config(tmp_path)):
         client = Client()

@@ -10,9 +10,9 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from clients import FRAMEWORKS, open_client
-from wire import WireClient
 
+from frameworks.clients import FRAMEWORKS, open_client
+from frameworks.wire import WireClient
 from sessionward import Config
 from sessionward.stores.sqlite import SQLiteStore
 

@@ -1,5 +1,5 @@
 """Fixtures of the reliability suite: an isolated store URL per backend (see
-``tests/store_backends.py`` for isolation and skipping)."""
+``tests/support/backends.py`` for isolation and skipping)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from store_backends import BACKENDS, isolated_store_url
+from support.backends import BACKENDS, isolated_store_url
 
 
 @pytest.fixture(params=BACKENDS)
@@ -17,5 +17,5 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    with isolated_store_url(backend, tmp_path, request.config) as url:
+    with isolated_store_url(backend, tmp_path) as url:
         yield url

@@ -21,29 +21,11 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from support.stores import STORE_METHODS
+
 from sessionward.stores.base import AsyncStore, SessionRow, Store, StoredKey
 
 __all__ = ["STORE_METHODS", "AsyncDelayingStore", "DelayingStore", "LatencyPlan"]
-
-STORE_METHODS = frozenset(
-    {
-        "migrate",
-        "check_schema",
-        "insert_session",
-        "get_session",
-        "promote",
-        "delete_sessions",
-        "delete_sessions_for_user",
-        "get_handles_for_user",
-        "update_session_data",
-        "update_jwt_payload",
-        "delete_expired_sessions",
-        "load_keys",
-        "insert_key_if_absent",
-        "delete_keys",
-        "close",
-    }
-)
 
 
 class LatencyPlan:

@@ -33,7 +33,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from latency_store import AsyncDelayingStore, DelayingStore, LatencyPlan
+from reliability.latency_store import AsyncDelayingStore, DelayingStore, LatencyPlan
 
 from sessionward import AsyncSessionWard, Config, SessionWard
 from sessionward.stores.urls import open_async_store, open_store
@@ -112,7 +112,7 @@ class SyncWorker:
     def __init__(self, url: str, config: Config, counter: Counter, plan: LatencyPlan | None) -> None:
         self.store = open_store(url)
         inner = self.store if plan is None else DelayingStore(self.store, plan)
-        self.engine = SessionWard(config, store=CountingStore(inner, counter))  # type: ignore[arg-type]
+        self.engine = SessionWard(config, store=CountingStore(inner, counter))
         self.pool = ThreadPoolExecutor(64)
 
     def call(self, kind: str, argument: str, stamp: bool = False) -> list[Any]:
@@ -172,7 +172,7 @@ class AsyncWorker:
         self.runner = runner
         self.store = open_async_store(url)
         inner = self.store if plan is None else AsyncDelayingStore(self.store, plan)
-        self.engine = AsyncSessionWard(config, store=AsyncCountingStore(inner, counter))  # type: ignore[arg-type]
+        self.engine = AsyncSessionWard(config, store=AsyncCountingStore(inner, counter))
 
     async def call(self, kind: str, argument: str, start_at: float, stamp: bool = False) -> list[Any]:
         await asyncio.sleep(max(0.0, start_at - time.monotonic()))

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from worker_client import Worker
+from reliability.worker_client import Worker
 
 from sessionward import Config, SessionWard, UnauthorizedError
 from sessionward.stores.urls import open_store

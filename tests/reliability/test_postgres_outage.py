@@ -24,8 +24,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from store_backends import POSTGRES_URL, postgres_schema, reachable, skip_or_fail, with_query
-from tcp_proxy import CuttableProxy
+from reliability.tcp_proxy import CuttableProxy
+from support.backends import POSTGRES_URL, postgres_schema, with_query
+from support.services import reachable, skip_or_fail
 
 from sessionward import (
     AsyncSessionWard,
@@ -72,7 +73,7 @@ class Timeline:
 @pytest.fixture
 def proxied_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, CuttableProxy]]:
     if not reachable(POSTGRES_URL):
-        skip_or_fail(request.config, f"postgres is not reachable at {POSTGRES_URL}")
+        skip_or_fail(f"postgres is not reachable at {POSTGRES_URL}")
     with postgres_schema(POSTGRES_URL) as url:
         parts = urlsplit(url)
         proxy = CuttableProxy((parts.hostname or "127.0.0.1", parts.port or 5432))

@@ -13,15 +13,15 @@ import asyncio
 import socket
 import time
 from collections.abc import Iterator
-from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-from store_backends import POSTGRES_URL, postgres_schema, reachable, skip_or_fail
-from tcp_proxy import CuttableProxy
+from reliability.tcp_proxy import CuttableProxy
+from support.backends import POSTGRES_URL, postgres_schema
+from support.services import reachable, skip_or_fail
 
-from sessionward import AsyncSessionWard, Config, SessionWard
+from sessionward import AsyncSessionWard, Config, SessionTokens, SessionWard
 from sessionward.errors import ConfigError, StorageUnavailableError
 from sessionward.stores.postgres import PostgresStore, parse_postgres_url
 from sessionward.stores.postgres.startup import startup_error
@@ -32,7 +32,7 @@ PROMPT = 2.0  # seconds; the pool_timeout these errors used to wait for is 5
 @pytest.fixture(autouse=True)
 def server(request: pytest.FixtureRequest) -> None:
     if not reachable(POSTGRES_URL):
-        skip_or_fail(request.config, f"postgres is not reachable at {POSTGRES_URL}")
+        skip_or_fail(f"postgres is not reachable at {POSTGRES_URL}")
 
 
 def on(port: int | None = None, user: str | None = None, database: str | None = None) -> str:
@@ -118,9 +118,10 @@ def test_a_server_down_at_start_up_is_unavailable_and_the_next_request_starts_th
         config = Config(store=url)
         ward = SessionWard(config) if driver == "sync" else AsyncSessionWard(config)
 
-        def request() -> Any:
-            result = ward.create_new_session("alice")
-            return runner.run(result) if driver == "async" else result
+        def request() -> SessionTokens:
+            if isinstance(ward, AsyncSessionWard):
+                return runner.run(ward.create_new_session("alice"))
+            return ward.create_new_session("alice")
 
         try:
             proxy.cut()

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from fault_load import check_and_report, run_with_faults
-from store_backends import POSTGRES_URL, postgres_schema, reachable, skip_or_fail, unique_name, with_query
+from reliability.fault_load import check_and_report, run_with_faults
+from support.backends import POSTGRES_URL, postgres_schema, unique_name, with_query
+from support.services import reachable, skip_or_fail
 
 TERMINATIONS = 4
 
@@ -25,7 +26,7 @@ TERMINATIONS = 4
 @pytest.fixture
 def application_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     if not reachable(POSTGRES_URL):
-        skip_or_fail(request.config, f"postgres is not reachable at {POSTGRES_URL}")
+        skip_or_fail(f"postgres is not reachable at {POSTGRES_URL}")
     application = unique_name("sw_terminate")
     with postgres_schema(POSTGRES_URL) as url:
         yield with_query(url, application_name=application), application

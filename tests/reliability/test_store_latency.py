@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from latency_store import AsyncDelayingStore, DelayingStore, LatencyPlan
-from worker_client import Worker
+from reliability.latency_store import AsyncDelayingStore, DelayingStore, LatencyPlan
+from reliability.worker_client import Worker
 
 from sessionward import AsyncSessionWard, Config, SessionWard
 from sessionward.engine.types import SessionTokens, Token

@@ -11,7 +11,8 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
-from latency_store import LatencyPlan
+from reliability.latency_store import LatencyPlan
+from support.processes import child_environment
 
 WORKER = Path(__file__).with_name("reliability_worker.py")
 REPLY_TIMEOUT = 60.0
@@ -34,6 +35,7 @@ class Worker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
+            env=child_environment(),  # the worker imports ``support`` and ``reliability``
         )
         self.replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.progress: list[tuple[str, str]] = []
@@ -48,7 +50,7 @@ class Worker:
                 break  # a line cut short by SIGKILL
             message = json.loads(raw)
             if "progress" in message:
-                self.progress.append(tuple(message["progress"]))  # type: ignore[arg-type]
+                self.progress.append(tuple(message["progress"]))
             else:
                 self.replies.put(message)
         self.replies.put(None)

@@ -2,7 +2,7 @@
 
 ``subject`` is the store under test behind one calling convention (plain calls; the async
 driver's coroutines run on a per-test event loop), ``make_ward`` builds engines on the same
-store URL. Isolation and skipping rules: see ``tests/store_backends.py``.
+store URL. Isolation and skipping rules: see ``tests/support/backends.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_backends import BACKENDS, DRIVERS, Subject, Ward, isolated_store_url
+from support.backends import BACKENDS, DRIVERS, isolated_store_url
+from support.drivers import Subject, Ward
 
 from sessionward import Config
 
@@ -31,7 +32,7 @@ def driver(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    with isolated_store_url(backend, tmp_path, request.config) as url:
+    with isolated_store_url(backend, tmp_path) as url:
         yield url
 
 

@@ -15,14 +15,15 @@ that starts at the wall clock and is moved by hand.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from store_backends import Subject, make_row, now_ms
+from support.clock import FakeClock
+from support.drivers import Subject
+from support.rows import make_row, now_ms
+from support.tokens import claims, h
 
 from sessionward import (
     SessionTokens,
@@ -49,33 +50,6 @@ NASTY_JSON: dict[str, Any] = {
     "keys with spaces / slashes": {"ключ": "значение", "": "empty key"},
     "list_of_objects": [{"n": i, "s": str(i) * i} for i in range(5)],
 }
-
-
-def h(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
-def claims(token: str) -> dict[str, Any]:
-    segment = token.split(".")[1]
-    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    return decoded
-
-
-class FakeClock:
-    """Starts at the wall clock; moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = float(int(time.time()))
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    @property
-    def ms(self) -> int:
-        return int(self.now * 1000)
 
 
 # =====================================================================================
@@ -351,7 +325,7 @@ def committed_child(ward: Any, refresh_token: str) -> tuple[str, str]:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock.from_wall_clock()
 
 
 @pytest.fixture

@@ -30,8 +30,8 @@ def damage(store_url: str, handle: str) -> None:
             )
     elif store_url.startswith("postgresql://"):
         # A JSON column refuses damaged text, but holds any JSON value.
-        with psycopg.connect(store_url, autocommit=True) as connection:
-            connection.execute(
+        with psycopg.connect(store_url, autocommit=True) as postgres:
+            postgres.execute(
                 "UPDATE session_info SET jwt_user_payload = '[1, 2]' WHERE session_handle = %s", (handle,)
             )
     else:

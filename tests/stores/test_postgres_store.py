@@ -1,7 +1,7 @@
 """PostgresStore and AsyncPostgresStore: what the conformance suite does not cover.
 
 URL parsing, errors, pools (exhaustion, event loops, fork), migrations racing, exact JSON.
-Every test that needs the server uses a schema of its own (``store_backends``); the
+Every test that needs the server uses a schema of its own (``support.backends``); the
 conformance suite (``test_conformance.py``) runs every store operation and every decision-table
 scenario here too, and ``tests/reliability`` cuts the server under load.
 """
@@ -20,7 +20,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from store_backends import POSTGRES_URL, isolated_store_url, make_row, run_in_threads
+from support.backends import POSTGRES_URL, isolated_store_url
+from support.drivers import run_in_threads
+from support.rows import make_row
 
 from sessionward import AsyncSessionWard, Config, SessionWard
 from sessionward.errors import ConfigError, GeneralError, StorageUnavailableError
@@ -32,7 +34,7 @@ from sessionward.stores.urls import open_async_store, open_store
 @pytest.fixture
 def url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """A store URL selecting a fresh schema (dropped afterwards)."""
-    with isolated_store_url("postgres", tmp_path, request.config) as store_url:
+    with isolated_store_url("postgres", tmp_path) as store_url:
         yield store_url
 
 

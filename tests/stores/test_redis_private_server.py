@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import redis
-from redis_server import RedisServer, private_redis_server
-from store_backends import run_in_threads
+from support.drivers import run_in_threads
+from support.redis_server import RedisServer, private_redis_server
 
 from sessionward import Config, SessionWard
 from sessionward.errors import (
@@ -30,7 +30,7 @@ from sessionward.stores.redis import AsyncRedisStore, RedisStore
 
 @pytest.fixture
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
-    with private_redis_server(request.config, tmp_path) as started:
+    with private_redis_server(tmp_path) as started:
         yield started
 
 

@@ -16,13 +16,17 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
-from store_backends import REDIS_URL, now_ms, run_in_threads, skip_or_fail
-from store_backends import make_row as shared_make_row
+from support.backends import REDIS_URL
+from support.drivers import run_in_threads
+from support.rows import make_row as shared_make_row
+from support.rows import now_ms
+from support.services import skip_or_fail
 
 from sessionward import AsyncSessionWard, Config, SessionWard
 from sessionward.errors import (
@@ -67,7 +71,7 @@ def server(request: pytest.FixtureRequest) -> str:
     if not _PROBE:
         _PROBE.append(_server_error())
     if _PROBE[0] is not None:
-        skip_or_fail(request.config, _PROBE[0])
+        skip_or_fail(_PROBE[0])
     return SERVER
 
 
@@ -128,9 +132,8 @@ def make_row(
     created: int | None = None,
     expires: int | None = None,
 ) -> SessionRow:
-    """A row living a minute (``store_backends.make_row`` with this file's defaults)."""
-    created = now_ms() if created is None else created
-    return shared_make_row(handle, user_id, hash2, created, created + 60_000 if expires is None else expires)
+    """A row living a minute."""
+    return shared_make_row(handle, user_id, hash2, created, expires, lifetime_ms=60_000)
 
 
 # -- schema -------------------------------------------------------------------------------------
@@ -224,7 +227,9 @@ def test_concurrent_promotes_have_one_winner(url: str) -> None:
             )
         assert results.count(True) == 1
         winner = results.index(True)
-        assert store.get_session("h1").refresh_token_hash_2 == f"new-{winner}"
+        row = store.get_session("h1")
+        assert row is not None
+        assert row.refresh_token_hash_2 == f"new-{winner}"
     finally:
         store.close()
 
@@ -534,7 +539,7 @@ CROWD = 150  # concurrent operations on one engine, far more than its pooled con
 def test_more_concurrent_refreshes_than_connections_all_succeed(url: str) -> None:
     with SessionWard(engine_config(f"{url}&max_connections=4")) as ward:
         tokens = [ward.create_new_session(f"user{i}") for i in range(CROWD)]
-        results = run_in_threads([lambda t=t: ward.refresh_session(t.refresh_token.value) for t in tokens])
+        results = run_in_threads([partial(ward.refresh_session, t.refresh_token.value) for t in tokens])
     assert [r for r in results if isinstance(r, Exception)] == []
 
 
@@ -749,8 +754,8 @@ class Proxy:
 
 @pytest.fixture
 def proxy(server: str) -> Iterator[Proxy]:
-    parts = redis.connection.parse_url(f"{server}/0")
-    opened = Proxy(parts.get("host", "127.0.0.1"), int(parts.get("port", 6379)))
+    parts = urlsplit(server)
+    opened = Proxy(parts.hostname or "127.0.0.1", parts.port or 6379)
     yield opened
     opened.close()
 

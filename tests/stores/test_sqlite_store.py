@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from store_backends import make_row as shared_make_row
+from support.rows import make_row as shared_make_row
 
 from sessionward import Config, SessionWard
 from sessionward.errors import ConfigError, GeneralError, StorageUnavailableError
@@ -37,7 +37,7 @@ def make_row(
     created: int = 1_000,
     expires: int = 10_000,
 ) -> SessionRow:
-    """``store_backends.make_row`` on this file's fixed clock."""
+    """``support.rows.make_row`` on this file's fixed clock."""
     return shared_make_row(handle, user_id, hash2, created, expires)
 
 

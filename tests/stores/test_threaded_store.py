@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.rows import make_row as shared_make_row
+from support.stores import STORE_METHODS, RecordingStore
 
 from sessionward.errors import ConfigError, GeneralError, StorageUnavailableError
 from sessionward.stores.base import SessionRow, StoredKey
@@ -22,36 +24,8 @@ WORKER_PREFIX = "sessionward-store"
 
 
 def make_row(handle: str = "h1", user_id: str = "alice", expires: int = 10_000) -> SessionRow:
-    return SessionRow(
-        session_handle=handle,
-        user_id=user_id,
-        refresh_token_hash_2="hash-a",
-        prev_refresh_token_hash_2=None,
-        rotated_at=None,
-        session_data={"d": 1},
-        jwt_user_payload={"p": [1, 2]},
-        created_at_time=1,
-        expires_at=expires,
-    )
-
-
-class RecordingStore:
-    """Delegates to a real store and records the thread each method ran on."""
-
-    def __init__(self, inner: SQLiteStore) -> None:
-        self.inner = inner
-        self.calls: list[tuple[str, int]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        target = getattr(self.inner, name)
-        if not callable(target):
-            return target
-
-        def call(*args: Any) -> Any:
-            self.calls.append((name, threading.get_ident()))
-            return target(*args)
-
-        return call
+    """``support.rows.make_row`` created at 1 ms."""
+    return shared_make_row(handle, user_id, created=1, expires=expires)
 
 
 _preexisting: set[threading.Thread] = set()
@@ -155,7 +129,7 @@ def test_open_async_store_bad_urls() -> None:
 
 
 def test_calls_run_on_the_worker_thread(recording: RecordingStore) -> None:
-    store = ThreadedAsyncStore(recording)  # type: ignore[arg-type]
+    store = ThreadedAsyncStore(recording)
     loop_thread: list[int] = []
 
     async def main() -> None:
@@ -166,25 +140,9 @@ def test_calls_run_on_the_worker_thread(recording: RecordingStore) -> None:
             await store.close()
 
     asyncio.run(main())
-    names = {name for name, _ in recording.calls}
-    assert names >= {
-        "migrate",
-        "check_schema",
-        "insert_session",
-        "get_session",
-        "promote",
-        "delete_sessions",
-        "delete_sessions_for_user",
-        "get_handles_for_user",
-        "update_session_data",
-        "update_jwt_payload",
-        "delete_expired_sessions",
-        "load_keys",
-        "insert_key_if_absent",
-        "delete_keys",
-        "close",
-    }
-    threads = {ident for _, ident in recording.calls}
+    names = set(recording.calls)
+    assert names >= STORE_METHODS
+    threads = {thread.ident for _, thread in recording.threads}
     assert len(threads) == 1  # one dedicated worker, every call serialised on it
     assert loop_thread[0] not in threads
     assert threading.get_ident() not in threads
@@ -292,7 +250,7 @@ def test_locked_database_propagates_storage_unavailable(db_url: str, tmp_path: P
 
 
 def test_close_shuts_the_worker_down(recording: RecordingStore) -> None:
-    store = ThreadedAsyncStore(recording)  # type: ignore[arg-type]
+    store = ThreadedAsyncStore(recording)
 
     async def main() -> None:
         await store.migrate()
@@ -305,7 +263,7 @@ def test_close_shuts_the_worker_down(recording: RecordingStore) -> None:
         await store.close()  # idempotent
 
     asyncio.run(main())
-    assert [name for name, _ in recording.calls].count("close") == 1
+    assert recording.calls["close"] == 1
     with pytest.raises(GeneralError, match="closed"):
         recording.inner.get_session("h1")
 
@@ -332,17 +290,17 @@ def test_store_outlives_event_loops(db_url: str) -> None:
 
 
 def test_concurrent_tasks_share_one_worker(recording: RecordingStore) -> None:
-    store = ThreadedAsyncStore(recording)  # type: ignore[arg-type]
+    store = ThreadedAsyncStore(recording)
 
     async def main() -> None:
         try:
             await store.migrate()
             await asyncio.gather(*(store.insert_session(make_row(f"h{i}")) for i in range(20)))
             results = await asyncio.gather(*(store.get_session(f"h{i}") for i in range(20)))
-            assert [r.session_handle for r in results] == [f"h{i}" for i in range(20)]
+            assert [None if r is None else r.session_handle for r in results] == [f"h{i}" for i in range(20)]
             assert len(worker_threads()) == 1
         finally:
             await store.close()
 
     asyncio.run(main())
-    assert len({ident for _, ident in recording.calls}) == 1
+    assert len({thread.ident for _, thread in recording.threads}) == 1

@@ -22,12 +22,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import django
+import django  # type: ignore[import-untyped]
 from asgiref.sync import sync_to_async
-from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
-from django.test import override_settings
-from django.urls import path
+from django.conf import settings  # type: ignore[import-untyped]
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse  # type: ignore[import-untyped]
+from django.test import override_settings  # type: ignore[import-untyped]
+from django.urls import path  # type: ignore[import-untyped]
 
 from sessionward import Config, GeneralError, StorageUnavailableError
 from sessionward.django import (
@@ -105,7 +105,7 @@ def configured(
 def wsgi_application(config: Config) -> Any:
     """A WSGI app serving these routes with ``config`` (for a real server process)."""
     ensure_configured(sessionward_settings(config))
-    from django.core.wsgi import get_wsgi_application
+    from django.core.wsgi import get_wsgi_application  # type: ignore[import-untyped]
 
     return get_wsgi_application()
 

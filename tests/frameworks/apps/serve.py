@@ -9,18 +9,18 @@ from sessionward import Config
 
 
 def flask_app() -> Any:
-    import flask_app as module
+    from frameworks.apps import flask_app as module
 
     return module.create_app(Config.from_env())
 
 
 def fastapi_app() -> Any:
-    import fastapi_app as module
+    from frameworks.apps import fastapi_app as module
 
     return module.create_app(Config.from_env())
 
 
 def django_app() -> Any:
-    import django_app as module
+    from frameworks.apps import django_app as module
 
     return module.wsgi_application(Config.from_env())

@@ -15,15 +15,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 import redis
-from store_backends import skip_or_fail
+
+from support.services import skip_or_fail
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 _START_TIMEOUT = 10.0
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -104,12 +105,10 @@ class RedisServer:
 
 
 @contextmanager
-def private_redis_server(
-    config: pytest.Config, directory: Path, *, persistent: bool = False
-) -> Iterator[RedisServer]:
+def private_redis_server(directory: Path, *, persistent: bool = False) -> Iterator[RedisServer]:
     """A started :class:`RedisServer`, stopped afterwards; skip (or fail) without the binary."""
     if not shutil.which(REDIS_SERVER):
-        skip_or_fail(config, f"redis-server binary not found ({REDIS_SERVER})")
+        skip_or_fail(f"redis-server binary not found ({REDIS_SERVER})")
     server = RedisServer(directory, persistent=persistent)
     server.start()
     try:
