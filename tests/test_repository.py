@@ -36,7 +36,7 @@ OUTSIDE_REFERENCES = re.compile(
     "|".join(
         [
             re.escape("../" + "shared"),
-            r"\b" + "SPEC" + r"(\.md|\s*§)",
+            r"\b" + "SP" + "EC" + r"(\.md|\s*§)",
             r"(?<![\w/-])" + "notes" + r"/[\w-]+\.md",
         ]
     )
@@ -72,7 +72,7 @@ def test_nothing_refers_to_documents_outside_the_repository() -> None:
 
 @pytest.mark.parametrize(
     "line",
-    ["see ../" + "shared/x.md", "SPEC" + " §6.3", "the SPEC" + ".md contract", "notes" + "/rotation.md"],
+    ["see ../" + "shared/x.md", "SP" + "EC §6.3", "the SP" + "EC.md contract", "notes" + "/rotation.md"],
 )
 def test_the_outside_reference_pattern_catches_what_it_must(line: str) -> None:
     assert OUTSIDE_REFERENCES.search(line)
