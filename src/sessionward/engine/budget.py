@@ -71,7 +71,10 @@ class PayloadBudget:
     def check(self, header_segment: str, key: SigningKey, user_id: str, payload: dict[str, Any]) -> None:
         """Raise :class:`~sessionward.errors.PayloadTooLargeError` naming the size and the
         limit when ``payload`` does not fit the budget."""
-        payload_json = dumps_compact(payload)
+        self.check_json(header_segment, key, user_id, dumps_compact(payload))
+
+    def check_json(self, header_segment: str, key: SigningKey, user_id: str, payload_json: str) -> None:
+        """:meth:`check` for a payload already serialised (``payload_json`` is its compact JSON)."""
         size = self.largest_cookie(header_segment, key, user_id, payload_json)
         if size > self.limit:
             room = len(payload_json) - 2 - (size - self.limit) * 3 // 4

@@ -10,7 +10,7 @@ same method names returning awaitables. Failures to reach the backend raise
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import GeneralError
@@ -23,7 +23,10 @@ __all__ = [
     "Store",
     "StoredKey",
     "json_object",
+    "jwt_payload_text",
+    "session_data_text",
     "session_row_from_columns",
+    "session_row_to_columns",
 ]
 
 
@@ -33,7 +36,13 @@ class CorruptSessionRowError(GeneralError):
 
 @dataclass(frozen=True, slots=True)
 class SessionRow:
-    """One session as stored (times in ms since the epoch)."""
+    """One session as stored (times in ms since the epoch).
+
+    ``session_data_json`` and ``jwt_user_payload_json``, when set, are the compact JSON of
+    the two dicts (:func:`~sessionward.tokens.encoding.dumps_compact`), which the engine has
+    already computed for a new row: stores write them (:func:`session_row_to_columns`)
+    instead of serialising again. They take no part in comparisons.
+    """
 
     session_handle: str
     user_id: str
@@ -44,6 +53,8 @@ class SessionRow:
     jwt_user_payload: dict[str, Any]
     created_at_time: int
     expires_at: int
+    session_data_json: str | None = field(default=None, compare=False, repr=False)
+    jwt_user_payload_json: str | None = field(default=None, compare=False, repr=False)
 
 
 def json_object(text: str) -> dict[str, Any]:
@@ -52,6 +63,18 @@ def json_object(text: str) -> dict[str, Any]:
     if type(value) is not dict:
         raise ValueError(f"expected a JSON object, got {type(value).__name__}")
     return value
+
+
+def session_data_text(row: SessionRow) -> str:
+    """The compact JSON of ``row.session_data`` (serialised only if the row lacks it)."""
+    text = row.session_data_json
+    return dumps_compact(row.session_data) if text is None else text
+
+
+def jwt_payload_text(row: SessionRow) -> str:
+    """The compact JSON of ``row.jwt_user_payload`` (serialised only if the row lacks it)."""
+    text = row.jwt_user_payload_json
+    return dumps_compact(row.jwt_user_payload) if text is None else text
 
 
 def session_row_to_columns(row: SessionRow) -> tuple[str | int | None, ...]:
@@ -63,8 +86,8 @@ def session_row_to_columns(row: SessionRow) -> tuple[str | int | None, ...]:
         row.refresh_token_hash_2,
         row.prev_refresh_token_hash_2,
         row.rotated_at,
-        dumps_compact(row.session_data),
-        dumps_compact(row.jwt_user_payload),
+        session_data_text(row),
+        jwt_payload_text(row),
         row.created_at_time,
         row.expires_at,
     )

@@ -68,6 +68,10 @@ class AccessTokenClaims(NamedTuple):
     kid: str
 
 
+def _header_segment(key: SigningKey) -> str:
+    return b64url_encode(dumps_compact({"alg": key.alg, "typ": "JWT", "kid": key.kid}).encode())
+
+
 class AccessTokenCodec:
     """Signs and verifies access tokens with a set of keys of one algorithm.
 
@@ -85,7 +89,7 @@ class AccessTokenCodec:
     def set_keys(self, keys: Iterable[SigningKey]) -> None:
         """Make exactly ``keys`` (of this codec's algorithm) the verification keys."""
         by_kid = {key.kid: key for key in keys if key.alg == self.alg}
-        self._header_by_kid = {kid: self.header_segment(key) for kid, key in by_kid.items()}
+        self._header_by_kid = {kid: _header_segment(key) for kid, key in by_kid.items()}
         self._by_header = {
             segment.encode("ascii"): by_kid[kid] for kid, segment in self._header_by_kid.items()
         }
@@ -97,7 +101,7 @@ class AccessTokenCodec:
 
     def header_segment(self, key: SigningKey) -> str:
         """The encoded protected header this codec writes for ``key``."""
-        return b64url_encode(dumps_compact({"alg": key.alg, "typ": "JWT", "kid": key.kid}).encode())
+        return self._header_by_kid.get(key.kid) or _header_segment(key)
 
     def encode(
         self,
@@ -111,8 +115,13 @@ class AccessTokenCodec:
         anti_csrf_token: str | None,
         issued_at: int,
         expires_at: int,
+        user_data_json: str | None = None,
     ) -> str:
-        """Sign a token with ``key``; ``issued_at``/``expires_at`` in seconds."""
+        """Sign a token with ``key``; ``issued_at``/``expires_at`` in seconds.
+
+        ``user_data_json``, when given, must be ``dumps_compact(user_data)``: callers that
+        serialised the payload already (create) pass it so it is not serialised again.
+        """
         claims: dict[str, Any] = {
             "sub": user_id,
             "sessionHandle": session_handle,
@@ -120,13 +129,22 @@ class AccessTokenCodec:
         }
         if parent_refresh_token_hash1 is not None:
             claims["parentRefreshTokenHash1"] = parent_refresh_token_hash1
-        claims["userData"] = user_data
-        if anti_csrf_token is not None:
-            claims["antiCsrfToken"] = anti_csrf_token
-        claims["iat"] = issued_at
-        claims["exp"] = expires_at
-        header = self._header_by_kid.get(key.kid) or self.header_segment(key)
-        signing_input = header + "." + b64url_encode(dumps_compact(claims).encode())
+        if user_data_json is None:
+            claims["userData"] = user_data
+            if anti_csrf_token is not None:
+                claims["antiCsrfToken"] = anti_csrf_token
+            claims["iat"] = issued_at
+            claims["exp"] = expires_at
+            body = dumps_compact(claims)
+        else:
+            # Exactly dumps_compact of the same claims, assembled around the payload's JSON.
+            csrf = "" if anti_csrf_token is None else f',"antiCsrfToken":{dumps_compact(anti_csrf_token)}'
+            body = (
+                f'{dumps_compact(claims)[:-1]},"userData":{user_data_json}{csrf},'
+                f'"iat":{int(issued_at)},"exp":{int(expires_at)}}}'
+            )
+        header = self._header_by_kid.get(key.kid) or _header_segment(key)
+        signing_input = header + "." + b64url_encode(body.encode())
         return signing_input + "." + b64url_encode(key.sign(signing_input.encode("ascii")))
 
     def decode(self, token: str, now: float) -> AccessTokenClaims:

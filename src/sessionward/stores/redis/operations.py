@@ -14,7 +14,14 @@ from typing import Any, Generic, TypeVar
 
 from ...errors import GeneralError
 from ...tokens.encoding import dumps_compact
-from ..base import CorruptSessionRowError, SessionRow, StoredKey, json_object
+from ..base import (
+    CorruptSessionRowError,
+    SessionRow,
+    StoredKey,
+    json_object,
+    jwt_payload_text,
+    session_data_text,
+)
 
 T = TypeVar("T")
 #: Version of the key layout that ``migrate`` records (the Redis analogue of a schema).
@@ -121,9 +128,9 @@ def insert_session(row: SessionRow) -> Op[None]:
         "refresh_token_hash_2",
         row.refresh_token_hash_2,
         "session_data",
-        dumps_compact(row.session_data),
+        session_data_text(row),
         "jwt_user_payload",
-        dumps_compact(row.jwt_user_payload),
+        jwt_payload_text(row),
         "created_at_time",
         row.created_at_time,
         "expires_at",
