@@ -29,6 +29,7 @@ from sessionward import (
     TokenTheftDetectedError,
     VerifiedSession,
 )
+from sessionward.stores.base import Promoted, Promotion
 from sessionward.stores.sqlite import SQLiteStore
 from sessionward.stores.threaded import ThreadedAsyncStore
 
@@ -54,12 +55,12 @@ class CountingStore:
         self.promoted = 0
         self._lock = threading.Lock()
 
-    def promote(self, *args: Any) -> bool:
-        changed = self.inner.promote(*args)
+    def promote_returning(self, promotion: Promotion) -> Promoted:
+        outcome = self.inner.promote_returning(promotion)
         with self._lock:
-            self.calls["promote"] += 1
-            self.promoted += bool(changed)
-        return changed
+            self.calls["promote_returning"] += 1
+            self.promoted += outcome.changed
+        return outcome
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self.inner, name)

@@ -68,6 +68,14 @@ class PayloadBudget:
         token = len(header_segment) + 1 + _b64_length(claims) + 1 + _b64_length(key.signature_length)
         return self.cookie_overhead + token
 
+    def max_payload_json(self, header_segment: str, key: SigningKey, user_id: str) -> int:
+        """The largest payload JSON (characters of compact JSON) that fits the budget with
+        this user id and key: :meth:`check_json` passes exactly when
+        ``len(payload_json) <= max_payload_json(...)`` (negative when nothing fits)."""
+        # largest_cookie <= limit  <=>  _b64_length(claims) <= room  <=>  claims <= 3 * room // 4
+        room = self.limit - self.cookie_overhead - len(header_segment) - 2 - _b64_length(key.signature_length)
+        return 3 * room // 4 - self.claims_overhead - len(dumps_compact(user_id))
+
     def check(self, header_segment: str, key: SigningKey, user_id: str, payload: dict[str, Any]) -> None:
         """Raise :class:`~sessionward.errors.PayloadTooLargeError` naming the size and the
         limit when ``payload`` does not fit the budget."""

@@ -1,7 +1,8 @@
 """The store interface: a handful of atomic operations every backend implements.
 
 The engine never composes a read-modify-write out of several calls: each method below is
-atomic in every store, and ``promote`` is a compare-and-set on ``refresh_token_hash_2``.
+atomic in every store, and ``promote`` / ``promote_returning`` are compare-and-sets on
+``refresh_token_hash_2``.
 Sync stores implement :class:`Store`; async stores implement :class:`AsyncStore`, with the
 same method names returning awaitables. Failures to reach the backend raise
 :class:`~sessionward.errors.StorageUnavailableError`.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ..errors import GeneralError
 from ..tokens.encoding import dumps_compact
@@ -19,6 +20,8 @@ from ..tokens.encoding import dumps_compact
 __all__ = [
     "AsyncStore",
     "CorruptSessionRowError",
+    "Promoted",
+    "Promotion",
     "SessionRow",
     "Store",
     "StoredKey",
@@ -114,6 +117,50 @@ def session_row_from_columns(values: tuple[Any, ...]) -> SessionRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Promotion:
+    """A compare-and-set that commits a rotation, with the checks the engine would
+    otherwise make on a row read first (times in ms since the epoch).
+
+    The store changes the row only if all of these hold: it exists with this ``user_id``;
+    its ``refresh_token_hash_2`` is ``expected_hash_2``; it is alive at ``now``
+    (``now <= expires_at`` and, with ``max_lifetime`` set,
+    ``now <= created_at_time + max_lifetime``); and, with ``max_payload_json`` set, its
+    stored JWT payload JSON is at most that many characters long. It then sets
+    ``refresh_token_hash_2`` to ``new_hash_2``, ``prev_refresh_token_hash_2`` to
+    ``expected_hash_2``, ``rotated_at`` to ``now`` and ``expires_at`` to ``expires_at``
+    capped at ``created_at_time + max_lifetime``.
+    """
+
+    handle: str
+    user_id: str
+    expected_hash_2: str
+    new_hash_2: str
+    now: int
+    expires_at: int
+    max_lifetime: int | None = None
+    max_payload_json: int | None = None
+
+    def deadline(self, created_at_time: int) -> int:
+        """The ``expires_at`` a successful promotion writes for a row created then."""
+        if self.max_lifetime is None:
+            return self.expires_at
+        return min(self.expires_at, created_at_time + self.max_lifetime)
+
+
+class Promoted(NamedTuple):
+    """The outcome of :meth:`Store.promote_returning`.
+
+    ``changed``: whether this call changed the row. ``row``: the row after the change; or,
+    when nothing changed, the row as the store found it (``None`` if there is none). A
+    store may return that row as of the start of its atomic operation, so a row that
+    still satisfies the promotion after ``changed=False`` means: look again.
+    """
+
+    changed: bool
+    row: SessionRow | None
+
+
+@dataclass(frozen=True, slots=True)
 class StoredKey:
     """One entry of the ``key_value`` table."""
 
@@ -145,6 +192,12 @@ class Store(Protocol):
         """Compare-and-set: if the row's hash2 is ``expected_hash_2``, set it to
         ``new_hash_2``, ``prev_refresh_token_hash_2`` to ``expected_hash_2``, ``rotated_at``
         to ``now`` and ``expires_at``; return whether the row changed."""
+        ...
+
+    def promote_returning(self, promotion: Promotion) -> Promoted:
+        """The compare-and-set of ``promotion`` (see :class:`Promotion`), answering with the
+        row in the same round trip: whether it changed, and the row after the change or
+        as found. One atomic operation; nothing is written when a condition fails."""
         ...
 
     def delete_sessions(self, handles: list[str]) -> list[str]:
@@ -198,6 +251,7 @@ class AsyncStore(Protocol):
     async def promote(
         self, handle: str, expected_hash_2: str, new_hash_2: str, now: int, expires_at: int
     ) -> bool: ...
+    async def promote_returning(self, promotion: Promotion) -> Promoted: ...
     async def delete_sessions(self, handles: list[str]) -> list[str]: ...
     async def delete_sessions_for_user(self, user_id: str) -> list[str]: ...
     async def get_handles_for_user(self, user_id: str, now: int) -> list[str]: ...

@@ -16,6 +16,8 @@ from ...errors import GeneralError
 from ...tokens.encoding import dumps_compact
 from ..base import (
     CorruptSessionRowError,
+    Promoted,
+    Promotion,
     SessionRow,
     StoredKey,
     json_object,
@@ -159,6 +161,32 @@ def get_session(handle: str) -> Op[SessionRow | None]:
 def promote(handle: str, expected: str, new: str, now: int, expires_at: int) -> Op[bool]:
     """Compare-and-set on ``refresh_token_hash_2``, extending the hash's TTL."""
     return Op("promote", (handle, expected, new, now, expires_at, _ttl(expires_at, now)), _bool)
+
+
+def _decode_promoted(reply: Any) -> Promoted:
+    return Promoted(bool(int(reply[0])), _decode_row(reply[1]))
+
+
+def _optional(value: int | None) -> str | int:
+    return "" if value is None else value
+
+
+def promote_returning(promotion: Promotion) -> Op[Promoted]:
+    """The compare-and-set of ``promotion`` and the resulting (or found) row, in one script."""
+    return Op(
+        "promote_returning",
+        (
+            promotion.handle,
+            promotion.user_id,
+            promotion.expected_hash_2,
+            promotion.new_hash_2,
+            promotion.now,
+            promotion.expires_at,
+            _optional(promotion.max_lifetime),
+            _optional(promotion.max_payload_json),
+        ),
+        _decode_promoted,
+    )
 
 
 def delete_sessions(handles: list[str]) -> Op[list[str]]:
