@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from sessionward.stores.base import AsyncStore, SessionRow, Store, StoredKey
+from sessionward.stores.base import AsyncStore, Promoted, Promotion, SessionRow, Store, StoredKey
 
 __all__ = ["STORE_METHODS", "AsyncDelayingStore", "DelayingStore", "LatencyPlan"]
 
@@ -32,6 +32,7 @@ STORE_METHODS = frozenset(
         "insert_session",
         "get_session",
         "promote",
+        "promote_returning",
         "delete_sessions",
         "delete_sessions_for_user",
         "get_handles_for_user",
@@ -129,6 +130,12 @@ class DelayingStore:
         self._wait("promote")
         return self.plan.promoted(self.inner.promote(handle, expected_hash_2, new_hash_2, now, expires_at))
 
+    def promote_returning(self, promotion: Promotion) -> Promoted:
+        self._wait("promote_returning")
+        outcome = self.inner.promote_returning(promotion)
+        self.plan.promoted(outcome.changed)
+        return outcome
+
     def delete_sessions(self, handles: list[str]) -> list[str]:
         self._wait("delete_sessions")
         return self.inner.delete_sessions(handles)
@@ -205,6 +212,12 @@ class AsyncDelayingStore:
         await self._wait("promote")
         changed = await self.inner.promote(handle, expected_hash_2, new_hash_2, now, expires_at)
         return self.plan.promoted(changed)
+
+    async def promote_returning(self, promotion: Promotion) -> Promoted:
+        await self._wait("promote_returning")
+        outcome = await self.inner.promote_returning(promotion)
+        self.plan.promoted(outcome.changed)
+        return outcome
 
     async def delete_sessions(self, handles: list[str]) -> list[str]:
         await self._wait("delete_sessions")
