@@ -297,7 +297,7 @@ def piece_cases(s: AlgSetup) -> list[tuple[str, str, Callable[[int], float]]]:
 
     pieces: list[tuple[str, str, Callable[[], object]]] = [
         ("uuid", "`str(uuid.uuid4())` (reference)", lambda: str(uuid.uuid4())),
-        ("handle", "`new_handle()` (the same text from 16 random bytes)", new_handle),
+        ("handle", "`new_handle()` (the same text and bytes from 16 random bytes)", new_handle),
         (
             "new_root",
             "refresh token: `RefreshTokenCodec.new_root` (AES-SIV)",

@@ -68,10 +68,10 @@ def test_row_columns_use_the_text_the_engine_already_has() -> None:
 
 
 def test_new_handle_is_a_canonical_version_4_uuid() -> None:
-    handles = {new_handle() for _ in range(2000)}
-    assert len(handles) == 2000
-    for handle in handles:
+    pairs = {new_handle() for _ in range(2000)}
+    assert len(pairs) == 2000
+    for handle, raw in pairs:
         parsed = uuid.UUID(handle)
-        assert str(parsed) == handle
+        assert str(parsed) == handle and parsed.bytes == raw
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
         assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", handle)

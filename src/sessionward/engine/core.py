@@ -109,8 +109,8 @@ class SessionCore:
         # Serialised once: for the size budget, the row and the tokens.
         payload_json = dumps_compact(payload)
         self.budget.check_json(self.access_codec.header_segment(key), key, user_id, payload_json)
-        handle = new_handle()
-        refresh_token = self.refresh_codec.new_root(handle, user_id)
+        handle, handle_bytes = new_handle()
+        refresh_token = self.refresh_codec.new_root(handle, user_id, handle_bytes)
         refresh_hash1 = hash_hex(refresh_token)
         now_ms = int(self.clock() * 1000)
         config = self.config
@@ -191,17 +191,19 @@ class SessionCore:
         return session
 
 
-def new_handle() -> str:
-    """A new session handle: a random (version 4) UUID in its canonical text form.
+def new_handle() -> tuple[str, bytes]:
+    """A new session handle: a random (version 4) UUID in its canonical text form, and its
+    16 bytes.
 
-    What ``str(uuid.uuid4())`` returns, built straight from the random bytes: the
-    ``uuid.UUID`` object costs a microsecond per login for nothing.
+    What ``uuid.uuid4()`` gives, built straight from the random bytes: the ``uuid.UUID``
+    object (and parsing the text back for the refresh token) costs microseconds per login
+    for nothing.
     """
     raw = bytearray(os.urandom(16))
     raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
     text = raw.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}", bytes(raw)
 
 
 def _check_anti_csrf(expected: str | None, presented: str | None) -> None:

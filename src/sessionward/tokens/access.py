@@ -122,14 +122,14 @@ class AccessTokenCodec:
         ``user_data_json``, when given, must be ``dumps_compact(user_data)``: callers that
         serialised the payload already (create) pass it so it is not serialised again.
         """
-        claims: dict[str, Any] = {
-            "sub": user_id,
-            "sessionHandle": session_handle,
-            "refreshTokenHash1": refresh_token_hash1,
-        }
-        if parent_refresh_token_hash1 is not None:
-            claims["parentRefreshTokenHash1"] = parent_refresh_token_hash1
         if user_data_json is None:
+            claims: dict[str, Any] = {
+                "sub": user_id,
+                "sessionHandle": session_handle,
+                "refreshTokenHash1": refresh_token_hash1,
+            }
+            if parent_refresh_token_hash1 is not None:
+                claims["parentRefreshTokenHash1"] = parent_refresh_token_hash1
             claims["userData"] = user_data
             if anti_csrf_token is not None:
                 claims["antiCsrfToken"] = anti_csrf_token
@@ -137,11 +137,18 @@ class AccessTokenCodec:
             claims["exp"] = expires_at
             body = dumps_compact(claims)
         else:
-            # Exactly dumps_compact of the same claims, assembled around the payload's JSON.
+            # Exactly dumps_compact of the same claims, assembled around the payload's JSON
+            # (each string through the encoder's fast path for strings).
+            parent = (
+                ""
+                if parent_refresh_token_hash1 is None
+                else f',"parentRefreshTokenHash1":{dumps_compact(parent_refresh_token_hash1)}'
+            )
             csrf = "" if anti_csrf_token is None else f',"antiCsrfToken":{dumps_compact(anti_csrf_token)}'
             body = (
-                f'{dumps_compact(claims)[:-1]},"userData":{user_data_json}{csrf},'
-                f'"iat":{int(issued_at)},"exp":{int(expires_at)}}}'
+                f'{{"sub":{dumps_compact(user_id)},"sessionHandle":{dumps_compact(session_handle)},'
+                f'"refreshTokenHash1":{dumps_compact(refresh_token_hash1)}{parent},'
+                f'"userData":{user_data_json}{csrf},"iat":{int(issued_at)},"exp":{int(expires_at)}}}'
             )
         header = self._header_by_kid.get(key.kid) or _header_segment(key)
         signing_input = header + "." + b64url_encode(body.encode())
