@@ -20,6 +20,7 @@ from .encoding import (
     b64url_decode,
     b64url_encode,
     dumps_compact,
+    json_string,
     loads_strict,
 )
 from .keys import SigningKey
@@ -142,12 +143,12 @@ class AccessTokenCodec:
             parent = (
                 ""
                 if parent_refresh_token_hash1 is None
-                else f',"parentRefreshTokenHash1":{dumps_compact(parent_refresh_token_hash1)}'
+                else f',"parentRefreshTokenHash1":{json_string(parent_refresh_token_hash1)}'
             )
-            csrf = "" if anti_csrf_token is None else f',"antiCsrfToken":{dumps_compact(anti_csrf_token)}'
+            csrf = "" if anti_csrf_token is None else f',"antiCsrfToken":{json_string(anti_csrf_token)}'
             body = (
-                f'{{"sub":{dumps_compact(user_id)},"sessionHandle":{dumps_compact(session_handle)},'
-                f'"refreshTokenHash1":{dumps_compact(refresh_token_hash1)}{parent},'
+                f'{{"sub":{json_string(user_id)},"sessionHandle":{json_string(session_handle)},'
+                f'"refreshTokenHash1":{json_string(refresh_token_hash1)}{parent},'
                 f'"userData":{user_data_json}{csrf},"iat":{int(issued_at)},"exp":{int(expires_at)}}}'
             )
         header = self._header_by_kid.get(key.kid) or _header_segment(key)

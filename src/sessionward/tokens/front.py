@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from .encoding import dumps_compact
+from .encoding import dumps_compact, json_string
 
 __all__ = ["front_token"]
 
@@ -18,5 +18,5 @@ def front_token(
     if payload_json is None:
         body = dumps_compact({"uid": user_id, "ate": access_expires_at_ms, "up": payload})
     else:
-        body = f'{{"uid":{dumps_compact(user_id)},"ate":{int(access_expires_at_ms)},"up":{payload_json}}}'
+        body = f'{{"uid":{json_string(user_id)},"ate":{int(access_expires_at_ms)},"up":{payload_json}}}'
     return base64.b64encode(body.encode("ascii")).decode("ascii")
