@@ -13,7 +13,8 @@ which is what ``SQLiteStore`` sets):
 - ``refresh_session``: our refresh writes nothing (one ``SELECT``, AES-SIV, one signature);
   the rotation is committed by the first use of the child access token;
 - ``promotion``: that first use, ``get_session`` of a just-refreshed access token (verify,
-  ``SELECT``, compare-and-set ``UPDATE``, and a replacement access token is signed);
+  one compare-and-set ``UPDATE … RETURNING`` that answers with the row, and a replacement
+  access token is signed);
 - ``refresh + promotion``: the whole rotation, the honest counterpart of a write-on-refresh
   design.
 
@@ -34,7 +35,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +45,17 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from sessionward import Config, SessionWard
-from sessionward.stores.base import SessionRow
+from sessionward.engine.core import new_handle
+from sessionward.stores.base import Promotion, SessionRow
 from sessionward.stores.schema import migrations_for
-from sessionward.tokens.encoding import sha256_hex
+from sessionward.tokens.encoding import dumps_compact, sha256_hex
 from sessionward.tokens.front import front_token
 from sessionward.tokens.keys import SigningKey
 from sessionward.tokens.refresh import new_id_refresh_token
 
 ALGS = ("RS256", "HS256", "ES256", "EdDSA")
 TARGET = 1.3
+CREATE_TARGET = 1.25
 POOL = 8_000
 JWT_PAYLOAD = {
     "role": "admin",
@@ -293,7 +296,8 @@ def piece_cases(s: AlgSetup) -> list[tuple[str, str, Callable[[int], float]]]:
         return batch
 
     pieces: list[tuple[str, str, Callable[[], object]]] = [
-        ("uuid", "`str(uuid.uuid4())`", lambda: str(uuid.uuid4())),
+        ("uuid", "`str(uuid.uuid4())` (reference)", lambda: str(uuid.uuid4())),
+        ("handle", "`new_handle()` (the same text and bytes from 16 random bytes)", new_handle),
         (
             "new_root",
             "refresh token: `RefreshTokenCodec.new_root` (AES-SIV)",
@@ -327,13 +331,8 @@ def piece_cases(s: AlgSetup) -> list[tuple[str, str, Callable[[int], float]]]:
         ),
         (
             "dumps",
-            "  of which `json.dumps` of session_data + JWT payload",
-            lambda: (json.dumps({}), json.dumps(JWT_PAYLOAD)),
-        ),
-        (
-            "replace",
-            "`dataclasses.replace(row, expires_at=...)` (create builds the row twice)",
-            lambda: replace(row, expires_at=1),
+            "`dumps_compact` of the JWT payload (once per create)",
+            lambda: dumps_compact(JWT_PAYLOAD),
         ),
         (
             "rawinsert",
@@ -347,6 +346,13 @@ def piece_cases(s: AlgSetup) -> list[tuple[str, str, Callable[[int], float]]]:
             lambda: store.get_session(content.session_handle),
         ),
         ("child", "refresh: `child_of` (AES-SIV)", lambda: codec.child_of(rt, content)),
+        (
+            "promote_returning",
+            "promotion: `SQLiteStore.promote_returning`, refused (UPDATE … RETURNING + SELECT)",
+            lambda: store.promote_returning(
+                Promotion(content.session_handle, row.user_id, "no-match", "x", 0, 0)
+            ),
+        ),
     ]
     return [(f"{s.alg}/piece/{k}", label, b(fn)) for k, label, fn in pieces]
 
@@ -402,19 +408,19 @@ def report(setups: list[AlgSetup], results: dict[str, list[float]]) -> None:
             med = median(values)
             rows.append([s.alg, label, f"{med:.1f}", spread(values), f"{med / floor:.2f}x"])
     print(table(["alg", "case", "µs/op", "min-max", "/ floor"], rows))
-    print("\n## Targets (create and refresh ≤ 1.3x one signature + one store write)\n")
+    print(f"\n## Targets (create ≤ {CREATE_TARGET}x, refresh ≤ {TARGET}x one signature + one store write)\n")
     rows = []
     for s in setups:
         floor = median(results[f"{s.alg}/floor"])
         ratio = {name: median(results[f"{s.alg}/{name}"]) / floor for name in LABELS}
 
-        def verdict(value: float) -> str:
-            return f"{value:.2f}x " + ("met" if value <= TARGET else "MISSED")
+        def verdict(value: float, target: float = TARGET) -> str:
+            return f"{value:.2f}x " + ("met" if value <= target else "MISSED")
 
         rows.append(
             [
                 s.alg + ("" if s.alg in ("RS256", "HS256") else " (extra)"),
-                verdict(ratio["create"]),
+                verdict(ratio["create"], CREATE_TARGET),
                 verdict(ratio["refresh"]),
                 f"{ratio['promotion']:.2f}x",
                 verdict(ratio["refresh_promotion"]),

@@ -9,8 +9,8 @@ Part 1, **throughput** (operations per second, median over interleaved rounds), 
 - ``create``: ``create_new_session`` (one row written);
 - ``refresh``: ``refresh_session`` alone (one read: our refresh writes nothing);
 - ``rotation``: ``refresh_session`` followed by the first ``get_session`` of the new access
-  token, which commits the rotation (read + compare-and-set write): the full cost of
-  rotating a session, the fair comparison with designs that write on refresh;
+  token, which commits the rotation (one compare-and-set that answers with the row): the
+  full cost of rotating a session, the fair comparison with designs that write on refresh;
 
 each with **one connection** (sync engine, one thread, a pool of one), **8 threads** (sync
 engine, pool of 8) and **8 tasks** (``AsyncSessionWard``, pool of 8, one event loop).

@@ -101,7 +101,7 @@ def test_promotion_that_waited_while_another_tab_committed_keeps_the_session(env
         env.clock.advance(1)
         env.other.get_session(first.access_token.value)  # promotion by the other tab
 
-    env.store.before("get_session", other_tab_commits_later)
+    env.store.before("promote_returning", other_tab_commits_later)
     verified = env.engine.get_session(first.access_token.value)
     assert verified.handle == created.handle
     # A later refresh with the predecessor is still within grace, never theft.
@@ -165,7 +165,7 @@ def test_refresh_after_a_long_promote_wait_returns_an_unexpired_access_token(tmp
     try:
         created = env.engine.create_new_session("alice")
         first = env.engine.refresh_session(created.refresh_token.value)
-        env.store.before("promote", lambda: env.clock.advance(5))
+        env.store.before("promote_returning", lambda: env.clock.advance(5))
         second = env.engine.refresh_session(first.refresh_token.value)
         assert second.access_token.expires_at > env.clock.now * 1000
     finally:
@@ -177,7 +177,7 @@ def test_promotion_after_a_long_wait_mints_an_unexpired_replacement(tmp_path: Pa
     try:
         created = env.engine.create_new_session("alice")
         first = env.engine.refresh_session(created.refresh_token.value)
-        env.store.before("promote", lambda: env.clock.advance(4))
+        env.store.before("promote_returning", lambda: env.clock.advance(4))
         verified = env.engine.get_session(first.access_token.value)
         assert verified.new_access_token is not None
         assert verified.new_access_token.expires_at > env.clock.now * 1000

@@ -23,7 +23,7 @@ from typing import Any
 
 from support.stores import STORE_METHODS
 
-from sessionward.stores.base import AsyncStore, SessionRow, Store, StoredKey
+from sessionward.stores.base import AsyncStore, Promoted, Promotion, SessionRow, Store, StoredKey
 
 __all__ = ["STORE_METHODS", "AsyncDelayingStore", "DelayingStore", "LatencyPlan"]
 
@@ -111,6 +111,12 @@ class DelayingStore:
         self._wait("promote")
         return self.plan.promoted(self.inner.promote(handle, expected_hash_2, new_hash_2, now, expires_at))
 
+    def promote_returning(self, promotion: Promotion) -> Promoted:
+        self._wait("promote_returning")
+        outcome = self.inner.promote_returning(promotion)
+        self.plan.promoted(outcome.changed)
+        return outcome
+
     def delete_sessions(self, handles: list[str]) -> list[str]:
         self._wait("delete_sessions")
         return self.inner.delete_sessions(handles)
@@ -187,6 +193,12 @@ class AsyncDelayingStore:
         await self._wait("promote")
         changed = await self.inner.promote(handle, expected_hash_2, new_hash_2, now, expires_at)
         return self.plan.promoted(changed)
+
+    async def promote_returning(self, promotion: Promotion) -> Promoted:
+        await self._wait("promote_returning")
+        outcome = await self.inner.promote_returning(promotion)
+        self.plan.promoted(outcome.changed)
+        return outcome
 
     async def delete_sessions(self, handles: list[str]) -> list[str]:
         await self._wait("delete_sessions")

@@ -97,6 +97,11 @@ class CountingStore:
         self.counter.add(changed)
         return changed
 
+    def promote_returning(self, promotion: Any) -> Any:
+        outcome = self.inner.promote_returning(promotion)
+        self.counter.add(outcome.changed)
+        return outcome
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
@@ -106,6 +111,11 @@ class AsyncCountingStore(CountingStore):
         changed: bool = await self.inner.promote(*args)
         self.counter.add(changed)
         return changed
+
+    async def promote_returning(self, promotion: Any) -> Any:
+        outcome = await self.inner.promote_returning(promotion)
+        self.counter.add(outcome.changed)
+        return outcome
 
 
 class SyncWorker:

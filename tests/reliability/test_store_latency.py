@@ -1,6 +1,6 @@
 """Latency drill: browsers with several tabs race on their sessions while the store is slow.
 
-Every store call that reads or commits a session (``get_session``, ``promote``, and a little
+Every store call that reads or commits a session (``get_session``, ``promote_returning``, and a little
 on ``insert_session`` and ``load_keys``) waits a random 0 to 200 ms first (``latency_store``:
 real sleeps, real clock, seeded draws), so a request's wait regularly spans another tab's
 commit. Each session is a "browser" whose tabs share one cookie jar and play rounds; in
@@ -59,7 +59,7 @@ OPTIONS: dict[str, Any] = {
 CONTROL_GRACE = 1
 DELAYS: dict[str, tuple[float, float]] = {
     "get_session": (0.0, 0.2),
-    "promote": (0.0, 0.1),
+    "promote_returning": (0.0, 0.1),
     "insert_session": (0.0, 0.05),
     "load_keys": (0.0, 0.05),
 }

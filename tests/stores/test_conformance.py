@@ -32,7 +32,7 @@ from sessionward import (
     UnauthorizedError,
 )
 from sessionward.errors import GeneralError, StorageUnavailableError
-from sessionward.stores.base import StoredKey
+from sessionward.stores.base import Promotion, StoredKey
 
 RACERS = 24
 VALIDITY = 60
@@ -160,6 +160,99 @@ def test_promote_race_has_exactly_one_winner(subject: Any) -> None:
         assert row.refresh_token_hash_2 == f"r{round_}-c{winner}"
         assert row.prev_refresh_token_hash_2 == expected
         assert (row.rotated_at, row.expires_at) == (base + winner, base + 100_000 + winner)
+
+
+def _promotion(handle: str, expected: str, new: str, now: int, deadline: int, **extra: Any) -> Promotion:
+    return Promotion(handle, extra.pop("user_id", "alice"), expected, new, now, deadline, **extra)
+
+
+def test_promote_returning_is_compare_and_set_answering_the_row(subject: Any) -> None:
+    base = now_ms()
+    row = make_row("h1", hash2="h2-old", created=base, expires=base + 5_000)
+    subject.insert_session(row)
+    # Refused: nothing written, the row as found.
+    assert subject.promote_returning(_promotion("h1", "wrong", "h2-new", base + 1, base + 9_000)) == (
+        False,
+        row,
+    )
+    assert subject.promote_returning(_promotion("missing", "h2-old", "h2-new", base + 1, base + 9_000)) == (
+        False,
+        None,
+    )
+    assert subject.get_session("missing") is None  # a failed CAS never creates a row
+    changed, promoted = subject.promote_returning(
+        _promotion("h1", "h2-old", "h2-new", base + 2, base + 9_000)
+    )
+    assert changed is True
+    assert promoted == subject.get_session("h1")
+    assert (promoted.refresh_token_hash_2, promoted.prev_refresh_token_hash_2) == ("h2-new", "h2-old")
+    assert (promoted.rotated_at, promoted.expires_at) == (base + 2, base + 9_000)
+    assert (promoted.user_id, promoted.session_data, promoted.jwt_user_payload, promoted.created_at_time) == (
+        row.user_id,
+        row.session_data,
+        row.jwt_user_payload,
+        row.created_at_time,
+    )
+    stale = subject.promote_returning(_promotion("h1", "h2-old", "h2-newer", base + 3, base + 10_000))
+    assert stale == (False, promoted)
+    again = subject.promote_returning(_promotion("h1", "h2-new", "h2-newer", base + 3, base + 10_000))
+    assert again.changed and again.row.prev_refresh_token_hash_2 == "h2-new"
+    assert subject.get_handles_for_user("alice", base + 9_500) == ["h1"]  # the index follows
+
+
+def test_promote_returning_refuses_what_a_prior_read_would_refuse(subject: Any) -> None:
+    base = now_ms()
+    row = make_row("h1", hash2="a", created=base, expires=base + 5_000, payload={"p": "x" * 40})
+    subject.insert_session(row)
+    payload_length = len('{"p":"' + "x" * 40 + '"}')
+    refused = [
+        _promotion("h1", "a", "b", base + 1, base + 9_000, user_id="mallory"),  # another user's
+        _promotion("h1", "a", "b", base + 5_001, base + 9_000),  # past its idle deadline
+        _promotion("h1", "a", "b", base + 1_001, base + 9_000, max_lifetime=1_000),  # past its lifetime
+        _promotion("h1", "a", "b", base + 1, base + 9_000, max_payload_json=payload_length - 1),
+    ]
+    for promotion in refused:
+        assert subject.promote_returning(promotion) == (False, row), promotion
+    # At the limits, it commits; the deadline is capped by the lifetime.
+    changed, promoted = subject.promote_returning(
+        _promotion(
+            "h1", "a", "b", base + 5_000, base + 9_000, max_lifetime=5_000, max_payload_json=payload_length
+        )
+    )
+    assert changed is True
+    assert (promoted.rotated_at, promoted.expires_at) == (base + 5_000, base + 5_000)
+    changed, promoted = subject.promote_returning(
+        _promotion("h1", "b", "c", base + 5_000, base + 9_000, max_lifetime=60_000)
+    )
+    assert changed is True and promoted.expires_at == base + 9_000  # under the cap: as asked
+
+
+def test_promote_returning_race_has_exactly_one_winner(subject: Any) -> None:
+    base = now_ms()
+    subject.insert_session(make_row("h-race", hash2="start", created=base))
+    for round_ in range(3):
+        expected = subject.get_session("h-race").refresh_token_hash_2
+        calls = [
+            (
+                "promote_returning",
+                (_promotion("h-race", expected, f"r{round_}-c{i}", base + i, base + 100_000 + i),),
+            )
+            for i in range(RACERS)
+        ]
+        results = subject.race(calls)
+        assert all(isinstance(r, tuple) for r in results), [r for r in results if not isinstance(r, tuple)][
+            :3
+        ]
+        winners = [i for i, outcome in enumerate(results) if outcome.changed]
+        assert len(winners) == 1, f"{len(winners)} winners in round {round_}"
+        winner = winners[0]
+        row = subject.get_session("h-race")
+        assert results[winner].row == row
+        assert row.refresh_token_hash_2 == f"r{round_}-c{winner}"
+        assert row.prev_refresh_token_hash_2 == expected
+        assert (row.rotated_at, row.expires_at) == (base + winner, base + 100_000 + winner)
+        for outcome in results:  # every loser saw a row: the winner's, or the one it replaced
+            assert outcome.row.refresh_token_hash_2 in (expected, row.refresh_token_hash_2)
 
 
 def test_delete_sessions_returns_only_existing_handles(subject: Any) -> None:

@@ -20,7 +20,7 @@ from ..config import Config
 from ..cookies import ACCESS_TOKEN_COOKIE, MAX_COOKIE_BYTES, set_cookie_header
 from ..errors import PayloadTooLargeError
 from ..tokens.access import MAX_TIME_CLAIM
-from ..tokens.encoding import dumps_compact
+from ..tokens.encoding import dumps_compact, json_string
 from ..tokens.keys import SigningKey
 from ..tokens.refresh import ANTI_CSRF_BYTES
 
@@ -64,14 +64,25 @@ class PayloadBudget:
     def largest_cookie(self, header_segment: str, key: SigningKey, user_id: str, payload_json: str) -> int:
         """Bytes of the largest access cookie of a session with this user id and payload
         (``payload_json`` is the compact JSON of the payload), signed with ``key``."""
-        claims = self.claims_overhead + len(dumps_compact(user_id)) + len(payload_json)
+        claims = self.claims_overhead + len(json_string(user_id)) + len(payload_json)
         token = len(header_segment) + 1 + _b64_length(claims) + 1 + _b64_length(key.signature_length)
         return self.cookie_overhead + token
+
+    def max_payload_json(self, header_segment: str, key: SigningKey, user_id: str) -> int:
+        """The largest payload JSON (characters of compact JSON) that fits the budget with
+        this user id and key: :meth:`check_json` passes exactly when
+        ``len(payload_json) <= max_payload_json(...)`` (negative when nothing fits)."""
+        # largest_cookie <= limit  <=>  _b64_length(claims) <= room  <=>  claims <= 3 * room // 4
+        room = self.limit - self.cookie_overhead - len(header_segment) - 2 - _b64_length(key.signature_length)
+        return 3 * room // 4 - self.claims_overhead - len(json_string(user_id))
 
     def check(self, header_segment: str, key: SigningKey, user_id: str, payload: dict[str, Any]) -> None:
         """Raise :class:`~sessionward.errors.PayloadTooLargeError` naming the size and the
         limit when ``payload`` does not fit the budget."""
-        payload_json = dumps_compact(payload)
+        self.check_json(header_segment, key, user_id, dumps_compact(payload))
+
+    def check_json(self, header_segment: str, key: SigningKey, user_id: str, payload_json: str) -> None:
+        """:meth:`check` for a payload already serialised (``payload_json`` is its compact JSON)."""
         size = self.largest_cookie(header_segment, key, user_id, payload_json)
         if size > self.limit:
             room = len(payload_json) - 2 - (size - self.limit) * 3 // 4

@@ -17,8 +17,7 @@ for something it does not offer.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
 from ..stores.base import Store
 
@@ -32,9 +31,9 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
-    """An operation a flow asks its driver to perform: a method name and arguments."""
+class Call(NamedTuple):
+    """An operation a flow asks its driver to perform: a method name and arguments (a
+    named tuple: one is built per store call, where a frozen dataclass costs more)."""
 
     method: str
     args: tuple[Any, ...] = ()

@@ -58,9 +58,26 @@ class TokenMinter:
     ) -> Token:
         """A signed access token bound to the refresh token whose hash is ``refresh_hash1``
         (``expires_at`` in seconds: default, the configured validity from ``now``)."""
+        csrf = self.refresh_codec.anti_csrf_token(refresh_hash1) if self.config.enable_anti_csrf else None
+        return self._access_token(
+            key, user_id, handle, refresh_hash1, parent_hash1, payload, None, csrf, now, expires_at
+        )
+
+    def _access_token(
+        self,
+        key: SigningKey,
+        user_id: str,
+        handle: str,
+        refresh_hash1: str,
+        parent_hash1: str | None,
+        payload: dict[str, Any],
+        payload_json: str | None,
+        csrf: str | None,
+        now: float,
+        expires_at: int | None = None,
+    ) -> Token:
         issued_at = int(now)
         exp = issued_at + self.config.access_token_validity if expires_at is None else expires_at
-        csrf = self.refresh_codec.anti_csrf_token(refresh_hash1) if self.config.enable_anti_csrf else None
         value = self.access_codec.encode(
             key,
             user_id=user_id,
@@ -71,6 +88,7 @@ class TokenMinter:
             anti_csrf_token=csrf,
             issued_at=min(issued_at, exp),
             expires_at=exp,
+            user_data_json=payload_json,
         )
         return Token(value, exp * 1000)
 
@@ -82,17 +100,26 @@ class TokenMinter:
         parent_hash1: str | None,
         now: float,
         refresh_expiry: int | None = None,
+        refresh_hash1: str | None = None,
     ) -> SessionTokens:
         """Everything a client gets for ``refresh_token`` of the session in ``row``
-        (``refresh_expiry`` in ms: default, the idle deadline from ``now``)."""
-        refresh_hash1 = hash_hex(refresh_token)
-        access = self.access_token(
+        (``refresh_expiry`` in ms: default, the idle deadline from ``now``; ``refresh_hash1``:
+        ``H(refresh_token)`` when the caller has it). The row's ``jwt_user_payload_json``,
+        when set, is used instead of serialising the payload again."""
+        if refresh_hash1 is None:
+            refresh_hash1 = hash_hex(refresh_token)
+        csrf = self.refresh_codec.anti_csrf_token(refresh_hash1) if self.config.enable_anti_csrf else None
+        payload = row.jwt_user_payload
+        payload_json = row.jwt_user_payload_json
+        access = self._access_token(
             key,
             row.user_id,
             row.session_handle,
             refresh_hash1,
             parent_hash1,
-            row.jwt_user_payload,
+            payload,
+            payload_json,
+            csrf,
             now,
         )
         if refresh_expiry is None:
@@ -100,12 +127,10 @@ class TokenMinter:
         return SessionTokens(
             handle=row.session_handle,
             user_id=row.user_id,
-            jwt_payload=row.jwt_user_payload,
+            jwt_payload=payload,
             access_token=access,
             refresh_token=Token(refresh_token, refresh_expiry),
             id_refresh_token=Token(new_id_refresh_token(), refresh_expiry),
-            anti_csrf_token=(
-                self.refresh_codec.anti_csrf_token(refresh_hash1) if self.config.enable_anti_csrf else None
-            ),
-            front_token=front_token(row.user_id, access.expires_at, row.jwt_user_payload),
+            anti_csrf_token=csrf,
+            front_token=front_token(row.user_id, access.expires_at, payload, payload_json),
         )

@@ -13,11 +13,10 @@ recovered by the predecessor grace window (the decision table is in
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..errors import GeneralError, PayloadTooLargeError, TokenTheftDetectedError, UnauthorizedError
-from ..stores.base import SessionRow, Store
+from ..stores.base import Promotion, SessionRow, Store
 from ..tokens.access import AccessTokenClaims
 from ..tokens.encoding import sha256_hex as hash_hex
 from ..tokens.front import front_token
@@ -25,8 +24,7 @@ from ..tokens.keys import SigningKey
 from ..tokens.refresh import InvalidRefreshToken
 from .decisions import RefreshCase, decide_refresh, row_alive
 from .flow import Flow, call
-from .minting import idle_deadline
-from .rows import read_row
+from .rows import promote_row, read_row
 from .types import SessionTokens, VerifiedSession
 
 if TYPE_CHECKING:
@@ -49,8 +47,10 @@ def refresh_session(core: SessionCore, refresh_token: str) -> Flow[SessionTokens
     hash1 = hash_hex(refresh_token)
     hash2 = hash_hex(hash1)
     handle = content.session_handle
+    # Read first: the usual case (R2, the current token) writes nothing, and a blind
+    # compare-and-set would be a write attempt on every refresh.
+    row = yield from read_row(handle)
     for _ in range(_MAX_CAS_ATTEMPTS):
-        row = yield from read_row(handle)
         # Read after the row: a clock read before a wait on the store would judge a
         # rotation committed meanwhile as being from the future.
         now_ms = int(core.clock() * 1000)
@@ -75,12 +75,15 @@ def refresh_session(core: SessionCore, refresh_token: str) -> Flow[SessionTokens
         refresh_expiry = None
         if case is RefreshCase.FIRST_USE_OF_CHILD:
             assert content.parent_hash1 is not None
-            deadline = idle_deadline(row, now_ms, config)
-            expected = hash_hex(content.parent_hash1)
-            if not (yield from call(Store.promote, handle, expected, hash2, now_ms, deadline)):
-                continue  # the row changed under us: decide again on a fresh read
-            row = _promoted(row, hash2, now_ms, deadline)
-            refresh_expiry = deadline
+            # The payload was checked on this row just above: no store-side payload check.
+            outcome = yield from promote_row(
+                _promotion(core, handle, row.user_id, hash_hex(content.parent_hash1), hash2, now_ms, None)
+            )
+            row = outcome.row
+            if not outcome.changed:
+                continue  # the row changed under us: decide again on the row the store returned
+            assert row is not None
+            refresh_expiry = row.expires_at
         key, now = yield from core.keys.minting_key()
         child = codec.child_of(refresh_token, content)
         return core.minter.session_tokens(key, row, child, hash1, now, refresh_expiry)
@@ -88,29 +91,46 @@ def refresh_session(core: SessionCore, refresh_token: str) -> Flow[SessionTokens
 
 
 def promote(core: SessionCore, claims: AccessTokenClaims) -> Flow[VerifiedSession]:
-    """First use of an access token issued by a refresh: commit its refresh token."""
+    """First use of an access token issued by a refresh: commit its refresh token.
+
+    The compare-and-set goes first, carrying the checks a prior read would serve (the row
+    is alive, its user, the stored payload's size), and the store answers with the row: one
+    round trip whatever the outcome. Only a refusal by a row that still holds the parent
+    is looked at again (see docs/design/decision-tables.md).
+    """
     config = core.config
     handle = claims.session_handle
+    user_id = claims.user_id
     assert claims.parent_refresh_token_hash1 is not None
     expected = hash_hex(claims.parent_refresh_token_hash1)
     target = hash_hex(claims.refresh_token_hash1)
-    row = yield from read_row(handle)
-    now_ms = int(core.clock() * 1000)
-    if row is not None and not row_alive(row, now_ms, config):
-        row = None
-    if row is not None and row.refresh_token_hash_2 == expected:
+    key = yield from core.keys.signing_key(core.clock())
+    limit: int | None = core.budget.max_payload_json(core.access_codec.header_segment(key), key, user_id)
+    row: SessionRow | None = None
+    for _ in range(_MAX_CAS_ATTEMPTS):
+        outcome = yield from promote_row(
+            _promotion(core, handle, user_id, expected, target, int(core.clock() * 1000), limit)
+        )
+        row = outcome.row
+        if outcome.changed:
+            break
+        # Refused: judge the row the store returned, with a clock read after it.
+        now_ms = int(core.clock() * 1000)
+        if row is not None and (row.user_id != user_id or not row_alive(row, now_ms, config)):
+            row = None
+        if row is None or row.refresh_token_hash_2 != expected:
+            break  # committed already (V2), moved on (V3) or gone (V4)
+        # The row still holds the parent: its payload failed the store's length check
+        # (which measures the stored text), or it changed during the statement. Check the
+        # payload exactly, then compare-and-set again without the length check.
         _stored_payload_fits(core, (yield from core.keys.signing_key(now_ms / 1000)), row)
-        deadline = idle_deadline(row, now_ms, config)
-        if (yield from call(Store.promote, handle, expected, target, now_ms, deadline)):
-            row = _promoted(row, target, now_ms, deadline)
-        else:
-            row = yield from read_row(handle)
-    if row is None or row.user_id != claims.user_id:
+        limit = None
+    if row is None:
         raise UnauthorizedError("the session no longer exists")
     if row.refresh_token_hash_2 != target:
         # The session moved on: this token is stale but genuinely signed; it stays
         # valid until it expires, and no replacement is minted.
-        return VerifiedSession(handle, claims.user_id, claims.user_data)
+        return VerifiedSession(handle, user_id, claims.user_data)
     key, now = yield from core.keys.minting_key()
     replacement = core.minter.access_token(
         key, row.user_id, handle, claims.refresh_token_hash1, None, row.jwt_user_payload, now
@@ -121,6 +141,25 @@ def promote(core: SessionCore, claims: AccessTokenClaims) -> Flow[VerifiedSessio
         row.jwt_user_payload,
         replacement,
         front_token(row.user_id, replacement.expires_at, row.jwt_user_payload),
+    )
+
+
+def _promotion(
+    core: SessionCore, handle: str, user_id: str, expected: str, new: str, now_ms: int, limit: int | None
+) -> Promotion:
+    """The compare-and-set committing ``new`` at ``now_ms``: the row must be alive then, and
+    gets the idle deadline from then, capped by the session's absolute lifetime."""
+    config = core.config
+    max_life = config.session_max_lifetime
+    return Promotion(
+        handle,
+        user_id,
+        expected,
+        new,
+        now_ms,
+        now_ms + config.refresh_token_validity * 1000,
+        None if max_life is None else max_life * 1000,
+        limit,
     )
 
 
@@ -139,14 +178,3 @@ def _stored_payload_fits(core: SessionCore, key: SigningKey, row: SessionRow) ->
             exc.limit,
         )
         raise UnauthorizedError("the session's stored JWT payload is over the size limit") from None
-
-
-def _promoted(row: SessionRow, new_hash_2: str, now_ms: int, deadline: int) -> SessionRow:
-    """The row as a successful ``promote`` call left it in the store."""
-    return replace(
-        row,
-        refresh_token_hash_2=new_hash_2,
-        prev_refresh_token_hash_2=row.refresh_token_hash_2,
-        rotated_at=now_ms,
-        expires_at=deadline,
-    )

@@ -1,16 +1,16 @@
-"""Reading a session's row: the one place where a row the store cannot decode becomes the
-end of that session (``UnauthorizedError`` and a log line) rather than a failure of every
-request that touches it."""
+"""Reading a session's row, and promoting it: the one place where a row the store cannot
+decode becomes the end of that session (``UnauthorizedError`` and a log line) rather than a
+failure of every request that touches it."""
 
 from __future__ import annotations
 
 import logging
 
 from ..errors import UnauthorizedError
-from ..stores.base import CorruptSessionRowError, SessionRow, Store
+from ..stores.base import CorruptSessionRowError, Promoted, Promotion, SessionRow, Store
 from .flow import Flow, call
 
-__all__ = ["read_row"]
+__all__ = ["promote_row", "read_row"]
 
 logger = logging.getLogger("sessionward.engine")
 
@@ -23,3 +23,13 @@ def read_row(handle: str) -> Flow[SessionRow | None]:
         logger.error("session %s is unusable: %s", handle, exc)
         raise UnauthorizedError("the session's stored row is corrupt") from None
     return row
+
+
+def promote_row(promotion: Promotion) -> Flow[Promoted]:
+    """The store's compare-and-set of ``promotion``, with the row it answers; a corrupt row
+    is ``UnauthorizedError`` as in :func:`read_row`."""
+    try:
+        return (yield from call(Store.promote_returning, promotion))
+    except CorruptSessionRowError as exc:
+        logger.error("session %s is unusable: %s", promotion.handle, exc)
+        raise UnauthorizedError("the session's stored row is corrupt") from None

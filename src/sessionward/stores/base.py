@@ -1,7 +1,8 @@
 """The store interface: a handful of atomic operations every backend implements.
 
 The engine never composes a read-modify-write out of several calls: each method below is
-atomic in every store, and ``promote`` is a compare-and-set on ``refresh_token_hash_2``.
+atomic in every store, and ``promote`` / ``promote_returning`` are compare-and-sets on
+``refresh_token_hash_2``.
 Sync stores implement :class:`Store`; async stores implement :class:`AsyncStore`, with the
 same method names returning awaitables. Failures to reach the backend raise
 :class:`~sessionward.errors.StorageUnavailableError`.
@@ -10,8 +11,8 @@ same method names returning awaitables. Failures to reach the backend raise
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
 
 from ..errors import GeneralError
 from ..tokens.encoding import dumps_compact
@@ -19,11 +20,16 @@ from ..tokens.encoding import dumps_compact
 __all__ = [
     "AsyncStore",
     "CorruptSessionRowError",
+    "Promoted",
+    "Promotion",
     "SessionRow",
     "Store",
     "StoredKey",
     "json_object",
+    "jwt_payload_text",
+    "session_data_text",
     "session_row_from_columns",
+    "session_row_to_columns",
 ]
 
 
@@ -33,7 +39,13 @@ class CorruptSessionRowError(GeneralError):
 
 @dataclass(frozen=True, slots=True)
 class SessionRow:
-    """One session as stored (times in ms since the epoch)."""
+    """One session as stored (times in ms since the epoch).
+
+    ``session_data_json`` and ``jwt_user_payload_json``, when set, are the compact JSON of
+    the two dicts (:func:`~sessionward.tokens.encoding.dumps_compact`), which the engine has
+    already computed for a new row: stores write them (:func:`session_row_to_columns`)
+    instead of serialising again. They take no part in comparisons.
+    """
 
     session_handle: str
     user_id: str
@@ -44,6 +56,8 @@ class SessionRow:
     jwt_user_payload: dict[str, Any]
     created_at_time: int
     expires_at: int
+    session_data_json: str | None = field(default=None, compare=False, repr=False)
+    jwt_user_payload_json: str | None = field(default=None, compare=False, repr=False)
 
 
 def json_object(text: str) -> dict[str, Any]:
@@ -52,6 +66,18 @@ def json_object(text: str) -> dict[str, Any]:
     if type(value) is not dict:
         raise ValueError(f"expected a JSON object, got {type(value).__name__}")
     return value
+
+
+def session_data_text(row: SessionRow) -> str:
+    """The compact JSON of ``row.session_data`` (serialised only if the row lacks it)."""
+    text = row.session_data_json
+    return dumps_compact(row.session_data) if text is None else text
+
+
+def jwt_payload_text(row: SessionRow) -> str:
+    """The compact JSON of ``row.jwt_user_payload`` (serialised only if the row lacks it)."""
+    text = row.jwt_user_payload_json
+    return dumps_compact(row.jwt_user_payload) if text is None else text
 
 
 def session_row_to_columns(row: SessionRow) -> tuple[str | int | None, ...]:
@@ -63,8 +89,8 @@ def session_row_to_columns(row: SessionRow) -> tuple[str | int | None, ...]:
         row.refresh_token_hash_2,
         row.prev_refresh_token_hash_2,
         row.rotated_at,
-        dumps_compact(row.session_data),
-        dumps_compact(row.jwt_user_payload),
+        session_data_text(row),
+        jwt_payload_text(row),
         row.created_at_time,
         row.expires_at,
     )
@@ -88,6 +114,50 @@ def session_row_from_columns(values: tuple[Any, ...]) -> SessionRow:
         values[7],
         values[8],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Promotion:
+    """A compare-and-set that commits a rotation, with the checks the engine would
+    otherwise make on a row read first (times in ms since the epoch).
+
+    The store changes the row only if all of these hold: it exists with this ``user_id``;
+    its ``refresh_token_hash_2`` is ``expected_hash_2``; it is alive at ``now``
+    (``now <= expires_at`` and, with ``max_lifetime`` set,
+    ``now <= created_at_time + max_lifetime``); and, with ``max_payload_json`` set, its
+    stored JWT payload JSON is at most that many characters long. It then sets
+    ``refresh_token_hash_2`` to ``new_hash_2``, ``prev_refresh_token_hash_2`` to
+    ``expected_hash_2``, ``rotated_at`` to ``now`` and ``expires_at`` to ``expires_at``
+    capped at ``created_at_time + max_lifetime``.
+    """
+
+    handle: str
+    user_id: str
+    expected_hash_2: str
+    new_hash_2: str
+    now: int
+    expires_at: int
+    max_lifetime: int | None = None
+    max_payload_json: int | None = None
+
+    def deadline(self, created_at_time: int) -> int:
+        """The ``expires_at`` a successful promotion writes for a row created then."""
+        if self.max_lifetime is None:
+            return self.expires_at
+        return min(self.expires_at, created_at_time + self.max_lifetime)
+
+
+class Promoted(NamedTuple):
+    """The outcome of :meth:`Store.promote_returning`.
+
+    ``changed``: whether this call changed the row. ``row``: the row after the change; or,
+    when nothing changed, the row as the store found it (``None`` if there is none). A
+    store may return that row as of the start of its atomic operation, so a row that
+    still satisfies the promotion after ``changed=False`` means: look again.
+    """
+
+    changed: bool
+    row: SessionRow | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +192,12 @@ class Store(Protocol):
         """Compare-and-set: if the row's hash2 is ``expected_hash_2``, set it to
         ``new_hash_2``, ``prev_refresh_token_hash_2`` to ``expected_hash_2``, ``rotated_at``
         to ``now`` and ``expires_at``; return whether the row changed."""
+        ...
+
+    def promote_returning(self, promotion: Promotion) -> Promoted:
+        """The compare-and-set of ``promotion`` (see :class:`Promotion`), answering with the
+        row in the same round trip: whether it changed, and the row after the change or
+        as found. One atomic operation; nothing is written when a condition fails."""
         ...
 
     def delete_sessions(self, handles: list[str]) -> list[str]:
@@ -175,6 +251,7 @@ class AsyncStore(Protocol):
     async def promote(
         self, handle: str, expected_hash_2: str, new_hash_2: str, now: int, expires_at: int
     ) -> bool: ...
+    async def promote_returning(self, promotion: Promotion) -> Promoted: ...
     async def delete_sessions(self, handles: list[str]) -> list[str]: ...
     async def delete_sessions_for_user(self, user_id: str) -> list[str]: ...
     async def get_handles_for_user(self, user_id: str, now: int) -> list[str]: ...

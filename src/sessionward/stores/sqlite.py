@@ -23,7 +23,14 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..errors import ConfigError, GeneralError, StorageUnavailableError
 from ..tokens.encoding import dumps_compact
-from .base import SessionRow, StoredKey, session_row_from_columns, session_row_to_columns
+from .base import (
+    Promoted,
+    Promotion,
+    SessionRow,
+    StoredKey,
+    session_row_from_columns,
+    session_row_to_columns,
+)
 from .schema import latest_version, migrations_for
 
 __all__ = ["SQLiteStore", "parse_sqlite_url"]
@@ -34,6 +41,18 @@ _MIN_SQLITE = (3, 35, 0)  # RETURNING
 _ROW_COLUMNS = (
     "session_handle, user_id, refresh_token_hash_2, prev_refresh_token_hash_2, rotated_at, "
     "session_data, jwt_user_payload, created_at_time, expires_at"
+)
+
+
+# The compare-and-set of ``promote_returning``: one statement, its conditions in the WHERE.
+_PROMOTE_RETURNING = (
+    "UPDATE session_info SET refresh_token_hash_2 = :new, prev_refresh_token_hash_2 = :expected, "
+    "rotated_at = :now, expires_at = CASE WHEN :life IS NULL THEN :deadline "
+    "ELSE MIN(:deadline, created_at_time + :life) END "
+    "WHERE session_handle = :handle AND user_id = :user AND refresh_token_hash_2 = :expected "
+    "AND expires_at >= :now AND (:life IS NULL OR created_at_time + :life >= :now) "
+    "AND (:limit IS NULL OR length(jwt_user_payload) <= :limit) "
+    f"RETURNING {_ROW_COLUMNS}"
 )
 
 
@@ -229,6 +248,34 @@ class SQLiteStore:
             )
         )
         return cursor.rowcount == 1
+
+    def promote_returning(self, promotion: Promotion) -> Promoted:
+        params = {
+            "new": promotion.new_hash_2,
+            "expected": promotion.expected_hash_2,
+            "now": promotion.now,
+            "deadline": promotion.expires_at,
+            "life": promotion.max_lifetime,
+            "limit": promotion.max_payload_json,
+            "handle": promotion.handle,
+            "user": promotion.user_id,
+        }
+
+        def attempt(connection: sqlite3.Connection) -> tuple[bool, Any]:
+            # Autocommit UPDATE: it commits at once, and a failed compare writes nothing.
+            # The SELECT after a failed compare runs under the same lock (no other thread
+            # of this process in between); another process may still write in between,
+            # which the engine handles as a row that changed under it.
+            changed = connection.execute(_PROMOTE_RETURNING, params).fetchall()
+            if changed:
+                return True, changed[0]
+            found = connection.execute(
+                f"SELECT {_ROW_COLUMNS} FROM session_info WHERE session_handle = ?", (promotion.handle,)
+            ).fetchone()
+            return False, found
+
+        changed, found = self._run(attempt)
+        return Promoted(changed, None if found is None else session_row_from_columns(found))
 
     def delete_sessions(self, handles: list[str]) -> list[str]:
         if not handles:

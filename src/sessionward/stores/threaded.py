@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from ..errors import GeneralError
-from .base import SessionRow, Store, StoredKey
+from .base import Promoted, Promotion, SessionRow, Store, StoredKey
 
 __all__ = ["ThreadedAsyncStore"]
 
@@ -63,6 +63,10 @@ class ThreadedAsyncStore:
         self, handle: str, expected_hash_2: str, new_hash_2: str, now: int, expires_at: int
     ) -> bool:
         return bool(await self._call("promote", handle, expected_hash_2, new_hash_2, now, expires_at))
+
+    async def promote_returning(self, promotion: Promotion) -> Promoted:
+        result: Promoted = await self._call("promote_returning", promotion)
+        return result
 
     async def delete_sessions(self, handles: list[str]) -> list[str]:
         return list(await self._call("delete_sessions", handles))

@@ -20,6 +20,7 @@ from .encoding import (
     b64url_decode,
     b64url_encode,
     dumps_compact,
+    json_string,
     loads_strict,
 )
 from .keys import SigningKey
@@ -68,6 +69,10 @@ class AccessTokenClaims(NamedTuple):
     kid: str
 
 
+def _header_segment(key: SigningKey) -> str:
+    return b64url_encode(dumps_compact({"alg": key.alg, "typ": "JWT", "kid": key.kid}).encode())
+
+
 class AccessTokenCodec:
     """Signs and verifies access tokens with a set of keys of one algorithm.
 
@@ -85,7 +90,7 @@ class AccessTokenCodec:
     def set_keys(self, keys: Iterable[SigningKey]) -> None:
         """Make exactly ``keys`` (of this codec's algorithm) the verification keys."""
         by_kid = {key.kid: key for key in keys if key.alg == self.alg}
-        self._header_by_kid = {kid: self.header_segment(key) for kid, key in by_kid.items()}
+        self._header_by_kid = {kid: _header_segment(key) for kid, key in by_kid.items()}
         self._by_header = {
             segment.encode("ascii"): by_kid[kid] for kid, segment in self._header_by_kid.items()
         }
@@ -97,7 +102,7 @@ class AccessTokenCodec:
 
     def header_segment(self, key: SigningKey) -> str:
         """The encoded protected header this codec writes for ``key``."""
-        return b64url_encode(dumps_compact({"alg": key.alg, "typ": "JWT", "kid": key.kid}).encode())
+        return self._header_by_kid.get(key.kid) or _header_segment(key)
 
     def encode(
         self,
@@ -111,22 +116,43 @@ class AccessTokenCodec:
         anti_csrf_token: str | None,
         issued_at: int,
         expires_at: int,
+        user_data_json: str | None = None,
     ) -> str:
-        """Sign a token with ``key``; ``issued_at``/``expires_at`` in seconds."""
-        claims: dict[str, Any] = {
-            "sub": user_id,
-            "sessionHandle": session_handle,
-            "refreshTokenHash1": refresh_token_hash1,
-        }
-        if parent_refresh_token_hash1 is not None:
-            claims["parentRefreshTokenHash1"] = parent_refresh_token_hash1
-        claims["userData"] = user_data
-        if anti_csrf_token is not None:
-            claims["antiCsrfToken"] = anti_csrf_token
-        claims["iat"] = issued_at
-        claims["exp"] = expires_at
-        header = self._header_by_kid.get(key.kid) or self.header_segment(key)
-        signing_input = header + "." + b64url_encode(dumps_compact(claims).encode())
+        """Sign a token with ``key``; ``issued_at``/``expires_at`` in seconds.
+
+        ``user_data_json``, when given, must be ``dumps_compact(user_data)``: callers that
+        serialised the payload already (create) pass it so it is not serialised again.
+        """
+        if user_data_json is None:
+            claims: dict[str, Any] = {
+                "sub": user_id,
+                "sessionHandle": session_handle,
+                "refreshTokenHash1": refresh_token_hash1,
+            }
+            if parent_refresh_token_hash1 is not None:
+                claims["parentRefreshTokenHash1"] = parent_refresh_token_hash1
+            claims["userData"] = user_data
+            if anti_csrf_token is not None:
+                claims["antiCsrfToken"] = anti_csrf_token
+            claims["iat"] = issued_at
+            claims["exp"] = expires_at
+            body = dumps_compact(claims)
+        else:
+            # Exactly dumps_compact of the same claims, assembled around the payload's JSON
+            # (each string through the encoder's fast path for strings).
+            parent = (
+                ""
+                if parent_refresh_token_hash1 is None
+                else f',"parentRefreshTokenHash1":{json_string(parent_refresh_token_hash1)}'
+            )
+            csrf = "" if anti_csrf_token is None else f',"antiCsrfToken":{json_string(anti_csrf_token)}'
+            body = (
+                f'{{"sub":{json_string(user_id)},"sessionHandle":{json_string(session_handle)},'
+                f'"refreshTokenHash1":{json_string(refresh_token_hash1)}{parent},'
+                f'"userData":{user_data_json}{csrf},"iat":{int(issued_at)},"exp":{int(expires_at)}}}'
+            )
+        header = self._header_by_kid.get(key.kid) or _header_segment(key)
+        signing_input = header + "." + b64url_encode(body.encode())
         return signing_input + "." + b64url_encode(key.sign(signing_input.encode("ascii")))
 
     def decode(self, token: str, now: float) -> AccessTokenClaims:

@@ -13,6 +13,8 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Callable
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "b64url_decode",
     "b64url_encode",
     "dumps_compact",
+    "json_string",
     "loads_strict",
     "sha256_hex",
 ]
@@ -70,6 +73,11 @@ def sha256_hex(text: str) -> str:
 
 
 _COMPACT_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+#: The JSON text of a string, exactly as :func:`dumps_compact` writes it (ASCII-escaped):
+#: the encoder's C function for strings, without its per-call dispatch.
+json_string: Callable[[str], str] = encode_basestring_ascii
 
 
 def dumps_compact(value: Any) -> str:

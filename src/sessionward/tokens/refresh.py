@@ -81,9 +81,10 @@ class RefreshTokenCodec:
         self._siv = AESSIV(encryption_key)
         self._csrf_key = hmac.digest(master_secret, b"sessionward/anti-csrf", "sha256")
 
-    def new_root(self, session_handle: str, user_id: str) -> str:
-        """The first refresh token of a session (carries 256 random bits)."""
-        return self._seal(_ROOT, session_handle, secrets.token_bytes(32), user_id)
+    def new_root(self, session_handle: str, user_id: str, handle_bytes: bytes | None = None) -> str:
+        """The first refresh token of a session (carries 256 random bits); ``handle_bytes``,
+        when the caller has them, are the 16 bytes of the ``session_handle`` UUID."""
+        return self._seal(_ROOT, session_handle, secrets.token_bytes(32), user_id, handle_bytes)
 
     def child_of(self, parent: str, content: RefreshTokenContent) -> str:
         """The unique successor of ``parent`` (whose decrypted content is ``content``)."""
@@ -113,7 +114,11 @@ class RefreshTokenCodec:
         parent = record[18:50].hex() if record[1] == _CHILD else None
         return RefreshTokenContent(handle, user_id, parent)
 
-    def _seal(self, kind: int, session_handle: str, link: bytes, user_id: str) -> str:
+    def _seal(
+        self, kind: int, session_handle: str, link: bytes, user_id: str, handle_bytes: bytes | None = None
+    ) -> str:
         user_bytes = user_id.encode("utf-8")
-        record = bytes((_VERSION, kind)) + uuid.UUID(session_handle).bytes + link + user_bytes
+        if handle_bytes is None:
+            handle_bytes = uuid.UUID(session_handle).bytes
+        record = bytes((_VERSION, kind)) + handle_bytes + link + user_bytes
         return b64url_encode(self._siv.encrypt(record, _ASSOCIATED_DATA))

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import psycopg
 
 from ...errors import GeneralError
-from ..base import SessionRow, StoredKey
+from ..base import Promoted, Promotion, SessionRow, StoredKey
 from . import operations as ops
 from .drivers import drive_async
 from .errors import CLOSED, translate
@@ -111,6 +111,10 @@ class AsyncPostgresStore:
     ) -> bool:
         """Compare-and-set on ``refresh_token_hash_2`` (one conditional ``UPDATE``)."""
         return await self._run(ops.promote(handle, expected_hash_2, new_hash_2, now, expires_at))
+
+    async def promote_returning(self, promotion: Promotion) -> Promoted:
+        """The compare-and-set of ``promotion`` and the resulting row (one statement)."""
+        return await self._run(ops.promote_returning(promotion))
 
     async def delete_sessions(self, handles: list[str]) -> list[str]:
         """Delete these sessions; return the handles that existed."""

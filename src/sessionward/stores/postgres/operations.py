@@ -13,13 +13,20 @@ columns are ``JSON``, which keeps the exact text written (``JSONB`` would reject
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from ...errors import GeneralError
 from ...tokens.encoding import dumps_compact
-from ..base import SessionRow, StoredKey, session_row_from_columns, session_row_to_columns
+from ..base import (
+    Promoted,
+    Promotion,
+    SessionRow,
+    StoredKey,
+    session_row_from_columns,
+    session_row_to_columns,
+)
 from ..schema import latest_version, migrations_for
 
 T = TypeVar("T")
@@ -33,7 +40,7 @@ class Query:
     """One statement to execute and what to return from it."""
 
     sql: str
-    params: Sequence[Any] = ()
+    params: Sequence[Any] | Mapping[str, Any] = ()
     fetch: Fetch = "rowcount"
 
 
@@ -115,6 +122,48 @@ def promote(handle: str, expected: str, new: str, now: int, expires_at: int) -> 
         (new, expected, now, expires_at, handle, expected),
     )
     return bool(changed == 1)
+
+
+# One statement: the compare-and-set (conditions in the WHERE) and, when it changes
+# nothing, the row as the statement's snapshot holds it. The snapshot predates any
+# concurrent commit the UPDATE waited for, so that row may be out of date (see Promoted).
+_PROMOTE_RETURNING = f"""
+WITH promoted AS (
+    UPDATE session_info SET refresh_token_hash_2 = %(new)s, prev_refresh_token_hash_2 = %(expected)s,
+        rotated_at = %(now)s, expires_at = CASE WHEN %(life)s::bigint IS NULL THEN %(deadline)s::bigint
+            ELSE LEAST(%(deadline)s::bigint, created_at_time + %(life)s::bigint) END
+    WHERE session_handle = %(handle)s AND user_id = %(user)s AND refresh_token_hash_2 = %(expected)s
+        AND expires_at >= %(now)s::bigint
+        AND (%(life)s::bigint IS NULL OR created_at_time + %(life)s::bigint >= %(now)s::bigint)
+        AND (%(limit)s::bigint IS NULL OR length(jwt_user_payload::text) <= %(limit)s::bigint)
+    RETURNING {_SELECT_COLUMNS}
+)
+SELECT TRUE, * FROM promoted
+UNION ALL
+SELECT FALSE, {_SELECT_COLUMNS} FROM session_info
+WHERE session_handle = %(handle)s AND NOT EXISTS (SELECT 1 FROM promoted)
+"""
+
+
+def promote_returning(promotion: Promotion) -> Operation[Promoted]:
+    """The compare-and-set of ``promotion`` and the resulting (or found) row, in one statement."""
+    found = yield Query(
+        _PROMOTE_RETURNING,
+        {
+            "new": promotion.new_hash_2,
+            "expected": promotion.expected_hash_2,
+            "now": promotion.now,
+            "deadline": promotion.expires_at,
+            "life": promotion.max_lifetime,
+            "limit": promotion.max_payload_json,
+            "handle": promotion.handle,
+            "user": promotion.user_id,
+        },
+        "one",
+    )
+    if found is None:
+        return Promoted(False, None)
+    return Promoted(bool(found[0]), session_row_from_columns(tuple(found[1:])))
 
 
 def _handles(rows: list[tuple[Any, ...]]) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import psycopg
 
 from ...errors import GeneralError
-from ..base import SessionRow, StoredKey
+from ..base import Promoted, Promotion, SessionRow, StoredKey
 from . import operations as ops
 from .drivers import drive
 from .errors import CLOSED, translate
@@ -98,6 +98,10 @@ class PostgresStore:
     def promote(self, handle: str, expected_hash_2: str, new_hash_2: str, now: int, expires_at: int) -> bool:
         """Compare-and-set on ``refresh_token_hash_2`` (one conditional ``UPDATE``)."""
         return self._run(ops.promote(handle, expected_hash_2, new_hash_2, now, expires_at))
+
+    def promote_returning(self, promotion: Promotion) -> Promoted:
+        """The compare-and-set of ``promotion`` and the resulting row (one statement)."""
+        return self._run(ops.promote_returning(promotion))
 
     def delete_sessions(self, handles: list[str]) -> list[str]:
         """Delete these sessions; return the handles that existed."""

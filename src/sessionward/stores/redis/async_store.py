@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import redis.asyncio
 
 from ...errors import GeneralError
-from ..base import SessionRow, StoredKey
+from ..base import Promoted, Promotion, SessionRow, StoredKey
 from . import operations as ops
 from .errors import CLOSED, translate
 from .scripts import SCRIPTS
@@ -115,6 +115,10 @@ class AsyncRedisStore:
     ) -> bool:
         """Compare-and-set on ``refresh_token_hash_2`` (one script)."""
         return await self._run(ops.promote(handle, expected_hash_2, new_hash_2, now, expires_at))
+
+    async def promote_returning(self, promotion: Promotion) -> Promoted:
+        """The compare-and-set of ``promotion`` and the resulting row (one script)."""
+        return await self._run(ops.promote_returning(promotion))
 
     async def delete_sessions(self, handles: list[str]) -> list[str]:
         """Delete these sessions; return the handles that existed."""

@@ -14,7 +14,16 @@ from typing import Any, Generic, TypeVar
 
 from ...errors import GeneralError
 from ...tokens.encoding import dumps_compact
-from ..base import CorruptSessionRowError, SessionRow, StoredKey, json_object
+from ..base import (
+    CorruptSessionRowError,
+    Promoted,
+    Promotion,
+    SessionRow,
+    StoredKey,
+    json_object,
+    jwt_payload_text,
+    session_data_text,
+)
 
 T = TypeVar("T")
 #: Version of the key layout that ``migrate`` records (the Redis analogue of a schema).
@@ -121,9 +130,9 @@ def insert_session(row: SessionRow) -> Op[None]:
         "refresh_token_hash_2",
         row.refresh_token_hash_2,
         "session_data",
-        dumps_compact(row.session_data),
+        session_data_text(row),
         "jwt_user_payload",
-        dumps_compact(row.jwt_user_payload),
+        jwt_payload_text(row),
         "created_at_time",
         row.created_at_time,
         "expires_at",
@@ -152,6 +161,32 @@ def get_session(handle: str) -> Op[SessionRow | None]:
 def promote(handle: str, expected: str, new: str, now: int, expires_at: int) -> Op[bool]:
     """Compare-and-set on ``refresh_token_hash_2``, extending the hash's TTL."""
     return Op("promote", (handle, expected, new, now, expires_at, _ttl(expires_at, now)), _bool)
+
+
+def _decode_promoted(reply: Any) -> Promoted:
+    return Promoted(bool(int(reply[0])), _decode_row(reply[1]))
+
+
+def _optional(value: int | None) -> str | int:
+    return "" if value is None else value
+
+
+def promote_returning(promotion: Promotion) -> Op[Promoted]:
+    """The compare-and-set of ``promotion`` and the resulting (or found) row, in one script."""
+    return Op(
+        "promote_returning",
+        (
+            promotion.handle,
+            promotion.user_id,
+            promotion.expected_hash_2,
+            promotion.new_hash_2,
+            promotion.now,
+            promotion.expires_at,
+            _optional(promotion.max_lifetime),
+            _optional(promotion.max_payload_json),
+        ),
+        _decode_promoted,
+    )
 
 
 def delete_sessions(handles: list[str]) -> Op[list[str]]:

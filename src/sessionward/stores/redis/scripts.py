@@ -83,6 +83,32 @@ redis.call('ZADD', IDX, ARGV[6], member(h, cur[2]))
 return 1
 """
 
+# ARGV: P, handle, user_id, expected hash2, new hash2, now, expires_at, max lifetime ('' =
+# none), max payload JSON length ('' = none) -> {1 if changed else 0, the row's fields}
+_PROMOTE_RETURNING = r"""
+local h = ARGV[2]
+local k = skey(h)
+local cur = redis.call('HMGET', k, 'user_id', 'refresh_token_hash_2', 'expires_at', 'created_at_time')
+if cur[1] and cur[1] == ARGV[3] and cur[2] == ARGV[4] then
+  local now, exp, created = tonumber(ARGV[6]), tonumber(cur[3]), tonumber(cur[4])
+  local life, limit = tonumber(ARGV[8]), tonumber(ARGV[9])
+  if exp and created and now <= exp and (not life or now <= created + life)
+      and (not limit or redis.call('HSTRLEN', k, 'jwt_user_payload') <= limit) then
+    local deadline = ARGV[7]
+    if life and created + life < tonumber(deadline) then
+      deadline = string.format('%d', created + life)
+    end
+    redis.call('HSET', k, 'refresh_token_hash_2', ARGV[5], 'prev_refresh_token_hash_2', ARGV[4],
+      'rotated_at', ARGV[6], 'expires_at', deadline)
+    redis.call('PEXPIRE', k, string.format('%d', math.max(1, tonumber(deadline) - now)))
+    redis.call('SADD', ukey(cur[1]), h)
+    redis.call('ZADD', IDX, deadline, member(h, cur[1]))
+    return {1, redis.call('HGETALL', k)}
+  end
+end
+return {0, redis.call('HGETALL', k)}
+"""
+
 # ARGV: P, handles... -> the handles that existed
 _DELETE = r"""
 local out = {}
@@ -229,6 +255,7 @@ SCRIPTS: dict[str, str] = {
         "insert": _INSERT,
         "get": _GET,
         "promote": _PROMOTE,
+        "promote_returning": _PROMOTE_RETURNING,
         "delete": _DELETE,
         "delete_for_user": _DELETE_FOR_USER,
         "handles_for_user": _HANDLES_FOR_USER,
