@@ -14,7 +14,7 @@ from support.rows import make_row as shared_make_row
 from support.stores import STORE_METHODS, RecordingStore
 
 from sessionward.errors import ConfigError, GeneralError, StorageUnavailableError
-from sessionward.stores.base import SessionRow, StoredKey
+from sessionward.stores.base import Promotion, SessionRow, StoredKey
 from sessionward.stores.schema import latest_version
 from sessionward.stores.sqlite import SQLiteStore
 from sessionward.stores.threaded import ThreadedAsyncStore
@@ -73,6 +73,9 @@ async def exercise(store: Any) -> None:
     assert promoted.refresh_token_hash_2 == "hash-b"
     assert promoted.prev_refresh_token_hash_2 == "hash-a"
     assert (promoted.rotated_at, promoted.expires_at) == (2, 20_000)
+    refused = await store.promote_returning(Promotion("h1", "alice", "wrong", "hash-c", 3, 20_000))
+    assert refused.changed is False
+    assert refused.row is not None and refused.row.refresh_token_hash_2 == "hash-b"
     assert await store.get_handles_for_user("alice", 100) == ["h1"]
     assert await store.update_session_data("h1", {"x": 1}) is True
     assert await store.update_jwt_payload("h1", {"y": 2}) is True
