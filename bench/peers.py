@@ -32,8 +32,6 @@ from pathlib import Path
 
 import httpx
 from _harness import machine_info
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from http_servers import free_port, server_command, server_cpu_seconds
 from peers_chart import write_chart
 
@@ -142,19 +140,6 @@ class Sample:
     requests: int
     not_200: int
     socket_errors: int
-
-
-def rsa_pems() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
 
 
 def ensure_own_virtualenv(app: catalog.PeerApp) -> str | None:
@@ -405,7 +390,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
     work = Path(tempfile.mkdtemp(prefix="sessionward-peers-bench-"))
-    private_pem, public_pem = rsa_pems()
+    private_pem, public_pem = catalog.rsa_pems()
     env = {
         **os.environ,
         "BENCH_WORKDIR": str(work),

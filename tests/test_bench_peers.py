@@ -31,19 +31,7 @@ import catalog  # noqa: E402
 
 @pytest.fixture(scope="module")
 def rsa_pems() -> tuple[str, str]:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
+    return catalog.rsa_pems()
 
 
 CASES = [(app, alg) for app in catalog.APPS for alg in app.algorithms]

@@ -178,3 +178,20 @@ def check(client: httpx.Client, app: PeerApp) -> list[str]:
                 expect("refresh reusing a rotated token", reuse, 401)
         expect("refresh without a token", refresh_request(client, app.refresh, None), 401)
     return problems
+
+
+def rsa_pems() -> tuple[str, str]:
+    """A fresh RSA-2048 key pair as PEM text: (private PKCS#8, public SubjectPublicKeyInfo)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public

@@ -140,6 +140,19 @@ class Promotion:
     max_lifetime: int | None = None
     max_payload_json: int | None = None
 
+    def sql_parameters(self) -> dict[str, str | int | None]:
+        """The named parameters of the SQL stores' conditional ``UPDATE … RETURNING``."""
+        return {
+            "new": self.new_hash_2,
+            "expected": self.expected_hash_2,
+            "now": self.now,
+            "deadline": self.expires_at,
+            "life": self.max_lifetime,
+            "limit": self.max_payload_json,
+            "handle": self.handle,
+            "user": self.user_id,
+        }
+
     def deadline(self, created_at_time: int) -> int:
         """The ``expires_at`` a successful promotion writes for a row created then."""
         if self.max_lifetime is None:

@@ -250,16 +250,7 @@ class SQLiteStore:
         return cursor.rowcount == 1
 
     def promote_returning(self, promotion: Promotion) -> Promoted:
-        params = {
-            "new": promotion.new_hash_2,
-            "expected": promotion.expected_hash_2,
-            "now": promotion.now,
-            "deadline": promotion.expires_at,
-            "life": promotion.max_lifetime,
-            "limit": promotion.max_payload_json,
-            "handle": promotion.handle,
-            "user": promotion.user_id,
-        }
+        params = promotion.sql_parameters()
 
         def attempt(connection: sqlite3.Connection) -> tuple[bool, Any]:
             # Autocommit UPDATE: it commits at once, and a failed compare writes nothing.

@@ -149,16 +149,7 @@ def promote_returning(promotion: Promotion) -> Operation[Promoted]:
     """The compare-and-set of ``promotion`` and the resulting (or found) row, in one statement."""
     found = yield Query(
         _PROMOTE_RETURNING,
-        {
-            "new": promotion.new_hash_2,
-            "expected": promotion.expected_hash_2,
-            "now": promotion.now,
-            "deadline": promotion.expires_at,
-            "life": promotion.max_lifetime,
-            "limit": promotion.max_payload_json,
-            "handle": promotion.handle,
-            "user": promotion.user_id,
-        },
+        promotion.sql_parameters(),
         "one",
     )
     if found is None:
