@@ -128,11 +128,19 @@ def test_async_theft_hook_is_awaited(start: Callable[..., WireClient]) -> None:
 
 def test_verification_headers_are_read_in_one_pass() -> None:
     scope: dict[str, Any] = {
-        "headers": [(b"Cookie", b"a=1"), (b"anti-csrf", b"c1"), (b"cookie", b"b=\xe9"), (b"ANTI-CSRF", b"c2")]
+        "headers": [
+            (b"Cookie", b"a=1"),
+            (b"anti-csrf", b"c1"),
+            (b"cookie", b"b=\xe9"),
+            (b"ANTI-CSRF", b"c2"),
+            (b"st-auth-mode", b"cookie"),
+            (b"Authorization", b"Bearer t"),
+            (b"authorization", b"Bearer u"),
+        ]
     }
-    assert _verification_headers(scope) == ("a=1; b=\xe9", "c1,c2")
-    assert _verification_headers({"headers": [(b"cookie", b"a=1")]}) == ("a=1", None)
-    assert _verification_headers({}) == (None, None)
+    assert _verification_headers(scope) == ("a=1; b=\xe9", "c1,c2", "cookie", "Bearer t,Bearer u")
+    assert _verification_headers({"headers": [(b"cookie", b"a=1")]}) == ("a=1", None, None, None)
+    assert _verification_headers({}) == (None, None, None, None)
 
 
 # -- payload, data, logout ---------------------------------------------------------------------------
