@@ -2,8 +2,10 @@
 adapters call.
 
 A handler turns a request's raw inputs (``Cookie`` header, ``anti-csrf``, ``st-auth-mode``
-and ``Authorization`` headers, method) into engine calls and records what the response must carry in a
-:class:`~sessionward.transport.ResponseEffects`, which the adapter applies. Nothing here
+and ``Authorization`` headers, method) into engine calls and records what the response
+must carry in a :class:`~sessionward.transport.ResponseEffects`, which the adapter
+applies; the mode the request speaks (:mod:`sessionward.transport.protocol`) decides where
+the tokens are read and written. Nothing here
 knows a framework; nothing here is global: effects live on the request.
 
 Each decision is written once. Operations of several steps (create, refresh, a payload

@@ -149,7 +149,8 @@ def test_verification_headers_are_read_in_one_pass() -> None:
 def test_preflight_merges_existing_allow_headers() -> None:
     response = sw.preflight(Response(headers={"Access-Control-Allow-Headers": "Content-Type, anti-csrf"}))
     assert response.headers.getlist("access-control-allow-headers") == [
-        "Content-Type, anti-csrf, fdi-version, supertokens-sdk-name, supertokens-sdk-version"
+        "Content-Type, anti-csrf, fdi-version, supertokens-sdk-name, supertokens-sdk-version, "
+        "rid, st-auth-mode, authorization"
     ]
     assert response.headers["access-control-allow-credentials"] == "true"
 

@@ -106,7 +106,9 @@ async def create_new_session(
     """
     context = _context(request_or_response)
     scope = getattr(request_or_response, "scope", None)
-    auth_mode = _auth_mode_header(scope if isinstance(scope, dict) else context.scope)
+    auth_mode = _auth_mode_header(
+        scope.get("headers", ()) if isinstance(scope, dict) else context.request_headers
+    )
     session = await context.handler.create(context.effects, user_id, jwt_payload, session_data, auth_mode)
     _remember(request_or_response, session)
     _apply_to(context, request_or_response, response)

@@ -92,11 +92,13 @@ class _RequestContext:
     touches the session costs one small object.
     """
 
-    __slots__ = ("_effects", "handler", "scope")
+    __slots__ = ("_effects", "handler", "request_headers")
 
-    def __init__(self, handler: AsyncSessionHandler, scope: Scope | None = None) -> None:
+    def __init__(self, handler: AsyncSessionHandler, request_headers: Any = ()) -> None:
         self.handler = handler
-        self.scope = scope
+        # The request's raw headers (not the scope: the scope holds this context, and a
+        # reference cycle per request would be left to the garbage collector).
+        self.request_headers = request_headers
         self._effects: ResponseEffects | None = None
 
     @property
@@ -151,10 +153,10 @@ def _joined(previous: str | None, value: bytes) -> str:
     return text if previous is None else f"{previous},{text}"
 
 
-def _auth_mode_header(scope: Scope | None) -> str | None:
-    """Every ``st-auth-mode`` header of the request, joined with ``","``."""
+def _auth_mode_header(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """Every ``st-auth-mode`` header among raw ASGI ``headers``, joined with ``","``."""
     auth_mode = None
-    for name, value in () if scope is None else scope.get("headers", ()):
+    for name, value in headers:
         if name.lower() == _AUTH_MODE:
             auth_mode = _joined(auth_mode, value)
     return auth_mode
@@ -198,7 +200,7 @@ class SessionWardMiddleware:
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        context = _RequestContext(self.binding.handler, scope)
+        context = _RequestContext(self.binding.handler, scope.get("headers", ()))
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}
