@@ -132,7 +132,9 @@ def _verification_headers(scope: Scope) -> tuple[str | None, str | None, str | N
     (as a WSGI server joins them; the transport layer decides), read in one pass over the
     request headers."""
     cookies: list[str] = []
-    anti_csrf = auth_mode = authorization = None
+    anti_csrf: str | None = None
+    auth_mode: str | None = None
+    authorization: str | None = None
     for name, value in scope.get("headers", ()):
         name = name.lower()
         if name == b"cookie":
@@ -155,7 +157,7 @@ def _joined(previous: str | None, value: bytes) -> str:
 
 def _auth_mode_header(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     """Every ``st-auth-mode`` header among raw ASGI ``headers``, joined with ``","``."""
-    auth_mode = None
+    auth_mode: str | None = None
     for name, value in headers:
         if name.lower() == _AUTH_MODE:
             auth_mode = _joined(auth_mode, value)
