@@ -84,6 +84,9 @@ class Server:
     process: subprocess.Popen[bytes]
     config: Config
     engine: SessionWard | None = None  # on the server's store, for what a test does beside it
+    # One connection pool for the test routes: a client per request costs more than a page's
+    # worth of browser work (an SSL context each).
+    http: httpx.Client = dataclasses.field(default_factory=lambda: httpx.Client(timeout=10))
 
     def store_engine(self) -> SessionWard:
         """A session engine on the server's store (revocations from the test)."""
@@ -92,15 +95,16 @@ class Server:
         return self.engine
 
     def counters(self) -> dict[str, Any]:
-        result: dict[str, Any] = httpx.get(self.base + "/test/counters", timeout=10).json()
+        result: dict[str, Any] = self.http.get(self.base + "/test/counters").json()
         return result
 
     def reset(self) -> None:
-        httpx.post(self.base + "/test/reset", timeout=10).raise_for_status()
+        self.http.post(self.base + "/test/reset").raise_for_status()
 
     def stop(self) -> str:
         if self.engine is not None:
             self.engine.close()
+        self.http.close()
         self.process.terminate()
         try:
             self.process.wait(timeout=10)
@@ -212,7 +216,20 @@ class ClientPage:
     def open(self, origin: str | None = None, init: dict[str, Any] | None = None) -> ClientPage:
         """Load the test page (from ``origin``, default the API's) and initialise the client
         (``init``: more options for the adapter's ``init``)."""
-        self.page.goto(f"{origin or self.server.base}/test/page/{self.client}.html")
+        self.page.goto(self.page_url(origin))
+        return self.initialise(init)
+
+    def page_url(self, origin: str | None = None) -> str:
+        return f"{origin or self.server.base}/test/page/{self.client}.html"
+
+    def start_loading(self, origin: str | None = None) -> ClientPage:
+        """Start loading the test page and return at once (several tabs load side by side);
+        :meth:`initialise` waits for it."""
+        self.page.goto(self.page_url(origin), wait_until="commit")
+        return self
+
+    def initialise(self, init: dict[str, Any] | None = None) -> ClientPage:
+        """Wait for the loaded test page, then initialise the client."""
         self.page.wait_for_function("window.harnessReady === true")
         options = {"apiBase": self.server.base, "refreshPath": self.server.config.refresh_api_path}
         self.run("init", {**options, **(init or {})})

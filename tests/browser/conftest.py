@@ -167,3 +167,35 @@ def open_page(request: pytest.FixtureRequest, context: Any, servers: ServerPool)
     yield opener
     for page in pages:
         assert not page.errors, f"uncaught errors in the page: {page.errors}"
+
+
+@pytest.fixture
+def open_profiles(
+    request: pytest.FixtureRequest, context: Any, new_context: Any, servers: ServerPool
+) -> Iterator[Any]:
+    """Opens tabs of one client in ``count`` browser profiles (the test's, then fresh ones),
+    loading side by side; arguments as ``open_page``'s."""
+    pages: list[ClientPage] = []
+
+    def opener(
+        client: str,
+        framework: str,
+        origin: str | None = None,
+        *,
+        count: int,
+        init: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> list[ClientPage]:
+        require_client(request, client)
+        server = servers.get(framework, **options)
+        profiles = [context, *(new_context() for _ in range(count - 1))]
+        tabs = [ClientPage(profile.new_page(), server, client).start_loading(origin) for profile in profiles]
+        for tab in tabs:
+            tab.initialise(init)
+        server.reset()
+        pages.extend(tabs)
+        return tabs
+
+    yield opener
+    for page in pages:
+        assert not page.errors, f"uncaught errors in the page: {page.errors}"

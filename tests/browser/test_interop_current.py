@@ -24,7 +24,7 @@ import pytest
 
 from browser.browser_env import CURRENT_CLIENTS, FRAMEWORKS, ClientPage, PageServer, Server
 
-EXPIRY_MARGIN = 0.25  # seconds past the access token's exp
+EXPIRY_MARGIN = 0.1  # seconds past the access token's exp
 # The cookies holding the session's tokens: the API's (HttpOnly) in cookie mode, the ones the
 # SDK writes with document.cookie in header mode.
 TOKEN_COOKIES = {
@@ -100,8 +100,7 @@ def check_ended(tab: ClientPage) -> None:
 @clients
 @frameworks
 def test_session_life(
-    open_page: Any,
-    new_context: Any,
+    open_profiles: Any,
     page_server: PageServer,
     framework: str,
     client: str,
@@ -109,9 +108,14 @@ def test_session_life(
     origin: str,
     anti_csrf: bool,
 ) -> None:
+    # Three browser profiles, so that one wait for expiry serves every scenario that needs
+    # one: `tab` (sign-in, expiry with one call, calls around the SDK, sign-out), `crowd`
+    # (parallel calls after expiry, attemptRefreshingSession, theft) and `revoked` (a session
+    # revoked on the server).
     page_origin = page_server.origin if origin == "cross-origin" else None
     options = {"init": {"tokenTransferMethod": mode}, "enable_anti_csrf": anti_csrf}
-    tab: ClientPage = open_page(client, framework, page_origin, **options)
+    tabs: list[ClientPage] = open_profiles(client, framework, page_origin, count=3, **options)
+    tab, revoked, crowd = tabs
     server = tab.server
     names = TOKEN_COOKIES[mode]
 
@@ -123,15 +127,13 @@ def test_session_life(
     assert tab.run("getUserId") is None
     assert server.counters()["refresh"] == 1
 
-    # Another browser profile signs in; its session is revoked on the server (checked below,
-    # once its access token has expired).
-    other: ClientPage = open_page(client, framework, page_origin, profile=new_context(), **options)
-    revoked = sign_in(other, "bob", {})
-    assert server.store_engine().revoke_session(revoked) is True
+    revoked_handle = sign_in(revoked, "bob", {})
+    assert server.store_engine().revoke_session(revoked_handle) is True
+    crowd_handle = sign_in(crowd, "carol", {})
+    stolen = cookies(crowd)[names["refresh"]]["value"]  # its first refresh token, replayed below
 
     # Sign-in, the session as the SDK reports it, and where the tokens are.
     handle = sign_in(tab, "alice", {"role": "reader"})
-    stolen = cookies(tab)[names["refresh"]]["value"]  # the first refresh token, replayed below
     assert tab.run("getUserId") == "alice"
     payload = tab.run("getJWTPayload")
     assert payload["role"] == "reader", payload
@@ -150,8 +152,10 @@ def test_session_life(
         assert answer["status"] == 200, answer
         assert (answer["body"]["user_id"], answer["body"]["handle"]) == ("alice", handle)
 
+    for each in (revoked, crowd, tab):
+        wait_for_expiry(each)
+
     # Expiry: one refresh, then the call is retried; the next calls need none.
-    wait_for_expiry(tab)
     server.reset()
     answer = tab.protected()
     assert answer["status"] == 200 and answer["body"]["handle"] == handle, answer
@@ -171,44 +175,41 @@ def test_session_life(
         assert tab.run("raw", "/protected", "POST", bearer)["status"] == 200
         assert tab.run("raw", "/protected", "POST", {"st-auth-mode": "header"})["status"] == 401
 
-    # Five parallel calls after expiry: one refresh.
-    wait_for_expiry(tab)
-    server.reset()
-    parallel = tab.run("parallel", 5, "/protected", "POST")
-    assert [answer["status"] for answer in parallel] == [200] * 5, parallel
-    assert answers(server) == [(200, "token")]
-
-    server.reset()
-    assert tab.run("attemptRefresh") is True
-    assert answers(server) == [(200, "token")]
-    assert tab.protected()["status"] == 200
-
-    # The session revoked on the server ends in the other profile at its next call.
-    wait_for_expiry(other)
-    server.reset()
-    answer = other.protected()
-    assert answer["status"] == 401, answer
-    assert answers(server) == [(401, "remove")]
-    check_ended(other)
-
-    # Theft: the first refresh token, replayed after the rotations above, ends the session on
-    # the server; the browser's next refresh is refused and ends it in the page.
-    thief = replay_refresh(server, mode, stolen)
-    assert thief.status_code == 401, thief.text
-    assert thief.headers.get("front-token") == "remove"
-    assert handle not in live_handles(server, "alice")
-    server.reset()
-    assert tab.run("attemptRefresh") is False
-    assert answers(server) == [(401, "remove")]
-    check_ended(tab)
-
-    # Sign-out through the SDK (POST {apiBasePath}/signout).
-    handle = sign_in(tab, "alice", {"role": "reader"})
+    # Sign-out through the SDK (POST {apiBasePath}/signout), the token still fresh.
     server.reset()
     assert tab.run("signOut") == {"status": 200, "body": {"status": "OK"}}
     assert handle not in live_handles(server, "alice")
     check_ended(tab)
     assert server.counters()["refresh"] == 0
+
+    # Five parallel calls after expiry: one refresh; then attemptRefreshingSession.
+    server.reset()
+    parallel = crowd.run("parallel", 5, "/protected", "POST")
+    assert [answer["status"] for answer in parallel] == [200] * 5, parallel
+    assert {answer["body"]["handle"] for answer in parallel} == {crowd_handle}
+    assert answers(server) == [(200, "token")]
+    server.reset()
+    assert crowd.run("attemptRefresh") is True
+    assert answers(server) == [(200, "token")]
+    assert crowd.protected()["status"] == 200
+
+    # Theft: the first refresh token, replayed after two rotations, ends the session on the
+    # server; the browser's next refresh is refused and ends it in the page.
+    thief = replay_refresh(server, mode, stolen)
+    assert thief.status_code == 401, thief.text
+    assert thief.headers.get("front-token") == "remove"
+    assert crowd_handle not in live_handles(server, "carol")
+    server.reset()
+    assert crowd.run("attemptRefresh") is False
+    assert answers(server) == [(401, "remove")]
+    check_ended(crowd)
+
+    # The session revoked on the server ends in the browser at its next call.
+    server.reset()
+    answer = revoked.protected()
+    assert answer["status"] == 401, answer
+    assert answers(server) == [(401, "remove")]
+    check_ended(revoked)
 
 
 @clients
