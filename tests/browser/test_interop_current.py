@@ -191,6 +191,10 @@ def test_session_life(
     server.reset()
     assert crowd.run("attemptRefresh") is True
     assert answers(server) == [(200, "token")]
+    sent = set(server.counters()["refresh_headers"])  # what the SDK sends on a refresh
+    assert {"st-auth-mode", "rid", "fdi-version"} <= sent, sorted(sent)
+    assert ("authorization" in sent) == (mode == "header"), sorted(sent)
+    assert ("anti-csrf" in sent) == (mode == "cookie" and anti_csrf), sorted(sent)
     assert crowd.protected()["status"] == 200
 
     # Theft: the first refresh token, replayed after two rotations, ends the session on the
