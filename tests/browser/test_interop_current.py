@@ -175,12 +175,11 @@ def test_session_life(
         assert tab.run("raw", "/protected", "POST", bearer)["status"] == 200
         assert tab.run("raw", "/protected", "POST", {"st-auth-mode": "header"})["status"] == 401
 
-    # Sign-out through the SDK (POST {apiBasePath}/signout), the token still fresh.
-    server.reset()
+    # Sign-out through the SDK (POST {apiBasePath}/signout). (The SDK asks doesSessionExist
+    # first, which refreshes if the token has expired meanwhile: not counted here.)
     assert tab.run("signOut") == {"status": 200, "body": {"status": "OK"}}
     assert handle not in live_handles(server, "alice")
     check_ended(tab)
-    assert server.counters()["refresh"] == 0
 
     # Five parallel calls after expiry: one refresh; then attemptRefreshingSession.
     server.reset()
