@@ -8,9 +8,9 @@ from __future__ import annotations
 import base64
 import inspect
 import json
-import sqlite3
 import math
 import re
+import sqlite3
 import time
 from contextlib import closing
 from pathlib import Path

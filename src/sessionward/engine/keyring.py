@@ -114,7 +114,7 @@ class KeySchedule:
                 obsolete.append(name)
                 continue
             verification.append(key)
-        next_check = (now // self.interval + 1) * self.interval if self.dynamic else math.inf
+        next_check = self.next_publication(now)
         upcoming = [key.not_before for key, _ in entries if key.not_before > now]
         if upcoming:
             next_check = min(next_check, min(upcoming))
