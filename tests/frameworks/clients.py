@@ -192,7 +192,7 @@ def _server(framework: str, config: Config) -> Iterator[WireClient]:
             response = http.request(method, path, headers=raw_headers, content=body)
             return WireResponse(response.status_code, list(response.headers.multi_items()), response.content)
 
-        yield WireClient(transport)
+        yield WireClient(transport, base_url=base)
     finally:
         http.close()
         process.terminate()

@@ -59,6 +59,7 @@ PUBLIC_NAMES = {
         "CLIENT_SCRIPT_ENDPOINT",
         "EXTENSION_KEY",
         "ErrorHandler",
+        "JWKS_ENDPOINT",
         "REFRESH_ENDPOINT",
         "SessionWardExtension",
         "TheftHook",

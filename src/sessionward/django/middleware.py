@@ -1,4 +1,4 @@
-"""``SessionWardMiddleware``: effects on the way out, the refresh route, error answers."""
+"""``SessionWardMiddleware``: effects on the way out, the refresh and JWKS routes, error answers."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse  # type: ignore[import-untyped
 from ..browser import CLIENT_SCRIPT_HEADERS, CLIENT_SCRIPT_PATH, client_script
 from ..errors import ConfigError, SessionWardError
 from ..session import SessionHandler
+from ..transport.jwks import jwks_answer
 from ..transport.response import ResponseEffects
 from .api import cookie_header, current_request, finish_response, request_effects
 from .engine import get_handler
@@ -57,13 +58,33 @@ def answer_client_script(request: HttpRequest) -> HttpResponse:
     return response
 
 
+def answer_jwks(request: HttpRequest, handler: SessionHandler) -> HttpResponse:
+    """The public key set at ``jwks_api_path``: ``GET`` and ``HEAD`` answer it (no session,
+    no cookies), any other method is a 405."""
+    if request.method not in ("GET", "HEAD"):
+        response = _json(b'{"message": "method not allowed"}', 405)
+        response.headers["Allow"] = "GET, HEAD"
+        return response
+    try:
+        body, headers = jwks_answer(*handler.engine.jwks_with_max_age())
+    except SessionWardError as error:
+        if isinstance(error, ConfigError):
+            raise
+        return error_response(handler, ResponseEffects(handler.config), error)
+    response = HttpResponse(body if request.method == "GET" else b"")
+    for name, value in headers:
+        response.headers[name] = value
+    return response
+
+
 class SessionWardMiddleware:
     """Add to ``settings.MIDDLEWARE`` (below CORS and security middleware).
 
     For each request it attaches a :class:`~sessionward.transport.ResponseEffects`
     (``request._sessionward_effects``), answers the refresh route at
-    ``refresh_api_path`` and the browser client at
-    :data:`~sessionward.browser.CLIENT_SCRIPT_PATH` without any URLconf entry, maps
+    ``refresh_api_path``, the browser client at
+    :data:`~sessionward.browser.CLIENT_SCRIPT_PATH` and the public key set at
+    ``jwks_api_path`` (unless ``None``) without any URLconf entry, maps
     :class:`SessionWardError` raised by a view to its JSON answer (``process_exception``;
     another exception drops the request's pending cookies, so a 500 page carries none),
     and writes the pending cookies and protocol headers onto whatever response the view
@@ -85,6 +106,8 @@ class SessionWardMiddleware:
         if request.path == CLIENT_SCRIPT_PATH:
             return answer_client_script(request)
         handler = get_handler()
+        if request.path == handler.config.jwks_api_path:
+            return answer_jwks(request, handler)
         effects = request_effects(request, handler)
         token = current_request.set(request)
         try:
@@ -100,6 +123,8 @@ class SessionWardMiddleware:
         if request.path == CLIENT_SCRIPT_PATH:
             return answer_client_script(request)
         handler = get_handler()
+        if request.path == handler.config.jwks_api_path:
+            return await sync_to_async(answer_jwks, thread_sensitive=False)(request, handler)
         effects = request_effects(request, handler)
         token = current_request.set(request)
         try:

@@ -13,7 +13,8 @@ concern:
 - :mod:`~sessionward.transport.cors`: preflight headers and the exposed-headers list;
 - :mod:`~sessionward.transport.error_responses`: the answer to a session error and its
   log line;
-- :mod:`~sessionward.transport.headers`: the protocol header names.
+- :mod:`~sessionward.transport.headers`: the protocol header names;
+- :mod:`~sessionward.transport.jwks`: the JWKS route's body and headers.
 
 Every public name of those modules (and the cookie names of :mod:`sessionward.cookies`)
 is importable from here.
@@ -29,6 +30,7 @@ from .error_responses import (
     log_error_answer,
 )
 from .headers import ANTI_CSRF_HEADER, FRONT_TOKEN_HEADER, ID_REFRESH_TOKEN_HEADER, PROTOCOL_HEADERS
+from .jwks import JWKS_CONTENT_TYPE, jwks_answer
 from .request import (
     DUPLICATE,
     SAFE_METHODS,
@@ -48,6 +50,7 @@ __all__ = [
     "FRONT_TOKEN_HEADER",
     "ID_REFRESH_TOKEN_COOKIE",
     "ID_REFRESH_TOKEN_HEADER",
+    "JWKS_CONTENT_TYPE",
     "MAX_COOKIE_BYTES",
     "PREFLIGHT_ALLOW_HEADERS",
     "PROTOCOL_HEADERS",
@@ -61,6 +64,7 @@ __all__ = [
     "error_response",
     "exposed_headers",
     "final_response_headers",
+    "jwks_answer",
     "log_error_answer",
     "merge_header_list",
     "parse_session_cookies",
