@@ -61,6 +61,7 @@ PUBLIC_NAMES = {
         "ErrorHandler",
         "JWKS_ENDPOINT",
         "REFRESH_ENDPOINT",
+        "SIGN_OUT_ENDPOINT",
         "SessionWardExtension",
         "TheftHook",
         "current_session",

@@ -44,7 +44,7 @@ from .api import (
     update_jwt_payload,
     update_session_data,
 )
-from .app import CLIENT_SCRIPT_ENDPOINT, JWKS_ENDPOINT, REFRESH_ENDPOINT, init
+from .app import CLIENT_SCRIPT_ENDPOINT, JWKS_ENDPOINT, REFRESH_ENDPOINT, SIGN_OUT_ENDPOINT, init
 from .decorators import verify_session
 from .state import EXTENSION_KEY, SessionWardExtension
 
@@ -53,6 +53,7 @@ __all__ = [
     "EXTENSION_KEY",
     "JWKS_ENDPOINT",
     "REFRESH_ENDPOINT",
+    "SIGN_OUT_ENDPOINT",
     "ErrorHandler",
     "Session",
     "SessionWardExtension",
