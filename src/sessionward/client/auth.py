@@ -60,7 +60,9 @@ class SessionAuth(httpx.Auth):
             mounted under.
         sign_out_path: the sign-out route for :meth:`sign_out`. ``None`` (the default): the
             refresh path with ``/session/refresh`` replaced by ``/signout`` (``/signout``
-            for the default, ``/auth/signout`` for ``/auth/session/refresh``).
+            for the default, ``/auth/signout`` for ``/auth/session/refresh``), as the
+            backend mounts it; a refresh path without that ending gives no sign-out route
+            (:meth:`sign_out` then only clears the local session).
         session_expired_status_code: the backend's ``session_expired_status_code``.
         token_file: where to keep the tokens between runs of the program; ``None`` (the
             default) keeps them in memory. See :mod:`sessionward.client.storage` for how
@@ -82,10 +84,10 @@ class SessionAuth(httpx.Auth):
         if sign_in is not None and not callable(sign_in):
             raise ConfigError(f"sign_in: expected a callable or None; got {sign_in!r}")
         _check_path("refresh_path", refresh_path)
-        if sign_out_path is None:
-            prefix = refresh_path[: -len(_REFRESH_SUFFIX)] if refresh_path.endswith(_REFRESH_SUFFIX) else ""
-            sign_out_path = prefix + "/signout"
-        _check_path("sign_out_path", sign_out_path)
+        if sign_out_path is None and refresh_path.endswith(_REFRESH_SUFFIX):
+            sign_out_path = refresh_path[: -len(_REFRESH_SUFFIX)] + "/signout"
+        if sign_out_path is not None:
+            _check_path("sign_out_path", sign_out_path)
         code = session_expired_status_code
         if type(code) is not int or not 400 <= code <= 599:
             raise ConfigError(f"session_expired_status_code: expected an integer from 400 to 599; got {code!r}")
@@ -144,10 +146,10 @@ class SessionAuth(httpx.Auth):
         An expired access token is refreshed first. The tokens are cleared whatever the
         answer, or if sending fails. Returns the answer (a session the server had already
         ended gives its session-expired answer, which counts as signed out), or ``None``
-        when no session was stored (nothing is sent).
+        when no session was stored or there is no sign-out route (nothing is sent).
         """
         tokens = self._state.snapshot()[0]
-        if tokens is None:
+        if tokens is None or self._sign_out_path is None:
             self._state.clear()
             return None
         request = client.build_request("POST", tokens.origin + self._sign_out_path)
@@ -161,7 +163,7 @@ class SessionAuth(httpx.Auth):
     async def async_sign_out(self, client: httpx.AsyncClient) -> httpx.Response | None:
         """:meth:`sign_out` for an ``httpx.AsyncClient``."""
         tokens = self._state.snapshot()[0]
-        if tokens is None:
+        if tokens is None or self._sign_out_path is None:
             self._state.clear()
             return None
         request = client.build_request("POST", tokens.origin + self._sign_out_path)
