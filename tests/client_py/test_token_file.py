@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -184,3 +185,23 @@ def test_repr_names_the_file_not_the_tokens(tmp_path: Path) -> None:
     path = tmp_path / "tokens.json"
     auth = signed_in(FakeApi(), path)
     assert repr(auth) == f"SessionAuth(signed_in=True, origin={ORIGIN!r}, token_file={str(path)!r})"
+
+
+def test_twenty_threads_sharing_a_token_file_refresh_once(tmp_path: Path) -> None:
+    api, path = FakeApi(), tmp_path / "tokens.json"
+    auth = signed_in(api, path)
+    api.expire_all()
+    api.hold_expired = 20
+    statuses: list[int] = []
+    with httpx.Client(base_url=ORIGIN, transport=api.transport(), auth=auth) as http:
+
+        def call() -> None:
+            statuses.append(http.get("/me").status_code)
+
+        threads = [threading.Thread(target=call) for _ in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert statuses == [200] * 20 and api.refreshes == 1
+    assert json.loads(path.read_text())["access_token"] == "access-2"

@@ -17,8 +17,9 @@ The steps, for a request to the session's origin (others pass through untouched)
    response's token headers are stored (or end the session).
 3. An answer other than the session-expired status, or one to a request sent without a
    token, is returned.
-4. Otherwise, under the lock: if the tokens changed since the request left, retry with the
-   new ones; else ``POST`` the refresh route with the refresh token. 2xx with tokens: retry
+4. Otherwise, under the lock: if the access token was replaced since the request left
+   (the generation changed and the token with it), retry with the new one; else ``POST``
+   the refresh route with the refresh token. 2xx with tokens: retry
    once. The session-expired status: the session is over, the tokens are cleared, and the
    flow signs in again (with a sign-in callable) and retries, or raises
    :class:`SessionExpiredError`. Anything else raises :class:`RefreshError` and keeps the
@@ -100,7 +101,8 @@ def session_flow(state: TokenState, options: FlowOptions, request: httpx.Request
         return
     yield Command.ACQUIRE
     current, current_generation = state.snapshot()
-    if current is not None and current_generation == generation:
+    if current is not None and (current_generation == generation or current.access_token == tokens.access_token):
+        # Nobody replaced the access token that was refused: refresh it.
         current = yield from _refresh(state, options, current)
     if current is None and sign_in is not None:
         yield from _sign_in(state, sign_in, request)
