@@ -88,6 +88,24 @@ def test_an_expired_access_token_is_refreshed_once_and_the_request_retried() -> 
     assert api.requests[-1].headers["authorization"] == "Bearer access-2"
 
 
+def test_a_new_front_token_alone_does_not_prevent_the_refresh() -> None:
+    api, auth = FakeApi(), SessionAuth(login_request)
+    with client(api, auth) as http:
+        http.get("/me")
+        api.expire_all()
+        answer = api._answer
+
+        def with_front_token(request: httpx.Request) -> httpx.Response:
+            response = answer(request)
+            if response.status_code == 401:
+                response.headers["front-token"] = front_token("alice", 7)
+            return response
+
+        api._answer = with_front_token  # type: ignore[method-assign]
+        assert http.get("/me").status_code == 200
+    assert api.refreshes == 1
+
+
 def test_a_streamed_request_body_is_sent_again_on_the_retry() -> None:
     api, auth = FakeApi(), SessionAuth(login_request)
     with client(api, auth) as http:
