@@ -30,6 +30,7 @@ DOCUMENTED_DEFAULTS: dict[str, Any] = {
     "clock_skew_leeway": 0,
     "session_max_lifetime": None,
     "auto_migrate": True,
+    "token_transfer": "any",
 }
 
 INT_OPTIONS = [
@@ -115,6 +116,7 @@ def test_valid_non_default_values_are_accepted() -> None:
         session_max_lifetime=1,
         auto_migrate=False,
         verified_token_cache_size=0,
+        token_transfer="header",
     )
     assert config.cookie_same_site == "none"
     assert config.session_max_lifetime == 1
@@ -244,6 +246,23 @@ def test_unknown_algorithm(algorithm: Any) -> None:
     assert message.startswith("access_token_algorithm:")
     for allowed in ("RS256", "ES256", "EdDSA", "HS256"):
         assert allowed in message
+
+
+@pytest.mark.parametrize("value", ["any", "cookie", "header"])
+def test_token_transfer_values(value: str) -> None:
+    assert Config(token_transfer=value).token_transfer == value
+    assert Config.from_env({"SESSIONWARD_TOKEN_TRANSFER": f" {value} "}).token_transfer == value
+
+
+@pytest.mark.parametrize("value", ["Any", "COOKIE", "cookies", "bearer", "", "both", None, 1, True])
+def test_token_transfer_unknown_value(value: Any) -> None:
+    message = config_error(token_transfer=value)
+    assert message.startswith("token_transfer:")
+    for allowed in ("'any'", "'cookie'", "'header'"):
+        assert allowed in message
+    if isinstance(value, str):
+        with pytest.raises(ConfigError, match=r"^token_transfer:"):
+            Config.from_env({"SESSIONWARD_TOKEN_TRANSFER": value})
 
 
 # -- paths and domain -------------------------------------------------------------------------

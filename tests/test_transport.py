@@ -273,7 +273,9 @@ def test_a_protocol_header_sent_more_than_once_counts_as_absent(
     ("header", "present"),
     [
         (None, False),
-        ("sAccessToken=a", False),
+        # The current protocol's cookie mode: an access cookie without sIdRefreshToken.
+        ("sAccessToken=a", True),
+        ("sAccessToken=a; sIdRefreshToken=i; sIdRefreshToken=i", False),
         ("sIdRefreshToken=i", True),
         ("sIdRefreshToken=i; sIdRefreshToken=i", False),
         ("sIdRefreshToken=i, sIdRefreshToken=j", False),

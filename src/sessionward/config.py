@@ -19,6 +19,8 @@ __all__ = ["ALGORITHMS", "Config"]
 
 ALGORITHMS = ("RS256", "ES256", "EdDSA", "HS256")
 SAME_SITE_VALUES = ("lax", "strict", "none")
+#: Values of ``token_transfer``: how tokens may travel (see docs/protocol.md).
+TOKEN_TRANSFER_VALUES = ("any", "cookie", "header")
 STORE_SCHEMES = ("sqlite", "postgresql", "postgres", "redis", "rediss")
 # 100 years: keeps expiry times (ms) within SQLite's 64-bit integers and cookie dates.
 MAX_REFRESH_TOKEN_VALIDITY = 3_153_600_000
@@ -54,6 +56,7 @@ class Config:
     session_max_lifetime: int | None = None
     auto_migrate: bool = True
     verified_token_cache_size: int = 10_000
+    token_transfer: str = "any"
 
     def __post_init__(self) -> None:
         _check_str(self, "store")
@@ -93,6 +96,7 @@ class Config:
             _check_int(self, "session_max_lifetime", 1, None)
         _check_bool(self, "auto_migrate")
         _check_int(self, "verified_token_cache_size", 0, 10_000_000)
+        _check_choice(self, "token_transfer", TOKEN_TRANSFER_VALUES)
 
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any]) -> Config:

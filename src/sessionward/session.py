@@ -1,9 +1,11 @@
 """The request-level ``Session`` object and the framework-neutral request handlers that
 adapters call.
 
-A handler turns a request's raw inputs (``Cookie`` header, ``anti-csrf`` header, method)
-into engine calls and records what the response must carry in a
-:class:`~sessionward.transport.ResponseEffects`, which the adapter applies. Nothing here
+A handler turns a request's raw inputs (``Cookie`` header, ``anti-csrf``, ``st-auth-mode``
+and ``Authorization`` headers, method) into engine calls and records what the response
+must carry in a :class:`~sessionward.transport.ResponseEffects`, which the adapter
+applies; the mode the request speaks (:mod:`sessionward.transport.protocol`) decides where
+the tokens are read and written. Nothing here
 knows a framework; nothing here is global: effects live on the request.
 
 Each decision is written once. Operations of several steps (create, refresh, a payload
@@ -27,9 +29,12 @@ from .engine.sync import SessionWard
 from .engine.types import SessionTokens, VerifiedSession
 from .errors import GeneralError, SessionWardError, TokenTheftDetectedError, UnauthorizedError
 from .transport.error_responses import ErrorResponse, error_response
+from .transport.protocol import bearer_token, choose_mode, sign_out_path
 from .transport.request import (
+    RequestTokens,
     parse_session_cookies,
     single_header,
+    stale_cookies_on_refresh,
     tokens_for_refresh,
     tokens_for_verification,
 )
@@ -48,6 +53,7 @@ E = TypeVar("E", SessionWard, AsyncSessionWard)
 TheftHook = Callable[[str, str], Any]
 ErrorHandler = Callable[[SessionWardError, ErrorResponse], ErrorResponse]
 """Overrides the answer to a session error: gets the error and the default answer."""
+_NO_TOKENS = RequestTokens(None, None, None)
 
 
 class _SessionBase(Generic[E]):
@@ -119,7 +125,8 @@ class Session(_SessionBase[SessionWard]):
         perform(self._engine, self._update_jwt_payload(payload))
 
     def revoke_session(self) -> None:
-        """End the session and clear its cookies on the response."""
+        """End the session and clear it on the response, in the request's protocol mode
+        (cookies expired; ``front-token: remove`` in the current protocol)."""
         perform(self._engine, self._revoke_session())
 
 
@@ -146,7 +153,8 @@ class AsyncSession(_SessionBase[AsyncSessionWard]):
         await aperform(self._engine, self._update_jwt_payload(payload))
 
     async def revoke_session(self) -> None:
-        """End the session and clear its cookies on the response."""
+        """End the session and clear it on the response, in the request's protocol mode
+        (cookies expired; ``front-token: remove`` in the current protocol)."""
         await aperform(self._engine, self._revoke_session())
 
 
@@ -163,6 +171,8 @@ class _HandlerBase(Generic[E, S]):
         self.config = engine.config
         self.on_token_theft_detected = on_token_theft_detected
         self.error_handler = error_handler
+        #: The path of the sign-out route ``init`` mounts (``None``: no sign-out route).
+        self.sign_out_path = sign_out_path(self.config)
 
     def _create(
         self,
@@ -170,7 +180,9 @@ class _HandlerBase(Generic[E, S]):
         user_id: str,
         jwt_payload: dict[str, Any] | None,
         session_data: dict[str, Any] | None,
+        auth_mode: str | None,
     ) -> Flow[S]:
+        effects.mode = choose_mode("create", self.config.token_transfer, auth_mode, None, _NO_TOKENS)
         tokens = yield from engine_call(SessionWard.create_new_session, user_id, jwt_payload, session_data)
         try:
             effects.set_session(tokens)
@@ -180,8 +192,20 @@ class _HandlerBase(Generic[E, S]):
             raise
         return self._session_of(tokens, effects)
 
-    def _refresh(self, effects: ResponseEffects, cookie_header: str | None) -> Flow[S]:
-        refresh_token = tokens_for_refresh(parse_session_cookies(cookie_header), self.config)
+    def _refresh(
+        self,
+        effects: ResponseEffects,
+        cookie_header: str | None,
+        auth_mode: str | None,
+        authorization: str | None,
+    ) -> Flow[S]:
+        config = self.config
+        transfer = config.token_transfer
+        cookies = _NO_TOKENS if transfer == "header" else parse_session_cookies(cookie_header)
+        bearer = bearer_token(authorization)
+        mode = effects.mode = choose_mode("refresh", transfer, auth_mode, bearer, cookies)
+        effects.stale_cookies = stale_cookies_on_refresh(cookies, config, mode, bearer)
+        refresh_token = tokens_for_refresh(cookies, config, mode, bearer)
         tokens = yield from engine_call(SessionWard.refresh_session, refresh_token)
         effects.set_session(tokens)
         return self._session_of(tokens, effects)
@@ -193,11 +217,20 @@ class _HandlerBase(Generic[E, S]):
         return self.session_class(self.engine, verified, tokens.access_token.value, effects)  # type: ignore[arg-type]
 
     def _verification(
-        self, cookie_header: str | None, method: str, anti_csrf_check: bool | None
+        self,
+        effects: ResponseEffects,
+        cookie_header: str | None,
+        method: str,
+        anti_csrf_check: bool | None,
+        auth_mode: str | None,
+        authorization: str | None,
     ) -> tuple[str, bool]:
-        return tokens_for_verification(
-            parse_session_cookies(cookie_header), self.config, method, anti_csrf_check
-        )
+        config = self.config
+        transfer = config.token_transfer
+        tokens = _NO_TOKENS if transfer == "header" else parse_session_cookies(cookie_header)
+        bearer = None if authorization is None else bearer_token(authorization)
+        mode = effects.mode = choose_mode("verify", transfer, auth_mode, bearer, tokens)
+        return tokens_for_verification(tokens, config, method, anti_csrf_check, mode, bearer)
 
     def _verified(self, verified: VerifiedSession, access_token: str, effects: ResponseEffects) -> S:
         if verified.new_access_token is not None:
@@ -240,9 +273,11 @@ class SessionHandler(_HandlerBase[SessionWard, Session]):
         user_id: str,
         jwt_payload: dict[str, Any] | None,
         session_data: dict[str, Any] | None,
+        auth_mode: str | None = None,
     ) -> Session:
-        """Create a session and record its cookies and headers in ``effects``."""
-        return perform(self.engine, self._create(effects, user_id, jwt_payload, session_data))
+        """Create a session and record its cookies and headers in ``effects``, in the mode
+        the request's ``st-auth-mode`` header (``auth_mode``) asks for."""
+        return perform(self.engine, self._create(effects, user_id, jwt_payload, session_data, auth_mode))
 
     def verify(
         self,
@@ -251,15 +286,42 @@ class SessionHandler(_HandlerBase[SessionWard, Session]):
         anti_csrf_header: str | None,
         method: str,
         anti_csrf_check: bool | None,
+        auth_mode: str | None = None,
+        authorization: str | None = None,
     ) -> Session:
-        """Verify the request's session; a minted replacement token goes into ``effects``."""
-        access_token, check = self._verification(cookie_header, method, anti_csrf_check)
+        """Verify the request's session; a minted replacement token goes into ``effects``.
+
+        ``auth_mode`` and ``authorization`` are the raw ``st-auth-mode`` and
+        ``Authorization`` headers (every copy, comma-joined)."""
+        access_token, check = self._verification(
+            effects, cookie_header, method, anti_csrf_check, auth_mode, authorization
+        )
         verified = self.engine.get_session(access_token, single_header(anti_csrf_header), check)
         return self._verified(verified, access_token, effects)
 
-    def refresh(self, effects: ResponseEffects, cookie_header: str | None) -> Session:
+    def refresh(
+        self,
+        effects: ResponseEffects,
+        cookie_header: str | None,
+        auth_mode: str | None = None,
+        authorization: str | None = None,
+    ) -> Session:
         """Rotate the tokens of a refresh request and record the new ones in ``effects``."""
-        return perform(self.engine, self._refresh(effects, cookie_header))
+        return perform(self.engine, self._refresh(effects, cookie_header, auth_mode, authorization))
+
+    def sign_out(
+        self,
+        effects: ResponseEffects,
+        cookie_header: str | None,
+        anti_csrf_header: str | None,
+        auth_mode: str | None = None,
+        authorization: str | None = None,
+    ) -> None:
+        """The sign-out route: verify the request's session as a ``POST`` (anti-CSRF
+        checked in the cookie modes), revoke it and clear it in the request's mode."""
+        self.verify(
+            effects, cookie_header, anti_csrf_header, "POST", None, auth_mode, authorization
+        ).revoke_session()
 
     def answer_error(self, effects: ResponseEffects, error: SessionWardError) -> ErrorResponse:
         """The response to a session error; clears cookies and runs the theft hook as needed."""
@@ -286,9 +348,13 @@ class AsyncSessionHandler(_HandlerBase[AsyncSessionWard, AsyncSession]):
         user_id: str,
         jwt_payload: dict[str, Any] | None,
         session_data: dict[str, Any] | None,
+        auth_mode: str | None = None,
     ) -> AsyncSession:
-        """Create a session and record its cookies and headers in ``effects``."""
-        return await aperform(self.engine, self._create(effects, user_id, jwt_payload, session_data))
+        """Create a session and record its cookies and headers in ``effects``, in the mode
+        the request's ``st-auth-mode`` header (``auth_mode``) asks for."""
+        return await aperform(
+            self.engine, self._create(effects, user_id, jwt_payload, session_data, auth_mode)
+        )
 
     async def verify(
         self,
@@ -297,15 +363,43 @@ class AsyncSessionHandler(_HandlerBase[AsyncSessionWard, AsyncSession]):
         anti_csrf_header: str | None,
         method: str,
         anti_csrf_check: bool | None,
+        auth_mode: str | None = None,
+        authorization: str | None = None,
     ) -> AsyncSession:
-        """Verify the request's session; a minted replacement token goes into ``effects``."""
-        access_token, check = self._verification(cookie_header, method, anti_csrf_check)
+        """Verify the request's session; a minted replacement token goes into ``effects``.
+
+        ``auth_mode`` and ``authorization`` are the raw ``st-auth-mode`` and
+        ``Authorization`` headers (every copy, comma-joined)."""
+        access_token, check = self._verification(
+            effects, cookie_header, method, anti_csrf_check, auth_mode, authorization
+        )
         verified = await self.engine.get_session(access_token, single_header(anti_csrf_header), check)
         return self._verified(verified, access_token, effects)
 
-    async def refresh(self, effects: ResponseEffects, cookie_header: str | None) -> AsyncSession:
+    async def refresh(
+        self,
+        effects: ResponseEffects,
+        cookie_header: str | None,
+        auth_mode: str | None = None,
+        authorization: str | None = None,
+    ) -> AsyncSession:
         """Rotate the tokens of a refresh request and record the new ones in ``effects``."""
-        return await aperform(self.engine, self._refresh(effects, cookie_header))
+        return await aperform(self.engine, self._refresh(effects, cookie_header, auth_mode, authorization))
+
+    async def sign_out(
+        self,
+        effects: ResponseEffects,
+        cookie_header: str | None,
+        anti_csrf_header: str | None,
+        auth_mode: str | None = None,
+        authorization: str | None = None,
+    ) -> None:
+        """The sign-out route: verify the request's session as a ``POST`` (anti-CSRF
+        checked in the cookie modes), revoke it and clear it in the request's mode."""
+        session = await self.verify(
+            effects, cookie_header, anti_csrf_header, "POST", None, auth_mode, authorization
+        )
+        await session.revoke_session()
 
     async def answer_error(self, effects: ResponseEffects, error: SessionWardError) -> ErrorResponse:
         """The response to a session error; clears cookies and runs the theft hook as needed."""

@@ -60,6 +60,7 @@ PUBLIC_NAMES = {
         "EXTENSION_KEY",
         "ErrorHandler",
         "REFRESH_ENDPOINT",
+        "SIGN_OUT_ENDPOINT",
         "SessionWardExtension",
         "TheftHook",
         "current_session",

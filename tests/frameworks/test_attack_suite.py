@@ -43,6 +43,8 @@ COMPARED_HEADERS = (
     "access-control-allow-headers",
     "access-control-allow-credentials",
     "access-control-allow-origin",
+    "st-access-token",
+    "st-refresh-token",
 )
 FORBIDDEN_IN_BODY = ("Traceback", 'File "', "sessionward/", "site-packages", ".py", "eyJ")
 BUDGET = 4096  # the largest access-token Set-Cookie the engine may issue (bytes)
@@ -371,6 +373,25 @@ def _theft(ctx: Ctx) -> WireResponse:
     return ctx.refresh_with(f"sRefreshToken={stale}")
 
 
+def _current(
+    method: str, path: str, headers: Callable[[Ctx], list[tuple[str, str]]], cookie: str | None = None
+) -> Callable[[Ctx], WireResponse]:
+    """A current-protocol request: ``headers(ctx)``, and the raw Cookie ``cookie``
+    (``{a}``/``{i}`` are the victim's) or none; never the anti-CSRF header."""
+
+    def run(ctx: Ctx) -> WireResponse:
+        raw = None if cookie is None else cookie.format(a=ctx.access, i=ctx.id_refresh)
+        return ctx.victim.request(
+            method, path, headers=headers(ctx), cookie=raw, send_anti_csrf=False, update_jar=False
+        )
+
+    return run
+
+
+def _bearer(value: Callable[[Ctx], str], *extra: tuple[str, str]) -> Callable[[Ctx], list[tuple[str, str]]]:
+    return lambda ctx: [("st-auth-mode", "header"), ("authorization", value(ctx)), *extra]
+
+
 GARBAGE_TYPE = "garbage/\u00e9; ;;=; charset=\xff"
 TRY = "try refresh token"
 SESSION = "sAccessToken={a}; sIdRefreshToken={i}"
@@ -475,6 +496,77 @@ ATTACKS = [
     Attack(
         "anti-csrf-non-ascii", _method("POST", "/protected", headers={"anti-csrf": "\u00e9" * 32}), 401, TRY
     ),
+    # -- the current protocol: st-auth-mode, Authorization, the sign-out route ------------------
+    Attack(
+        "st-auth-mode-twice",
+        _current("GET", "/protected", lambda ctx: [("st-auth-mode", "header")] * 2, SESSION),
+        200,
+    ),
+    Attack(
+        "st-auth-mode-unknown",
+        _current("GET", "/protected", lambda ctx: [("st-auth-mode", "HEADER\u00e9")], SESSION),
+        200,
+    ),
+    Attack(
+        "authorization-twice",
+        _current(
+            "GET",
+            "/protected",
+            _bearer(lambda ctx: f"Bearer {ctx.access}", ("authorization", "Bearer x")),
+        ),
+        401,
+        UNAUTHORISED,
+    ),
+    Attack(
+        "authorization-two-spaces",
+        _current("GET", "/protected", _bearer(lambda ctx: f"Bearer  {ctx.access}")),
+        401,
+        UNAUTHORISED,
+    ),
+    Attack(
+        "authorization-other-scheme",
+        _current("GET", "/protected", _bearer(lambda ctx: f"Basic {ctx.access}")),
+        401,
+        UNAUTHORISED,
+    ),
+    Attack(
+        "bearer-refresh-token-as-access",
+        _current("POST", "/protected", _bearer(lambda ctx: f"Bearer {ctx.refresh}")),
+        401,
+        TRY,
+    ),
+    Attack(
+        "bearer-oversized",
+        _current("GET", "/protected", _bearer(lambda ctx: "Bearer " + "a" * 9000)),
+        401,
+        TRY,
+    ),
+    Attack(
+        "bearer-tampered",
+        _current("GET", "/protected", _bearer(lambda ctx: f"Bearer {ctx.access[:-4]}AAAA")),
+        401,
+        TRY,
+    ),
+    Attack(
+        "bearer-access-token-as-refresh",
+        _current("POST", REFRESH, _bearer(lambda ctx: f"Bearer {ctx.access}")),
+        401,
+        UNAUTHORISED,
+    ),
+    Attack(
+        "header-mode-ignores-access-cookie",
+        _current("GET", "/protected", lambda ctx: [("st-auth-mode", "header")], "sAccessToken={a}"),
+        401,
+        UNAUTHORISED,
+    ),
+    Attack(
+        "cookie-mode-with-2020-session-refreshes",
+        _current("GET", "/protected", lambda ctx: [("st-auth-mode", "cookie")], SESSION),
+        401,
+        TRY,
+    ),
+    Attack("sign-out-without-anti-csrf", _current("POST", "/signout", lambda ctx: [], SESSION), 401, TRY),
+    Attack("sign-out-without-session", _current("POST", "/signout", lambda ctx: []), 401, UNAUTHORISED),
     # -- payload updates and the size budget ---------------------------------------------------
     Attack("payload-update-near-budget", _update_to(BUDGET - 200), 200, cookies=None, after=_holds_pad),
     Attack(
@@ -623,7 +715,8 @@ def normalised(response: WireResponse) -> dict[str, Any]:
         value = response.header(name)
         if value is None:
             continue
-        if name in ("front-token", "anti-csrf") or (name == "id-refresh-token" and value != "remove"):
+        masked = name in ("front-token", "anti-csrf") or (name.startswith("st-") and bool(value))
+        if masked or (name == "id-refresh-token" and value != "remove"):
             headers[name] = "<token>"
         elif name.startswith("access-control-") and "," in value:
             headers[name] = sorted(item.strip().lower() for item in value.split(","))

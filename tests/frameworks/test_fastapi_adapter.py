@@ -128,11 +128,19 @@ def test_async_theft_hook_is_awaited(start: Callable[..., WireClient]) -> None:
 
 def test_verification_headers_are_read_in_one_pass() -> None:
     scope: dict[str, Any] = {
-        "headers": [(b"Cookie", b"a=1"), (b"anti-csrf", b"c1"), (b"cookie", b"b=\xe9"), (b"ANTI-CSRF", b"c2")]
+        "headers": [
+            (b"Cookie", b"a=1"),
+            (b"anti-csrf", b"c1"),
+            (b"cookie", b"b=\xe9"),
+            (b"ANTI-CSRF", b"c2"),
+            (b"st-auth-mode", b"cookie"),
+            (b"Authorization", b"Bearer t"),
+            (b"authorization", b"Bearer u"),
+        ]
     }
-    assert _verification_headers(scope) == ("a=1; b=\xe9", "c1,c2")
-    assert _verification_headers({"headers": [(b"cookie", b"a=1")]}) == ("a=1", None)
-    assert _verification_headers({}) == (None, None)
+    assert _verification_headers(scope) == ("a=1; b=\xe9", "c1,c2", "cookie", "Bearer t,Bearer u")
+    assert _verification_headers({"headers": [(b"cookie", b"a=1")]}) == ("a=1", None, None, None)
+    assert _verification_headers({}) == (None, None, None, None)
 
 
 # -- payload, data, logout ---------------------------------------------------------------------------
@@ -141,7 +149,8 @@ def test_verification_headers_are_read_in_one_pass() -> None:
 def test_preflight_merges_existing_allow_headers() -> None:
     response = sw.preflight(Response(headers={"Access-Control-Allow-Headers": "Content-Type, anti-csrf"}))
     assert response.headers.getlist("access-control-allow-headers") == [
-        "Content-Type, anti-csrf, fdi-version, supertokens-sdk-name, supertokens-sdk-version"
+        "Content-Type, anti-csrf, fdi-version, supertokens-sdk-name, supertokens-sdk-version, "
+        "rid, st-auth-mode, authorization"
     ]
     assert response.headers["access-control-allow-credentials"] == "true"
 

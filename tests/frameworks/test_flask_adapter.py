@@ -402,7 +402,8 @@ def test_preflight_merges_with_app_allow_headers(app: Flask) -> None:
         response.headers["Access-Control-Allow-Headers"] = "Content-Type, anti-csrf"
         preflight(response)
     assert response.headers["Access-Control-Allow-Headers"] == (
-        "Content-Type, anti-csrf, fdi-version, supertokens-sdk-name, supertokens-sdk-version"
+        "Content-Type, anti-csrf, fdi-version, supertokens-sdk-name, supertokens-sdk-version, "
+        "rid, st-auth-mode, authorization"
     )
 
 

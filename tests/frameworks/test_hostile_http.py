@@ -223,3 +223,50 @@ def test_split_cookie_headers_are_read_as_one_list(client: WireClient) -> None:
     assert_safe(doubled, access)
     assert doubled.json() == {"message": "unauthorised"}
     assert doubled.header_values("set-cookie") == []
+
+
+def test_current_protocol_headers_sent_twice_count_as_absent(client: WireClient) -> None:
+    """``st-auth-mode`` and ``Authorization`` sent twice count as absent, like any protocol
+    header: the 2020 cookies then decide, and without them the answer is unauthorised."""
+    client.login("victim")
+    access = client.jar.value("sAccessToken") or ""
+    for headers in (
+        [("st-auth-mode", "header"), ("st-auth-mode", "header")],
+        [("st-auth-mode", "cookie"), ("st-auth-mode", "header")],
+        [("authorization", f"Bearer {access}"), ("authorization", f"Bearer {access}")],
+        [("authorization", "Bearer x"), ("authorization", f"Bearer {access}")],
+    ):
+        response = client.request("GET", "/protected", headers=headers, update_jar=False)
+        assert response.status == 200, (headers, response.body)
+        assert response.json()["user_id"] == "victim"
+        bare = client.request("GET", "/protected", headers=headers, cookie=None, update_jar=False)
+        assert_safe(bare, access)
+        assert bare.json() == {"message": "unauthorised"}
+        assert bare.header_values("set-cookie") == []
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Bearer",
+        "Bearer ",
+        "bearer \u00e9",
+        "Bearer " + "%" * 100,
+        "Basic dXNlcjpwYXNz",
+        ", , ,",
+        "Bearer a b",
+    ],
+)
+def test_malformed_authorization_is_no_token(client: WireClient, authorization: str) -> None:
+    for path in ("/protected", "/session/refresh"):
+        response = client.request(
+            "POST",
+            path,
+            headers=[("st-auth-mode", "header"), ("authorization", authorization)],
+            cookie=None,
+            update_jar=False,
+        )
+        assert_safe(response)
+        assert response.json() == {"message": "unauthorised"}
+        assert response.header_values("set-cookie") == []
+        assert response.header("front-token") is None

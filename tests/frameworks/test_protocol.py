@@ -154,13 +154,20 @@ def test_optional_session(make_client: ClientFactory) -> None:
 # -- missing cookies (docs/protocol.md) ------------------------------------------------------------
 
 
-def test_missing_id_refresh_cookie_is_unauthorised_without_touching_cookies(
+def test_access_cookie_without_id_refresh_cookie_is_the_current_cookie_mode(
     make_client: ClientFactory,
 ) -> None:
+    """Without sIdRefreshToken the access cookie is a current-protocol cookie-mode session
+    (a request its SDK did not intercept; test_protocol_current.py): it verifies. A
+    duplicated sIdRefreshToken still counts as absent (2020: unauthorised)."""
     client = make_client()
     client.login()
     access_only = f"sAccessToken={client.jar.value('sAccessToken')}"
     response = client.request("GET", "/protected", cookie=access_only)
+    assert response.status == 200, response.body
+    assert_no_session_cookies(response)
+    doubled = f"{access_only}; sIdRefreshToken=x; sIdRefreshToken=y"
+    response = client.request("GET", "/protected", cookie=doubled)
     assert_body(response, 401, "unauthorised")
     assert_no_session_cookies(response)
 
@@ -360,6 +367,7 @@ def test_preflight_helper(make_client: ClientFactory) -> None:
     response = client.request("OPTIONS", "/protected")
     allowed = {h.strip().lower() for h in (response.header("access-control-allow-headers") or "").split(",")}
     assert {"anti-csrf", "fdi-version", "supertokens-sdk-name", "supertokens-sdk-version"} <= allowed
+    assert {"rid", "st-auth-mode", "authorization", "content-type"} <= allowed
     assert response.header("access-control-allow-credentials") == "true"
 
 

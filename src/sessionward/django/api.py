@@ -21,7 +21,7 @@ from django.http import HttpRequest, HttpResponse  # type: ignore[import-untyped
 
 from ..engine.types import SessionInformation
 from ..session import Session, SessionHandler
-from ..transport.headers import ANTI_CSRF_HEADER
+from ..transport.headers import ANTI_CSRF_HEADER, AUTH_MODE_HEADER, AUTHORIZATION_HEADER
 from ..transport.response import ResponseEffects
 from .engine import get_engine, get_handler
 from .responses import apply_effects
@@ -29,6 +29,8 @@ from .responses import apply_effects
 EFFECTS_ATTR = "_sessionward_effects"
 SESSION_ATTR = "sessionward"
 _ANTI_CSRF_META = "HTTP_" + ANTI_CSRF_HEADER.upper().replace("-", "_")
+_AUTH_MODE_META = "HTTP_" + AUTH_MODE_HEADER.upper().replace("-", "_")
+_AUTHORIZATION_META = "HTTP_" + AUTHORIZATION_HEADER.upper()
 
 current_request: contextvars.ContextVar[HttpRequest | None] = contextvars.ContextVar(
     "sessionward_django_request", default=None
@@ -54,9 +56,25 @@ def cookie_header(request: HttpRequest) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _anti_csrf_header(request: HttpRequest) -> str | None:
-    value = request.META.get(_ANTI_CSRF_META)
+def _meta(request: HttpRequest, key: str) -> str | None:
+    value = request.META.get(key)
     return value if isinstance(value, str) else None
+
+
+def protocol_headers(request: HttpRequest) -> tuple[str | None, str | None, str | None]:
+    """The request's ``anti-csrf``, ``st-auth-mode`` and ``Authorization`` headers (repeats
+    comma-joined, as Django joins them)."""
+    meta = request.META
+    anti_csrf, auth_mode, authorization = (
+        meta.get(_ANTI_CSRF_META),
+        meta.get(_AUTH_MODE_META),
+        meta.get(_AUTHORIZATION_META),
+    )
+    return (
+        anti_csrf if isinstance(anti_csrf, str) else None,
+        auth_mode if isinstance(auth_mode, str) else None,
+        authorization if isinstance(authorization, str) else None,
+    )
 
 
 def _effects_on(owner: Any, handler: SessionHandler) -> ResponseEffects:
@@ -91,12 +109,15 @@ def create_new_session(
     They are recorded with the current request's other session work, so the middleware
     writes the final state (after, say, ``update_jwt_payload`` or ``revoke_session``) on
     whatever response the view returns, replacing, never duplicating. Outside the
-    middleware they are recorded on ``response`` itself.
+    middleware they are recorded on ``response`` itself. The session is issued in the mode
+    the current request's ``st-auth-mode`` header asks for (none, or outside the
+    middleware: the 2020 protocol).
     """
     handler = get_handler()
     request = current_request.get()
     effects = _effects_on(response if request is None else request, handler)
-    session = handler.create(effects, user_id, jwt_payload, session_data)
+    auth_mode = None if request is None else _meta(request, _AUTH_MODE_META)
+    session = handler.create(effects, user_id, jwt_payload, session_data, auth_mode)
     apply_effects(response, effects)
     return session
 
@@ -113,8 +134,15 @@ def get_session(
     """
     handler = get_handler()
     effects = request_effects(request, handler)
+    anti_csrf, auth_mode, authorization = protocol_headers(request)
     session = handler.verify(
-        effects, cookie_header(request), _anti_csrf_header(request), request.method or "GET", anti_csrf_check
+        effects,
+        cookie_header(request),
+        anti_csrf,
+        request.method or "GET",
+        anti_csrf_check,
+        auth_mode,
+        authorization,
     )
     setattr(request, SESSION_ATTR, session)
     if response is not None:
@@ -131,7 +159,8 @@ def refresh_session(request: HttpRequest, response: HttpResponse | None = None) 
     """
     handler = get_handler()
     effects = request_effects(request, handler)
-    session = handler.refresh(effects, cookie_header(request))
+    _, auth_mode, authorization = protocol_headers(request)
+    session = handler.refresh(effects, cookie_header(request), auth_mode, authorization)
     if response is not None:
         apply_effects(response, effects)
     return session

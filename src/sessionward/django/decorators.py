@@ -13,7 +13,8 @@ from django.http import HttpRequest  # type: ignore[import-untyped]
 from ..transport.error_responses import bare_factory_error
 from ..transport.request import session_cookie_present
 from ..transport.response import ResponseEffects
-from .api import EFFECTS_ATTR, SESSION_ATTR, cookie_header, get_session
+from .api import EFFECTS_ATTR, SESSION_ATTR, cookie_header, get_session, protocol_headers
+from .engine import get_handler
 
 __all__ = ["verify_session"]
 
@@ -25,9 +26,12 @@ def _verify_into_request(request: HttpRequest, anti_csrf_check: bool | None, ses
         raise ImproperlyConfigured(
             "verify_session needs 'sessionward.django.SessionWardMiddleware' in settings.MIDDLEWARE"
         )
-    if not session_required and not session_cookie_present(cookie_header(request)):
-        setattr(request, SESSION_ATTR, None)
-        return
+    if not session_required:
+        _, auth_mode, authorization = protocol_headers(request)
+        config = get_handler().config
+        if not session_cookie_present(cookie_header(request), auth_mode, authorization, config):
+            setattr(request, SESSION_ATTR, None)
+            return
     get_session(request, anti_csrf_check=anti_csrf_check)
 
 
@@ -36,8 +40,9 @@ def verify_session(anti_csrf_check: bool | None = None, session_required: bool =
 
     Works on sync and async views (in async views the engine call runs in a worker thread
     via ``asgiref.sync.sync_to_async``, never on the event loop). With
-    ``session_required=False`` a request without session cookies gets
-    ``request.sessionward = None``; a present but expired session still answers
+    ``session_required=False`` a request without a session at all (2020 protocol: no
+    ``sIdRefreshToken`` cookie; current cookie mode: no access cookie; header mode: no
+    Bearer token) gets ``request.sessionward = None``; a present but expired session still answers
     "try refresh token". Errors are answered by the middleware. ``@verify_session``
     without the parentheses raises ``TypeError`` at decoration.
     """

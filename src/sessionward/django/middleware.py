@@ -11,8 +11,9 @@ from django.http import HttpRequest, HttpResponse  # type: ignore[import-untyped
 from ..browser import CLIENT_SCRIPT_HEADERS, CLIENT_SCRIPT_PATH, client_script
 from ..errors import ConfigError, SessionWardError
 from ..session import SessionHandler
+from ..transport.protocol import SIGN_OUT_BODY
 from ..transport.response import ResponseEffects
-from .api import cookie_header, current_request, finish_response, request_effects
+from .api import cookie_header, current_request, finish_response, protocol_headers, request_effects
 from .engine import get_handler
 from .responses import error_response, preflight
 
@@ -35,13 +36,34 @@ def answer_refresh(request: HttpRequest, handler: SessionHandler, effects: Respo
         response = _json(b'{"message": "method not allowed"}', 405)
         response.headers["Allow"] = "POST, OPTIONS"
         return response
+    _, auth_mode, authorization = protocol_headers(request)
     try:
-        handler.refresh(effects, cookie_header(request))
+        handler.refresh(effects, cookie_header(request), auth_mode, authorization)
     except SessionWardError as error:
         if isinstance(error, ConfigError):
             raise
         return error_response(handler, effects, error)
     return _json(b"{}", 200)
+
+
+def answer_sign_out(request: HttpRequest, handler: SessionHandler, effects: ResponseEffects) -> HttpResponse:
+    """The sign-out route: ``POST`` revokes the request's session and clears it,
+    ``OPTIONS`` answers a CORS preflight (other methods reach the application)."""
+    if request.method == "OPTIONS":
+        response = preflight(HttpResponse(status=204))
+        response.headers["Allow"] = "POST, OPTIONS"
+        return response
+    try:
+        handler.sign_out(effects, cookie_header(request), *protocol_headers(request))
+    except SessionWardError as error:
+        if isinstance(error, ConfigError):
+            raise
+        return error_response(handler, effects, error)
+    return _json(SIGN_OUT_BODY, 200)
+
+
+def _is_sign_out(request: HttpRequest, handler: SessionHandler) -> bool:
+    return request.path == handler.sign_out_path and request.method in ("POST", "OPTIONS")
 
 
 def answer_client_script(request: HttpRequest) -> HttpResponse:
@@ -62,7 +84,9 @@ class SessionWardMiddleware:
 
     For each request it attaches a :class:`~sessionward.transport.ResponseEffects`
     (``request._sessionward_effects``), answers the refresh route at
-    ``refresh_api_path`` and the browser client at
+    ``refresh_api_path``, the sign-out route (``POST`` and ``OPTIONS`` at
+    ``refresh_api_path`` with ``/session/refresh`` replaced by ``/signout``, when it ends
+    so) and the browser client at
     :data:`~sessionward.browser.CLIENT_SCRIPT_PATH` without any URLconf entry, maps
     :class:`SessionWardError` raised by a view to its JSON answer (``process_exception``;
     another exception drops the request's pending cookies, so a 500 page carries none),
@@ -90,6 +114,8 @@ class SessionWardMiddleware:
         try:
             if request.path == handler.config.refresh_api_path:
                 response = answer_refresh(request, handler, effects)
+            elif _is_sign_out(request, handler):
+                response = answer_sign_out(request, handler, effects)
             else:
                 response = self.get_response(request)
         finally:
@@ -107,6 +133,9 @@ class SessionWardMiddleware:
                 # thread_sensitive: the theft hook may use the ORM.
                 refresh = sync_to_async(answer_refresh, thread_sensitive=True)
                 response = await refresh(request, handler, effects)
+            elif _is_sign_out(request, handler):
+                sign_out = sync_to_async(answer_sign_out, thread_sensitive=True)
+                response = await sign_out(request, handler, effects)
             else:
                 get_response: Callable[[HttpRequest], Awaitable[HttpResponse]] = self.get_response
                 response = await get_response(request)

@@ -19,8 +19,8 @@ from .middleware import (
     STATE_CONTEXT_KEY,
     STATE_SESSION_KEY,
     _apply_to_response,
+    _auth_mode_header,
     _bindings,
-    _cookie_header,
     _current,
     _RequestContext,
     _verification_headers,
@@ -100,10 +100,16 @@ async def create_new_session(
     ``Response`` works; the current request is then found through the middleware's
     context variable). The middleware writes the cookies on whatever response the
     endpoint returns; a ``Response`` given (first argument or ``response=``) also gets
-    them at once. Raises :class:`~sessionward.errors.GeneralError` on failure.
+    them at once. The session is issued in the mode the request's ``st-auth-mode`` header
+    asks for (none: the 2020 protocol). Raises :class:`~sessionward.errors.GeneralError`
+    on failure.
     """
     context = _context(request_or_response)
-    session = await context.handler.create(context.effects, user_id, jwt_payload, session_data)
+    scope = getattr(request_or_response, "scope", None)
+    auth_mode = _auth_mode_header(
+        scope.get("headers", ()) if isinstance(scope, dict) else context.request_headers
+    )
+    session = await context.handler.create(context.effects, user_id, jwt_payload, session_data, auth_mode)
     _remember(request_or_response, session)
     _apply_to(context, request_or_response, response)
     return session
@@ -125,9 +131,15 @@ async def get_session(
     context = _scope_context(scope)
     if context is None:
         raise _missing_context()
-    cookie_header, anti_csrf = _verification_headers(scope)
+    cookie_header, anti_csrf, auth_mode, authorization = _verification_headers(scope)
     session = await context.handler.verify(
-        context.effects, cookie_header, anti_csrf, scope.get("method", "GET"), anti_csrf_check
+        context.effects,
+        cookie_header,
+        anti_csrf,
+        scope.get("method", "GET"),
+        anti_csrf_check,
+        auth_mode,
+        authorization,
     )
     _remember_in(scope, session)
     if response is not None:
@@ -138,7 +150,8 @@ async def get_session(
 async def refresh_session(request: HTTPConnection, response: Response | None = None) -> AsyncSession:
     """Rotate the tokens of a refresh request (the route ``init`` mounts calls this)."""
     context = _context(request)
-    session = await context.handler.refresh(context.effects, _cookie_header(request.scope))
+    cookie_header, _, auth_mode, authorization = _verification_headers(request.scope)
+    session = await context.handler.refresh(context.effects, cookie_header, auth_mode, authorization)
     _remember(request, session)
     _apply_to(context, response)
     return session
@@ -146,8 +159,8 @@ async def refresh_session(request: HTTPConnection, response: Response | None = N
 
 def preflight(response: R) -> R:
     """Add the CORS preflight headers the protocol needs (``anti-csrf``, ``fdi-version``,
-    ... to ``Access-Control-Allow-Headers``, merged; ``Access-Control-Allow-Credentials:
-    true``) to ``response`` and return it."""
+    ``rid``, ``st-auth-mode``, ``authorization``... to ``Access-Control-Allow-Headers``,
+    merged; ``Access-Control-Allow-Credentials: true``) to ``response`` and return it."""
     existing = ", ".join(response.headers.getlist("access-control-allow-headers")) or None
     for name, value in preflight_headers(existing):
         response.headers[name] = value

@@ -22,9 +22,17 @@ from ..errors import GeneralError, SessionWardError
 from ..session import ErrorHandler
 from ..stores.base import AsyncStore
 from ..transport.error_responses import log_error_answer
+from ..transport.protocol import SIGN_OUT_BODY
 from ..transport.response import ResponseEffects
-from .api import _context_or_none, preflight, refresh_session
-from .middleware import SessionWardMiddleware, TheftHook, _apply_to_response, _Binding, _bindings
+from .api import _context, _context_or_none, preflight, refresh_session
+from .middleware import (
+    SessionWardMiddleware,
+    TheftHook,
+    _apply_to_response,
+    _Binding,
+    _bindings,
+    _verification_headers,
+)
 
 __all__ = ["init", "logger"]
 
@@ -46,10 +54,13 @@ def init(
     named as the :class:`~sessionward.Config` fields; both: ``options`` override ``config``)
     and stores it in ``app.state.sessionward`` (its request handler in
     ``app.state.sessionward_handler``); installs :class:`SessionWardMiddleware`; mounts the
-    refresh route (``POST config.refresh_api_path``, answering ``200 {}``) and the browser
-    client (``GET`` :data:`~sessionward.browser.CLIENT_SCRIPT_PATH`); registers the
-    exception handler for :class:`~sessionward.errors.SessionWardError`; and closes the
-    engine at application shutdown (lifespan). Call it before the app starts serving.
+    refresh route (``POST config.refresh_api_path``, answering ``200 {}``), the sign-out
+    route (``POST`` at ``refresh_api_path`` with ``/session/refresh`` replaced by
+    ``/signout``, answering ``200 {"status":"OK"}``; not mounted when ``refresh_api_path``
+    ends otherwise) and the browser client (``GET``
+    :data:`~sessionward.browser.CLIENT_SCRIPT_PATH`); registers the exception handler for
+    :class:`~sessionward.errors.SessionWardError`; and closes the engine at application
+    shutdown (lifespan). Call it before the app starts serving.
 
     Args:
         store: a store object or URL; default ``config.store``.
@@ -89,6 +100,18 @@ def init(
             include_in_schema=False,
         ),
     )
+    sign_out_path = binding.handler.sign_out_path
+    if sign_out_path is not None:
+        app.router.routes.insert(
+            2,
+            _FixedPathRoute(
+                sign_out_path,
+                _sign_out_endpoint,
+                methods=["POST", "OPTIONS"],
+                name="sessionward_sign_out",
+                include_in_schema=False,
+            ),
+        )
     _close_on_shutdown(app, binding)
     return binding.engine
 
@@ -133,6 +156,15 @@ async def _refresh_endpoint(request: Request) -> Response:
         return preflight(Response(status_code=204))
     await refresh_session(request)
     return JSONResponse({})
+
+
+async def _sign_out_endpoint(request: Request) -> Response:
+    if request.method == "OPTIONS":
+        return preflight(Response(status_code=204))
+    context = _context(request)
+    cookie_header, anti_csrf, auth_mode, authorization = _verification_headers(request.scope)
+    await context.handler.sign_out(context.effects, cookie_header, anti_csrf, auth_mode, authorization)
+    return Response(SIGN_OUT_BODY, media_type="application/json")
 
 
 async def _client_script_endpoint(request: Request) -> Response:

@@ -10,8 +10,8 @@ from starlette.requests import Request
 from ..session import AsyncSession
 from ..transport.error_responses import bare_factory_error
 from ..transport.request import session_cookie_present
-from .api import get_session
-from .middleware import _cookie_header
+from .api import _context, get_session
+from .middleware import _verification_headers
 
 __all__ = ["verify_session"]
 
@@ -47,7 +47,8 @@ def verify_session(
     """A dependency for ``Depends(verify_session())`` returning the request's session.
 
     With ``session_required=False`` the dependency returns ``None`` when the request has no
-    ``sIdRefreshToken`` cookie (no session at all); a session that is present but invalid or
+    session at all (2020 protocol: no ``sIdRefreshToken`` cookie; current cookie mode: no
+    access cookie; header mode: no Bearer token); a session that is present but invalid or
     expired is still answered with the usual 401, so that the frontend refreshes. Outside
     FastAPI (plain Starlette) call it directly: ``await verify_session()(request)``.
     ``Depends(verify_session)``, without the call, fails on the first request with a
@@ -57,8 +58,11 @@ def verify_session(
         raise bare_factory_error("Depends(verify_session())")
 
     async def session_dependency(request: Request) -> AsyncSession | None:
-        if not session_required and not session_cookie_present(_cookie_header(request.scope)):
-            return None
+        if not session_required:
+            cookie_header, _, auth_mode, authorization = _verification_headers(request.scope)
+            config = _context(request).handler.config
+            if not session_cookie_present(cookie_header, auth_mode, authorization, config):
+                return None
         return await get_session(request, None, anti_csrf_check)
 
     return session_dependency

@@ -24,7 +24,7 @@ from ..config import Config
 from ..engine.aio import AsyncSessionWard
 from ..session import AsyncSessionHandler, ErrorHandler
 from ..stores.base import AsyncStore
-from ..transport.headers import ANTI_CSRF_HEADER
+from ..transport.headers import ANTI_CSRF_HEADER, AUTH_MODE_HEADER, AUTHORIZATION_HEADER
 from ..transport.response import ResponseEffects, final_response_headers
 
 __all__ = ["STATE_CONTEXT_KEY", "STATE_SESSION_KEY", "SessionWardMiddleware", "TheftHook"]
@@ -34,6 +34,8 @@ STATE_SESSION_KEY = "sessionward_session"
 TheftHook = Callable[[str, str], Awaitable[Any] | Any]
 
 _ANTI_CSRF = ANTI_CSRF_HEADER.encode("latin-1")
+_AUTH_MODE = AUTH_MODE_HEADER.encode("latin-1")
+_AUTHORIZATION = AUTHORIZATION_HEADER.encode("latin-1")
 _SECURE_SCHEMES = frozenset({"https", "wss"})
 
 
@@ -90,10 +92,13 @@ class _RequestContext:
     touches the session costs one small object.
     """
 
-    __slots__ = ("_effects", "handler")
+    __slots__ = ("_effects", "handler", "request_headers")
 
-    def __init__(self, handler: AsyncSessionHandler) -> None:
+    def __init__(self, handler: AsyncSessionHandler, request_headers: Any = ()) -> None:
         self.handler = handler
+        # The request's raw headers (not the scope: the scope holds this context, and a
+        # reference cycle per request would be left to the garbage collector).
+        self.request_headers = request_headers
         self._effects: ResponseEffects | None = None
 
     @property
@@ -121,29 +126,42 @@ _bindings: weakref.WeakSet[_Binding] = weakref.WeakSet()
 # -- header plumbing ------------------------------------------------------------------------------
 
 
-def _cookie_header(scope: Scope) -> str | None:
-    values = [
-        value.decode("latin-1") for name, value in scope.get("headers", ()) if name.lower() == b"cookie"
-    ]
-    return "; ".join(values) if values else None
-
-
-def _verification_headers(scope: Scope) -> tuple[str | None, str | None]:
-    """The ``Cookie`` header(s) joined with ``"; "`` and every ``anti-csrf`` header joined
-    with ``","`` (as a WSGI server joins them; the transport layer decides), read in one
-    pass over the request headers."""
+def _verification_headers(scope: Scope) -> tuple[str | None, str | None, str | None, str | None]:
+    """The ``Cookie`` header(s) joined with ``"; "``, and every ``anti-csrf``,
+    ``st-auth-mode`` and ``Authorization`` header, each name's copies joined with ``","``
+    (as a WSGI server joins them; the transport layer decides), read in one pass over the
+    request headers."""
     cookies: list[str] = []
     anti_csrf: str | None = None
+    auth_mode: str | None = None
+    authorization: str | None = None
     for name, value in scope.get("headers", ()):
         name = name.lower()
         if name == b"cookie":
             cookies.append(value.decode("latin-1"))
         elif name == _ANTI_CSRF:
-            text = value.decode("latin-1")
-            anti_csrf = text if anti_csrf is None else f"{anti_csrf},{text}"
+            anti_csrf = _joined(anti_csrf, value)
+        elif name == _AUTH_MODE:
+            auth_mode = _joined(auth_mode, value)
+        elif name == _AUTHORIZATION:
+            authorization = _joined(authorization, value)
     if not cookies:
-        return None, anti_csrf
-    return (cookies[0] if len(cookies) == 1 else "; ".join(cookies)), anti_csrf
+        return None, anti_csrf, auth_mode, authorization
+    return (cookies[0] if len(cookies) == 1 else "; ".join(cookies)), anti_csrf, auth_mode, authorization
+
+
+def _joined(previous: str | None, value: bytes) -> str:
+    text = value.decode("latin-1")
+    return text if previous is None else f"{previous},{text}"
+
+
+def _auth_mode_header(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """Every ``st-auth-mode`` header among raw ASGI ``headers``, joined with ``","``."""
+    auth_mode: str | None = None
+    for name, value in headers:
+        if name.lower() == _AUTH_MODE:
+            auth_mode = _joined(auth_mode, value)
+    return auth_mode
 
 
 def _rewrite_headers(
@@ -184,7 +202,7 @@ class SessionWardMiddleware:
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        context = _RequestContext(self.binding.handler)
+        context = _RequestContext(self.binding.handler, scope.get("headers", ()))
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}

@@ -44,7 +44,7 @@ from .api import (
     update_jwt_payload,
     update_session_data,
 )
-from .app import CLIENT_SCRIPT_ENDPOINT, REFRESH_ENDPOINT, init
+from .app import CLIENT_SCRIPT_ENDPOINT, REFRESH_ENDPOINT, SIGN_OUT_ENDPOINT, init
 from .decorators import verify_session
 from .state import EXTENSION_KEY, SessionWardExtension
 
@@ -52,6 +52,7 @@ __all__ = [
     "CLIENT_SCRIPT_ENDPOINT",
     "EXTENSION_KEY",
     "REFRESH_ENDPOINT",
+    "SIGN_OUT_ENDPOINT",
     "ErrorHandler",
     "Session",
     "SessionWardExtension",

@@ -15,8 +15,10 @@ from ..engine.sync import SessionWard
 from ..engine.types import SessionInformation
 from ..session import Session
 from ..transport.cors import preflight_headers
-from ..transport.headers import ANTI_CSRF_HEADER
 from .state import (
+    _ANTI_CSRF_ENVIRON,
+    _AUTH_MODE_ENVIRON,
+    _AUTHORIZATION_ENVIRON,
     _ENVIRON_KEY,
     _apply,
     _cookie_header,
@@ -25,8 +27,6 @@ from .state import (
     _request_state,
     _RequestState,
 )
-
-_ANTI_CSRF_ENVIRON = "HTTP_" + ANTI_CSRF_HEADER.upper().replace("-", "_")
 
 
 def create_new_session(
@@ -38,12 +38,16 @@ def create_new_session(
     """Create a session for ``user_id`` and set its cookies and headers.
 
     They are written to ``response`` at once (when given) and, by the ``after_request``
-    hook, to whatever response the view finally returns. Raises ``GeneralError`` on
+    hook, to whatever response the view finally returns, in the mode the current request's
+    ``st-auth-mode`` header asks for (none: the 2020 protocol). Raises ``GeneralError`` on
     failure (``StorageUnavailableError`` when the store is down).
     """
     extension = _extension()
-    state = _request_state(extension)
-    session = extension.handler.create(state.effects, user_id, jwt_payload, session_data)
+    req = _current_request()
+    state = _request_state(extension, req)
+    session = extension.handler.create(
+        state.effects, user_id, jwt_payload, session_data, req.environ.get(_AUTH_MODE_ENVIRON)
+    )
     state.session = session
     if response is not None:
         _apply(response, state.effects, None)
@@ -63,12 +67,15 @@ def get_session(
     extension = _extension()
     state = _request_state(extension, request)
     effects = state.effects
+    environ = request.environ
     session = extension.handler.verify(
         effects,
-        _cookie_header(request),
-        request.environ.get(_ANTI_CSRF_ENVIRON),
+        environ.get("HTTP_COOKIE"),
+        environ.get(_ANTI_CSRF_ENVIRON),
         request.method,
         anti_csrf_check,
+        environ.get(_AUTH_MODE_ENVIRON),
+        environ.get(_AUTHORIZATION_ENVIRON),
     )
     state.session = session
     if response is not None and effects.pending:
@@ -83,7 +90,13 @@ def refresh_session(request: WerkzeugRequest, response: WerkzeugResponse | None 
     """
     extension = _extension()
     state = _request_state(extension, request)
-    session = extension.handler.refresh(state.effects, _cookie_header(request))
+    environ = request.environ
+    session = extension.handler.refresh(
+        state.effects,
+        _cookie_header(request),
+        environ.get(_AUTH_MODE_ENVIRON),
+        environ.get(_AUTHORIZATION_ENVIRON),
+    )
     state.session = session
     if response is not None:
         _apply(response, state.effects, None)
@@ -93,8 +106,10 @@ def refresh_session(request: WerkzeugRequest, response: WerkzeugResponse | None 
 def preflight(response: WerkzeugResponse) -> WerkzeugResponse:
     """Add the CORS preflight headers the session protocol needs to ``response`` and return it.
 
-    Merges ``anti-csrf, fdi-version, supertokens-sdk-name, supertokens-sdk-version`` into
-    ``Access-Control-Allow-Headers`` and sets ``Access-Control-Allow-Credentials: true``.
+    Merges the request headers of both protocol generations (``anti-csrf, fdi-version,
+    supertokens-sdk-name, supertokens-sdk-version, rid, st-auth-mode, authorization,
+    content-type``) into ``Access-Control-Allow-Headers`` and sets
+    ``Access-Control-Allow-Credentials: true``.
     The allowed origin stays the application's (an exact allow-list, never ``*``).
     """
     for name, value in preflight_headers(response.headers.get("Access-Control-Allow-Headers")):

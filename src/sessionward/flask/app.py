@@ -18,8 +18,12 @@ from ..errors import GeneralError, SessionWardError
 from ..session import ErrorHandler, SessionHandler, TheftHook
 from ..stores.base import Store
 from ..transport.error_responses import log_error_answer
+from ..transport.protocol import SIGN_OUT_BODY
 from .api import preflight, refresh_session
 from .state import (
+    _ANTI_CSRF_ENVIRON,
+    _AUTH_MODE_ENVIRON,
+    _AUTHORIZATION_ENVIRON,
     _ENVIRON_KEY,
     EXTENSION_KEY,
     SessionWardExtension,
@@ -30,9 +34,10 @@ from .state import (
     _RequestState,
 )
 
-__all__ = ["CLIENT_SCRIPT_ENDPOINT", "REFRESH_ENDPOINT", "init"]
+__all__ = ["CLIENT_SCRIPT_ENDPOINT", "REFRESH_ENDPOINT", "SIGN_OUT_ENDPOINT", "init"]
 
 REFRESH_ENDPOINT = "sessionward.refresh"
+SIGN_OUT_ENDPOINT = "sessionward.sign_out"
 CLIENT_SCRIPT_ENDPOINT = "sessionward.client_script"
 
 logger = logging.getLogger("sessionward.flask")
@@ -56,7 +61,10 @@ def init(
 
     Registers: the refresh route (``POST`` at ``config.refresh_api_path``, endpoint
     ``sessionward.refresh``; ``OPTIONS`` there answers a CORS preflight with
-    ``preflight``), the browser client (``GET``
+    ``preflight``), the sign-out route (``POST`` at ``refresh_api_path`` with
+    ``/session/refresh`` replaced by ``/signout``, endpoint ``sessionward.sign_out``,
+    answering ``200 {"status":"OK"}``; not mounted when ``refresh_api_path`` ends
+    otherwise), the browser client (``GET``
     :data:`~sessionward.browser.CLIENT_SCRIPT_PATH`, endpoint
     ``sessionward.client_script``), an error handler for
     :class:`~sessionward.errors.SessionWardError` (``on_token_theft_detected(handle,
@@ -79,6 +87,15 @@ def init(
             methods=["POST", "OPTIONS"],
             provide_automatic_options=False,
         )
+        sign_out_path = extension.handler.sign_out_path
+        if sign_out_path is not None:
+            app.add_url_rule(
+                sign_out_path,
+                endpoint=SIGN_OUT_ENDPOINT,
+                view_func=_sign_out_view,
+                methods=["POST", "OPTIONS"],
+                provide_automatic_options=False,
+            )
         app.add_url_rule(
             CLIENT_SCRIPT_PATH,
             endpoint=CLIENT_SCRIPT_ENDPOINT,
@@ -143,6 +160,21 @@ def _refresh_view() -> WerkzeugResponse:
     response = current_app.response_class(b"{}", status=200, mimetype="application/json")
     refresh_session(request, response)
     return response
+
+
+def _sign_out_view() -> WerkzeugResponse:
+    if request.method == "OPTIONS":
+        return preflight(current_app.response_class(status=204))
+    extension = _extension()
+    environ = request.environ
+    extension.handler.sign_out(
+        _request_state(extension, request).effects,
+        environ.get("HTTP_COOKIE"),
+        environ.get(_ANTI_CSRF_ENVIRON),
+        environ.get(_AUTH_MODE_ENVIRON),
+        environ.get(_AUTHORIZATION_ENVIRON),
+    )
+    return current_app.response_class(SIGN_OUT_BODY, status=200, mimetype="application/json")
 
 
 def _client_script_view() -> WerkzeugResponse:

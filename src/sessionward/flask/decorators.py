@@ -10,7 +10,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 from ..transport.error_responses import bare_factory_error
 from ..transport.request import session_cookie_present
 from .api import get_session
-from .state import _cookie_header, _current_request
+from .state import _AUTH_MODE_ENVIRON, _AUTHORIZATION_ENVIRON, _cookie_header, _current_request, _extension
 
 __all__ = ["verify_session"]
 
@@ -27,8 +27,9 @@ def verify_session(
 
     Inside the view the session is ``current_session``. Errors are answered by the
     handler ``init`` installed (401 ``try refresh token``, 401 ``unauthorised``...).
-    With ``session_required=False`` a request without the ``sIdRefreshToken`` cookie (no
-    session at all) runs the view with ``current_session`` proxying ``None``; a request that
+    With ``session_required=False`` a request without a session at all (2020 protocol: no
+    ``sIdRefreshToken`` cookie; current cookie mode: no access cookie; header mode: no
+    Bearer token) runs the view with ``current_session`` proxying ``None``; a request that
     has a session but an expired or invalid access token is still answered "try refresh
     token", so the client refreshes. ``OPTIONS`` requests (CORS preflights carry no
     cookies) run the view without verification. Works on sync and ``async`` views.
@@ -41,8 +42,15 @@ def verify_session(
         req = _current_request()
         if req.method in _SAFE_SKIP_METHODS:
             return
-        if not session_required and not session_cookie_present(_cookie_header(req)):
-            return
+        if not session_required:
+            environ = req.environ
+            if not session_cookie_present(
+                _cookie_header(req),
+                environ.get(_AUTH_MODE_ENVIRON),
+                environ.get(_AUTHORIZATION_ENVIRON),
+                _extension().config,
+            ):
+                return
         get_session(req, None, anti_csrf_check)
 
     def decorator(view: Callable[P, R]) -> Callable[P, R]:

@@ -19,6 +19,7 @@ from ..config import Config
 from ..engine.sync import SessionWard
 from ..errors import GeneralError
 from ..session import Session, SessionHandler
+from ..transport.headers import ANTI_CSRF_HEADER, AUTH_MODE_HEADER, AUTHORIZATION_HEADER
 from ..transport.response import ResponseEffects, final_response_headers
 
 __all__ = ["EXTENSION_KEY", "SessionWardExtension"]
@@ -27,6 +28,9 @@ EXTENSION_KEY = "sessionward"
 """Key of the :class:`SessionWardExtension` in ``app.extensions``."""
 
 _ENVIRON_KEY = "sessionward.request_state"
+_ANTI_CSRF_ENVIRON = "HTTP_" + ANTI_CSRF_HEADER.upper().replace("-", "_")
+_AUTH_MODE_ENVIRON = "HTTP_" + AUTH_MODE_HEADER.upper().replace("-", "_")
+_AUTHORIZATION_ENVIRON = "HTTP_" + AUTHORIZATION_HEADER.upper()
 
 
 @dataclasses.dataclass

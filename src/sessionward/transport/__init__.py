@@ -6,6 +6,8 @@ headers, the method) and convert what it returns: the final header list of a res
 (:func:`final_response_headers`) to their framework's header container. One module per
 concern:
 
+- :mod:`~sessionward.transport.protocol`: which protocol generation and mode a request
+  speaks (2020, current cookie mode, current header mode);
 - :mod:`~sessionward.transport.request`: the session cookies and protocol headers of a
   request, and the token each kind of route needs;
 - :mod:`~sessionward.transport.response`: :class:`ResponseEffects` and the final header
@@ -28,14 +30,35 @@ from .error_responses import (
     error_response,
     log_error_answer,
 )
-from .headers import ANTI_CSRF_HEADER, FRONT_TOKEN_HEADER, ID_REFRESH_TOKEN_HEADER, PROTOCOL_HEADERS
+from .headers import (
+    ACCESS_TOKEN_HEADER,
+    ANTI_CSRF_HEADER,
+    AUTH_MODE_HEADER,
+    AUTHORIZATION_HEADER,
+    FRONT_TOKEN_HEADER,
+    ID_REFRESH_TOKEN_HEADER,
+    PROTOCOL_HEADERS,
+    REFRESH_TOKEN_HEADER,
+)
+from .protocol import (
+    SIGN_OUT_BODY,
+    Operation,
+    WireMode,
+    bearer_token,
+    choose_mode,
+    migrating,
+    session_present,
+    sign_out_path,
+)
 from .request import (
     DUPLICATE,
     SAFE_METHODS,
     RequestTokens,
     parse_session_cookies,
+    path_matches,
     session_cookie_present,
     single_header,
+    stale_cookies_on_refresh,
     tokens_for_refresh,
     tokens_for_verification,
 )
@@ -43,7 +66,10 @@ from .response import ResponseEffects, final_response_headers, set_cookie_name
 
 __all__ = [
     "ACCESS_TOKEN_COOKIE",
+    "ACCESS_TOKEN_HEADER",
     "ANTI_CSRF_HEADER",
+    "AUTHORIZATION_HEADER",
+    "AUTH_MODE_HEADER",
     "DUPLICATE",
     "FRONT_TOKEN_HEADER",
     "ID_REFRESH_TOKEN_COOKIE",
@@ -52,22 +78,33 @@ __all__ = [
     "PREFLIGHT_ALLOW_HEADERS",
     "PROTOCOL_HEADERS",
     "REFRESH_TOKEN_COOKIE",
+    "REFRESH_TOKEN_HEADER",
     "RETRY_AFTER_SECONDS",
     "SAFE_METHODS",
+    "SIGN_OUT_BODY",
     "ErrorResponse",
+    "Operation",
     "RequestTokens",
     "ResponseEffects",
+    "WireMode",
     "bare_factory_error",
+    "bearer_token",
+    "choose_mode",
     "error_response",
     "exposed_headers",
     "final_response_headers",
     "log_error_answer",
     "merge_header_list",
+    "migrating",
     "parse_session_cookies",
+    "path_matches",
     "preflight_headers",
     "session_cookie_present",
+    "session_present",
     "set_cookie_name",
+    "sign_out_path",
     "single_header",
+    "stale_cookies_on_refresh",
     "tokens_for_refresh",
     "tokens_for_verification",
 ]

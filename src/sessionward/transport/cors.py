@@ -10,7 +10,16 @@ from .headers import PROTOCOL_HEADERS
 
 __all__ = ["PREFLIGHT_ALLOW_HEADERS", "exposed_headers", "merge_header_list", "preflight_headers"]
 
-PREFLIGHT_ALLOW_HEADERS = ("anti-csrf", "fdi-version", "supertokens-sdk-name", "supertokens-sdk-version")
+PREFLIGHT_ALLOW_HEADERS = (
+    "anti-csrf",
+    "fdi-version",
+    "supertokens-sdk-name",
+    "supertokens-sdk-version",
+    "rid",
+    "st-auth-mode",
+    "authorization",
+    "content-type",
+)
 
 
 def merge_header_list(existing: str | None, names: Iterable[str]) -> str:

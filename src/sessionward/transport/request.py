@@ -14,14 +14,17 @@ from urllib.parse import unquote
 from ..config import Config
 from ..cookies import ACCESS_TOKEN_COOKIE, ID_REFRESH_TOKEN_COOKIE, REFRESH_TOKEN_COOKIE
 from ..errors import TryRefreshTokenError, UnauthorizedError
+from .protocol import WireMode, bearer_token, choose_mode, migrating, session_present
 
 __all__ = [
     "DUPLICATE",
     "SAFE_METHODS",
     "RequestTokens",
     "parse_session_cookies",
+    "path_matches",
     "session_cookie_present",
     "single_header",
+    "stale_cookies_on_refresh",
     "tokens_for_refresh",
     "tokens_for_verification",
 ]
@@ -49,6 +52,10 @@ class RequestTokens(NamedTuple):
 
 
 _NO_TOKENS = RequestTokens(None, None, None)
+_MIGRATE = (
+    f"a session of the 2020 protocol ({ID_REFRESH_TOKEN_COOKIE} cookie) on a current-protocol "
+    f"request: the client refreshes, which moves the session to the current protocol"
+)
 # Parsed Cookie headers, keyed by the exact header string: at most this many, each at most
 # this long (a longer one is parsed every time), so memory stays bounded (a few MB).
 _PARSED_CACHE_SIZE = 1024
@@ -109,13 +116,28 @@ def _parse(cookie_header: str) -> RequestTokens:
     )
 
 
-def session_cookie_present(cookie_header: str | None) -> bool:
-    """Whether the request has a session at all: exactly one ``sIdRefreshToken`` cookie.
+def session_cookie_present(
+    cookie_header: str | None,
+    auth_mode: str | None = None,
+    authorization: str | None = None,
+    config: Config | None = None,
+) -> bool:
+    """Whether the request has a session at all, in the mode it speaks
+    (:func:`~sessionward.transport.protocol.session_present`): for a 2020 request, exactly
+    one ``sIdRefreshToken`` cookie; in the current cookie mode, exactly one access cookie;
+    in header mode, a Bearer token.
 
-    An optional session is absent without it (a duplicated cookie counts as absent), so
-    the route runs without a session instead of answering 401.
+    An optional session is absent otherwise (a duplicated cookie counts as absent), so the
+    route runs without a session instead of answering 401. ``auth_mode`` and
+    ``authorization`` are the raw ``st-auth-mode`` and ``Authorization`` headers;
+    ``config`` gives ``token_transfer`` (default ``"any"``).
     """
-    return isinstance(parse_session_cookies(cookie_header).id_refresh_token, str)
+    transfer = "any" if config is None else config.token_transfer
+    tokens = _NO_TOKENS if transfer == "header" else parse_session_cookies(cookie_header)
+    bearer = bearer_token(authorization)
+    return session_present(
+        choose_mode("verify", transfer, auth_mode, bearer, tokens), tokens, bearer, transfer
+    )
 
 
 def single_header(value: str | None) -> str | None:
@@ -134,20 +156,42 @@ def single_header(value: str | None) -> str | None:
 
 
 def tokens_for_verification(
-    tokens: RequestTokens, config: Config, method: str, anti_csrf_check: bool | None
+    tokens: RequestTokens,
+    config: Config,
+    method: str,
+    anti_csrf_check: bool | None,
+    mode: WireMode = WireMode.LEGACY,
+    bearer: str | None = None,
 ) -> tuple[str, bool]:
     """The access token to verify and whether to check anti-CSRF, or the protocol error.
 
-    A missing idRefresh cookie is ``UnauthorizedError`` that clears nothing (the cookies
-    did not reach this route, which says nothing about the session); a missing access
-    cookie is ``TryRefreshTokenError`` (it expired in the browser: the client refreshes).
+    2020 protocol (``mode`` LEGACY): a missing idRefresh cookie is ``UnauthorizedError``
+    that clears nothing (the cookies did not reach this route, which says nothing about the
+    session); a missing access cookie is ``TryRefreshTokenError`` (it expired in the
+    browser: the client refreshes). Cookie modes: a 2020 session still present (an
+    ``sIdRefreshToken`` cookie on a request saying ``st-auth-mode``) or a missing access
+    cookie is ``TryRefreshTokenError``. Header mode: the Bearer token, never checked for
+    anti-CSRF; without one, ``TryRefreshTokenError`` for a 2020 session to migrate, else
+    ``UnauthorizedError`` that clears nothing.
     """
-    if not isinstance(tokens.id_refresh_token, str):
+    if mode is WireMode.HEADER:
+        if bearer is not None:
+            return bearer, False
+        if migrating(tokens, config.token_transfer):
+            raise TryRefreshTokenError(_MIGRATE)
         raise UnauthorizedError(
-            f"no {ID_REFRESH_TOKEN_COOKIE} cookie (or more than one): the session cookies did "
-            f"not reach this route; check access_token_path and cookie_domain",
+            "no Authorization: Bearer token (or more than one, or malformed) on a header-mode request",
             clear_cookies=False,
         )
+    if mode is WireMode.LEGACY:
+        if not isinstance(tokens.id_refresh_token, str):
+            raise UnauthorizedError(
+                f"no {ID_REFRESH_TOKEN_COOKIE} cookie (or more than one): the session cookies did "
+                f"not reach this route; check access_token_path and cookie_domain",
+                clear_cookies=False,
+            )
+    elif mode is WireMode.COOKIE and migrating(tokens, config.token_transfer):
+        raise TryRefreshTokenError(_MIGRATE)
     if not isinstance(tokens.access_token, str):
         raise TryRefreshTokenError(
             f"no {ACCESS_TOKEN_COOKIE} cookie (or more than one): the client should call "
@@ -158,8 +202,24 @@ def tokens_for_verification(
     return tokens.access_token, anti_csrf_check
 
 
-def tokens_for_refresh(tokens: RequestTokens, config: Config) -> str:
-    """The refresh token of a refresh request, or ``UnauthorizedError`` touching nothing."""
+def tokens_for_refresh(
+    tokens: RequestTokens, config: Config, mode: WireMode = WireMode.LEGACY, bearer: str | None = None
+) -> str:
+    """The refresh token of a refresh request, or ``UnauthorizedError`` touching nothing.
+
+    Header mode reads the Bearer token, or (without one) the refresh cookie of a 2020
+    session being migrated; the other modes read the refresh cookie.
+    """
+    if mode is WireMode.HEADER:
+        if bearer is not None:
+            return bearer
+        if migrating(tokens, config.token_transfer) and isinstance(tokens.refresh_token, str):
+            return tokens.refresh_token
+        raise UnauthorizedError(
+            "no Authorization: Bearer <refresh token> (or more than one, or malformed) on a "
+            "header-mode refresh request",
+            clear_cookies=False,
+        )
     if not isinstance(tokens.refresh_token, str):
         raise UnauthorizedError(
             f"no {REFRESH_TOKEN_COOKIE} cookie (or more than one) on the refresh request: "
@@ -168,3 +228,31 @@ def tokens_for_refresh(tokens: RequestTokens, config: Config) -> str:
             clear_cookies=False,
         )
     return tokens.refresh_token
+
+
+def stale_cookies_on_refresh(
+    tokens: RequestTokens, config: Config, mode: WireMode, bearer: str | None
+) -> tuple[str, ...]:
+    """The cookies a refresh answer must expire besides its own: a refresh in the
+    current cookie mode expires ``sIdRefreshToken`` (left by the 2020 protocol) when the
+    request carried it, or when the refresh route cannot see it (``access_token_path``
+    does not cover ``refresh_api_path``); a header-mode refresh that migrates a 2020
+    session expires its three cookies."""
+    if mode is WireMode.COOKIE:
+        if tokens.id_refresh_token is not None or not path_matches(
+            config.refresh_api_path, config.access_token_path
+        ):
+            return (ID_REFRESH_TOKEN_COOKIE,)
+    elif mode is WireMode.HEADER and bearer is None and migrating(tokens, config.token_transfer):
+        return (ACCESS_TOKEN_COOKIE, REFRESH_TOKEN_COOKIE, ID_REFRESH_TOKEN_COOKIE)
+    return ()
+
+
+def path_matches(request_path: str, cookie_path: str) -> bool:
+    """Whether a cookie of ``cookie_path`` is sent with a request for ``request_path``
+    (RFC 6265, section 5.1.4)."""
+    if request_path == cookie_path:
+        return True
+    return request_path.startswith(cookie_path) and (
+        cookie_path.endswith("/") or request_path[len(cookie_path)] == "/"
+    )

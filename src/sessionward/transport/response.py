@@ -21,7 +21,15 @@ from ..cookies import (
 from ..engine.types import SessionTokens, Token
 from ..errors import GeneralError
 from .cors import exposed_headers
-from .headers import ANTI_CSRF_HEADER, FRONT_TOKEN_HEADER, ID_REFRESH_TOKEN_HEADER, PROTOCOL_HEADERS
+from .headers import (
+    ACCESS_TOKEN_HEADER,
+    ANTI_CSRF_HEADER,
+    FRONT_TOKEN_HEADER,
+    ID_REFRESH_TOKEN_HEADER,
+    PROTOCOL_HEADERS,
+    REFRESH_TOKEN_HEADER,
+)
+from .protocol import WireMode
 
 __all__ = ["ResponseEffects", "final_response_headers", "set_cookie_name"]
 
@@ -48,11 +56,18 @@ class ResponseEffects:
     even when an adapter had already applied the earlier state to a response (see
     :func:`final_response_headers`). An adapter keeps one object per request, so the last
     change made during the request wins whichever response it was made through.
+
+    ``mode`` is the protocol the request speaks (:class:`~sessionward.transport.protocol.WireMode`,
+    set by the request handlers before they write): it decides which cookies and headers
+    carry the tokens. ``stale_cookies`` names cookies of another mode that every write of
+    this request also expires (a refresh moving a 2020 session to the current protocol).
     """
 
     config: Config
     cookies: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    mode: WireMode = WireMode.LEGACY
+    stale_cookies: tuple[str, ...] = ()
 
     @property
     def pending(self) -> bool:
@@ -60,60 +75,93 @@ class ResponseEffects:
         return bool(self.cookies or self.headers)
 
     def set_session(self, tokens: SessionTokens) -> None:
-        """Cookies and headers for a new or refreshed session."""
+        """Cookies and headers for a new or refreshed session, in the request's mode."""
         config = self.config
+        mode = self.mode
         self.set_access_token(tokens.access_token, tokens.front_token)
-        self.cookies[REFRESH_TOKEN_COOKIE] = _set_cookie(
-            config,
-            REFRESH_TOKEN_COOKIE,
-            tokens.refresh_token.value,
-            config.refresh_api_path,
-            tokens.refresh_token.expires_at,
-        )
-        id_refresh = tokens.id_refresh_token
-        self.cookies[ID_REFRESH_TOKEN_COOKIE] = _set_cookie(
-            config,
-            ID_REFRESH_TOKEN_COOKIE,
-            id_refresh.value,
-            config.access_token_path,
-            id_refresh.expires_at,
-        )
-        self.headers[ID_REFRESH_TOKEN_HEADER] = f"{id_refresh.value};{id_refresh.expires_at}"
-        if tokens.anti_csrf_token is not None:
-            self.headers[ANTI_CSRF_HEADER] = tokens.anti_csrf_token
+        if mode is WireMode.HEADER:
+            self.headers[REFRESH_TOKEN_HEADER] = tokens.refresh_token.value
+        else:
+            self.cookies[REFRESH_TOKEN_COOKIE] = _set_cookie(
+                config,
+                REFRESH_TOKEN_COOKIE,
+                tokens.refresh_token.value,
+                config.refresh_api_path,
+                tokens.refresh_token.expires_at,
+            )
+            if mode is WireMode.LEGACY:
+                id_refresh = tokens.id_refresh_token
+                self.cookies[ID_REFRESH_TOKEN_COOKIE] = _set_cookie(
+                    config,
+                    ID_REFRESH_TOKEN_COOKIE,
+                    id_refresh.value,
+                    config.access_token_path,
+                    id_refresh.expires_at,
+                )
+                self.headers[ID_REFRESH_TOKEN_HEADER] = f"{id_refresh.value};{id_refresh.expires_at}"
+            if tokens.anti_csrf_token is not None:
+                self.headers[ANTI_CSRF_HEADER] = tokens.anti_csrf_token
+        if self.stale_cookies:
+            self._expire(self.stale_cookies)
 
     def set_access_token(self, token: Token, front_token: str) -> None:
-        """The access cookie and ``front-token`` for a newly minted access token."""
-        self.cookies[ACCESS_TOKEN_COOKIE] = _set_cookie(
-            self.config,
-            ACCESS_TOKEN_COOKIE,
-            token.value,
-            self.config.access_token_path,
-            token.expires_at,
-        )
+        """The access cookie (header mode: ``st-access-token``) and ``front-token`` for a
+        newly minted access token."""
+        if self.mode is WireMode.HEADER:
+            self.headers[ACCESS_TOKEN_HEADER] = token.value
+        else:
+            self.cookies[ACCESS_TOKEN_COOKIE] = _set_cookie(
+                self.config,
+                ACCESS_TOKEN_COOKIE,
+                token.value,
+                self.config.access_token_path,
+                token.expires_at,
+            )
         self.headers[FRONT_TOKEN_HEADER] = front_token
 
     def clear_session(self) -> None:
-        """Expire the three cookies (same Path and Domain) and send ``id-refresh-token: remove``."""
+        """End the session on the client, in the request's mode.
+
+        2020: expire the three cookies (same Path and Domain) and send
+        ``id-refresh-token: remove``. Current cookie mode: expire the cookies and send
+        ``front-token: remove`` (not when the mode was inferred: the client may be a 2020
+        one). Header mode: empty ``st-access-token`` and ``st-refresh-token`` and
+        ``front-token: remove``. Any cookie written earlier in the request is expired too,
+        and no other protocol header is left.
+        """
+        mode = self.mode
+        self.headers.clear()
+        if mode is WireMode.HEADER:
+            self.headers[ACCESS_TOKEN_HEADER] = ""
+            self.headers[REFRESH_TOKEN_HEADER] = ""
+            self.headers[FRONT_TOKEN_HEADER] = "remove"
+            names: tuple[str, ...] = ()
+        elif mode is WireMode.LEGACY:
+            names = _ALL_COOKIES
+            self.headers[ID_REFRESH_TOKEN_HEADER] = "remove"
+        else:
+            names = _CURRENT_COOKIES
+            if mode is WireMode.COOKIE:
+                self.headers[FRONT_TOKEN_HEADER] = "remove"
+        self._expire((*names, *self.cookies, *self.stale_cookies))
+
+    def _expire(self, names: tuple[str, ...]) -> None:
         config = self.config
-        for name, path in (
-            (ACCESS_TOKEN_COOKIE, config.access_token_path),
-            (REFRESH_TOKEN_COOKIE, config.refresh_api_path),
-            (ID_REFRESH_TOKEN_COOKIE, config.access_token_path),
-        ):
+        for name in names:
+            path = config.refresh_api_path if name == REFRESH_TOKEN_COOKIE else config.access_token_path
             self.cookies[name] = _set_cookie(config, name, "", path, None)
-        self.headers.pop(FRONT_TOKEN_HEADER, None)
-        self.headers.pop(ANTI_CSRF_HEADER, None)
-        self.headers[ID_REFRESH_TOKEN_HEADER] = "remove"
 
     def discard(self) -> None:
         """Forget everything recorded so far: an error answer carries only what the error
         itself dictates (nothing, or the cleared cookies), never tokens minted earlier in
-        the request; an adapter calls this before answering an error or a crash."""
+        the request; an adapter calls this before answering an error or a crash. The mode
+        and the stale cookies stay: they describe the request."""
         self.cookies.clear()
         self.headers.clear()
 
 
+_ALL_COOKIES = (ACCESS_TOKEN_COOKIE, REFRESH_TOKEN_COOKIE, ID_REFRESH_TOKEN_COOKIE)
+_CURRENT_COOKIES = (ACCESS_TOKEN_COOKIE, REFRESH_TOKEN_COOKIE)
 _LOGGER = logging.getLogger("sessionward")
 _CACHE_CONTROL = "cache-control"
 _EXPOSE_HEADERS = "access-control-expose-headers"
@@ -141,7 +189,8 @@ def final_response_headers(
       error) leaves exactly their final state, never two copies;
     - ``Access-Control-Expose-Headers`` keeps the application's names and lists exactly the
       protocol headers sent (merged without duplicates, dropped if it ends up empty);
-    - a response that sets session cookies gets ``Cache-Control: no-store``.
+    - a response that sets session cookies or token headers (``st-access-token``,
+      ``st-refresh-token``) gets ``Cache-Control: no-store``.
 
     ``secure_request`` is whether the request came over https as the framework sees it
     (``None``: not known here). ``Secure`` cookies written to a plain-http request are
@@ -154,6 +203,8 @@ def final_response_headers(
     if secure_request is False and effects.cookies and effects.config.cookie_secure:
         _warn_insecure_cookie()
     ours = effects.cookies
+    # Tokens in cookies or in headers: no cache may keep the response.
+    no_store = bool(ours) or ACCESS_TOKEN_HEADER in effects.headers or REFRESH_TOKEN_HEADER in effects.headers
     expose: list[str] = []
     expose_at: int | None = None
     cache_at: int | None = None
@@ -166,7 +217,7 @@ def final_response_headers(
             if expose_at is not None:
                 continue
             expose_at = len(result)
-        elif lower == _CACHE_CONTROL and ours:
+        elif lower == _CACHE_CONTROL and no_store:
             if cache_at is not None:
                 continue
             cache_at = len(result)
@@ -181,7 +232,7 @@ def final_response_headers(
         del result[expose_at]
         if cache_at is not None and cache_at > expose_at:
             cache_at -= 1
-    if ours:
+    if no_store:
         if cache_at is None:
             result.append((_CACHE_CONTROL, "no-store"))
         else:
