@@ -17,7 +17,9 @@ import httpx
 ORIGIN = "http://api.test"
 
 
-def front_token(user_id: str, expires_at: int = 1_700_000_000_000, payload: dict[str, Any] | None = None) -> str:
+def front_token(
+    user_id: str, expires_at: int = 1_700_000_000_000, payload: dict[str, Any] | None = None
+) -> str:
     body = json.dumps({"uid": user_id, "ate": expires_at, "up": payload or {}})
     return base64.b64encode(body.encode()).decode()
 
@@ -155,7 +157,9 @@ class FakeApi:
             return _json(self.status, {"message": "unauthorised"})
         self.sign_outs += 1
         self.end_session()
-        return _json(200, {"status": "OK"}, {"front-token": "remove", "st-access-token": "", "st-refresh-token": ""})
+        return _json(
+            200, {"status": "OK"}, {"front-token": "remove", "st-access-token": "", "st-refresh-token": ""}
+        )
 
 
 def login_request(request: httpx.Request) -> httpx.Request:

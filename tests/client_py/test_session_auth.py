@@ -65,7 +65,7 @@ def test_a_refused_sign_in_raises_with_its_answer() -> None:
 
 def test_a_sign_in_callable_must_return_a_request() -> None:
     api, auth = FakeApi(), SessionAuth(lambda request: "POST /login")  # type: ignore[arg-type,return-value]
-    with client(api, auth) as http, pytest.raises(TypeError, match="must return an httpx.Request"):
+    with client(api, auth) as http, pytest.raises(TypeError, match=r"must return an httpx\.Request"):
         http.get("/me")
 
 

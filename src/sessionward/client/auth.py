@@ -90,7 +90,9 @@ class SessionAuth(httpx.Auth):
             _check_path("sign_out_path", sign_out_path)
         code = session_expired_status_code
         if type(code) is not int or not 400 <= code <= 599:
-            raise ConfigError(f"session_expired_status_code: expected an integer from 400 to 599; got {code!r}")
+            raise ConfigError(
+                f"session_expired_status_code: expected an integer from 400 to 599; got {code!r}"
+            )
         self._options = FlowOptions(sign_in, refresh_path, code)
         self._sign_out_path = sign_out_path
         self._state = TokenState(None if token_file is None else TokenFile(token_file))

@@ -72,7 +72,9 @@ Flow = Generator[Step, httpx.Response | None, None]
 _HEADER_MODE = "header"
 
 
-def session_flow(state: TokenState, options: FlowOptions, request: httpx.Request, *, may_sign_in: bool) -> Flow:
+def session_flow(
+    state: TokenState, options: FlowOptions, request: httpx.Request, *, may_sign_in: bool
+) -> Flow:
     """The flow of one request; ``may_sign_in=False`` never calls the sign-in callable (for
     the sign-out request)."""
     origin = origin_of(request.url)
@@ -101,7 +103,9 @@ def session_flow(state: TokenState, options: FlowOptions, request: httpx.Request
         return
     yield Command.ACQUIRE
     current, current_generation = state.snapshot()
-    if current is not None and (current_generation == generation or current.access_token == tokens.access_token):
+    if current is not None and (
+        current_generation == generation or current.access_token == tokens.access_token
+    ):
         # Nobody replaced the access token that was refused: refresh it.
         current = yield from _refresh(state, options, current)
     if current is None and sign_in is not None:

@@ -12,6 +12,7 @@ it. Signing out deletes the file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -75,9 +76,13 @@ class TokenFile:
             return None
         except OSError as exc:
             raise TokenFileError(f"cannot read the token file {self.path}: {exc.strerror}") from None
-        with os.fdopen(fd, "rb") as file:
+        try:
             status = os.fstat(fd)
             _check_private(self.path, status)
+        except BaseException:
+            os.close(fd)
+            raise
+        with os.fdopen(fd, "rb") as file:
             raw = file.read(_MAX_BYTES + 1)
         self._seen = _signature(status)
         tokens = _parse(raw)
@@ -113,7 +118,9 @@ class TokenFile:
         directory, name = os.path.split(self.path)
         temporary = os.path.join(directory, f".{name}.{secrets.token_hex(8)}.tmp")
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, _PRIVATE_MODE)
+            fd = os.open(
+                temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, _PRIVATE_MODE
+            )
         except OSError as exc:
             raise TokenFileError(f"cannot write the token file {self.path}: {exc.strerror}") from None
         try:
@@ -127,10 +134,8 @@ class TokenFile:
                 signature = _signature(os.fstat(fd))
             os.replace(temporary, self.path)
         except BaseException as exc:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(temporary)
-            except OSError:
-                pass
             if isinstance(exc, OSError):
                 raise TokenFileError(f"cannot write the token file {self.path}: {exc.strerror}") from None
             raise
@@ -159,7 +164,11 @@ def _parse(raw: bytes) -> StoredTokens | None:
         content: Any = json.loads(raw)
     except (ValueError, RecursionError):
         return None
-    if not isinstance(content, dict) or content.get("format") != _FORMAT or content.get("version") != _VERSION:
+    if (
+        not isinstance(content, dict)
+        or content.get("format") != _FORMAT
+        or content.get("version") != _VERSION
+    ):
         return None
     origin, access, refresh, front = (
         content.get("origin"),

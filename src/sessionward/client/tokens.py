@@ -14,7 +14,7 @@ import binascii
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import httpx
 
@@ -81,12 +81,12 @@ class FrontToken:
     jwt_payload: dict[str, Any]
 
 
-def is_token(value: object) -> bool:
+def is_token(value: object) -> TypeGuard[str]:
     """Whether ``value`` may be a token: 1 to 16384 visible ASCII characters, no comma."""
     return isinstance(value, str) and _TOKEN.fullmatch(value) is not None
 
 
-def is_origin(value: object) -> bool:
+def is_origin(value: object) -> TypeGuard[str]:
     """Whether ``value`` looks like an origin :func:`origin_of` produces."""
     return isinstance(value, str) and _ORIGIN.fullmatch(value) is not None and value.count("/") == 2
 
