@@ -85,6 +85,13 @@ PUBLIC_NAMES = {
         "apply_effects",
         "reset_engine",
     ],
+    "sessionward.client": [
+        "RefreshError",
+        "SessionAuth",
+        "SessionExpiredError",
+        "SignInError",
+        "TokenFileError",
+    ],
 }
 
 
