@@ -1,6 +1,6 @@
 """Shared pieces of the real-browser suite: headless Debian Chromium driven by Playwright, the
 framework test apps on real servers on 127.0.0.1 (uvicorn, gunicorn) wrapped by
-``harness.py``, a page server on a second origin, and the supertokens-website bundles.
+``harness.py``, a page server on a second origin, and the SuperTokens SDK bundles.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ import pytest
 from support.processes import TESTS, child_environment, config_environment, free_port
 
 from browser import harness, sdk
-from sessionward import Config
+from sessionward import Config, SessionWard
 
 HERE = Path(__file__).resolve().parent
 CHROMIUM = Path(os.environ.get("SESSIONWARD_CHROMIUM", "/usr/bin/chromium"))
 CLIENT_SCRIPT = TESTS.parent / "src" / "sessionward" / "static" / "sessionward.js"
 SDK_CLIENTS = {f"st-{version}": version for version in sdk.SDK_VERSIONS}
 CLIENTS = ("sessionward", *SDK_CLIENTS)
+CURRENT_CLIENTS = sdk.CURRENT_CLIENTS  # today's protocol (test_interop_current.py)
 FRAMEWORKS = ("fastapi", "flask", "django")
 ACCESS_TOKEN_VALIDITY = 2  # seconds: expiry scenarios wait this long
 JS_ASSETS = HERE / "js"
@@ -39,6 +40,8 @@ def require_client(request: pytest.FixtureRequest, client: str) -> None:
     if client == "sessionward":
         if not CLIENT_SCRIPT.exists():
             pytest.skip("src/sessionward/static/sessionward.js is not there yet (the browser client)")
+    elif client in CURRENT_CLIENTS:
+        request.getfixturevalue("current_sdk_assets")
     else:
         request.getfixturevalue("sdk_assets")
 
@@ -80,15 +83,28 @@ class Server:
     base: str
     process: subprocess.Popen[bytes]
     config: Config
+    engine: SessionWard | None = None  # on the server's store, for what a test does beside it
+    # One connection pool for the test routes: a client per request costs more than a page's
+    # worth of browser work (an SSL context each).
+    http: httpx.Client = dataclasses.field(default_factory=lambda: httpx.Client(timeout=10))
+
+    def store_engine(self) -> SessionWard:
+        """A session engine on the server's store (revocations from the test)."""
+        if self.engine is None:
+            self.engine = SessionWard(self.config)
+        return self.engine
 
     def counters(self) -> dict[str, Any]:
-        result: dict[str, Any] = httpx.get(self.base + "/test/counters", timeout=10).json()
+        result: dict[str, Any] = self.http.get(self.base + "/test/counters").json()
         return result
 
     def reset(self) -> None:
-        httpx.post(self.base + "/test/reset", timeout=10).raise_for_status()
+        self.http.post(self.base + "/test/reset").raise_for_status()
 
     def stop(self) -> str:
+        if self.engine is not None:
+            self.engine.close()
+        self.http.close()
         self.process.terminate()
         try:
             self.process.wait(timeout=10)
@@ -197,10 +213,26 @@ class ClientPage:
         self.errors: list[str] = []
         page.on("pageerror", lambda error: self.errors.append(str(error)))
 
-    def open(self, origin: str | None = None) -> ClientPage:
-        self.page.goto(f"{origin or self.server.base}/test/page/{self.client}.html")
+    def open(self, origin: str | None = None, init: dict[str, Any] | None = None) -> ClientPage:
+        """Load the test page (from ``origin``, default the API's) and initialise the client
+        (``init``: more options for the adapter's ``init``)."""
+        self.page.goto(self.page_url(origin))
+        return self.initialise(init)
+
+    def page_url(self, origin: str | None = None) -> str:
+        return f"{origin or self.server.base}/test/page/{self.client}.html"
+
+    def start_loading(self, origin: str | None = None) -> ClientPage:
+        """Start loading the test page and return at once (several tabs load side by side);
+        :meth:`initialise` waits for it."""
+        self.page.goto(self.page_url(origin), wait_until="commit")
+        return self
+
+    def initialise(self, init: dict[str, Any] | None = None) -> ClientPage:
+        """Wait for the loaded test page, then initialise the client."""
         self.page.wait_for_function("window.harnessReady === true")
-        self.run("init", {"apiBase": self.server.base, "refreshPath": self.server.config.refresh_api_path})
+        options = {"apiBase": self.server.base, "refreshPath": self.server.config.refresh_api_path}
+        self.run("init", {**options, **(init or {})})
         return self
 
     def run(self, operation: str, *args: Any) -> Any:

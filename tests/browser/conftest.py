@@ -71,7 +71,25 @@ def context(browser: Any) -> Iterator[Any]:
         ctx.close()
 
 
-# -- supertokens-website bundles -------------------------------------------------------------------
+@pytest.fixture
+def new_context(browser: Any) -> Iterator[Any]:
+    """Makes more fresh browser profiles in a test (a second user beside ``context``)."""
+    made: list[Any] = []
+
+    def make() -> Any:
+        ctx = browser.new_context()
+        ctx.set_default_timeout(20_000)
+        made.append(ctx)
+        return ctx
+
+    try:
+        yield make
+    finally:
+        for ctx in made:
+            ctx.close()
+
+
+# -- SuperTokens SDK bundles -----------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -80,6 +98,17 @@ def sdk_assets(request: pytest.FixtureRequest) -> Path:
     try:
         for version in sdk.SDK_VERSIONS:
             sdk.bundle(version)
+    except sdk.ToolMissingError as error:
+        skip_or_fail(str(error))
+    return sdk.BUILD
+
+
+@pytest.fixture(scope="session")
+def current_sdk_assets(request: pytest.FixtureRequest) -> Path:
+    """The bundles of today's SDKs, supertokens-website 20.x and supertokens-web-js."""
+    try:
+        for client in sdk.CURRENT_CLIENTS:
+            sdk.build(sdk.BUNDLES[client])
     except sdk.ToolMissingError as error:
         skip_or_fail(str(error))
     return sdk.BUILD
@@ -117,13 +146,55 @@ def servers(
 def open_page(request: pytest.FixtureRequest, context: Any, servers: ServerPool) -> Iterator[Any]:
     pages: list[ClientPage] = []
 
-    def opener(client: str, framework: str, origin: str | None = None, **options: Any) -> ClientPage:
+    def opener(
+        client: str,
+        framework: str,
+        origin: str | None = None,
+        *,
+        profile: Any = None,
+        init: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> ClientPage:
+        """A tab of ``client`` on the ``framework`` server with config ``options``, in the
+        test's browser profile (or ``profile``, a context of ``new_context``)."""
         require_client(request, client)
         server = servers.get(framework, **options)
-        page = ClientPage(context.new_page(), server, client).open(origin)
+        page = ClientPage((profile or context).new_page(), server, client).open(origin, init)
         server.reset()
         pages.append(page)
         return page
+
+    yield opener
+    for page in pages:
+        assert not page.errors, f"uncaught errors in the page: {page.errors}"
+
+
+@pytest.fixture
+def open_profiles(
+    request: pytest.FixtureRequest, context: Any, new_context: Any, servers: ServerPool
+) -> Iterator[Any]:
+    """Opens tabs of one client in ``count`` browser profiles (the test's, then fresh ones),
+    loading side by side; arguments as ``open_page``'s."""
+    pages: list[ClientPage] = []
+
+    def opener(
+        client: str,
+        framework: str,
+        origin: str | None = None,
+        *,
+        count: int,
+        init: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> list[ClientPage]:
+        require_client(request, client)
+        server = servers.get(framework, **options)
+        profiles = [context, *(new_context() for _ in range(count - 1))]
+        tabs = [ClientPage(profile.new_page(), server, client).start_loading(origin) for profile in profiles]
+        for tab in tabs:
+            tab.initialise(init)
+        server.reset()
+        pages.extend(tabs)
+        return tabs
 
     yield opener
     for page in pages:

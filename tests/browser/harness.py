@@ -4,13 +4,15 @@ session protocol:
 
 - ``GET /test/page/<client>.html``: the test page of a client, which loads the client and
   its adapter (``tests/browser/js/adapter-<client>.js``) and exposes it as ``window.harness``;
-- ``GET /test/assets/<file>``: the adapters and the supertokens-website bundles;
+- ``GET /test/assets/<file>``: the adapters and the SuperTokens SDK bundles;
 - ``GET /test/counters`` / ``POST /test/reset``: how many refresh requests (``POST
-  refresh_api_path``) reached the server, and the header names of the last one;
+  refresh_api_path``) reached the server, the header names of the last one, and what each
+  was answered (status, and ``front-token``: absent, ``remove`` or a token);
 - CORS for the origins in ``HARNESS_ALLOW_ORIGINS``: ``Access-Control-Allow-Origin`` (that
   origin, never ``*``) and ``-Allow-Credentials`` on every answer; preflights of the refresh
-  route and of ``/protected`` reach the app (the library's ``preflight`` helper answers them),
-  other preflights are answered here.
+  route, of the sign-out route (the refresh path's base + ``/signout``) and of
+  ``/protected`` reach the app (the library answers them), other preflights are answered
+  here.
 
 Configured from the environment: ``SESSIONWARD_*`` (``Config.from_env``),
 ``HARNESS_ASSETS`` (directories, ``os.pathsep``-separated), ``HARNESS_ALLOW_ORIGINS``
@@ -34,11 +36,14 @@ CLIENTS = {
     "sessionward": (),
     "st-4.2.0": ("supertokens-website-4.2.0.js",),
     "st-5.0.10": ("supertokens-website-5.0.10.js",),
+    "st-20.1.6": ("supertokens-website-20.1.6.js",),
+    "webjs-0.16.0": ("supertokens-web-js-0.16.0.js",),
 }
 PAGE_PATH = re.compile(r"^/test/page/([A-Za-z0-9.-]+)\.html$")
 ASSET_PATH = re.compile(r"^/test/assets/([A-Za-z0-9._-]+\.js)$")
 # Preflights the app answers itself (the library's preflight helper); others are answered here.
 APP_PREFLIGHT_PATHS = ("/protected",)
+REFRESH_SUFFIX = "/session/refresh"
 
 Answer = tuple[int, list[tuple[str, str]], bytes]
 
@@ -64,7 +69,11 @@ class Harness:
         self.allow_origins = {origin for origin in allow_origins if origin}
         self.refreshes = 0
         self.refresh_headers: list[str] = []  # names of the last refresh request's headers
+        # (status, front-token: None | "remove" | "token") of each refresh answer
+        self.refresh_answers: list[tuple[int, str | None]] = []
         self.lock = threading.Lock()
+        base = self.refresh_path.removesuffix(REFRESH_SUFFIX)
+        self.app_preflight_paths = {self.refresh_path, base.rstrip("/") + "/signout", *APP_PREFLIGHT_PATHS}
 
     @classmethod
     def from_env(cls) -> Harness:
@@ -97,21 +106,34 @@ class Harness:
             return 404, [("content-type", "text/plain")], b"no such asset"
         if path == "/test/counters" and method == "GET":
             with self.lock:
-                counters = {"refresh": self.refreshes, "refresh_headers": self.refresh_headers}
+                counters = {
+                    "refresh": self.refreshes,
+                    "refresh_headers": self.refresh_headers,
+                    "refresh_answers": self.refresh_answers,
+                }
             body = json.dumps(counters).encode()
             return 200, [("content-type", "application/json"), ("cache-control", "no-store")], body
         if path == "/test/reset" and method == "POST":
             with self.lock:
                 self.refreshes = 0
                 self.refresh_headers = []
+                self.refresh_answers = []
             return 200, [("content-type", "application/json")], b"{}"
-        if method == "OPTIONS" and path != self.refresh_path and path not in APP_PREFLIGHT_PATHS:
+        if method == "OPTIONS" and path not in self.app_preflight_paths:
             requested = headers.get("access-control-request-headers", "")
             allow = [("access-control-allow-methods", "GET, POST, OPTIONS")]
             if requested:
                 allow.append(("access-control-allow-headers", requested))
             return 204, allow, b""
         return None
+
+    def answered(self, method: str, path: str, status: int, headers: Iterable[tuple[str, str]]) -> None:
+        """Note the app's answer to a refresh request."""
+        if method != "POST" or path != self.refresh_path:
+            return
+        front = next((value for name, value in headers if name.lower() == "front-token"), None)
+        with self.lock:
+            self.refresh_answers.append((status, front if front in (None, "remove") else "token"))
 
     def cors(self, headers: dict[str, str], existing: Iterable[str]) -> list[tuple[str, str]]:
         """CORS headers to add to an answer for a request from an allowed origin."""
@@ -144,6 +166,9 @@ def wsgi(app: Callable[..., Any], harness: Harness) -> Callable[..., Any]:
             return [body]
 
         def start(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            harness.answered(
+                environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), int(status[:3]), response_headers
+            )
             extra = harness.cors(headers, (k for k, _ in response_headers))
             return start_response(status, list(response_headers) + extra, exc_info)
 
@@ -174,7 +199,9 @@ def asgi(app: Callable[..., Any], harness: Harness) -> Callable[..., Any]:
 
         async def decorated(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                existing = [k.decode("latin-1") for k, _ in message.get("headers", [])]
+                sent = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", [])]
+                harness.answered(scope["method"], scope["path"], message["status"], sent)
+                existing = [k for k, _ in sent]
                 extra = [(k.encode(), v.encode()) for k, v in harness.cors(headers, existing)]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
