@@ -2,9 +2,10 @@
 
 Runs, one after the other with the same interpreter (never in parallel: the machine has 2
 cores), ``verify.py``, ``engine.py``, ``stores.py`` (needs PostgreSQL and Redis),
-``http_servers.py`` and ``http_ab.py`` (need ``wrk``), ``http_inprocess.py`` and ``peers.py``
-(needs ``wrk`` and the ``[bench]`` extra; writes docs/benchmarks-peers.svg), and prints their
-reports. ``--only verify,engine`` selects scripts; ``--rounds N`` is passed to each.
+``http_servers.py``, ``http_ab.py`` and ``http_vs_bare.py`` (need ``wrk``), ``http_profile.py``
+(needs ``wrk`` and ``py-spy``), ``http_inprocess.py`` and ``peers.py`` (needs ``wrk`` and the
+``[bench]`` extra; writes docs/benchmarks-peers.svg), and prints their reports.
+``--only verify,engine`` selects scripts; ``--rounds N`` is passed to each that has rounds.
 """
 
 from __future__ import annotations
@@ -15,7 +16,18 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("verify", "engine", "stores", "http_servers", "http_ab", "http_inprocess", "peers")
+SCRIPTS = (
+    "verify",
+    "engine",
+    "stores",
+    "http_servers",
+    "http_ab",
+    "http_vs_bare",
+    "http_profile",
+    "http_inprocess",
+    "peers",
+)
+WITHOUT_ROUNDS = frozenset({"http_profile"})
 
 
 def main() -> int:
@@ -29,7 +41,7 @@ def main() -> int:
         parser.error(f"--only: unknown {', '.join(unknown)}; choose from {', '.join(SCRIPTS)}")
     for name in chosen:
         command = [sys.executable, "-W", "error", str(HERE / f"{name}.py")]
-        if args.rounds is not None:
+        if args.rounds is not None and name not in WITHOUT_ROUNDS:
             command += ["--rounds", str(args.rounds)]
         print(f"[run_all] {name}.py", file=sys.stderr, flush=True)
         result = subprocess.run(command, check=False)

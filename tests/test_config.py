@@ -17,6 +17,7 @@ DOCUMENTED_DEFAULTS: dict[str, Any] = {
     "refresh_token_validity": 8_640_000,
     "access_token_path": "/",
     "refresh_api_path": "/session/refresh",
+    "jwks_api_path": "/.well-known/jwks.json",
     "cookie_domain": None,
     "cookie_secure": True,
     "cookie_same_site": "lax",
@@ -102,6 +103,7 @@ def test_valid_non_default_values_are_accepted() -> None:
         refresh_token_validity=2,
         access_token_path="/api",
         refresh_api_path="/auth/session/refresh",
+        jwks_api_path="/auth/jwks.json",
         cookie_domain=".example.com",
         cookie_secure=True,
         cookie_same_site="none",
@@ -151,7 +153,9 @@ def test_bool_option_rejects_other_types(name: str, value: Any) -> None:
     assert "True or False" in message
 
 
-@pytest.mark.parametrize("name", ["store", "access_token_path", "refresh_api_path", "cookie_domain"])
+@pytest.mark.parametrize(
+    "name", ["store", "access_token_path", "refresh_api_path", "jwks_api_path", "cookie_domain"]
+)
 @pytest.mark.parametrize("value", [1, b"/x", ["/"], ""])
 def test_str_option_rejects_other_types_and_empty(name: str, value: Any) -> None:
     message = config_error(**{name: value})
@@ -268,7 +272,7 @@ def test_token_transfer_unknown_value(value: Any) -> None:
 # -- paths and domain -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["access_token_path", "refresh_api_path"])
+@pytest.mark.parametrize("name", ["access_token_path", "refresh_api_path", "jwks_api_path"])
 @pytest.mark.parametrize(
     "value",
     ["api", "session/refresh", "/a;b", "/a,b", "/a b", "/a\r\nSet-Cookie: x=1", "/\x00", "/\t", "/\x7f"],
@@ -277,6 +281,16 @@ def test_bad_paths(name: str, value: str) -> None:
     message = config_error(**{name: value})
     assert message.startswith(f"{name}:")
     assert "'/'" in message
+
+
+def test_jwks_route_is_switched_off_with_none() -> None:
+    assert Config(jwks_api_path=None).jwks_api_path is None
+
+
+def test_jwks_path_must_differ_from_the_refresh_path() -> None:
+    message = config_error(jwks_api_path="/auth/refresh", refresh_api_path="/auth/refresh")
+    assert message.startswith("jwks_api_path:")
+    assert "refresh_api_path" in message
 
 
 @pytest.mark.parametrize("value", ["a;b.com", "a b.com", "a.com\r\n", "a,b", "\x00"])
@@ -447,6 +461,8 @@ def test_from_env_bad_int(name: str, raw: str) -> None:
         ("access_token_algorithm", "none"),
         ("cookie_same_site", "NONE"),
         ("access_token_path", "relative"),
+        ("jwks_api_path", "jwks.json"),
+        ("jwks_api_path", "/session/refresh"),
         ("store", "mysql://x/y"),
         ("store", ""),
     ],
@@ -469,6 +485,16 @@ def test_from_env_optional_none(raw: str) -> None:
     config = Config.from_env(environ)
     assert config.session_max_lifetime is None
     assert config.cookie_domain is None
+
+
+@pytest.mark.parametrize("raw", ["", "none", "  "])
+def test_from_env_empty_jwks_path_switches_the_route_off(raw: str) -> None:
+    assert Config.from_env({"SESSIONWARD_JWKS_API_PATH": raw}).jwks_api_path is None
+
+
+def test_from_env_jwks_path() -> None:
+    assert Config.from_env({"SESSIONWARD_JWKS_API_PATH": " /keys.json "}).jwks_api_path == "/keys.json"
+    assert Config.from_env({}).jwks_api_path == "/.well-known/jwks.json"
 
 
 def test_from_env_ignores_unrelated_variables() -> None:

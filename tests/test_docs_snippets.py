@@ -362,6 +362,38 @@ def check_django_views(module: types.ModuleType, block: Block) -> None:
         assert client.get("/me-async").json() == {"user_id": "user-42", "data": {}}
 
 
+def check_pyjwt_verifier(module: types.ModuleType, block: Block) -> None:
+    """The block's verifier, pointed at a real server on 127.0.0.1 serving a sessionward
+    app's JWKS route, accepts that app's token and refuses a tampered one."""
+    import threading
+
+    import jwt
+    from flask import Flask
+    from werkzeug.serving import make_server
+
+    from sessionward.flask import init
+
+    app = Flask("jwks_check")
+    extension = init(app, store="sqlite:///jwks.db", cookie_secure=False)  # RS256: the default
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        module.jwks_client.uri = f"http://127.0.0.1:{server.server_port}{extension.config.jwks_api_path}"
+        token = extension.engine.create_new_session("user-42", {"role": "reader"}).access_token.value
+        claims = module.verify_access_token(token)
+        assert (claims["sub"], claims["userData"]) == ("user-42", {"role": "reader"})
+        header, payload, signature = token.split(".")
+        forged = f"{header}.{payload}.{signature[:-4]}AAAA"
+        with pytest.raises(jwt.InvalidSignatureError):
+            module.verify_access_token(forged)
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+        extension.close()
+
+
 CHECKS: dict[str, Callable[[types.ModuleType, Block], None]] = {
     "flask-login-me": check_flask_login_me,
     "flask-logout": check_flask_logout,
@@ -373,6 +405,7 @@ CHECKS: dict[str, Callable[[types.ModuleType, Block], None]] = {
     "asgi-error-handler": check_asgi_error_handler,
     "django-settings": check_django_settings,
     "django-views": check_django_views,
+    "pyjwt-verifier": check_pyjwt_verifier,
 }
 
 

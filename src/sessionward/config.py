@@ -42,6 +42,7 @@ class Config:
     refresh_token_validity: int = 8_640_000
     access_token_path: str = "/"
     refresh_api_path: str = "/session/refresh"
+    jwks_api_path: str | None = "/.well-known/jwks.json"
     cookie_domain: str | None = None
     cookie_secure: bool = True
     cookie_same_site: str = "lax"
@@ -72,6 +73,10 @@ class Config:
         _check_int(self, "refresh_token_validity", self.access_token_validity + 1, MAX_REFRESH_TOKEN_VALIDITY)
         _check_path(self, "access_token_path")
         _check_path(self, "refresh_api_path")
+        if self.jwks_api_path is not None:
+            _check_path(self, "jwks_api_path")
+            if self.jwks_api_path == self.refresh_api_path:
+                raise ConfigError("jwks_api_path: must differ from refresh_api_path (or be None: no route)")
         if self.cookie_domain is not None:
             _check_str(self, "cookie_domain")
             if _FORBIDDEN_IN_COOKIE_ATTRIBUTES & set(self.cookie_domain):

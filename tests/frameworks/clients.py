@@ -124,7 +124,7 @@ def _django(config: Config) -> Iterator[WireClient]:
         yield WireClient(transport)
 
 
-def _server_command(framework: str, port: int) -> list[str]:
+def _server_command(framework: str, port: int, entry_points: str) -> list[str]:
     bind = f"127.0.0.1:{port}"
     if framework == "fastapi-uvicorn":
         return [
@@ -134,7 +134,7 @@ def _server_command(framework: str, port: int) -> list[str]:
             "--app-dir",
             str(TESTS),
             "--factory",
-            "frameworks.apps.serve:fastapi_app",
+            f"{entry_points}:fastapi_app",
             "--host",
             "127.0.0.1",
             "--port",
@@ -160,41 +160,42 @@ def _server_command(framework: str, port: int) -> list[str]:
         "16384",
         "--log-level",
         "warning",
-        f"frameworks.apps.serve:{app}()",
+        f"{entry_points}:{app}()",
     ]
 
 
 @contextmanager
-def _server(framework: str, config: Config) -> Iterator[WireClient]:
+def running_server(
+    framework: str, config: Config, entry_points: str = "frameworks.apps.serve"
+) -> Iterator[str]:
+    """Serve a test app on 127.0.0.1 in a child process (one of :data:`SERVERS`) until the
+    block ends; yields its base URL. ``entry_points`` is the module (under ``tests/``)
+    whose ``flask_app``, ``fastapi_app`` and ``django_app`` build the apps; the app must
+    answer ``GET /health`` with 200."""
     port = free_port()
     env = child_environment({**config_environment(config), "PYTHONUNBUFFERED": "1"})
     process = subprocess.Popen(
-        _server_command(framework, port), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        _server_command(framework, port, entry_points),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
-    http = httpx.Client(base_url=base, timeout=10)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if http.get("/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = process.stdout.read().decode(errors="replace") if process.stdout else ""
-                raise RuntimeError(f"{framework} server did not start:\n{output[-3000:]}")
-            time.sleep(0.05)
-
-        def transport(method: str, path: str, headers: Headers, body: bytes | None) -> WireResponse:
-            http.cookies.clear()
-            raw_headers = [(key.encode("latin-1"), value.encode("latin-1")) for key, value in headers]
-            response = http.request(method, path, headers=raw_headers, content=body)
-            return WireResponse(response.status_code, list(response.headers.multi_items()), response.content)
-
-        yield WireClient(transport)
+        with httpx.Client(base_url=base, timeout=10) as probe:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if probe.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+                    raise RuntimeError(f"{framework} server did not start:\n{output[-3000:]}")
+                time.sleep(0.05)
+        yield base
     finally:
-        http.close()
         process.terminate()
         try:
             process.wait(timeout=10)
@@ -203,3 +204,16 @@ def _server(framework: str, config: Config) -> Iterator[WireClient]:
             process.wait()
         if process.stdout:
             process.stdout.close()
+
+
+@contextmanager
+def _server(framework: str, config: Config) -> Iterator[WireClient]:
+    with running_server(framework, config) as base, httpx.Client(base_url=base, timeout=10) as http:
+
+        def transport(method: str, path: str, headers: Headers, body: bytes | None) -> WireResponse:
+            http.cookies.clear()
+            raw_headers = [(key.encode("latin-1"), value.encode("latin-1")) for key, value in headers]
+            response = http.request(method, path, headers=raw_headers, content=body)
+            return WireResponse(response.status_code, list(response.headers.multi_items()), response.content)
+
+        yield WireClient(transport, base_url=base)

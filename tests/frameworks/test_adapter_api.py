@@ -59,6 +59,7 @@ PUBLIC_NAMES = {
         "CLIENT_SCRIPT_ENDPOINT",
         "EXTENSION_KEY",
         "ErrorHandler",
+        "JWKS_ENDPOINT",
         "REFRESH_ENDPOINT",
         "SIGN_OUT_ENDPOINT",
         "SessionWardExtension",
@@ -83,6 +84,13 @@ PUBLIC_NAMES = {
         "SetCookieMorsel",
         "apply_effects",
         "reset_engine",
+    ],
+    "sessionward.client": [
+        "RefreshError",
+        "SessionAuth",
+        "SessionExpiredError",
+        "SignInError",
+        "TokenFileError",
     ],
 }
 

@@ -392,7 +392,8 @@ def test_preflight_route_and_helper(app: django_app.TestApp) -> None:
     existing.headers["Access-Control-Allow-Headers"] = "Content-Type, anti-csrf"
     assert sw.preflight(existing) is existing
     assert existing.headers["Access-Control-Allow-Headers"] == (
-        "Content-Type, anti-csrf, fdi-version, supertokens-sdk-name, supertokens-sdk-version"
+        "Content-Type, anti-csrf, fdi-version, supertokens-sdk-name, supertokens-sdk-version, "
+        "rid, st-auth-mode, authorization"
     )
 
 

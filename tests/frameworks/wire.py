@@ -112,10 +112,15 @@ class CookieJar:
 
 
 class WireClient:
-    """Drives one app through a transport, with a jar and the frontend's anti-CSRF memory."""
+    """Drives one app through a transport, with a jar and the frontend's anti-CSRF memory.
 
-    def __init__(self, transport: Transport) -> None:
+    ``base_url`` is the real server's ``http://127.0.0.1:PORT`` (for other HTTP clients),
+    ``None`` in process.
+    """
+
+    def __init__(self, transport: Transport, base_url: str | None = None) -> None:
         self.transport = transport
+        self.base_url = base_url
         self.jar = CookieJar()
         self.anti_csrf: str | None = None
 

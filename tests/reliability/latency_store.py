@@ -107,10 +107,6 @@ class DelayingStore:
         self._wait("get_session")
         return self.inner.get_session(handle)
 
-    def promote(self, handle: str, expected_hash_2: str, new_hash_2: str, now: int, expires_at: int) -> bool:
-        self._wait("promote")
-        return self.plan.promoted(self.inner.promote(handle, expected_hash_2, new_hash_2, now, expires_at))
-
     def promote_returning(self, promotion: Promotion) -> Promoted:
         self._wait("promote_returning")
         outcome = self.inner.promote_returning(promotion)
@@ -186,13 +182,6 @@ class AsyncDelayingStore:
     async def get_session(self, handle: str) -> SessionRow | None:
         await self._wait("get_session")
         return await self.inner.get_session(handle)
-
-    async def promote(
-        self, handle: str, expected_hash_2: str, new_hash_2: str, now: int, expires_at: int
-    ) -> bool:
-        await self._wait("promote")
-        changed = await self.inner.promote(handle, expected_hash_2, new_hash_2, now, expires_at)
-        return self.plan.promoted(changed)
 
     async def promote_returning(self, promotion: Promotion) -> Promoted:
         await self._wait("promote_returning")

@@ -32,7 +32,7 @@ from sessionward import (
     UnauthorizedError,
 )
 from sessionward.errors import GeneralError, StorageUnavailableError
-from sessionward.stores.base import Promotion, StoredKey
+from sessionward.stores.base import Promoted, Promotion, StoredKey
 
 RACERS = 24
 VALIDITY = 60
@@ -115,45 +115,23 @@ def test_unusual_ids_are_stored_verbatim(subject: Any) -> None:
     assert subject.get_handles_for_user("a", now_ms()) == ["h-plain-a"]
 
 
-def test_promote_is_compare_and_set(subject: Any) -> None:
-    base = now_ms()
-    row = make_row("h1", hash2="h2-old", created=base, expires=base + 5_000)
-    subject.insert_session(row)
-    assert subject.promote("h1", "wrong", "h2-new", base + 1, base + 9_000) is False
-    assert subject.get_session("h1") == row
-    assert subject.promote("missing", "h2-old", "h2-new", base + 1, base + 9_000) is False
-    assert subject.get_session("missing") is None  # a failed CAS never creates a row
-    assert subject.promote("h1", "h2-old", "h2-new", base + 2, base + 9_000) is True
-    promoted = subject.get_session("h1")
-    assert promoted.refresh_token_hash_2 == "h2-new"
-    assert promoted.prev_refresh_token_hash_2 == "h2-old"
-    assert promoted.rotated_at == base + 2
-    assert promoted.expires_at == base + 9_000
-    # Everything else is untouched.
-    assert (promoted.user_id, promoted.session_data, promoted.jwt_user_payload, promoted.created_at_time) == (
-        row.user_id,
-        row.session_data,
-        row.jwt_user_payload,
-        row.created_at_time,
-    )
-    assert subject.promote("h1", "h2-old", "h2-newer", base + 3, base + 10_000) is False  # stale
-    assert subject.promote("h1", "h2-new", "h2-newer", base + 3, base + 10_000) is True
-    again = subject.get_session("h1")
-    assert (again.refresh_token_hash_2, again.prev_refresh_token_hash_2) == ("h2-newer", "h2-new")
-
-
 def test_promote_race_has_exactly_one_winner(subject: Any) -> None:
     base = now_ms()
     subject.insert_session(make_row("h-race", hash2="start", created=base))
     for round_ in range(3):
         expected = subject.get_session("h-race").refresh_token_hash_2
         calls = [
-            ("promote", ("h-race", expected, f"r{round_}-c{i}", base + i, base + 100_000 + i))
+            (
+                "promote_returning",
+                (_promotion("h-race", expected, f"r{round_}-c{i}", base + i, base + 100_000 + i),),
+            )
             for i in range(RACERS)
         ]
         results = subject.race(calls)
-        assert all(type(r) is bool for r in results), [r for r in results if type(r) is not bool][:3]
-        winners = [i for i, won in enumerate(results) if won]
+        assert all(isinstance(r, Promoted) for r in results), [
+            r for r in results if not isinstance(r, Promoted)
+        ][:3]
+        winners = [i for i, result in enumerate(results) if result.changed]
         assert len(winners) == 1, f"{len(winners)} winners in round {round_}"
         row = subject.get_session("h-race")
         winner = winners[0]
@@ -310,7 +288,7 @@ def test_get_handles_for_user_order_and_expiry(subject: Any) -> None:
 def test_promote_extends_what_listing_sees(subject: Any) -> None:
     base = now_ms()
     subject.insert_session(make_row("h1", hash2="a", created=base, expires=base + 1_000))
-    assert subject.promote("h1", "a", "b", base + 500, base + 90_000) is True
+    assert subject.promote_returning(_promotion("h1", "a", "b", base + 500, base + 90_000)).changed is True
     assert subject.get_handles_for_user("alice", base + 5_000) == ["h1"]
 
 

@@ -26,7 +26,7 @@ from support.rows import make_row
 
 from sessionward import AsyncSessionWard, Config, SessionWard
 from sessionward.errors import ConfigError, GeneralError, StorageUnavailableError
-from sessionward.stores.base import StoredKey
+from sessionward.stores.base import Promoted, Promotion, StoredKey
 from sessionward.stores.postgres import AsyncPostgresStore, PostgresStore, parse_postgres_url
 from sessionward.stores.urls import open_async_store, open_store
 
@@ -183,7 +183,7 @@ OPERATIONS: list[tuple[str, tuple[Any, ...]]] = [
     ("check_schema", ()),
     ("insert_session", (make_row("h1"),)),
     ("get_session", ("h1",)),
-    ("promote", ("h1", "a", "b", 1, 2)),
+    ("promote_returning", (Promotion("h1", "alice", "a", "b", 1, 2),)),
     ("delete_sessions", (["h1"],)),
     ("delete_sessions_for_user", ("alice",)),
     ("get_handles_for_user", ("alice", 0)),
@@ -225,7 +225,9 @@ def test_an_exhausted_pool_fails_after_pool_timeout_instead_of_hanging(url: str)
     store.insert_session(make_row("h1"))
     locker = psycopg.connect(url)  # holds the row lock in an open transaction
     locker.execute("SELECT 1 FROM session_info WHERE session_handle = 'h1' FOR UPDATE")
-    blocked = threading.Thread(target=store.promote, args=("h1", "hash-a", "hash-b", 1, 2))
+    blocked = threading.Thread(
+        target=store.promote_returning, args=(Promotion("h1", "alice", "hash-a", "hash-b", 1, 2),)
+    )
     blocked.start()  # takes the only connection and waits for the row lock
     time.sleep(0.3)
     started = time.monotonic()
@@ -298,16 +300,21 @@ def test_async_store_survives_successive_event_loops(url: str) -> None:
 
 
 def test_async_store_serves_concurrent_tasks_with_one_winner(url: str) -> None:
-    async def main() -> list[bool]:
+    async def main() -> list[Promoted]:
         store = AsyncPostgresStore(url + "&pool_max=4")
         await store.migrate()
         await store.insert_session(make_row("h1"))
         try:
-            return await asyncio.gather(*(store.promote("h1", "hash-a", f"n{i}", 2, 9) for i in range(50)))
+            return await asyncio.gather(
+                *(
+                    store.promote_returning(Promotion("h1", "alice", "hash-a", f"n{i}", 2, 9))
+                    for i in range(50)
+                )
+            )
         finally:
             await store.close()
 
-    assert asyncio.run(main()).count(True) == 1
+    assert [promoted.changed for promoted in asyncio.run(main())].count(True) == 1
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -319,7 +326,10 @@ def test_a_forked_child_opens_its_own_pool_and_leaves_the_parents_alone(store: P
         pid = os.fork()
     if pid == 0:  # pragma: no cover - the child reports through its exit code
         try:
-            ok = store.get_session("h1") is not None and store.promote("h1", "hash-a", "hash-c", 1, 2)
+            ok = (
+                store.get_session("h1") is not None
+                and store.promote_returning(Promotion("h1", "alice", "hash-a", "hash-c", 1, 2)).changed
+            )
             os._exit(0 if ok else 1)
         except BaseException:
             os._exit(2)

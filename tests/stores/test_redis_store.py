@@ -37,7 +37,7 @@ from sessionward.errors import (
     TryRefreshTokenError,
     UnauthorizedError,
 )
-from sessionward.stores.base import SessionRow, StoredKey
+from sessionward.stores.base import Promoted, Promotion, SessionRow, StoredKey
 from sessionward.stores.redis import (
     DEFAULT_PREFIX,
     LAYOUT_VERSION,
@@ -189,11 +189,15 @@ def test_insert_refuses_an_existing_handle_but_tolerates_a_retry(store: Driver) 
     assert store.get_session("h1") == row
 
 
+def _promotion(expected: str, new: str, now: int, expires_at: int, handle: str = "h1") -> Promotion:
+    return Promotion(handle, "alice", expected, new, now, expires_at)
+
+
 def test_session_hash_ttl_follows_expiry(store: Driver, raw: redis.Redis, prefix: str) -> None:
     key = f"{prefix}session:h1"
     store.insert_session(make_row(created=1_000, expires=31_000))  # fake clock: a duration
     assert 29_000 < raw.pttl(key) <= 30_000
-    assert store.promote("h1", "hash-a", "hash-b", 5_000, 125_000)
+    assert store.promote_returning(_promotion("hash-a", "hash-b", 5_000, 125_000)).changed
     assert 119_000 < raw.pttl(key) <= 120_000
     assert store.update_session_data("h1", {"k": 1})
     assert 119_000 < raw.pttl(key) <= 120_000  # updates keep the TTL
@@ -204,15 +208,18 @@ def test_session_hash_ttl_follows_expiry(store: Driver, raw: redis.Redis, prefix
 def test_promote_is_a_compare_and_set(store: Driver) -> None:
     row = make_row()
     store.insert_session(row)
-    assert not store.promote("h1", "wrong", "hash-b", 2_000, 99_000)
+    assert not store.promote_returning(_promotion("wrong", "hash-b", 2_000, 99_000)).changed
     assert store.get_session("h1") == row
-    assert store.promote("h1", "hash-a", "hash-b", 2_000, 99_000)
+    assert store.promote_returning(_promotion("hash-a", "hash-b", 2_000, 99_000)).changed
     promoted = store.get_session("h1")
     assert (promoted.refresh_token_hash_2, promoted.prev_refresh_token_hash_2) == ("hash-b", "hash-a")
     assert (promoted.rotated_at, promoted.expires_at) == (2_000, 99_000)
     assert promoted.session_data == row.session_data
-    assert not store.promote("h1", "hash-a", "hash-c", 3_000, 99_000)
-    assert not store.promote("missing", "hash-a", "hash-b", 2_000, 99_000)
+    assert not store.promote_returning(_promotion("hash-a", "hash-c", 3_000, 99_000)).changed
+    assert store.promote_returning(_promotion("hash-a", "hash-b", 2_000, 99_000, handle="missing")) == (
+        False,
+        None,
+    )
     assert store.get_session("missing") is None
 
 
@@ -223,7 +230,12 @@ def test_concurrent_promotes_have_one_winner(url: str) -> None:
         store.insert_session(make_row())
         with ThreadPoolExecutor(16) as pool:
             results = list(
-                pool.map(lambda i: store.promote("h1", "hash-a", f"new-{i}", 2_000, 99_000), range(64))
+                pool.map(
+                    lambda i: (
+                        store.promote_returning(_promotion("hash-a", f"new-{i}", 2_000, 99_000)).changed
+                    ),
+                    range(64),
+                )
             )
         assert results.count(True) == 1
         winner = results.index(True)
@@ -405,17 +417,17 @@ def test_async_store_survives_successive_event_loops(url: str) -> None:
 
 
 def test_async_store_serves_concurrent_tasks(url: str) -> None:
-    async def main() -> list[bool]:
+    async def main() -> list[Promoted]:
         store = AsyncRedisStore(url)
         await store.insert_session(make_row())
         try:
             return await asyncio.gather(
-                *(store.promote("h1", "hash-a", f"n{i}", 2_000, 99_000) for i in range(50))
+                *(store.promote_returning(_promotion("hash-a", f"n{i}", 2_000, 99_000)) for i in range(50))
             )
         finally:
             await store.close()
 
-    assert asyncio.run(main()).count(True) == 1
+    assert [promoted.changed for promoted in asyncio.run(main())].count(True) == 1
 
 
 # -- URLs ---------------------------------------------------------------------------------------
@@ -771,7 +783,7 @@ ALL_OPERATIONS: list[tuple[str, tuple[Any, ...]]] = [
     ("check_schema", ()),
     ("insert_session", (make_row(),)),
     ("get_session", ("h1",)),
-    ("promote", ("h1", "a", "b", 1, 2)),
+    ("promote_returning", (Promotion("h1", "alice", "a", "b", 1, 2),)),
     ("delete_sessions", (["h1"],)),
     ("delete_sessions_for_user", ("alice",)),
     ("get_handles_for_user", ("alice", 0)),

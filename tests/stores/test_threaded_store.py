@@ -67,8 +67,12 @@ async def exercise(store: Any) -> None:
     await store.insert_session(make_row("h2", expires=5))
     assert await store.get_session("h1") == make_row("h1")
     assert await store.get_session("missing") is None
-    assert await store.promote("h1", "wrong", "hash-b", 2, 20_000) is False
-    assert await store.promote("h1", "hash-a", "hash-b", 2, 20_000) is True
+    assert (
+        await store.promote_returning(Promotion("h1", "alice", "wrong", "hash-b", 2, 20_000))
+    ).changed is False
+    assert (
+        await store.promote_returning(Promotion("h1", "alice", "hash-a", "hash-b", 2, 20_000))
+    ).changed is True
     promoted = await store.get_session("h1")
     assert promoted.refresh_token_hash_2 == "hash-b"
     assert promoted.prev_refresh_token_hash_2 == "hash-a"
@@ -241,11 +245,11 @@ def test_locked_database_propagates_storage_unavailable(db_url: str, tmp_path: P
             try:
                 locker.execute("BEGIN EXCLUSIVE")
                 with pytest.raises(StorageUnavailableError, match="locked"):
-                    await store.promote("h1", "a", "b", 1, 2)
+                    await store.promote_returning(Promotion("h1", "alice", "a", "b", 1, 2))
                 locker.execute("ROLLBACK")
             finally:
                 locker.close()
-            assert await store.promote("h1", "a", "b", 1, 2) is False
+            assert await store.promote_returning(Promotion("h1", "alice", "a", "b", 1, 2)) == (False, None)
         finally:
             await store.close()
 

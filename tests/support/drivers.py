@@ -71,7 +71,7 @@ def _call(target: Any, name: str, args: tuple[Any, ...]) -> Any:
 
 
 class Subject:
-    """The store under test: ``subject.promote(...)`` etc. for either driver, and
+    """The store under test: ``subject.get_session(...)`` etc. for either driver, and
     :meth:`race` for concurrent calls (threads for sync stores, tasks for async ones)."""
 
     def __init__(self, url: str, runner: asyncio.Runner | None) -> None:

@@ -12,7 +12,6 @@ STORE_METHODS = frozenset(
         "check_schema",
         "insert_session",
         "get_session",
-        "promote",
         "promote_returning",
         "delete_sessions",
         "delete_sessions_for_user",
@@ -33,8 +32,8 @@ class RecordingStore:
     """Delegates to a real (sync) store and records every method call, thread-safely.
 
     ``calls`` counts the calls per method, ``threads`` lists ``(method, thread)`` in call
-    order and ``promoted`` counts the compare-and-sets (``promote``, ``promote_returning``)
-    that changed a row.
+    order and ``promoted`` counts the compare-and-sets (``promote_returning``) that changed a
+    row.
     Pass it as an engine's ``store`` (it is a ``Store`` by duck typing).
     """
 
@@ -55,7 +54,7 @@ class RecordingStore:
                 self.calls[name] += 1
                 self.threads.append((name, threading.current_thread()))
             result = attribute(*args, **kwargs)
-            if (name == "promote" and result) or (name == "promote_returning" and result.changed):
+            if name == "promote_returning" and result.changed:
                 with self._lock:
                     self.promoted += 1
             return result

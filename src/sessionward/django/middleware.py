@@ -1,4 +1,4 @@
-"""``SessionWardMiddleware``: effects on the way out, the refresh route, error answers."""
+"""``SessionWardMiddleware``: effects on the way out, the refresh and JWKS routes, error answers."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse  # type: ignore[import-untyped
 from ..browser import CLIENT_SCRIPT_HEADERS, CLIENT_SCRIPT_PATH, client_script
 from ..errors import ConfigError, SessionWardError
 from ..session import SessionHandler
+from ..transport.jwks import jwks_answer
 from ..transport.protocol import SIGN_OUT_BODY
 from ..transport.response import ResponseEffects
 from .api import cookie_header, current_request, finish_response, protocol_headers, request_effects
@@ -79,6 +80,25 @@ def answer_client_script(request: HttpRequest) -> HttpResponse:
     return response
 
 
+def answer_jwks(request: HttpRequest, handler: SessionHandler) -> HttpResponse:
+    """The public key set at ``jwks_api_path``: ``GET`` and ``HEAD`` answer it (no session,
+    no cookies), any other method is a 405."""
+    if request.method not in ("GET", "HEAD"):
+        response = _json(b'{"message": "method not allowed"}', 405)
+        response.headers["Allow"] = "GET, HEAD"
+        return response
+    try:
+        body, headers = jwks_answer(*handler.engine.jwks_with_max_age())
+    except SessionWardError as error:
+        if isinstance(error, ConfigError):
+            raise
+        return error_response(handler, ResponseEffects(handler.config), error)
+    response = HttpResponse(body if request.method == "GET" else b"")
+    for name, value in headers:
+        response.headers[name] = value
+    return response
+
+
 class SessionWardMiddleware:
     """Add to ``settings.MIDDLEWARE`` (below CORS and security middleware).
 
@@ -86,8 +106,8 @@ class SessionWardMiddleware:
     (``request._sessionward_effects``), answers the refresh route at
     ``refresh_api_path``, the sign-out route (``POST`` and ``OPTIONS`` at
     ``refresh_api_path`` with ``/session/refresh`` replaced by ``/signout``, when it ends
-    so) and the browser client at
-    :data:`~sessionward.browser.CLIENT_SCRIPT_PATH` without any URLconf entry, maps
+    so), the browser client at :data:`~sessionward.browser.CLIENT_SCRIPT_PATH` and the
+    public key set at ``jwks_api_path`` (unless ``None``) without any URLconf entry, maps
     :class:`SessionWardError` raised by a view to its JSON answer (``process_exception``;
     another exception drops the request's pending cookies, so a 500 page carries none),
     and writes the pending cookies and protocol headers onto whatever response the view
@@ -109,6 +129,8 @@ class SessionWardMiddleware:
         if request.path == CLIENT_SCRIPT_PATH:
             return answer_client_script(request)
         handler = get_handler()
+        if request.path == handler.config.jwks_api_path:
+            return answer_jwks(request, handler)
         effects = request_effects(request, handler)
         token = current_request.set(request)
         try:
@@ -126,6 +148,8 @@ class SessionWardMiddleware:
         if request.path == CLIENT_SCRIPT_PATH:
             return answer_client_script(request)
         handler = get_handler()
+        if request.path == handler.config.jwks_api_path:
+            return await sync_to_async(answer_jwks, thread_sensitive=False)(request, handler)
         effects = request_effects(request, handler)
         token = current_request.set(request)
         try:

@@ -12,6 +12,12 @@ arrives. A manually rotated key signs from the moment it is created. The signing
 the eligible key with the latest start. A key stops signing when a later key becomes
 eligible and keeps verifying until every token it could have signed has expired
 (``access_token_validity`` + ``clock_skew_leeway`` + a margin); then it is deleted.
+
+Publishing. The public key set read at a moment holds every key that verifies or will
+sign before the end of the next interval; it changes when the next key is created, at
+the start of the next interval. :meth:`KeySchedule.jwks_max_age` is how long a copy may
+be cached: until then, and never more than :data:`JWKS_MAX_AGE_CAP`. A manual rotation
+cannot be foreseen: verifiers fetch the set again when a token names an unknown ``kid``.
 """
 
 from __future__ import annotations
@@ -23,9 +29,12 @@ from dataclasses import dataclass
 from ..stores.base import StoredKey
 from ..tokens.keys import SigningKey
 
-__all__ = ["KeySchedule", "KeyState"]
+__all__ = ["JWKS_MAX_AGE_CAP", "KeySchedule", "KeyState"]
 
 RETIREMENT_MARGIN = 60
+JWKS_MAX_AGE_CAP = 3600
+"""The longest time, in seconds, a published key set may be cached (static keys, or an
+interval that ends later than that)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +77,22 @@ class KeySchedule:
             wanted = [] if stored_names else [(f"{self.prefix}static", 0)]
         return [(name, start) for name, start in wanted if name not in stored_names]
 
+    def next_publication(self, now: float) -> float:
+        """When the schedule next creates a key after ``now`` (``math.inf`` with static
+        keys): the start of the next interval, when key ``current + 2`` is created."""
+        if not self.dynamic:
+            return math.inf
+        return (now // self.interval + 1) * self.interval
+
+    def jwks_max_age(self, read_at: float, now: float) -> int:
+        """Whole seconds from ``now`` that a key set read from the store at ``read_at``
+        may be cached: up to the next key's publication, between 0 and
+        :data:`JWKS_MAX_AGE_CAP` (``read_at <= now``: the time may pass during the read)."""
+        remaining = self.next_publication(read_at) - now
+        if remaining >= JWKS_MAX_AGE_CAP:
+            return JWKS_MAX_AGE_CAP
+        return max(0, math.floor(remaining))
+
     def manual_key_name(self, now: float) -> str:
         """A unique name for a key created by ``rotate_signing_key`` at ``now``."""
         return f"{self.prefix}m{int(now * 1000):015d}-{secrets.token_hex(4)}"
@@ -89,7 +114,7 @@ class KeySchedule:
                 obsolete.append(name)
                 continue
             verification.append(key)
-        next_check = (now // self.interval + 1) * self.interval if self.dynamic else math.inf
+        next_check = self.next_publication(now)
         upcoming = [key.not_before for key, _ in entries if key.not_before > now]
         if upcoming:
             next_check = min(next_check, min(upcoming))

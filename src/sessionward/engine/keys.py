@@ -116,8 +116,14 @@ class KeyManager:
     def jwks(self) -> Flow[dict[str, Any]]:
         """The public verification keys as an RFC 7517 key set (empty under HS256)."""
         state = yield from self.sync(self.clock())
-        keys = [jwk for key in state.verification_keys if (jwk := key.public_jwk()) is not None]
-        return {"keys": keys}
+        return _key_set(state)
+
+    def jwks_with_max_age(self) -> Flow[tuple[dict[str, Any], int]]:
+        """The key set after a fresh sync, and how many seconds it may be cached
+        (:meth:`~sessionward.engine.keyring.KeySchedule.jwks_max_age`)."""
+        read_at = self.clock()
+        state = yield from self.sync(read_at)
+        return _key_set(state), self.schedule.jwks_max_age(read_at, self.clock())
 
     def signing_keys(self) -> Flow[list[KeyInfo]]:
         """The verification keys in force, oldest first, after a fresh key sync."""
@@ -139,3 +145,8 @@ class KeyManager:
         that precedes the minting, so a token never starts its life already aged by a wait."""
         key = yield from self.signing_key(self.clock())
         return key, self.clock()
+
+
+def _key_set(state: KeyState) -> dict[str, Any]:
+    keys = [jwk for key in state.verification_keys if (jwk := key.public_jwk()) is not None]
+    return {"keys": keys}

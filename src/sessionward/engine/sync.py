@@ -172,6 +172,11 @@ class SessionWard:
         """The public verification keys (RFC 7517); ``{"keys": []}`` under HS256."""
         return self._drive(self._core.keys.jwks())
 
+    def jwks_with_max_age(self) -> tuple[dict[str, Any], int]:
+        """:meth:`jwks` and the seconds it may be cached (``Cache-Control: max-age``): up
+        to the next scheduled key's publication, at most an hour; see docs/jwks.md."""
+        return self._drive(self._core.keys.jwks_with_max_age())
+
     def delete_expired_sessions(self) -> int:
         """Delete expired session rows; return how many."""
         return self._drive(management.delete_expired(self._core))

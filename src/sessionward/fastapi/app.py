@@ -1,4 +1,4 @@
-"""``init(app)``: the middleware, the refresh and client-script routes, the exception
+"""``init(app)``: the middleware, the refresh, client-script and JWKS routes, the exception
 handler for session errors, and closing the engine at shutdown."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ..errors import GeneralError, SessionWardError
 from ..session import ErrorHandler
 from ..stores.base import AsyncStore
 from ..transport.error_responses import log_error_answer
+from ..transport.jwks import jwks_answer
 from ..transport.protocol import SIGN_OUT_BODY
 from ..transport.response import ResponseEffects
 from .api import _context, _context_or_none, preflight, refresh_session
@@ -57,10 +58,11 @@ def init(
     refresh route (``POST config.refresh_api_path``, answering ``200 {}``), the sign-out
     route (``POST`` at ``refresh_api_path`` with ``/session/refresh`` replaced by
     ``/signout``, answering ``200 {"status":"OK"}``; not mounted when ``refresh_api_path``
-    ends otherwise) and the browser client (``GET``
-    :data:`~sessionward.browser.CLIENT_SCRIPT_PATH`); registers the exception handler for
-    :class:`~sessionward.errors.SessionWardError`; and closes the engine at application
-    shutdown (lifespan). Call it before the app starts serving.
+    ends otherwise), the browser client (``GET``
+    :data:`~sessionward.browser.CLIENT_SCRIPT_PATH`) and the public key set (``GET
+    config.jwks_api_path``, unless that option is ``None``); registers the exception
+    handler for :class:`~sessionward.errors.SessionWardError`; and closes the engine at
+    application shutdown (lifespan). Call it before the app starts serving.
 
     Args:
         store: a store object or URL; default ``config.store``.
@@ -100,6 +102,7 @@ def init(
             include_in_schema=False,
         ),
     )
+    _add_jwks_route(app, binding, config)
     sign_out_path = binding.handler.sign_out_path
     if sign_out_path is not None:
         app.router.routes.insert(
@@ -114,6 +117,20 @@ def init(
         )
     _close_on_shutdown(app, binding)
     return binding.engine
+
+
+def _add_jwks_route(app: Starlette, binding: _Binding, config: Config) -> None:
+    if config.jwks_api_path is None:
+        return
+
+    async def jwks_endpoint(request: Request) -> Response:
+        body, headers = jwks_answer(*await binding.engine.jwks_with_max_age())
+        return Response(body, headers=dict(headers))
+
+    route = _FixedPathRoute(
+        config.jwks_api_path, jwks_endpoint, methods=["GET"], name="sessionward_jwks", include_in_schema=False
+    )
+    app.router.routes.insert(0, route)
 
 
 class _FixedPathRoute(Route):

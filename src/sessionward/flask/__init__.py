@@ -44,13 +44,14 @@ from .api import (
     update_jwt_payload,
     update_session_data,
 )
-from .app import CLIENT_SCRIPT_ENDPOINT, REFRESH_ENDPOINT, SIGN_OUT_ENDPOINT, init
+from .app import CLIENT_SCRIPT_ENDPOINT, JWKS_ENDPOINT, REFRESH_ENDPOINT, SIGN_OUT_ENDPOINT, init
 from .decorators import verify_session
 from .state import EXTENSION_KEY, SessionWardExtension
 
 __all__ = [
     "CLIENT_SCRIPT_ENDPOINT",
     "EXTENSION_KEY",
+    "JWKS_ENDPOINT",
     "REFRESH_ENDPOINT",
     "SIGN_OUT_ENDPOINT",
     "ErrorHandler",

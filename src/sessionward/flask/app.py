@@ -1,4 +1,4 @@
-"""``init(app)``: the refresh and client-script routes, the error handler for session
+"""``init(app)``: the refresh, client-script and JWKS routes, the error handler for session
 errors, and the hooks that write pending effects onto the response."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ..errors import GeneralError, SessionWardError
 from ..session import ErrorHandler, SessionHandler, TheftHook
 from ..stores.base import Store
 from ..transport.error_responses import log_error_answer
+from ..transport.jwks import jwks_answer
 from ..transport.protocol import SIGN_OUT_BODY
 from .api import preflight, refresh_session
 from .state import (
@@ -34,11 +35,12 @@ from .state import (
     _RequestState,
 )
 
-__all__ = ["CLIENT_SCRIPT_ENDPOINT", "REFRESH_ENDPOINT", "SIGN_OUT_ENDPOINT", "init"]
+__all__ = ["CLIENT_SCRIPT_ENDPOINT", "JWKS_ENDPOINT", "REFRESH_ENDPOINT", "SIGN_OUT_ENDPOINT", "init"]
 
 REFRESH_ENDPOINT = "sessionward.refresh"
 SIGN_OUT_ENDPOINT = "sessionward.sign_out"
 CLIENT_SCRIPT_ENDPOINT = "sessionward.client_script"
+JWKS_ENDPOINT = "sessionward.jwks"
 
 logger = logging.getLogger("sessionward.flask")
 
@@ -66,7 +68,9 @@ def init(
     answering ``200 {"status":"OK"}``; not mounted when ``refresh_api_path`` ends
     otherwise), the browser client (``GET``
     :data:`~sessionward.browser.CLIENT_SCRIPT_PATH`, endpoint
-    ``sessionward.client_script``), an error handler for
+    ``sessionward.client_script``), the public key set (``GET`` at
+    ``config.jwks_api_path``, endpoint ``sessionward.jwks``; not registered when that
+    option is ``None``), an error handler for
     :class:`~sessionward.errors.SessionWardError` (``on_token_theft_detected(handle,
     user_id)`` is called on theft, ``error_handler(error, default_answer)`` may replace any
     answer), and the ``after_request`` hook that writes pending cookies and headers.
@@ -102,6 +106,7 @@ def init(
             view_func=_client_script_view,
             methods=["GET"],
         )
+        _add_jwks_route(app, resolved)
         app.register_error_handler(SessionWardError, _handle_session_error)
         app.after_request(_apply_pending_effects)
         got_request_exception.connect(_drop_effects_on_crash, app)
@@ -110,6 +115,11 @@ def init(
         engine.close()
         raise
     return extension
+
+
+def _add_jwks_route(app: Flask, config: Config) -> None:
+    if config.jwks_api_path is not None:
+        app.add_url_rule(config.jwks_api_path, endpoint=JWKS_ENDPOINT, view_func=_jwks_view, methods=["GET"])
 
 
 def _resolve_config(app: Flask, config: Config | None, options: Mapping[str, Any]) -> Config:
@@ -179,3 +189,8 @@ def _sign_out_view() -> WerkzeugResponse:
 
 def _client_script_view() -> WerkzeugResponse:
     return current_app.response_class(client_script(), status=200, headers=list(CLIENT_SCRIPT_HEADERS))
+
+
+def _jwks_view() -> WerkzeugResponse:
+    body, headers = jwks_answer(*_extension().engine.jwks_with_max_age())
+    return current_app.response_class(body, status=200, headers=list(headers))

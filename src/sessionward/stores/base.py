@@ -1,7 +1,7 @@
 """The store interface: a handful of atomic operations every backend implements.
 
 The engine never composes a read-modify-write out of several calls: each method below is
-atomic in every store, and ``promote`` / ``promote_returning`` are compare-and-sets on
+atomic in every store, and ``promote_returning`` is a compare-and-set on
 ``refresh_token_hash_2``.
 Sync stores implement :class:`Store`; async stores implement :class:`AsyncStore`, with the
 same method names returning awaitables. Failures to reach the backend raise
@@ -201,12 +201,6 @@ class Store(Protocol):
         """The row of ``handle``, or ``None``."""
         ...
 
-    def promote(self, handle: str, expected_hash_2: str, new_hash_2: str, now: int, expires_at: int) -> bool:
-        """Compare-and-set: if the row's hash2 is ``expected_hash_2``, set it to
-        ``new_hash_2``, ``prev_refresh_token_hash_2`` to ``expected_hash_2``, ``rotated_at``
-        to ``now`` and ``expires_at``; return whether the row changed."""
-        ...
-
     def promote_returning(self, promotion: Promotion) -> Promoted:
         """The compare-and-set of ``promotion`` (see :class:`Promotion`), answering with the
         row in the same round trip: whether it changed, and the row after the change or
@@ -261,9 +255,6 @@ class AsyncStore(Protocol):
     async def check_schema(self) -> None: ...
     async def insert_session(self, row: SessionRow) -> None: ...
     async def get_session(self, handle: str) -> SessionRow | None: ...
-    async def promote(
-        self, handle: str, expected_hash_2: str, new_hash_2: str, now: int, expires_at: int
-    ) -> bool: ...
     async def promote_returning(self, promotion: Promotion) -> Promoted: ...
     async def delete_sessions(self, handles: list[str]) -> list[str]: ...
     async def delete_sessions_for_user(self, user_id: str) -> list[str]: ...

@@ -239,16 +239,6 @@ class SQLiteStore:
         )
         return None if found is None else session_row_from_columns(found)
 
-    def promote(self, handle: str, expected_hash_2: str, new_hash_2: str, now: int, expires_at: int) -> bool:
-        cursor = self._run(
-            lambda c: c.execute(
-                "UPDATE session_info SET refresh_token_hash_2 = ?, prev_refresh_token_hash_2 = ?, "
-                "rotated_at = ?, expires_at = ? WHERE session_handle = ? AND refresh_token_hash_2 = ?",
-                (new_hash_2, expected_hash_2, now, expires_at, handle, expected_hash_2),
-            )
-        )
-        return cursor.rowcount == 1
-
     def promote_returning(self, promotion: Promotion) -> Promoted:
         params = promotion.sql_parameters()
 

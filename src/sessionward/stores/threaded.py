@@ -59,11 +59,6 @@ class ThreadedAsyncStore:
         result: SessionRow | None = await self._call("get_session", handle)
         return result
 
-    async def promote(
-        self, handle: str, expected_hash_2: str, new_hash_2: str, now: int, expires_at: int
-    ) -> bool:
-        return bool(await self._call("promote", handle, expected_hash_2, new_hash_2, now, expires_at))
-
     async def promote_returning(self, promotion: Promotion) -> Promoted:
         result: Promoted = await self._call("promote_returning", promotion)
         return result

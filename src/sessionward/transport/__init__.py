@@ -15,7 +15,8 @@ concern:
 - :mod:`~sessionward.transport.cors`: preflight headers and the exposed-headers list;
 - :mod:`~sessionward.transport.error_responses`: the answer to a session error and its
   log line;
-- :mod:`~sessionward.transport.headers`: the protocol header names.
+- :mod:`~sessionward.transport.headers`: the protocol header names;
+- :mod:`~sessionward.transport.jwks`: the JWKS route's body and headers.
 
 Every public name of those modules (and the cookie names of :mod:`sessionward.cookies`)
 is importable from here.
@@ -40,6 +41,7 @@ from .headers import (
     PROTOCOL_HEADERS,
     REFRESH_TOKEN_HEADER,
 )
+from .jwks import JWKS_CONTENT_TYPE, jwks_answer
 from .protocol import (
     SIGN_OUT_BODY,
     Operation,
@@ -74,6 +76,7 @@ __all__ = [
     "FRONT_TOKEN_HEADER",
     "ID_REFRESH_TOKEN_COOKIE",
     "ID_REFRESH_TOKEN_HEADER",
+    "JWKS_CONTENT_TYPE",
     "MAX_COOKIE_BYTES",
     "PREFLIGHT_ALLOW_HEADERS",
     "PROTOCOL_HEADERS",
@@ -93,6 +96,7 @@ __all__ = [
     "error_response",
     "exposed_headers",
     "final_response_headers",
+    "jwks_answer",
     "log_error_answer",
     "merge_header_list",
     "migrating",

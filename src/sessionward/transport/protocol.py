@@ -51,6 +51,13 @@ class WireMode(enum.Enum):
     HEADER = "header"
 
 
+# Module-level aliases: reading a member through the Enum class costs about as much as the
+# rest of a mode decision, and these functions run on every request.
+_LEGACY = WireMode.LEGACY
+_COOKIE = WireMode.COOKIE
+_INFERRED_COOKIE = WireMode.INFERRED_COOKIE
+_HEADER = WireMode.HEADER
+
 # RFC 6750 token68 after the scheme and exactly one space; the scheme is case-insensitive.
 _BEARER = re.compile(r"bearer ([A-Za-z0-9\-._~+/]+=*)", re.IGNORECASE)
 
@@ -92,19 +99,25 @@ def choose_mode(
       ``sIdRefreshToken`` cookie is :attr:`WireMode.INFERRED_COOKIE`, anything else
       (the 2020 cookies, or no tokens at all) the 2020 protocol.
     """
+    if auth_mode is None and bearer is None:  # the 2020 protocol's requests, first
+        if transfer == "header":
+            return _HEADER
+        if operation == "verify" and tokens.id_refresh_token is None and tokens.access_token is not None:
+            return _INFERRED_COOKIE
+        return _LEGACY
     if transfer == "header":
-        return WireMode.HEADER
+        return _HEADER
     if auth_mode == "cookie" or auth_mode == "header":
         if auth_mode == "header" and transfer == "any":
-            return WireMode.HEADER
-        return WireMode.COOKIE
+            return _HEADER
+        return _COOKIE
     if operation == "create":
-        return WireMode.LEGACY
+        return _LEGACY
     if bearer is not None and transfer == "any":
-        return WireMode.HEADER
+        return _HEADER
     if operation == "verify" and tokens.id_refresh_token is None and tokens.access_token is not None:
-        return WireMode.INFERRED_COOKIE
-    return WireMode.LEGACY
+        return _INFERRED_COOKIE
+    return _LEGACY
 
 
 def migrating(tokens: RequestTokens, transfer: str) -> bool:
@@ -123,11 +136,11 @@ def session_present(mode: WireMode, tokens: RequestTokens, bearer: str | None, t
     mode: a Bearer token, or (without one) a 2020 session to migrate. A name sent twice
     counts as absent.
     """
-    if mode is WireMode.LEGACY:
+    if mode is _LEGACY:
         return isinstance(tokens.id_refresh_token, str)
-    if mode is WireMode.HEADER:
+    if mode is _HEADER:
         return bearer is not None or migrating(tokens, transfer)
-    if mode is WireMode.COOKIE and migrating(tokens, transfer):
+    if mode is _COOKIE and migrating(tokens, transfer):
         return True
     return isinstance(tokens.access_token, str)
 

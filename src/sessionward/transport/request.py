@@ -16,6 +16,10 @@ from ..cookies import ACCESS_TOKEN_COOKIE, ID_REFRESH_TOKEN_COOKIE, REFRESH_TOKE
 from ..errors import TryRefreshTokenError, UnauthorizedError
 from .protocol import WireMode, bearer_token, choose_mode, migrating, session_present
 
+_LEGACY = WireMode.LEGACY
+_COOKIE = WireMode.COOKIE
+_HEADER = WireMode.HEADER
+
 __all__ = [
     "DUPLICATE",
     "SAFE_METHODS",
@@ -174,7 +178,7 @@ def tokens_for_verification(
     anti-CSRF; without one, ``TryRefreshTokenError`` for a 2020 session to migrate, else
     ``UnauthorizedError`` that clears nothing.
     """
-    if mode is WireMode.HEADER:
+    if mode is _HEADER:
         if bearer is not None:
             return bearer, False
         if migrating(tokens, config.token_transfer):
@@ -183,14 +187,14 @@ def tokens_for_verification(
             "no Authorization: Bearer token (or more than one, or malformed) on a header-mode request",
             clear_cookies=False,
         )
-    if mode is WireMode.LEGACY:
+    if mode is _LEGACY:
         if not isinstance(tokens.id_refresh_token, str):
             raise UnauthorizedError(
                 f"no {ID_REFRESH_TOKEN_COOKIE} cookie (or more than one): the session cookies did "
                 f"not reach this route; check access_token_path and cookie_domain",
                 clear_cookies=False,
             )
-    elif mode is WireMode.COOKIE and migrating(tokens, config.token_transfer):
+    elif mode is _COOKIE and migrating(tokens, config.token_transfer):
         raise TryRefreshTokenError(_MIGRATE)
     if not isinstance(tokens.access_token, str):
         raise TryRefreshTokenError(
@@ -210,7 +214,7 @@ def tokens_for_refresh(
     Header mode reads the Bearer token, or (without one) the refresh cookie of a 2020
     session being migrated; the other modes read the refresh cookie.
     """
-    if mode is WireMode.HEADER:
+    if mode is _HEADER:
         if bearer is not None:
             return bearer
         if migrating(tokens, config.token_transfer) and isinstance(tokens.refresh_token, str):
@@ -238,12 +242,12 @@ def stale_cookies_on_refresh(
     request carried it, or when the refresh route cannot see it (``access_token_path``
     does not cover ``refresh_api_path``); a header-mode refresh that migrates a 2020
     session expires its three cookies."""
-    if mode is WireMode.COOKIE:
+    if mode is _COOKIE:
         if tokens.id_refresh_token is not None or not path_matches(
             config.refresh_api_path, config.access_token_path
         ):
             return (ID_REFRESH_TOKEN_COOKIE,)
-    elif mode is WireMode.HEADER and bearer is None and migrating(tokens, config.token_transfer):
+    elif mode is _HEADER and bearer is None and migrating(tokens, config.token_transfer):
         return (ACCESS_TOKEN_COOKIE, REFRESH_TOKEN_COOKIE, ID_REFRESH_TOKEN_COOKIE)
     return ()
 

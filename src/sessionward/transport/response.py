@@ -31,6 +31,10 @@ from .headers import (
 )
 from .protocol import WireMode
 
+_LEGACY = WireMode.LEGACY
+_COOKIE = WireMode.COOKIE
+_HEADER = WireMode.HEADER
+
 __all__ = ["ResponseEffects", "final_response_headers", "set_cookie_name"]
 
 
@@ -79,7 +83,7 @@ class ResponseEffects:
         config = self.config
         mode = self.mode
         self.set_access_token(tokens.access_token, tokens.front_token)
-        if mode is WireMode.HEADER:
+        if mode is _HEADER:
             self.headers[REFRESH_TOKEN_HEADER] = tokens.refresh_token.value
         else:
             self.cookies[REFRESH_TOKEN_COOKIE] = _set_cookie(
@@ -89,7 +93,7 @@ class ResponseEffects:
                 config.refresh_api_path,
                 tokens.refresh_token.expires_at,
             )
-            if mode is WireMode.LEGACY:
+            if mode is _LEGACY:
                 id_refresh = tokens.id_refresh_token
                 self.cookies[ID_REFRESH_TOKEN_COOKIE] = _set_cookie(
                     config,
@@ -107,7 +111,7 @@ class ResponseEffects:
     def set_access_token(self, token: Token, front_token: str) -> None:
         """The access cookie (header mode: ``st-access-token``) and ``front-token`` for a
         newly minted access token."""
-        if self.mode is WireMode.HEADER:
+        if self.mode is _HEADER:
             self.headers[ACCESS_TOKEN_HEADER] = token.value
         else:
             self.cookies[ACCESS_TOKEN_COOKIE] = _set_cookie(
@@ -131,17 +135,17 @@ class ResponseEffects:
         """
         mode = self.mode
         self.headers.clear()
-        if mode is WireMode.HEADER:
+        if mode is _HEADER:
             self.headers[ACCESS_TOKEN_HEADER] = ""
             self.headers[REFRESH_TOKEN_HEADER] = ""
             self.headers[FRONT_TOKEN_HEADER] = "remove"
             names: tuple[str, ...] = ()
-        elif mode is WireMode.LEGACY:
+        elif mode is _LEGACY:
             names = _ALL_COOKIES
             self.headers[ID_REFRESH_TOKEN_HEADER] = "remove"
         else:
             names = _CURRENT_COOKIES
-            if mode is WireMode.COOKIE:
+            if mode is _COOKIE:
                 self.headers[FRONT_TOKEN_HEADER] = "remove"
         self._expire((*names, *self.cookies, *self.stale_cookies))
 

@@ -106,12 +106,6 @@ class AsyncPostgresStore:
         """The row of ``handle``, or ``None``."""
         return await self._run(ops.get_session(handle))
 
-    async def promote(
-        self, handle: str, expected_hash_2: str, new_hash_2: str, now: int, expires_at: int
-    ) -> bool:
-        """Compare-and-set on ``refresh_token_hash_2`` (one conditional ``UPDATE``)."""
-        return await self._run(ops.promote(handle, expected_hash_2, new_hash_2, now, expires_at))
-
     async def promote_returning(self, promotion: Promotion) -> Promoted:
         """The compare-and-set of ``promotion`` and the resulting row (one statement)."""
         return await self._run(ops.promote_returning(promotion))

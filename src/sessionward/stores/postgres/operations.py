@@ -114,16 +114,6 @@ def get_session(handle: str) -> Operation[SessionRow | None]:
     return None if found is None else session_row_from_columns(found)
 
 
-def promote(handle: str, expected: str, new: str, now: int, expires_at: int) -> Operation[bool]:
-    """Compare-and-set on ``refresh_token_hash_2`` (one conditional ``UPDATE``)."""
-    changed = yield Query(
-        "UPDATE session_info SET refresh_token_hash_2 = %s, prev_refresh_token_hash_2 = %s, "
-        "rotated_at = %s, expires_at = %s WHERE session_handle = %s AND refresh_token_hash_2 = %s",
-        (new, expected, now, expires_at, handle, expected),
-    )
-    return bool(changed == 1)
-
-
 # One statement: the compare-and-set (conditions in the WHERE) and, when it changes
 # nothing, the row as the statement's snapshot holds it. The snapshot predates any
 # concurrent commit the UPDATE waited for, so that row may be out of date (see Promoted).

@@ -158,11 +158,6 @@ def get_session(handle: str) -> Op[SessionRow | None]:
     return Op("get", (handle,), _decode_row)
 
 
-def promote(handle: str, expected: str, new: str, now: int, expires_at: int) -> Op[bool]:
-    """Compare-and-set on ``refresh_token_hash_2``, extending the hash's TTL."""
-    return Op("promote", (handle, expected, new, now, expires_at, _ttl(expires_at, now)), _bool)
-
-
 def _decode_promoted(reply: Any) -> Promoted:
     return Promoted(bool(int(reply[0])), _decode_row(reply[1]))
 

@@ -69,20 +69,6 @@ _GET = r"""
 return redis.call('HGETALL', skey(ARGV[2]))
 """
 
-# ARGV: P, handle, expected hash2, new hash2, now, expires_at, ttl_ms
-_PROMOTE = r"""
-local h = ARGV[2]
-local k = skey(h)
-local cur = redis.call('HMGET', k, 'refresh_token_hash_2', 'user_id')
-if not cur[1] or not cur[2] or cur[1] ~= ARGV[3] then return 0 end
-redis.call('HSET', k, 'refresh_token_hash_2', ARGV[4], 'prev_refresh_token_hash_2', ARGV[3],
-  'rotated_at', ARGV[5], 'expires_at', ARGV[6])
-redis.call('PEXPIRE', k, ARGV[7])
-redis.call('SADD', ukey(cur[2]), h)
-redis.call('ZADD', IDX, ARGV[6], member(h, cur[2]))
-return 1
-"""
-
 # ARGV: P, handle, user_id, expected hash2, new hash2, now, expires_at, max lifetime ('' =
 # none), max payload JSON length ('' = none) -> {1 if changed else 0, the row's fields}
 _PROMOTE_RETURNING = r"""
@@ -254,7 +240,6 @@ SCRIPTS: dict[str, str] = {
     for name, body in {
         "insert": _INSERT,
         "get": _GET,
-        "promote": _PROMOTE,
         "promote_returning": _PROMOTE_RETURNING,
         "delete": _DELETE,
         "delete_for_user": _DELETE_FOR_USER,

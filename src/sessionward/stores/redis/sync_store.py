@@ -60,10 +60,6 @@ class RedisStore:
         """The row of ``handle``, or ``None``."""
         return self._run(ops.get_session(handle))
 
-    def promote(self, handle: str, expected_hash_2: str, new_hash_2: str, now: int, expires_at: int) -> bool:
-        """Compare-and-set on ``refresh_token_hash_2`` (one script)."""
-        return self._run(ops.promote(handle, expected_hash_2, new_hash_2, now, expires_at))
-
     def promote_returning(self, promotion: Promotion) -> Promoted:
         """The compare-and-set of ``promotion`` and the resulting row (one script)."""
         return self._run(ops.promote_returning(promotion))
