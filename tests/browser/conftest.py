@@ -20,6 +20,7 @@ from browser.browser_env import (
     JS_ASSETS,
     ClientPage,
     PageServer,
+    Profile,
     ServerPool,
     require_client,
 )
@@ -169,13 +170,28 @@ def open_page(request: pytest.FixtureRequest, context: Any, servers: ServerPool)
         assert not page.errors, f"uncaught errors in the page: {page.errors}"
 
 
+@pytest.fixture(scope="module")
+def profiles(browser: Any) -> Iterator[list[Profile]]:
+    """Browser profiles kept by the module's tests (``open_profiles``), each wiped after use."""
+    made: list[Profile] = []
+    try:
+        yield made
+    finally:
+        for profile in made:
+            profile.close()
+        made.clear()
+
+
 @pytest.fixture
 def open_profiles(
-    request: pytest.FixtureRequest, context: Any, new_context: Any, servers: ServerPool
+    request: pytest.FixtureRequest, browser: Any, profiles: list[Profile], servers: ServerPool
 ) -> Iterator[Any]:
-    """Opens tabs of one client in ``count`` browser profiles (the test's, then fresh ones),
-    loading side by side; arguments as ``open_page``'s."""
+    """Opens tabs of one client in ``count`` browser profiles, loading side by side;
+    arguments as ``open_page``'s. The profiles are the module's, wiped after each test (no
+    cookies, no storage): a new context per tab per test costs more than the test's
+    browser work."""
     pages: list[ClientPage] = []
+    used: list[Profile] = []
 
     def opener(
         client: str,
@@ -188,14 +204,21 @@ def open_profiles(
     ) -> list[ClientPage]:
         require_client(request, client)
         server = servers.get(framework, **options)
-        profiles = [context, *(new_context() for _ in range(count - 1))]
-        tabs = [ClientPage(profile.new_page(), server, client).start_loading(origin) for profile in profiles]
+        while len(profiles) < len(used) + count:
+            profiles.append(Profile(browser))
+        taken = profiles[len(used) : len(used) + count]
+        used.extend(taken)
+        tabs = [ClientPage(profile.page, server, client).start_loading(origin) for profile in taken]
+        pages.extend(tabs)
         for tab in tabs:
             tab.initialise(init)
         server.reset()
-        pages.extend(tabs)
         return tabs
 
     yield opener
+    errors = {page.client: page.errors for page in pages if page.errors}
     for page in pages:
-        assert not page.errors, f"uncaught errors in the page: {page.errors}"
+        page.detach()
+    for profile in used:
+        profile.wipe()
+    assert not errors, f"uncaught errors in the page: {errors}"
