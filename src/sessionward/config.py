@@ -7,8 +7,10 @@ naming the option and what it accepts, at construction time (that is, at start-u
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,8 @@ STORE_SCHEMES = ("sqlite", "postgresql", "postgres", "redis", "rediss")
 # 100 years: keeps expiry times (ms) within SQLite's 64-bit integers and cookie dates.
 MAX_REFRESH_TOKEN_VALIDITY = 3_153_600_000
 _FORBIDDEN_IN_COOKIE_ATTRIBUTES = frozenset(";,\r\n\t \x00\x7f")
+# "package.module:function" (dotted names on both sides of the colon).
+_IMPORT_PATH = re.compile(r"[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,9 @@ class Config:
     auto_migrate: bool = True
     verified_token_cache_size: int = 10_000
     token_transfer: str = "any"
+    non_persistent_refresh_token_validity: int = 86_400
+    trusted_proxies: tuple[str, ...] = ()
+    event_subscribers: tuple[Callable[[Any], object] | str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_str(self, "store")
@@ -102,6 +109,9 @@ class Config:
         _check_bool(self, "auto_migrate")
         _check_int(self, "verified_token_cache_size", 0, 10_000_000)
         _check_choice(self, "token_transfer", TOKEN_TRANSFER_VALUES)
+        _check_int(self, "non_persistent_refresh_token_validity", 1, MAX_REFRESH_TOKEN_VALIDITY)
+        _check_trusted_proxies(self)
+        _check_event_subscribers(self)
 
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any]) -> Config:
@@ -136,6 +146,8 @@ class Config:
 
 def _parse_env_value(name: str, type_name: str, raw: str) -> Any:
     text = raw.strip()
+    if type_name.startswith("tuple"):
+        return tuple(item.strip() for item in text.split(",") if item.strip())
     if "None" in type_name and text.lower() in ("", "none", "null"):
         return None
     if type_name.startswith("bool"):
@@ -186,3 +198,42 @@ def _check_path(config: Config, name: str) -> None:
             f"{name}: expected a path starting with '/' without ';', ',', whitespace or "
             f"control characters; got {value!r}"
         )
+
+
+def _as_tuple(config: Config, name: str, what: str) -> tuple[Any, ...]:
+    """The option as a tuple (a list or another non-string iterable is accepted and stored
+    as a tuple, as Django settings give lists)."""
+    value = getattr(config, name)
+    if isinstance(value, (str, bytes, Mapping)):
+        raise ConfigError(f"{name}: expected a tuple or list of {what}; got {value!r}")
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise ConfigError(f"{name}: expected a tuple or list of {what}; got {value!r}") from None
+    if type(value) is not tuple:
+        object.__setattr__(config, name, items)
+    return items
+
+
+def _check_trusted_proxies(config: Config) -> None:
+    for item in _as_tuple(config, "trusted_proxies", "IP addresses or CIDR networks"):
+        if not isinstance(item, str):
+            raise ConfigError(
+                f"trusted_proxies: expected IP addresses or CIDR networks (strings); got {item!r}"
+            )
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"trusted_proxies: expected an IP address or CIDR network (such as 10.0.0.0/8); got {item!r}"
+            ) from None
+
+
+def _check_event_subscribers(config: Config) -> None:
+    what = "callables or 'package.module:function' strings"
+    for item in _as_tuple(config, "event_subscribers", what):
+        if isinstance(item, str):
+            if not _IMPORT_PATH.fullmatch(item):
+                raise ConfigError(f"event_subscribers: expected {what}; got {item!r}")
+        elif not callable(item):
+            raise ConfigError(f"event_subscribers: expected {what}; got {item!r}")

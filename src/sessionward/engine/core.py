@@ -17,6 +17,7 @@ flows take it as their first argument: refresh and promotion in
 from __future__ import annotations
 
 import hmac
+import importlib
 import os
 import secrets
 import time
@@ -24,7 +25,14 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config import Config
-from ..errors import GeneralError, TryRefreshTokenError, UnauthorizedError
+from ..errors import (
+    ConfigError,
+    GeneralError,
+    ReauthenticationRequiredError,
+    TryRefreshTokenError,
+    UnauthorizedError,
+)
+from ..events import EventBus, SessionCreated, SessionEvent
 from ..stores.base import SessionRow, Store, StoredKey
 from ..tokens.access import MAX_ACCESS_TOKEN_LENGTH, AccessTokenCodec, InvalidAccessToken, UnknownKeyId
 from ..tokens.encoding import b64url_decode, b64url_encode, dumps_compact
@@ -34,15 +42,15 @@ from ..tokens.refresh import MASTER_SECRET_BYTES, RefreshTokenCodec
 from .budget import PayloadBudget
 from .cache import VerifiedTokenCache
 from .decisions import row_alive
-from .flow import Flow, call
+from .flow import Flow, call, emit
 from .keys import KeyManager
 from .minting import TokenMinter
 from .rotation import promote
 from .rows import read_row
-from .types import SessionTokens, VerifiedSession
-from .validation import check_json_object, check_user_id
+from .types import ClientInfo, SessionTokens, VerifiedSession
+from .validation import check_client, check_json_object, check_lifetime, check_user_id
 
-__all__ = ["SessionCore"]
+__all__ = ["SessionCore", "resolve_subscriber"]
 
 REFRESH_KEY_NAME = "refresh_token_key"
 
@@ -62,6 +70,9 @@ class SessionCore:
         self.keys = KeyManager(config, clock, self.access_codec, self.cache)
         self.budget = PayloadBudget(config)
         self.minter = TokenMinter(config, self.access_codec)
+        self.events = EventBus()
+        for subscriber in config.event_subscribers:
+            self.events.subscribe(resolve_subscriber(subscriber))
         # Copied out of the config: read on every verification.
         self.anti_csrf = config.enable_anti_csrf
         self.blacklisting = config.access_token_blacklisting
@@ -99,12 +110,26 @@ class SessionCore:
     # -- create --------------------------------------------------------------------------
 
     def create_new_session(
-        self, user_id: str, jwt_payload: dict[str, Any] | None, session_data: dict[str, Any] | None
+        self,
+        user_id: str,
+        jwt_payload: dict[str, Any] | None,
+        session_data: dict[str, Any] | None,
+        persistent: bool = True,
+        refresh_token_validity: int | None = None,
+        client: ClientInfo | None = None,
     ) -> Flow[SessionTokens]:
-        """A new handle, tokens and one inserted row (a login always creates a session)."""
+        """A new handle, tokens and one inserted row (a login always creates a session).
+
+        ``refresh_token_validity`` (seconds) may only shorten the configured idle lifetime;
+        ``persistent=False`` caps it at ``non_persistent_refresh_token_validity``. The
+        session keeps that lifetime (``refresh_validity`` of its row) across rotations.
+        """
         user_id = check_user_id(user_id)
         payload = check_json_object("jwt_payload", jwt_payload)
         data = check_json_object("session_data", session_data)
+        config = self.config
+        own_validity = check_lifetime(config, persistent, refresh_token_validity)
+        ip, user_agent = check_client(client)
         state = self.keys.state
         if state is not None and self.clock() < state.next_check:
             key = state.signing_key  # the usual case, without a flow (as keys.signing_key)
@@ -117,8 +142,8 @@ class SessionCore:
         refresh_token = self.refresh_codec.new_root(handle, user_id, handle_bytes)
         refresh_hash1 = hash_hex(refresh_token)
         now_ms = int(self.clock() * 1000)
-        config = self.config
-        deadline = now_ms + config.refresh_token_validity * 1000
+        validity_ms = (config.refresh_token_validity if own_validity is None else own_validity) * 1000
+        deadline = now_ms + validity_ms
         if config.session_max_lifetime is not None:
             deadline = min(deadline, now_ms + config.session_max_lifetime * 1000)
         row = SessionRow(
@@ -133,8 +158,15 @@ class SessionCore:
             deadline,
             "{}" if not data else dumps_compact(data),
             payload_json,
+            now_ms,
+            now_ms,
+            persistent,
+            None if own_validity is None else validity_ms,
+            ip,
+            user_agent,
         )
         yield from call(Store.insert_session, row)
+        yield from emit(SessionCreated(handle, user_id, now_ms, persistent, ip, user_agent))
         # Minted after the insert, which may have waited on a lock; the cookies still end
         # with the row.
         return self.minter.session_tokens(
@@ -144,10 +176,15 @@ class SessionCore:
     # -- verify --------------------------------------------------------------------------
 
     def verify(
-        self, access_token: str, anti_csrf_token: str | None, do_anti_csrf_check: bool
+        self,
+        access_token: str,
+        anti_csrf_token: str | None,
+        do_anti_csrf_check: bool,
+        client: Callable[[], ClientInfo] | None,
     ) -> VerifiedSession | Flow[VerifiedSession]:
         """Verify an access token. Returns the session directly when no store access is needed, else a
-        flow. Raises ``UnknownKeyId`` for the driver to reload keys."""
+        flow. Raises ``UnknownKeyId`` for the driver to reload keys. ``client`` is called
+        only when the verification writes to the store (a promotion)."""
         if type(access_token) is not str or len(access_token) > MAX_ACCESS_TOKEN_LENGTH:
             # Before the cache lookup: an unhashable value would raise TypeError, and a
             # huge one would be hashed for nothing.
@@ -170,8 +207,16 @@ class SessionCore:
         if check_csrf:
             _check_anti_csrf(claims.anti_csrf_token, anti_csrf_token)
         if claims.parent_refresh_token_hash1 is not None:
-            return promote(self, claims)
-        session = VerifiedSession(claims.session_handle, claims.user_id, claims.user_data)
+            return promote(self, claims, client)
+        auth_time = claims.auth_time
+        session = VerifiedSession(
+            claims.session_handle,
+            claims.user_id,
+            claims.user_data,
+            None,
+            None,
+            0 if auth_time is None else auth_time * 1000,
+        )
         if self.cache.capacity:
             self.cache.put(access_token, session, claims.expires_at + self.leeway, claims.anti_csrf_token)
         if self.blacklisting:
@@ -179,20 +224,66 @@ class SessionCore:
         return session
 
     def verify_again(
-        self, access_token: str, anti_csrf_token: str | None, do_anti_csrf_check: bool
+        self,
+        access_token: str,
+        anti_csrf_token: str | None,
+        do_anti_csrf_check: bool,
+        client: Callable[[], ClientInfo] | None,
     ) -> VerifiedSession | Flow[VerifiedSession]:
         """:meth:`verify` after ``keys.reload_for``: a ``kid`` still unknown is a token
         to refresh, never another reload."""
         try:
-            return self.verify(access_token, anti_csrf_token, do_anti_csrf_check)
+            return self.verify(access_token, anti_csrf_token, do_anti_csrf_check, client)
         except UnknownKeyId:
             raise TryRefreshTokenError("access token signed by an unknown key") from None
+
+    def check_verified(
+        self, session: VerifiedSession, check_database: bool, max_auth_age: int | None
+    ) -> Flow[VerifiedSession]:
+        """The optional checks of ``get_session`` on a session verified without the store:
+        with ``check_database``, its row must exist and be alive (``UnauthorizedError``);
+        then :meth:`check_auth_age`."""
+        if max_auth_age is not None:
+            _check_max_auth_age(max_auth_age)  # before any I/O
+        if check_database:
+            yield from self._require_row(session)
+        if max_auth_age is not None:
+            self.check_auth_age(session, max_auth_age)
+        return session
+
+    def check_auth_age(self, session: VerifiedSession, max_auth_age: int) -> None:
+        """Raise :class:`~sessionward.errors.ReauthenticationRequiredError` when the user
+        authenticated more than ``max_auth_age`` seconds ago, or at an unknown time."""
+        _check_max_auth_age(max_auth_age)
+        auth_time = session.auth_time
+        if auth_time <= 0 or self.clock() * 1000 - auth_time > max_auth_age * 1000:
+            raise ReauthenticationRequiredError(auth_time, max_auth_age)
 
     def _require_row(self, session: VerifiedSession) -> Flow[VerifiedSession]:
         row = yield from read_row(session.handle)
         if row is None or not row_alive(row, int(self.clock() * 1000), self.config):
             raise UnauthorizedError("the session has been revoked or has expired")
         return session
+
+
+def resolve_subscriber(
+    subscriber: Callable[[SessionEvent], object] | str,
+) -> Callable[[SessionEvent], object]:
+    """An entry of ``Config.event_subscribers``: a callable as is, a
+    ``"package.module:function"`` string imported (``ConfigError`` naming the option when
+    it cannot be)."""
+    if not isinstance(subscriber, str):
+        return subscriber
+    module_name, _, attribute = subscriber.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"event_subscribers: cannot import {subscriber!r}: {exc}") from None
+    if not callable(target):
+        raise ConfigError(f"event_subscribers: {subscriber!r} is not callable")
+    return target  # type: ignore[no-any-return]
 
 
 def new_handle() -> tuple[str, bytes]:
@@ -208,6 +299,11 @@ def new_handle() -> tuple[str, bytes]:
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
     text = raw.hex()
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}", bytes(raw)
+
+
+def _check_max_auth_age(max_auth_age: Any) -> None:
+    if type(max_auth_age) is not int or max_auth_age < 0:
+        raise GeneralError(f"max_auth_age: expected None or an integer >= 0 (seconds); got {max_auth_age!r}")
 
 
 def _check_anti_csrf(expected: str | None, presented: str | None) -> None:
