@@ -299,6 +299,23 @@ def test_a_raising_subscriber_fails_again_on_the_next_event_and_is_still_logged(
     assert len(_records(caplog)) == len(EVENTS)
 
 
+def test_a_format_naming_the_common_fields_formats_every_record_of_the_logger(
+    bus: EventBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="sessionward.events")
+    bus.subscribe(Explodes())
+    for event in EVENTS:
+        bus.emit(event)
+    formatter = logging.Formatter("%(sessionward_event)s %(session_handle)s %(user_id)s %(message)s")
+    lines = [formatter.format(record) for record in _records(caplog)]
+    assert len(lines) == 2 * len(EVENTS)
+    assert all(
+        line.startswith(f"{e.kind} {e.handle} {e.user_id} ")
+        for line, e in zip(lines[::2], EVENTS, strict=True)
+    )
+    assert all("Traceback" in line and "subscriber bug" in line for line in lines[1::2])
+
+
 # -- threads ---------------------------------------------------------------------------------
 
 

@@ -237,30 +237,27 @@ class EventBus:
         metrics = self._metrics
         if metrics is not None:
             if isinstance(metrics, _Unresolved):
-                metrics = self._resolve_metrics()
+                metrics = self._resolve_metrics(event)
             if metrics is not None:
                 try:
                     metrics.record(event)
                 except Exception:
-                    logger.exception("recording the metrics of a %s event failed", event.kind)
+                    logger.exception(
+                        "recording the metrics of a %s event failed", event.kind, extra=_fields(event)
+                    )
         for subscriber in self._subscribers:
             try:
                 subscriber(event)
             except Exception:
                 logger.exception(
-                    "event subscriber %r raised on a %s event (session %s); ignored",
-                    subscriber,
+                    "event subscriber %s raised on a %s event (session %s); ignored",
+                    _describe(subscriber),
                     event.kind,
                     event.handle,
-                    extra={
-                        "sessionward_event": event.kind,
-                        "session_handle": event.handle,
-                        "user_id": event.user_id,
-                        "subscriber": _describe(subscriber),
-                    },
+                    extra={**_fields(event), "subscriber": _describe(subscriber)},
                 )
 
-    def _resolve_metrics(self) -> SessionMetrics | None:
+    def _resolve_metrics(self, event: SessionEvent) -> SessionMetrics | None:
         # The first emit looks for opentelemetry, once: without it, emit never looks again.
         with self._lock:
             current = self._metrics
@@ -275,17 +272,21 @@ class EventBus:
                 try:
                     found = metrics_for(self._meter_provider)
                 except Exception:
-                    logger.exception("the OpenTelemetry instruments could not be created; metrics are off")
+                    logger.exception(
+                        "the OpenTelemetry instruments could not be created; metrics are off",
+                        extra=_fields(event),
+                    )
             self._metrics = found
             return found
 
 
+def _fields(event: SessionEvent) -> dict[str, Any]:
+    # On every record of the logger, so that a format may name them.
+    return {"sessionward_event": event.kind, "session_handle": event.handle, "user_id": event.user_id}
+
+
 def _log(level: int, event: SessionEvent) -> None:
-    fields: dict[str, Any] = {
-        "sessionward_event": event.kind,
-        "session_handle": event.handle,
-        "user_id": event.user_id,
-    }
+    fields = _fields(event)
     if isinstance(event, SessionRefreshed):
         fields["promoted"] = event.promoted
         fields["duration"] = event.duration
