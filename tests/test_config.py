@@ -32,6 +32,7 @@ DOCUMENTED_DEFAULTS: dict[str, Any] = {
     "session_max_lifetime": None,
     "auto_migrate": True,
     "token_transfer": "any",
+    "event_subscribers": (),
 }
 
 INT_OPTIONS = [
@@ -76,7 +77,6 @@ def test_every_spec_option_exists_and_extra_options_are_known() -> None:
         "verified_token_cache_size",
         "non_persistent_refresh_token_validity",
         "trusted_proxies",
-        "event_subscribers",
     }
     assert Config().verified_token_cache_size == 10_000
 

@@ -17,22 +17,20 @@ flows take it as their first argument: refresh and promotion in
 from __future__ import annotations
 
 import hmac
-import importlib
 import os
 import secrets
 import time
 from collections.abc import Callable
 from typing import Any
 
-from ..config import Config
+from ..config import Config, resolve_subscribers
 from ..errors import (
-    ConfigError,
     GeneralError,
     ReauthenticationRequiredError,
     TryRefreshTokenError,
     UnauthorizedError,
 )
-from ..events import EventBus, SessionCreated, SessionEvent
+from ..events import EventBus, SessionCreated
 from ..stores.base import SessionRow, Store, StoredKey
 from ..tokens.access import MAX_ACCESS_TOKEN_LENGTH, AccessTokenCodec, InvalidAccessToken, UnknownKeyId
 from ..tokens.encoding import b64url_decode, b64url_encode, dumps_compact
@@ -50,7 +48,7 @@ from .rows import read_row
 from .types import ClientInfo, SessionTokens, VerifiedSession
 from .validation import check_client, check_json_object, check_lifetime, check_user_id
 
-__all__ = ["SessionCore", "resolve_subscriber"]
+__all__ = ["SessionCore"]
 
 REFRESH_KEY_NAME = "refresh_token_key"
 
@@ -70,9 +68,9 @@ class SessionCore:
         self.keys = KeyManager(config, clock, self.access_codec, self.cache)
         self.budget = PayloadBudget(config)
         self.minter = TokenMinter(config, self.access_codec)
-        self.events = EventBus()
-        for subscriber in config.event_subscribers:
-            self.events.subscribe(resolve_subscriber(subscriber))
+        # Strings of Config.event_subscribers are imported here: an engine that cannot
+        # deliver its events fails at construction (ConfigError naming the option).
+        self.events = EventBus(resolve_subscribers(config))
         # Copied out of the config: read on every verification.
         self.anti_csrf = config.enable_anti_csrf
         self.blacklisting = config.access_token_blacklisting
@@ -264,26 +262,6 @@ class SessionCore:
         if row is None or not row_alive(row, int(self.clock() * 1000), self.config):
             raise UnauthorizedError("the session has been revoked or has expired")
         return session
-
-
-def resolve_subscriber(
-    subscriber: Callable[[SessionEvent], object] | str,
-) -> Callable[[SessionEvent], object]:
-    """An entry of ``Config.event_subscribers``: a callable as is, a
-    ``"package.module:function"`` string imported (``ConfigError`` naming the option when
-    it cannot be)."""
-    if not isinstance(subscriber, str):
-        return subscriber
-    module_name, _, attribute = subscriber.partition(":")
-    try:
-        target: Any = importlib.import_module(module_name)
-        for part in attribute.split("."):
-            target = getattr(target, part)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"event_subscribers: cannot import {subscriber!r}: {exc}") from None
-    if not callable(target):
-        raise ConfigError(f"event_subscribers: {subscriber!r} is not callable")
-    return target  # type: ignore[no-any-return]
 
 
 def new_handle() -> tuple[str, bytes]:
