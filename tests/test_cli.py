@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.engines import recorded_events
 
 from sessionward import Config, SessionWard
 from sessionward.cli import main
+from sessionward.events import RevocationReason
 
 
 @pytest.fixture
@@ -26,8 +28,8 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def test_migrate_prints_the_schema_version(store: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(capsys, "migrate", "--store", store) == (0, "schema version 1\n", "")
-    assert run(capsys, "migrate", "--store", store)[1] == "schema version 1\n"
+    assert run(capsys, "migrate", "--store", store) == (0, "schema version 2\n", "")
+    assert run(capsys, "migrate", "--store", store)[1] == "schema version 2\n"
 
 
 def test_sessions_list_and_revoke(store: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -45,6 +47,21 @@ def test_sessions_list_and_revoke(store: str, capsys: pytest.CaptureFixture[str]
     assert out.splitlines() == ["revoked 1 session(s)", handles[1]]
     assert "no live sessions" in run(capsys, "sessions", "list", "--user", "alice", "--store", store)[1]
     assert other in run(capsys, "sessions", "list", "--user", "bob", "--store", store)[1]
+
+
+def test_sessions_revoke_reports_an_administrators_revocation(
+    store: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with SessionWard(Config(store=store, access_token_algorithm="HS256")) as engine:
+        handles = [engine.create_new_session("alice").handle for _ in range(2)]
+    monkeypatch.setenv("SESSIONWARD_EVENT_SUBSCRIBERS", "support.engines:record_event")
+    recorded_events.clear()
+    run(capsys, "sessions", "revoke", handles[0], "--store", store)
+    run(capsys, "sessions", "revoke", "--user", "alice", "--store", store)
+    assert [(e.handle, e.reason) for e in recorded_events] == [
+        (handles[0], RevocationReason.ADMIN),
+        (handles[1], RevocationReason.ADMIN),
+    ]
 
 
 def test_sessions_revoke_needs_a_target(store: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -128,7 +145,7 @@ def test_installed_script(tmp_path: Path) -> None:
         text=True,
         check=False,
     )
-    assert (result.returncode, result.stdout) == (0, "schema version 1\n")
+    assert (result.returncode, result.stdout) == (0, "schema version 2\n")
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,15 +7,21 @@ naming the option and what it accepts, at construction time (that is, at start-u
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import ipaddress
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .stores.sqlite import parse_sqlite_url
 
-__all__ = ["ALGORITHMS", "Config"]
+if TYPE_CHECKING:
+    from .events import Subscriber
+
+__all__ = ["ALGORITHMS", "Config", "resolve_subscribers"]
 
 ALGORITHMS = ("RS256", "ES256", "EdDSA", "HS256")
 SAME_SITE_VALUES = ("lax", "strict", "none")
@@ -25,6 +31,8 @@ STORE_SCHEMES = ("sqlite", "postgresql", "postgres", "redis", "rediss")
 # 100 years: keeps expiry times (ms) within SQLite's 64-bit integers and cookie dates.
 MAX_REFRESH_TOKEN_VALIDITY = 3_153_600_000
 _FORBIDDEN_IN_COOKIE_ATTRIBUTES = frozenset(";,\r\n\t \x00\x7f")
+# "package.module:function" (the attribute may be dotted: "package.module:Class.method").
+_IMPORT_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +66,9 @@ class Config:
     auto_migrate: bool = True
     verified_token_cache_size: int = 10_000
     token_transfer: str = "any"
+    non_persistent_refresh_token_validity: int = 86_400
+    trusted_proxies: tuple[str, ...] = ()
+    event_subscribers: tuple[Callable[..., object] | str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_str(self, "store")
@@ -102,6 +113,9 @@ class Config:
         _check_bool(self, "auto_migrate")
         _check_int(self, "verified_token_cache_size", 0, 10_000_000)
         _check_choice(self, "token_transfer", TOKEN_TRANSFER_VALUES)
+        _check_int(self, "non_persistent_refresh_token_validity", 1, MAX_REFRESH_TOKEN_VALIDITY)
+        _check_trusted_proxies(self)
+        _check_subscribers(self)
 
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any]) -> Config:
@@ -145,6 +159,8 @@ def _parse_env_value(name: str, type_name: str, raw: str) -> Any:
         if lowered in ("0", "false", "no", "off"):
             return False
         raise ConfigError(f"{name}: expected a boolean (true/false) in the environment; got {raw!r}")
+    if type_name.startswith("tuple"):
+        return tuple(item.strip() for item in text.split(",") if item.strip())
     if type_name.startswith("int"):
         try:
             return int(text, 10)
@@ -186,3 +202,88 @@ def _check_path(config: Config, name: str) -> None:
             f"{name}: expected a path starting with '/' without ';', ',', whitespace or "
             f"control characters; got {value!r}"
         )
+
+
+def _as_tuple(config: Config, name: str, what: str) -> tuple[Any, ...]:
+    """The option as a tuple (a list or another non-string iterable is accepted and stored
+    as a tuple, as Django settings give lists)."""
+    value = getattr(config, name)
+    if isinstance(value, (str, bytes, Mapping)):
+        raise ConfigError(f"{name}: expected a tuple or list of {what}; got {value!r}")
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise ConfigError(f"{name}: expected a tuple or list of {what}; got {value!r}") from None
+    if type(value) is not tuple:
+        object.__setattr__(config, name, items)
+    return items
+
+
+def _check_trusted_proxies(config: Config) -> None:
+    for item in _as_tuple(config, "trusted_proxies", "IP addresses or CIDR networks"):
+        if not isinstance(item, str):
+            raise ConfigError(
+                f"trusted_proxies: expected IP addresses or CIDR networks (strings); got {item!r}"
+            )
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"trusted_proxies: expected an IP address or CIDR network (such as 10.0.0.0/8); got {item!r}"
+            ) from None
+
+
+def _check_subscribers(config: Config) -> None:
+    value = config.event_subscribers
+    if isinstance(value, list):  # settings files write lists; the config keeps a tuple
+        value = tuple(value)
+        object.__setattr__(config, "event_subscribers", value)
+    if not isinstance(value, tuple):
+        raise ConfigError(
+            f"event_subscribers: expected a tuple of callables or 'package.module:function' "
+            f"strings; got {value!r}"
+        )
+    for item in value:
+        if isinstance(item, str):
+            if not _IMPORT_PATH.fullmatch(item):
+                raise ConfigError(
+                    f"event_subscribers: expected 'package.module:function' for a subscriber "
+                    f"named by a string; got {item!r}"
+                )
+        elif not callable(item):
+            raise ConfigError(
+                f"event_subscribers: expected a callable or a 'package.module:function' string; got {item!r}"
+            )
+
+
+def resolve_subscribers(config: Config) -> tuple[Subscriber, ...]:
+    """The subscribers of ``config.event_subscribers``, with each ``"package.module:function"``
+    string imported.
+
+    Raises :class:`ConfigError` naming ``event_subscribers`` and the string when the module
+    cannot be imported, has no such attribute, or the attribute is not callable.
+    """
+    resolved: list[Subscriber] = []
+    for item in config.event_subscribers:
+        if not isinstance(item, str):
+            resolved.append(item)
+            continue
+        module_name, _, attribute_path = item.partition(":")
+        try:
+            target: object = importlib.import_module(module_name)
+        except Exception as exc:
+            raise ConfigError(
+                f"event_subscribers: cannot import {item!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        for attribute in attribute_path.split("."):
+            try:
+                target = getattr(target, attribute)
+            except AttributeError:
+                raise ConfigError(
+                    f"event_subscribers: cannot import {item!r}: {module_name!r} has no attribute "
+                    f"{attribute_path!r}"
+                ) from None
+        if not callable(target):
+            raise ConfigError(f"event_subscribers: {item!r} is not callable; got {target!r}")
+        resolved.append(target)
+    return tuple(resolved)

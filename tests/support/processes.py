@@ -28,7 +28,10 @@ def config_environment(config: Config) -> dict[str, str]:
     env: dict[str, str] = {}
     for field in dataclasses.fields(config):
         value: Any = getattr(config, field.name)
-        env["SESSIONWARD_" + field.name.upper()] = "" if value is None else str(value)
+        if isinstance(value, tuple):  # a comma-separated list (strings only)
+            env["SESSIONWARD_" + field.name.upper()] = ",".join(value)
+        else:
+            env["SESSIONWARD_" + field.name.upper()] = "" if value is None else str(value)
     return env
 
 

@@ -18,6 +18,7 @@ from ..errors import GeneralError
 from ..tokens.encoding import dumps_compact
 
 __all__ = [
+    "SESSION_COLUMNS",
     "AsyncStore",
     "CorruptSessionRowError",
     "Promoted",
@@ -41,6 +42,12 @@ class CorruptSessionRowError(GeneralError):
 class SessionRow:
     """One session as stored (times in ms since the epoch).
 
+    ``refresh_validity`` is the session's own idle lifetime in ms (``None``: the
+    configured ``refresh_token_validity``); it can only be shorter than the configured one.
+    ``persistent=False`` marks a session whose cookies end with the browser session. The
+    client's IP address and user agent are kept as seen at creation (``created_*``) and at
+    the latest promotion (``last_*``).
+
     ``session_data_json`` and ``jwt_user_payload_json``, when set, are the compact JSON of
     the two dicts (:func:`~sessionward.tokens.encoding.dumps_compact`), which the engine has
     already computed for a new row: stores write them (:func:`session_row_to_columns`)
@@ -58,6 +65,27 @@ class SessionRow:
     expires_at: int
     session_data_json: str | None = field(default=None, compare=False, repr=False)
     jwt_user_payload_json: str | None = field(default=None, compare=False, repr=False)
+    # Metadata (schema version 2). Rows written by an older version read as the defaults:
+    # active and authenticated when created, persistent, the configured refresh lifetime,
+    # no client recorded.
+    last_active_at: int | None = None
+    auth_time: int | None = None
+    persistent: bool = True
+    refresh_validity: int | None = None
+    created_ip: str | None = None
+    created_user_agent: str | None = None
+    last_ip: str | None = None
+    last_user_agent: str | None = None
+
+    @property
+    def active_at(self) -> int:
+        """When the session was last active: ``last_active_at``, else its creation."""
+        return self.created_at_time if self.last_active_at is None else self.last_active_at
+
+    @property
+    def authenticated_at(self) -> int:
+        """When the user last proved who they are: ``auth_time``, else the creation."""
+        return self.created_at_time if self.auth_time is None else self.auth_time
 
 
 def json_object(text: str) -> dict[str, Any]:
@@ -80,9 +108,32 @@ def jwt_payload_text(row: SessionRow) -> str:
     return dumps_compact(row.jwt_user_payload) if text is None else text
 
 
-def session_row_to_columns(row: SessionRow) -> tuple[str | int | None, ...]:
-    """The ``session_info`` columns of ``row`` in table order, the two JSON columns as
-    compact text (the inverse of :func:`session_row_from_columns`)."""
+SESSION_COLUMNS: tuple[str, ...] = (
+    "session_handle",
+    "user_id",
+    "refresh_token_hash_2",
+    "prev_refresh_token_hash_2",
+    "rotated_at",
+    "session_data",
+    "jwt_user_payload",
+    "created_at_time",
+    "expires_at",
+    "last_active_at",
+    "auth_time",
+    "persistent",
+    "refresh_validity",
+    "created_ip",
+    "created_user_agent",
+    "last_ip",
+    "last_user_agent",
+)
+"""The ``session_info`` columns in the order of :func:`session_row_to_columns` (the
+metadata columns from ``last_active_at`` on are added by schema version 2)."""
+
+
+def session_row_to_columns(row: SessionRow) -> tuple[str | int | bool | None, ...]:
+    """The ``session_info`` columns of ``row`` in :data:`SESSION_COLUMNS` order, the two
+    JSON columns as compact text (the inverse of :func:`session_row_from_columns`)."""
     return (
         row.session_handle,
         row.user_id,
@@ -93,12 +144,22 @@ def session_row_to_columns(row: SessionRow) -> tuple[str | int | None, ...]:
         jwt_payload_text(row),
         row.created_at_time,
         row.expires_at,
+        row.last_active_at,
+        row.auth_time,
+        row.persistent,
+        row.refresh_validity,
+        row.created_ip,
+        row.created_user_agent,
+        row.last_ip,
+        row.last_user_agent,
     )
 
 
 def session_row_from_columns(values: tuple[Any, ...]) -> SessionRow:
-    """A :class:`SessionRow` from the ``session_info`` columns in table order, the two JSON
-    columns as text; corrupt JSON is a ``GeneralError`` naming the session."""
+    """A :class:`SessionRow` from the ``session_info`` columns in :data:`SESSION_COLUMNS`
+    order, the two JSON columns as text; corrupt JSON is a ``GeneralError`` naming the
+    session. Only the first nine columns are required: missing metadata columns read as
+    the defaults (a ``persistent`` of ``None`` too)."""
     try:
         session_data, jwt_payload = json_object(values[5]), json_object(values[6])
     except (TypeError, ValueError) as exc:
@@ -113,7 +174,18 @@ def session_row_from_columns(values: tuple[Any, ...]) -> SessionRow:
         jwt_payload,
         values[7],
         values[8],
+        **_metadata(values[9:]),
     )
+
+
+def _metadata(values: tuple[Any, ...]) -> dict[str, Any]:
+    """The metadata columns as :class:`SessionRow` fields: missing ones are the defaults,
+    ``persistent`` a bool."""
+    names = SESSION_COLUMNS[9:]
+    found = dict(zip(names, values, strict=False))
+    persistent = found.get("persistent")
+    found["persistent"] = True if persistent is None else bool(persistent)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +199,9 @@ class Promotion:
     ``now <= created_at_time + max_lifetime``); and, with ``max_payload_json`` set, its
     stored JWT payload JSON is at most that many characters long. It then sets
     ``refresh_token_hash_2`` to ``new_hash_2``, ``prev_refresh_token_hash_2`` to
-    ``expected_hash_2``, ``rotated_at`` to ``now`` and ``expires_at`` to ``expires_at``
-    capped at ``created_at_time + max_lifetime``.
+    ``expected_hash_2``, ``rotated_at`` and ``last_active_at`` to ``now``, ``expires_at``
+    to :meth:`deadline` of the row, and, when given, ``last_ip`` and ``last_user_agent``
+    to ``ip`` and ``user_agent``.
     """
 
     handle: str
@@ -139,6 +212,8 @@ class Promotion:
     expires_at: int
     max_lifetime: int | None = None
     max_payload_json: int | None = None
+    ip: str | None = None
+    user_agent: str | None = None
 
     def sql_parameters(self) -> dict[str, str | int | None]:
         """The named parameters of the SQL stores' conditional ``UPDATE … RETURNING``."""
@@ -151,13 +226,20 @@ class Promotion:
             "limit": self.max_payload_json,
             "handle": self.handle,
             "user": self.user_id,
+            "ip": self.ip,
+            "agent": self.user_agent,
         }
 
-    def deadline(self, created_at_time: int) -> int:
-        """The ``expires_at`` a successful promotion writes for a row created then."""
-        if self.max_lifetime is None:
-            return self.expires_at
-        return min(self.expires_at, created_at_time + self.max_lifetime)
+    def deadline(self, created_at_time: int, refresh_validity: int | None = None) -> int:
+        """The ``expires_at`` a successful promotion writes for a row created then with
+        that ``refresh_validity``: ``expires_at``, shortened to ``now + refresh_validity``
+        when the row has its own lifetime, capped at ``created_at_time + max_lifetime``."""
+        deadline = self.expires_at
+        if refresh_validity is not None:
+            deadline = min(deadline, self.now + refresh_validity)
+        if self.max_lifetime is not None:
+            deadline = min(deadline, created_at_time + self.max_lifetime)
+        return deadline
 
 
 class Promoted(NamedTuple):
@@ -215,6 +297,20 @@ class Store(Protocol):
         """Delete every session of ``user_id``; return their handles."""
         ...
 
+    def delete_other_sessions(self, user_id: str, keep: str) -> list[str]:
+        """Delete every session of ``user_id`` except ``keep``, in one atomic operation;
+        return the handles deleted."""
+        ...
+
+    def get_sessions_for_user(self, user_id: str, now: int) -> list[SessionRow]:
+        """The rows of ``user_id``'s sessions that have not expired at ``now`` (any order)."""
+        ...
+
+    def update_auth_time(self, handle: str, auth_time: int) -> bool:
+        """Set ``auth_time`` (and ``last_active_at``) to ``auth_time``; return whether the
+        session exists."""
+        ...
+
     def get_handles_for_user(self, user_id: str, now: int) -> list[str]:
         """Handles of ``user_id``'s sessions that have not expired at ``now``."""
         ...
@@ -227,8 +323,9 @@ class Store(Protocol):
         """Overwrite the JWT payload; return whether the session exists."""
         ...
 
-    def delete_expired_sessions(self, now: int) -> int:
-        """Delete rows with ``expires_at < now``; return how many."""
+    def delete_expired_sessions(self, now: int) -> list[tuple[str, str]]:
+        """Delete rows with ``expires_at < now``; return ``(handle, user_id)`` of each
+        (a store whose backend expires rows by itself returns those it still indexed)."""
         ...
 
     def load_keys(self, prefix: str) -> list[StoredKey]:
@@ -258,10 +355,13 @@ class AsyncStore(Protocol):
     async def promote_returning(self, promotion: Promotion) -> Promoted: ...
     async def delete_sessions(self, handles: list[str]) -> list[str]: ...
     async def delete_sessions_for_user(self, user_id: str) -> list[str]: ...
+    async def delete_other_sessions(self, user_id: str, keep: str) -> list[str]: ...
+    async def get_sessions_for_user(self, user_id: str, now: int) -> list[SessionRow]: ...
+    async def update_auth_time(self, handle: str, auth_time: int) -> bool: ...
     async def get_handles_for_user(self, user_id: str, now: int) -> list[str]: ...
     async def update_session_data(self, handle: str, data: dict[str, Any]) -> bool: ...
     async def update_jwt_payload(self, handle: str, payload: dict[str, Any]) -> bool: ...
-    async def delete_expired_sessions(self, now: int) -> int: ...
+    async def delete_expired_sessions(self, now: int) -> list[tuple[str, str]]: ...
     async def load_keys(self, prefix: str) -> list[StoredKey]: ...
     async def insert_key_if_absent(self, key: StoredKey) -> StoredKey: ...
     async def delete_keys(self, names: list[str]) -> None: ...
