@@ -226,7 +226,6 @@ class ChangeListener(ABC):
             self._closed = True
             thread = self._thread
         self._stop.set()
-        self._interrupt()
         if thread is not None and os.getpid() == self._pid and thread is not threading.current_thread():
             thread.join(timeout)
         _LISTENERS.discard(self)
@@ -263,9 +262,6 @@ class ChangeListener(ABC):
     @abstractmethod
     def _abandon(self) -> None:
         """In a forked child: drop the connection without closing it (see ``ABANDONED``)."""
-
-    def _interrupt(self) -> None:
-        """Wake :meth:`_wait` early after :meth:`close` (optional)."""
 
     def _contact(self) -> None:
         """Record a successful read or notification (for ``lag_ms``)."""

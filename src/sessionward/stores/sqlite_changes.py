@@ -10,8 +10,10 @@ connection: its listener reads through the store every ``poll_interval``.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .changes import ABANDONED, Change, ChangeCallback, ChangeListener
 
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     from .sqlite import SQLiteStore
 
 __all__ = ["SQLiteChangeFeed", "SQLiteChangeListener"]
+
+T = TypeVar("T")
 
 _SINCE = "SELECT seq, kind, subject, at FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?"
 _LATEST = "SELECT COALESCE(MAX(seq), 0) FROM change_log"
@@ -37,25 +41,27 @@ class SQLiteChangeFeed:
     """The :class:`~sessionward.stores.changes.ChangeFeed` operations of
     :class:`~sessionward.stores.sqlite.SQLiteStore` (a base class of it)."""
 
-    def changes_since(self: SQLiteStore, seq: int, limit: int = 1000) -> list[Change]:
+    if TYPE_CHECKING:
+
+        def _run(self, action: Callable[[sqlite3.Connection], T], transaction: bool = False) -> T: ...
+
+    def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
         """At most ``limit`` changes with a ``seq`` above ``seq``, in ``seq`` order."""
         _check_limit(limit)
         return _changes(self._run(lambda c: c.execute(_SINCE, (seq, limit)).fetchall()))
 
-    def last_change_seq(self: SQLiteStore) -> int:
+    def last_change_seq(self) -> int:
         """The highest ``seq`` in the log (0 when it is empty)."""
         return int(self._run(lambda c: c.execute(_LATEST).fetchone()[0]))
 
-    def prune_changes(self: SQLiteStore, before_ms: int) -> int:
+    def prune_changes(self, before_ms: int) -> int:
         """Delete changes written before ``before_ms``; return how many."""
         cursor = self._run(lambda c: c.execute("DELETE FROM change_log WHERE at < ?", (before_ms,)))
         return int(cursor.rowcount)
 
-    def change_listener(
-        self: SQLiteStore, callback: ChangeCallback, since: int | None = None
-    ) -> SQLiteChangeListener:
+    def change_listener(self, callback: ChangeCallback, since: int | None = None) -> SQLiteChangeListener:
         """A started :class:`SQLiteChangeListener` on this store's database."""
-        return SQLiteChangeListener(self, callback, since).start()
+        return SQLiteChangeListener(cast("SQLiteStore", self), callback, since).start()
 
 
 class SQLiteChangeListener(ChangeListener):
@@ -92,10 +98,8 @@ class SQLiteChangeListener(ChangeListener):
     def _disconnect(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 connection.close()
-            except sqlite3.Error:
-                pass
 
     def _abandon(self) -> None:
         if self._connection is not None:
