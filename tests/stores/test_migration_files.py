@@ -15,18 +15,18 @@ def test_a_file_without_the_marker_is_split_on_semicolons() -> None:
 
 
 def test_with_the_marker_only_marker_lines_split_and_bodies_keep_their_semicolons() -> None:
-    text = f"""-- a comment before anything
+    text = """-- a comment before anything
 CREATE TABLE a (x INT);
-{STATEMENT_END}
+@END@
 CREATE TRIGGER t AFTER DELETE ON a
 BEGIN
     INSERT INTO b VALUES (OLD.x);
     INSERT INTO c VALUES (OLD.x);
 END;
-  {STATEMENT_END}
+  @END@
 -- only a comment: not a statement
-{STATEMENT_END}
-CREATE INDEX i ON a (x)"""
+@END@
+CREATE INDEX i ON a (x)""".replace("@END@", STATEMENT_END)
     statements = split_statements(text)
     assert len(statements) == 3
     assert statements[0].endswith("CREATE TABLE a (x INT);")

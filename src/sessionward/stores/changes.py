@@ -306,7 +306,7 @@ class ChangeListener(ABC):
                     break
                 self._disconnects += 1
                 self._connected.clear()
-                logger.warning("change feed connection lost (%s); reconnecting", exc.__class__.__name__)
+                logger.warning("change feed connection lost (%s: %s); reconnecting", type(exc).__name__, exc)
                 self._disconnect()
                 delay = backoff * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not secrets
                 backoff = min(self.max_backoff, backoff * 2)
