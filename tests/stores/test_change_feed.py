@@ -155,6 +155,40 @@ def test_every_revoking_write_is_logged_in_order_and_nothing_else(store: AnyStor
     assert all(abs(change.at - now_ms()) < 60_000 for change in changes)
 
 
+def test_hostile_handles_and_key_names_come_back_exactly(store: AnyStore) -> None:
+    handles = ["ü'\"; DROP TABLE change_log; --", " spaced ", "x" * 2000, "{}[]%s%%:*-0"]
+    insert_live(store, *handles)
+    for handle in handles:
+        store.delete_sessions([handle])
+    name = SIGNING + "m'\"ü%s--"
+    store.insert_key_if_absent(StoredKey(name, "v", 1))
+    store.delete_keys([name])
+    assert kinds(store.changes_since(0)) == [
+        *(("revoked", handle) for handle in handles),
+        ("key_added", name),
+        ("key_removed", name),
+    ]
+
+
+def test_redis_continues_the_sequence_when_its_counter_is_lost(tmp_path: Path) -> None:
+    with isolated_store_url("redis", tmp_path) as url:
+        store = RedisStore(url)
+        try:
+            insert_live(store, "h1", "h2")
+            store.delete_sessions(["h1"])
+            last = store.last_change_seq()
+            server = redis.Redis.from_url(REDIS_URL)
+            try:
+                server.delete(store.prefix + "change_seq")
+            finally:
+                server.close()
+            store.delete_sessions(["h2"])
+            assert [(c.seq, c.subject) for c in store.changes_since(0)] == [(last, "h1"), (last + 1, "h2")]
+            assert store.last_change_seq() == last + 1
+        finally:
+            store.close()
+
+
 def test_changes_since_pages_through_the_log(store: AnyStore) -> None:
     handles = [f"h{i:03d}" for i in range(25)]
     insert_live(store, *handles)

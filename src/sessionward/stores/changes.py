@@ -122,10 +122,6 @@ class ListenerState:
     running: bool
 
 
-class _Stopped(Exception):
-    """Raised inside the listener's loop when :meth:`ChangeListener.close` was called."""
-
-
 # Listeners started in this process, made inert in a forked child.
 _LISTENERS: weakref.WeakSet[ChangeListener] = weakref.WeakSet()
 # Connections of a forked parent: kept referenced so that no finaliser closes them in the
@@ -299,8 +295,6 @@ class ChangeListener(ABC):
                     if self._stop.is_set():
                         break
                     self._catch_up()
-            except _Stopped:
-                break
             except Exception as exc:  # any failure of the connection: reconnect
                 if self._stop.is_set():
                     break
