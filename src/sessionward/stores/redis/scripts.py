@@ -25,7 +25,8 @@ Data layout under the prefix ``P``:
   payload update and signing key added or removed (fields ``kind``, ``subject``, ``at``),
   written by the script that made the change, so atomically with it; the entry id is
   ``<seq>-0``, where ``seq`` comes from the counter ``P change_seq``. The stream is capped
-  at about :data:`CHANGES_MAXLEN` entries (``XADD … MAXLEN ~``). The sweep of expired
+  at about :data:`CHANGES_MAXLEN` entries (``XADD … MAXLEN ~``). Streams with exclusive
+  ranges and ``XTRIM MINID`` need Redis 6.2 or newer. The sweep of expired
   sessions writes no entry, nor does deleting a session that has expired (see
   :mod:`sessionward.stores.redis.changes`).
 
@@ -50,6 +51,9 @@ local function parse_member(m)
   return string.sub(m, colon + 1, colon + n), string.sub(m, colon + n + 1)
 end
 local CHANGES, CHANGE_SEQ = P .. 'changes', P .. 'change_seq'
+-- Replicate effects, not the script (the default from Redis 7 on; Redis 6.2 needs asking),
+-- so a script may read TIME for the change feed and write afterwards.
+if redis.replicate_commands then redis.replicate_commands() end
 local NOW = nil
 local function now_ms()
   if not NOW then
