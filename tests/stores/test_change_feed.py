@@ -30,7 +30,7 @@ from support.backends import POSTGRES_URL, REDIS_URL, isolated_store_url
 from support.rows import make_row, now_ms
 
 from sessionward.stores.base import Promotion, StoredKey
-from sessionward.stores.changes import CHANGE_KINDS, Change, ChangeListener
+from sessionward.stores.changes import CHANGE_KINDS, AsyncChangeFeed, Change, ChangeFeed, ChangeListener
 from sessionward.stores.postgres import AsyncPostgresStore, PostgresStore
 from sessionward.stores.postgres.changes import PostgresChangeListener
 from sessionward.stores.redis import AsyncRedisStore, RedisStore
@@ -189,6 +189,11 @@ def test_redis_continues_the_sequence_when_its_counter_is_lost(tmp_path: Path) -
             store.close()
 
 
+def test_every_store_offers_the_feed(store: AnyStore) -> None:
+    assert isinstance(store, ChangeFeed)
+    assert not isinstance(object(), ChangeFeed)
+
+
 def test_changes_since_pages_through_the_log(store: AnyStore) -> None:
     handles = [f"h{i:03d}" for i in range(25)]
     insert_live(store, *handles)
@@ -253,6 +258,7 @@ def test_async_stores_offer_the_same_operations(backend: str, tmp_path: Path) ->
         else:
             store = AsyncRedisStore(url) if backend == "redis" else AsyncPostgresStore(url)
         try:
+            assert isinstance(store, AsyncChangeFeed)
             await store.migrate()
             await store.insert_session(make_row("h1"))
             await store.update_jwt_payload("h1", {"v": 2})

@@ -32,7 +32,7 @@ import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol, Self
+from typing import Literal, Protocol, Self, runtime_checkable
 
 __all__ = [
     "CHANGE_KINDS",
@@ -73,8 +73,10 @@ ChangeCallback = Callable[[list[Change]], None]
 """Receives each batch of new changes, in ``seq`` order, on the listener's thread."""
 
 
+@runtime_checkable
 class ChangeFeed(Protocol):
-    """The change-feed operations of a synchronous store."""
+    """The change-feed operations of a synchronous store (``isinstance(store, ChangeFeed)``
+    tells whether a store offers them)."""
 
     def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
         """At most ``limit`` changes with a ``seq`` above ``seq``, in ``seq`` order."""
@@ -94,6 +96,7 @@ class ChangeFeed(Protocol):
         ...
 
 
+@runtime_checkable
 class AsyncChangeFeed(Protocol):
     """The change-feed operations of an async store (the listener is the same thread)."""
 
