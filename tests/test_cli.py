@@ -13,6 +13,9 @@ from support.engines import recorded_events
 from sessionward import Config, SessionWard
 from sessionward.cli import main
 from sessionward.events import RevocationReason
+from sessionward.stores.schema import latest_version
+
+SCHEMA_LINE = f"schema version {latest_version('sqlite')}\n"
 
 
 @pytest.fixture
@@ -28,8 +31,8 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def test_migrate_prints_the_schema_version(store: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(capsys, "migrate", "--store", store) == (0, "schema version 2\n", "")
-    assert run(capsys, "migrate", "--store", store)[1] == "schema version 2\n"
+    assert run(capsys, "migrate", "--store", store) == (0, SCHEMA_LINE, "")
+    assert run(capsys, "migrate", "--store", store)[1] == SCHEMA_LINE
 
 
 def test_sessions_list_and_revoke(store: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -145,7 +148,7 @@ def test_installed_script(tmp_path: Path) -> None:
         text=True,
         check=False,
     )
-    assert (result.returncode, result.stdout) == (0, "schema version 2\n")
+    assert (result.returncode, result.stdout) == (0, SCHEMA_LINE)
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

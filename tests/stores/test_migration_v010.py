@@ -28,7 +28,7 @@ from support.tokens import claims
 from sessionward import Config, UnauthorizedError
 from sessionward.errors import GeneralError
 from sessionward.stores.base import SessionRow
-from sessionward.stores.redis import parse_redis_url
+from sessionward.stores.redis import LAYOUT_VERSION, parse_redis_url
 from sessionward.stores.schema import latest_version
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -104,11 +104,14 @@ def assert_metadata_defaults(row: SessionRow) -> None:
 
 
 def test_the_old_store_needs_the_migration(sessions: dict[str, Any], subject: Subject) -> None:
-    with pytest.raises(GeneralError, match="version 1, sessionward needs 2"):
+    # The SQL schemas are at version 3 (the change log), the Redis layout at 2.
+    current = LAYOUT_VERSION if subject.url.startswith("redis") else latest_version("sqlite")
+    assert latest_version("sqlite") == latest_version("postgres") == 3
+    with pytest.raises(GeneralError, match=f"version 1, sessionward needs {current}"):
         subject.check_schema()
-    assert subject.migrate() == 2 == latest_version("sqlite") == latest_version("postgres")
+    assert subject.migrate() == current
     subject.check_schema()
-    assert subject.migrate() == 2  # idempotent
+    assert subject.migrate() == current  # idempotent
     for session in sessions.values():
         row = subject.get_session(session["handle"])
         assert (row.user_id, row.jwt_user_payload) == (session["user_id"], session["jwt_payload"])

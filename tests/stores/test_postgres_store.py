@@ -156,7 +156,7 @@ def test_tables_live_in_the_schema_the_url_selects(url: str) -> None:
             "AND table_name = 'session_info' AND data_type = 'json' ORDER BY column_name",
             (schema,),
         ).fetchall()
-    assert [name for (name,) in tables] == ["key_value", "schema_version", "session_info"]
+    assert [name for (name,) in tables] == ["change_log", "key_value", "schema_version", "session_info"]
     assert [name for (name,) in json_columns] == ["jwt_user_payload", "session_data"]
 
 

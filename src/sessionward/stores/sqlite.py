@@ -33,6 +33,7 @@ from .base import (
     session_row_to_columns,
 )
 from .schema import latest_version, migrations_for
+from .sqlite_changes import SQLiteChangeFeed
 
 __all__ = ["SQLiteStore", "parse_sqlite_url"]
 
@@ -94,8 +95,9 @@ def _check_directory(path: str) -> None:
         )
 
 
-class SQLiteStore:
-    """A synchronous :class:`~sessionward.stores.base.Store` over one SQLite database."""
+class SQLiteStore(SQLiteChangeFeed):
+    """A synchronous :class:`~sessionward.stores.base.Store` over one SQLite database, with
+    the change feed of :class:`~sessionward.stores.sqlite_changes.SQLiteChangeFeed`."""
 
     def __init__(self, url: str = "sqlite:///sessionward.db") -> None:
         if sqlite3.sqlite_version_info < _MIN_SQLITE:

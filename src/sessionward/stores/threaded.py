@@ -15,13 +15,14 @@ from typing import Any, TypeVar
 
 from ..errors import GeneralError
 from .base import Promoted, Promotion, SessionRow, Store, StoredKey
+from .threaded_changes import ThreadedChangeFeed
 
 __all__ = ["ThreadedAsyncStore"]
 
 T = TypeVar("T")
 
 
-class ThreadedAsyncStore:
+class ThreadedAsyncStore(ThreadedChangeFeed):
     """An :class:`~sessionward.stores.base.AsyncStore` over a sync store and a worker thread."""
 
     def __init__(self, store: Store) -> None:

@@ -12,6 +12,7 @@ import psycopg
 from ...errors import GeneralError
 from ..base import Promoted, Promotion, SessionRow, StoredKey
 from . import operations as ops
+from .changes import AsyncPostgresChangeFeed
 from .drivers import drive_async
 from .errors import CLOSED, translate
 from .pool import (
@@ -30,7 +31,7 @@ __all__ = ["AsyncPostgresStore"]
 T = TypeVar("T")
 
 
-class AsyncPostgresStore:
+class AsyncPostgresStore(AsyncPostgresChangeFeed):
     """An :class:`~sessionward.stores.base.AsyncStore` on psycopg's async connection pool.
 
     One pool per event loop (a pool cannot outlive or cross its loop); pools of loops that

@@ -12,6 +12,7 @@ import psycopg
 from ...errors import GeneralError
 from ..base import Promoted, Promotion, SessionRow, StoredKey
 from . import operations as ops
+from .changes import PostgresChangeFeed
 from .drivers import drive
 from .errors import CLOSED, translate
 from .pool import ABANDONED, Pool, checked_out, pool_options
@@ -23,7 +24,7 @@ __all__ = ["PostgresStore"]
 T = TypeVar("T")
 
 
-class PostgresStore:
+class PostgresStore(PostgresChangeFeed):
     """A synchronous :class:`~sessionward.stores.base.Store` on a psycopg connection pool."""
 
     def __init__(self, url: str) -> None:

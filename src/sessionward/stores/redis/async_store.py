@@ -14,6 +14,7 @@ import redis.asyncio
 from ...errors import GeneralError
 from ..base import Promoted, Promotion, SessionRow, StoredKey
 from . import operations as ops
+from .changes import AsyncRedisChangeFeed
 from .errors import CLOSED, translate
 from .scripts import SCRIPTS
 from .settings import parse_redis_url
@@ -33,7 +34,7 @@ class _LoopClient:
     armed: bool = False
 
 
-class AsyncRedisStore:
+class AsyncRedisStore(AsyncRedisChangeFeed):
     """An :class:`~sessionward.stores.base.AsyncStore` on ``redis.asyncio``.
 
     Connections are made per event loop: an engine may outlive a loop (successive

@@ -20,7 +20,15 @@ Data layout under the prefix ``P``:
 - ``P key:<name>`` — hash ``{value, created_at_time}`` of a signing key or the
   refresh-token key; ``P keys`` — sorted set (all scores 0) of key names, read by range
   for prefix listing;
-- ``P schema_version`` — the layout version ``migrate`` records.
+- ``P schema_version`` — the layout version ``migrate`` records;
+- ``P changes`` — the change feed: a stream with one entry per revoked session, JWT
+  payload update and signing key added or removed (fields ``kind``, ``subject``, ``at``),
+  written by the script that made the change, so atomically with it; the entry id is
+  ``<seq>-0``, where ``seq`` comes from the counter ``P change_seq``. The stream is capped
+  at about :data:`CHANGES_MAXLEN` entries (``XADD … MAXLEN ~``). Streams with exclusive
+  ranges and ``XTRIM MINID`` need Redis 6.2 or newer. The sweep of expired
+  sessions writes no entry, nor does deleting a session that has expired (see
+  :mod:`sessionward.stores.redis.changes`).
 
 Only session hashes carry a TTL: under a ``volatile-*`` eviction policy Redis can evict
 sessions (which then simply end) but never the user sets, keys or indexes.
@@ -28,7 +36,7 @@ sessions (which then simply end) but never the user sets, keys or indexes.
 
 from __future__ import annotations
 
-__all__ = ["SCRIPTS"]
+__all__ = ["CHANGES_MAXLEN", "SCRIPTS"]
 
 _PRELUDE = r"""
 local P = ARGV[1]
@@ -41,6 +49,41 @@ local function parse_member(m)
   local n = colon and tonumber(string.sub(m, 1, colon - 1))
   if not n then return nil, nil end
   return string.sub(m, colon + 1, colon + n), string.sub(m, colon + n + 1)
+end
+local CHANGES, CHANGE_SEQ = P .. 'changes', P .. 'change_seq'
+-- Replicate effects, not the script (the default from Redis 7 on; Redis 6.2 needs asking),
+-- so a script may read TIME for the change feed and write afterwards.
+if redis.replicate_commands then redis.replicate_commands() end
+local NOW = nil
+local function now_ms()
+  if not NOW then
+    local t = redis.call('TIME')
+    NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return NOW
+end
+local function log_change(kind, subject)
+  local seq = redis.call('INCR', CHANGE_SEQ)
+  if seq == 1 and redis.call('EXISTS', CHANGES) == 1 then
+    -- The counter was lost while the stream remains: continue after its last id.
+    local info = redis.call('XINFO', 'STREAM', CHANGES)
+    for i = 1, #info, 2 do
+      if info[i] == 'last-generated-id' then
+        seq = (tonumber(string.match(info[i + 1], '^(%d+)')) or 0) + 1
+        redis.call('SET', CHANGE_SEQ, string.format('%d', seq))
+      end
+    end
+  end
+  redis.call('XADD', CHANGES, 'MAXLEN', '~', '@MAXLEN@', string.format('%d', seq) .. '-0',
+    'kind', kind, 'subject', subject, 'at', string.format('%d', now_ms()))
+end
+-- A session deleted before its expiry was revoked (an expired one: its tokens expired too).
+local function log_revoked(h, exp)
+  local e = tonumber(exp)
+  if not e or e >= now_ms() then log_change('revoked', h) end
+end
+local function is_signing_key(name)
+  return string.sub(name, 1, 25) == 'access_token_signing_key/'
 end
 local function remove_session(h, u)
   redis.call('DEL', skey(h))
@@ -112,12 +155,15 @@ _DELETE = r"""
 local out = {}
 for i = 2, #ARGV do
   local h = ARGV[i]
-  local u = redis.call('HGET', skey(h), 'user_id')
+  local f = redis.call('HMGET', skey(h), 'user_id', 'expires_at')
+  local u = f[1]
   if u then
     remove_session(h, u)
     table.insert(out, h)
+    log_revoked(h, f[2])
   elseif redis.call('DEL', skey(h)) == 1 then
     table.insert(out, h)
+    log_revoked(h, f[2])
   end
 end
 return out
@@ -128,7 +174,7 @@ _DELETE_FOR_USER = r"""
 local u = ARGV[2]
 local out = {}
 for _, h in ipairs(redis.call('SMEMBERS', ukey(u))) do
-  local f = redis.call('HMGET', skey(h), 'user_id', 'created_at_time')
+  local f = redis.call('HMGET', skey(h), 'user_id', 'created_at_time', 'expires_at')
   if f[1] == u then
     table.insert(out, h)
     table.insert(out, f[2] or '0')
@@ -136,6 +182,7 @@ for _, h in ipairs(redis.call('SMEMBERS', ukey(u))) do
   if not f[1] or f[1] == u then
     remove_session(h, u)
   end
+  if f[1] == u then log_revoked(h, f[3]) end
 end
 redis.call('DEL', ukey(u))
 return out
@@ -146,11 +193,12 @@ _DELETE_OTHERS = r"""
 local u, keep = ARGV[2], ARGV[3]
 local out = {}
 for _, h in ipairs(redis.call('SMEMBERS', ukey(u))) do
-  local f = redis.call('HMGET', skey(h), 'user_id', 'created_at_time')
+  local f = redis.call('HMGET', skey(h), 'user_id', 'created_at_time', 'expires_at')
   if f[1] == u and h ~= keep then
     table.insert(out, h)
     table.insert(out, f[2] or '0')
     remove_session(h, u)
+    log_revoked(h, f[3])
   elseif not f[1] then
     remove_session(h, u)
   end
@@ -196,7 +244,14 @@ return out
 _UPDATE_FIELD = r"""
 local k = skey(ARGV[2])
 if redis.call('EXISTS', k) == 0 then return 0 end
+local payload_changed = false
+for i = 3, #ARGV - 1, 2 do
+  if ARGV[i] == 'jwt_user_payload' and redis.call('HGET', k, ARGV[i]) ~= ARGV[i + 1] then
+    payload_changed = true
+  end
+end
 redis.call('HSET', k, unpack(ARGV, 3))
+if payload_changed then log_change('payload', ARGV[2]) end
 return 1
 """
 
@@ -253,6 +308,7 @@ _INSERT_KEY = r"""
 local k = P .. 'key:' .. ARGV[2]
 if redis.call('EXISTS', k) == 0 then
   redis.call('HSET', k, 'value', ARGV[3], 'created_at_time', ARGV[4])
+  if is_signing_key(ARGV[2]) then log_change('key_added', ARGV[2]) end
 end
 redis.call('ZADD', P .. 'keys', 0, ARGV[2])
 local v = redis.call('HMGET', k, 'value', 'created_at_time')
@@ -262,8 +318,9 @@ return {v[1], v[2] or '0'}
 # ARGV: P, names...
 _DELETE_KEYS = r"""
 for i = 2, #ARGV do
-  redis.call('DEL', P .. 'key:' .. ARGV[i])
+  local removed = redis.call('DEL', P .. 'key:' .. ARGV[i])
   redis.call('ZREM', P .. 'keys', ARGV[i])
+  if removed == 1 and is_signing_key(ARGV[i]) then log_change('key_removed', ARGV[i]) end
 end
 return #ARGV - 1
 """
@@ -284,8 +341,43 @@ _SCHEMA_VERSION = r"""
 return redis.call('GET', P .. 'schema_version')
 """
 
+# ARGV: P, seq, limit -> stream entries with an id above <seq>-0, oldest first
+_CHANGES_SINCE = r"""
+return redis.call('XRANGE', CHANGES, '(' .. ARGV[2] .. '-0', '+', 'COUNT', ARGV[3])
+"""
+
+# ARGV: P -> the last seq handed out (0 before the first change)
+_LAST_CHANGE_SEQ = r"""
+return tonumber(redis.call('GET', CHANGE_SEQ) or '0') or 0
+"""
+
+# ARGV: P, before_ms -> how many entries were removed (those before the first entry written
+# at or after before_ms; the stream's entries are in time order)
+_PRUNE_CHANGES = r"""
+local before = tonumber(ARGV[2])
+local start = '-'
+while true do
+  local batch = redis.call('XRANGE', CHANGES, start, '+', 'COUNT', 500)
+  if #batch == 0 then
+    return redis.call('XTRIM', CHANGES, 'MAXLEN', 0)
+  end
+  for _, entry in ipairs(batch) do
+    local fields = entry[2]
+    for i = 1, #fields, 2 do
+      if fields[i] == 'at' and tonumber(fields[i + 1]) >= before then
+        return redis.call('XTRIM', CHANGES, 'MINID', entry[1])
+      end
+    end
+  end
+  start = '(' .. batch[#batch][1]
+end
+"""
+
+#: About how many entries the change stream keeps (``XADD … MAXLEN ~``) when nothing prunes it.
+CHANGES_MAXLEN = 100_000
+
 SCRIPTS: dict[str, str] = {
-    name: _PRELUDE + body
+    name: _PRELUDE.replace("'@MAXLEN@'", str(CHANGES_MAXLEN)) + body
     for name, body in {
         "insert": _INSERT,
         "get": _GET,
@@ -302,5 +394,8 @@ SCRIPTS: dict[str, str] = {
         "delete_keys": _DELETE_KEYS,
         "migrate": _MIGRATE,
         "schema_version": _SCHEMA_VERSION,
+        "changes_since": _CHANGES_SINCE,
+        "last_change_seq": _LAST_CHANGE_SEQ,
+        "prune_changes": _PRUNE_CHANGES,
     }.items()
 }

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 from ...errors import GeneralError
 from ..base import Promoted, Promotion, SessionRow, StoredKey
 from . import operations as ops
+from .changes import RedisChangeFeed
 from .errors import CLOSED, translate
 from .scripts import SCRIPTS
 from .settings import parse_redis_url
@@ -16,7 +17,7 @@ __all__ = ["RedisStore"]
 T = TypeVar("T")
 
 
-class RedisStore:
+class RedisStore(RedisChangeFeed):
     """A synchronous :class:`~sessionward.stores.base.Store` on one Redis server.
 
     Thread-safe (redis-py's connection pool); after a fork the child opens its own

@@ -1,0 +1,210 @@
+"""The change feed of the PostgreSQL stores: reading ``change_log`` and a LISTEN listener.
+
+The triggers of migration ``0003_change_log`` write each change and, at commit, send a
+notification on the channel :data:`CHANNEL` whose payload is the schema's name (identical
+notifications of one transaction are folded into one, and listeners of other schemas on the
+same database skip it). They also serialise the writers of the log per schema until commit
+(``pg_advisory_xact_lock``), so ``seq`` values become visible in their order: a reader that
+sees ``seq`` n will never later find a committed ``seq`` below n. Reading from the last
+``seq`` delivered therefore loses nothing.
+
+:class:`PostgresChangeListener` holds one connection of its own (outside the pool), LISTENs
+on it, reads the log after each notification and at least every ``heartbeat`` seconds
+(default 1: the read doubles as the liveness check, and catches anything a notification
+missed), and reconnects with backoff when the connection fails. TCP keepalives and
+``tcp_user_timeout`` are set on that connection (unless the URL sets them) so that a
+vanished server is noticed within seconds rather than the operating system's minutes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from ..changes import ABANDONED, Change, ChangeCallback, ChangeListener
+from .drivers import drive
+from .errors import translate
+from .operations import Operation, Query
+from .settings import PostgresSettings
+
+__all__ = [
+    "CHANNEL",
+    "AsyncPostgresChangeFeed",
+    "PostgresChangeFeed",
+    "PostgresChangeListener",
+    "changes_since",
+    "last_change_seq",
+    "prune_changes",
+]
+
+T = TypeVar("T")
+CHANNEL = "sessionward_changes"
+_KEEPALIVES = {
+    "keepalives": "1",
+    "keepalives_idle": "5",
+    "keepalives_interval": "2",
+    "keepalives_count": "2",
+    "tcp_user_timeout": "10000",
+}
+
+
+def changes_since(seq: int, limit: int) -> Operation[list[Change]]:
+    """At most ``limit`` changes with a ``seq`` above ``seq``, in ``seq`` order."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    rows = yield Query(
+        "SELECT seq, kind, subject, at FROM change_log WHERE seq > %s ORDER BY seq LIMIT %s",
+        (seq, limit),
+        "all",
+    )
+    return [Change(int(s), str(kind), str(subject), int(at)) for s, kind, subject, at in rows]
+
+
+def last_change_seq() -> Operation[int]:
+    """The highest committed ``seq`` in the log (0 when it is empty)."""
+    found = yield Query("SELECT COALESCE(MAX(seq), 0) FROM change_log", (), "one")
+    return int(found[0])
+
+
+def prune_changes(before_ms: int) -> Operation[int]:
+    """Delete changes written before ``before_ms``; return how many."""
+    deleted = yield Query("DELETE FROM change_log WHERE at < %s", (before_ms,))
+    return int(deleted)
+
+
+class PostgresChangeFeed:
+    """The :class:`~sessionward.stores.changes.ChangeFeed` operations of
+    :class:`~sessionward.stores.postgres.PostgresStore` (a base class of it)."""
+
+    if TYPE_CHECKING:
+        settings: PostgresSettings
+
+        def _run(self, operation: Operation[T], transaction: bool = False) -> T: ...
+
+    def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
+        """At most ``limit`` changes with a ``seq`` above ``seq``, in ``seq`` order."""
+        return self._run(changes_since(seq, limit))
+
+    def last_change_seq(self) -> int:
+        """The highest committed ``seq`` in the log (0 when it is empty)."""
+        return self._run(last_change_seq())
+
+    def prune_changes(self, before_ms: int) -> int:
+        """Delete changes written before ``before_ms``; return how many."""
+        return self._run(prune_changes(before_ms))
+
+    def change_listener(self, callback: ChangeCallback, since: int | None = None) -> PostgresChangeListener:
+        """A started :class:`PostgresChangeListener` on this store's database and schema."""
+        return PostgresChangeListener(self.settings, callback, since).start()
+
+
+class AsyncPostgresChangeFeed:
+    """The :class:`~sessionward.stores.changes.AsyncChangeFeed` operations of
+    :class:`~sessionward.stores.postgres.AsyncPostgresStore` (a base class of it). Its
+    listener is the same thread-based :class:`PostgresChangeListener`: it needs a
+    connection of its own anyway, and serves every event loop of the process."""
+
+    if TYPE_CHECKING:
+        settings: PostgresSettings
+
+        async def _run(self, operation: Operation[T], transaction: bool = False) -> T: ...
+
+    async def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
+        """At most ``limit`` changes with a ``seq`` above ``seq``, in ``seq`` order."""
+        return await self._run(changes_since(seq, limit))
+
+    async def last_change_seq(self) -> int:
+        """The highest committed ``seq`` in the log (0 when it is empty)."""
+        return await self._run(last_change_seq())
+
+    async def prune_changes(self, before_ms: int) -> int:
+        """Delete changes written before ``before_ms``; return how many."""
+        return await self._run(prune_changes(before_ms))
+
+    def change_listener(self, callback: ChangeCallback, since: int | None = None) -> PostgresChangeListener:
+        """A started :class:`PostgresChangeListener` on this store's database and schema."""
+        return PostgresChangeListener(self.settings, callback, since).start()
+
+
+class PostgresChangeListener(ChangeListener):
+    """Follows a PostgreSQL store's change log with LISTEN/NOTIFY (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: PostgresSettings,
+        callback: ChangeCallback,
+        since: int | None = None,
+        *,
+        heartbeat: float = 1.0,
+        tick: float = 0.1,
+    ) -> None:
+        super().__init__(callback, since, name="sessionward-changes-postgres")
+        self.settings = settings
+        self.heartbeat = heartbeat
+        self.tick = tick
+        self._connection: psycopg.Connection[Any] | None = None
+        self._schema = ""
+        self._backend_pid: int | None = None
+
+    @property
+    def backend_pid(self) -> int | None:
+        """The server process id of the listener's current connection (``None`` if none)."""
+        return self._backend_pid
+
+    def _connect(self) -> None:
+        kwargs = dict(self.settings.connect_kwargs)
+        given = conninfo_to_dict(self.settings.conninfo)
+        kwargs.update({name: value for name, value in _KEEPALIVES.items() if name not in given})
+        kwargs["autocommit"] = True
+        try:
+            connection = psycopg.connect(self.settings.conninfo, **kwargs)
+        except psycopg.Error as exc:
+            raise translate(exc, self.settings.description, closed=False) from exc
+        self._connection = connection
+        # LISTEN before the catch-up read: a change committed in between is notified.
+        connection.execute(f"LISTEN {CHANNEL}")
+        row = connection.execute("SELECT current_schema(), pg_backend_pid()").fetchone()
+        if row is None or row[0] is None:
+            raise psycopg.OperationalError("no schema is selected by the search_path")
+        self._schema, self._backend_pid = str(row[0]), int(row[1])
+
+    def _disconnect(self) -> None:
+        connection, self._connection = self._connection, None
+        self._backend_pid = None
+        if connection is not None:
+            with contextlib.suppress(psycopg.Error):
+                connection.close()
+
+    def _abandon(self) -> None:
+        if self._connection is not None:
+            ABANDONED.append(self._connection)
+        self._connection = None
+        self._backend_pid = None
+
+    def _live(self) -> psycopg.Connection[Any]:
+        if self._connection is None:
+            raise psycopg.OperationalError("the change listener is not connected")
+        return self._connection
+
+    def _read(self, seq: int, limit: int) -> list[Change]:
+        return drive(self._live(), changes_since(seq, limit))
+
+    def _latest(self) -> int:
+        return drive(self._live(), last_change_seq())
+
+    def _wait(self) -> bool:
+        connection = self._live()
+        due = time.monotonic() + self.heartbeat
+        while not self._stop.is_set():
+            left = due - time.monotonic()
+            if left <= 0:
+                return False
+            for notify in connection.notifies(timeout=min(self.tick, left)):
+                if notify.payload == self._schema:
+                    self._contact()
+                    return True
+        return False

@@ -1,0 +1,206 @@
+"""The change feed of the Redis stores: the ``P changes`` stream and an XREAD listener.
+
+Redis has no triggers: the Lua scripts that delete sessions, update a JWT payload or add or
+remove a signing key append the change to the stream ``P changes`` themselves, inside the
+same script, so the change and its entry are one atomic step (see :mod:`.scripts`). Entry
+ids are ``<seq>-0`` with ``seq`` from the counter ``P change_seq``, so ``changes_since(seq)``
+is ``XRANGE (seq-0 +``. Writers of an older sessionward version do not write entries.
+
+Why a stream rather than pub/sub: a pub/sub message reaches only the subscribers connected
+at that instant, so a listener that lost its connection for a moment would lose the
+revocations published meanwhile, with no way to know. A stream keeps its entries: a
+listener reads with ``XREAD BLOCK`` from the last id it delivered, and after a reconnection
+the same call returns everything it missed, in order, once.
+
+The stream is capped at about :data:`~.scripts.CHANGES_MAXLEN` entries; ``prune_changes``
+removes older ones by time. ``seq`` values have no gaps here, so a listener that finds the
+first entry after its position further on than the next ``seq`` knows that entries were
+trimmed before it read them, and logs a warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ..changes import ABANDONED, Change, ChangeCallback, ChangeListener
+from .operations import Op
+from .settings import RedisSettings
+
+__all__ = ["AsyncRedisChangeFeed", "RedisChangeFeed", "RedisChangeListener"]
+
+T = TypeVar("T")
+logger = logging.getLogger("sessionward.stores.changes")
+
+
+def _decode_entries(reply: Any) -> list[Change]:
+    changes = []
+    for entry_id, flat in reply:
+        # Lua replies are flat lists; redis-py's own XRANGE / XREAD parsing makes dicts.
+        fields = flat if isinstance(flat, dict) else dict(zip(flat[::2], flat[1::2], strict=True))
+        seq = int(str(entry_id).split("-", 1)[0])
+        changes.append(Change(seq, str(fields["kind"]), str(fields["subject"]), int(fields["at"])))
+    return changes
+
+
+def changes_since(seq: int, limit: int) -> Op[list[Change]]:
+    """At most ``limit`` changes with a ``seq`` above ``seq``, in ``seq`` order."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    return Op("changes_since", (int(seq), int(limit)), _decode_entries)
+
+
+def last_change_seq() -> Op[int]:
+    """The last ``seq`` handed out (0 before the first change)."""
+    return Op("last_change_seq", (), int)
+
+
+def prune_changes(before_ms: int) -> Op[int]:
+    """Delete changes written before ``before_ms``; return how many."""
+    return Op("prune_changes", (int(before_ms),), int)
+
+
+class RedisChangeFeed:
+    """The :class:`~sessionward.stores.changes.ChangeFeed` operations of
+    :class:`~sessionward.stores.redis.RedisStore` (a base class of it)."""
+
+    if TYPE_CHECKING:
+        settings: RedisSettings
+
+        def _run(self, op: Op[T]) -> T: ...
+
+    def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
+        """At most ``limit`` changes with a ``seq`` above ``seq``, in ``seq`` order."""
+        return self._run(changes_since(seq, limit))
+
+    def last_change_seq(self) -> int:
+        """The last ``seq`` handed out (0 before the first change)."""
+        return self._run(last_change_seq())
+
+    def prune_changes(self, before_ms: int) -> int:
+        """Delete changes written before ``before_ms``; return how many."""
+        return self._run(prune_changes(before_ms))
+
+    def change_listener(self, callback: ChangeCallback, since: int | None = None) -> RedisChangeListener:
+        """A started :class:`RedisChangeListener` on this store's server and prefix."""
+        return RedisChangeListener(self.settings, callback, since).start()
+
+
+class AsyncRedisChangeFeed:
+    """The :class:`~sessionward.stores.changes.AsyncChangeFeed` operations of
+    :class:`~sessionward.stores.redis.AsyncRedisStore` (a base class of it); its listener
+    is the same thread-based :class:`RedisChangeListener`."""
+
+    if TYPE_CHECKING:
+        settings: RedisSettings
+
+        async def _run(self, op: Op[T]) -> T: ...
+
+    async def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
+        """At most ``limit`` changes with a ``seq`` above ``seq``, in ``seq`` order."""
+        return await self._run(changes_since(seq, limit))
+
+    async def last_change_seq(self) -> int:
+        """The last ``seq`` handed out (0 before the first change)."""
+        return await self._run(last_change_seq())
+
+    async def prune_changes(self, before_ms: int) -> int:
+        """Delete changes written before ``before_ms``; return how many."""
+        return await self._run(prune_changes(before_ms))
+
+    def change_listener(self, callback: ChangeCallback, since: int | None = None) -> RedisChangeListener:
+        """A started :class:`RedisChangeListener` on this store's server and prefix."""
+        return RedisChangeListener(self.settings, callback, since).start()
+
+
+class RedisChangeListener(ChangeListener):
+    """Follows a Redis store's change stream with ``XREAD BLOCK`` on a connection of its own
+    (see the module docstring). Each blocking read lasts at most ``heartbeat`` seconds
+    (default 0.5), so a dead connection is noticed within about ``heartbeat`` plus the
+    URL's ``timeout``."""
+
+    def __init__(
+        self,
+        settings: RedisSettings,
+        callback: ChangeCallback,
+        since: int | None = None,
+        *,
+        heartbeat: float = 0.5,
+    ) -> None:
+        super().__init__(callback, since, name="sessionward-changes-redis")
+        self.settings = settings
+        self.heartbeat = heartbeat
+        self._stream = settings.prefix + "changes"
+        self._counter = settings.prefix + "change_seq"
+        self._client: redis.Redis | None = None
+        self._client_id: int | None = None
+        self._read_ahead: list[Change] = []
+
+    @property
+    def client_id(self) -> int | None:
+        """The server's id of the listener's connection (``CLIENT ID``), once connected."""
+        return self._client_id
+
+    def _connect(self) -> None:
+        # One connection, no retries: a failure goes to the listener's own reconnection.
+        client = redis.Redis.from_url(
+            self.settings.client_url,
+            decode_responses=True,
+            socket_timeout=self.settings.timeout + self.heartbeat,
+            socket_connect_timeout=self.settings.connect_timeout,
+            single_connection_client=True,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._client = client
+        self._client_id = int(client.client_id())
+
+    def _disconnect(self) -> None:
+        client, self._client = self._client, None
+        self._client_id = None
+        self._read_ahead = []
+        if client is not None:
+            with contextlib.suppress(redis.RedisError, OSError):
+                client.close()
+
+    def _abandon(self) -> None:
+        if self._client is not None:
+            ABANDONED.append(self._client)
+        self._client = None
+        self._client_id = None
+
+    def _live(self) -> redis.Redis:
+        if self._client is None:
+            raise redis.ConnectionError("the change listener is not connected")
+        return self._client
+
+    def _read(self, seq: int, limit: int) -> list[Change]:
+        ahead, self._read_ahead = self._read_ahead, []
+        changes = [change for change in ahead if change.seq > seq]
+        if not changes:
+            changes = _decode_entries(self._live().xrange(self._stream, f"({seq}-0", "+", count=limit))
+        if changes and changes[0].seq > seq + 1 and seq > 0:
+            logger.warning(
+                "change feed: %d changes after seq %d were trimmed before this listener read them",
+                changes[0].seq - seq - 1,
+                seq,
+            )
+        return changes[:limit]
+
+    def _latest(self) -> int:
+        return int(self._live().get(self._counter) or 0)
+
+    def _wait(self) -> bool:
+        reply: Any = self._live().xread(
+            {self._stream: f"{self._last_seq}-0"},
+            count=self.batch_size,
+            block=max(1, int(self.heartbeat * 1000)),
+        )
+        self._contact()
+        for _, entries in reply or ():
+            self._read_ahead = _decode_entries(entries)
+        return bool(self._read_ahead)

@@ -1,0 +1,133 @@
+"""The change feed of the SQLite store: reading ``change_log`` and a polling listener.
+
+SQLite has no notifications, so :class:`SQLiteChangeListener` polls, on a connection of
+its own, ``PRAGMA data_version`` — a counter that moves when any *other* connection (of
+this or another process) commits to the file — every ``poll_interval`` seconds (default
+0.05) and reads the log only when it moved. Writers are serialised by SQLite, so ``seq``
+values become visible in their order. An in-memory database exists only in the store's own
+connection: its listener reads through the store every ``poll_interval``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from .changes import ABANDONED, Change, ChangeCallback, ChangeListener
+
+if TYPE_CHECKING:
+    from .sqlite import SQLiteStore
+
+__all__ = ["SQLiteChangeFeed", "SQLiteChangeListener"]
+
+T = TypeVar("T")
+
+_SINCE = "SELECT seq, kind, subject, at FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?"
+_LATEST = "SELECT COALESCE(MAX(seq), 0) FROM change_log"
+
+
+def _changes(rows: list[Any]) -> list[Change]:
+    return [Change(int(seq), str(kind), str(subject), int(at)) for seq, kind, subject, at in rows]
+
+
+def _check_limit(limit: int) -> None:
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+
+
+class SQLiteChangeFeed:
+    """The :class:`~sessionward.stores.changes.ChangeFeed` operations of
+    :class:`~sessionward.stores.sqlite.SQLiteStore` (a base class of it)."""
+
+    if TYPE_CHECKING:
+
+        def _run(self, action: Callable[[sqlite3.Connection], T], transaction: bool = False) -> T: ...
+
+    def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
+        """At most ``limit`` changes with a ``seq`` above ``seq``, in ``seq`` order."""
+        _check_limit(limit)
+        return _changes(self._run(lambda c: c.execute(_SINCE, (seq, limit)).fetchall()))
+
+    def last_change_seq(self) -> int:
+        """The highest ``seq`` in the log (0 when it is empty)."""
+        return int(self._run(lambda c: c.execute(_LATEST).fetchone()[0]))
+
+    def prune_changes(self, before_ms: int) -> int:
+        """Delete changes written before ``before_ms``; return how many."""
+        cursor = self._run(lambda c: c.execute("DELETE FROM change_log WHERE at < ?", (before_ms,)))
+        return int(cursor.rowcount)
+
+    def change_listener(self, callback: ChangeCallback, since: int | None = None) -> SQLiteChangeListener:
+        """A started :class:`SQLiteChangeListener` on this store's database."""
+        return SQLiteChangeListener(cast("SQLiteStore", self), callback, since).start()
+
+
+class SQLiteChangeListener(ChangeListener):
+    """Follows an SQLite store's change log by polling (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: SQLiteStore,
+        callback: ChangeCallback,
+        since: int | None = None,
+        *,
+        poll_interval: float = 0.05,
+    ) -> None:
+        super().__init__(callback, since, name="sessionward-changes-sqlite")
+        self.store = store
+        self.poll_interval = poll_interval
+        self._connection: sqlite3.Connection | None = None
+        self._version: int | None = None
+
+    @property
+    def _memory(self) -> bool:
+        return bool(self.store._memory)
+
+    def _connect(self) -> None:
+        if self._memory:
+            return
+        connection = sqlite3.connect(
+            self.store._path, timeout=self.store._timeout, isolation_level=None, check_same_thread=False
+        )
+        self._connection = connection
+        # Read the counter before the catch-up: a commit in between moves it again.
+        self._version = int(connection.execute("PRAGMA data_version").fetchone()[0])
+
+    def _disconnect(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(sqlite3.Error):
+                connection.close()
+
+    def _abandon(self) -> None:
+        if self._connection is not None:
+            ABANDONED.append(self._connection)
+        self._connection = None
+
+    def _live(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise sqlite3.OperationalError("the change listener is not connected")
+        return self._connection
+
+    def _read(self, seq: int, limit: int) -> list[Change]:
+        if self._memory:
+            return self.store.changes_since(seq, limit)
+        return _changes(self._live().execute(_SINCE, (seq, limit)).fetchall())
+
+    def _latest(self) -> int:
+        if self._memory:
+            return self.store.last_change_seq()
+        return int(self._live().execute(_LATEST).fetchone()[0])
+
+    def _wait(self) -> bool:
+        while not self._stop.wait(self.poll_interval):
+            if self._memory:
+                return True
+            version = int(self._live().execute("PRAGMA data_version").fetchone()[0])
+            self._contact()
+            if version != self._version:
+                self._version = version
+                return True
+        return False
