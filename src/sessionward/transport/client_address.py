@@ -73,7 +73,7 @@ class TrustedProxies:
         v4: list[ipaddress.IPv4Network] = []
         v6: list[ipaddress.IPv6Network] = []
         for text in networks:
-            network = ipaddress.ip_network(text.strip())
+            network = ipaddress.ip_network(text.strip(), strict=False)
             if isinstance(network, ipaddress.IPv4Network):
                 v4.append(network)
             else:
