@@ -38,3 +38,12 @@ def describe_sessions(sessions: list[SessionInformation]) -> list[dict[str, Any]
         }
         for info in sessions
     ]
+
+
+#: Events seen by :func:`record_event` (Django's settings name subscribers by import path).
+EVENTS: list[Any] = []
+
+
+def record_event(event: Any) -> None:
+    """An event subscriber that remembers every event in :data:`EVENTS`."""
+    EVENTS.append(event)
