@@ -229,7 +229,7 @@ def test_forwarded_for_is_honoured_behind_a_trusted_peer(
     assert info["ip"] == expected
 
 
-def test_ip_and_user_agent_recorded_at_create_and_after_refresh(make_client: ClientFactory) -> None:
+def test_ip_and_user_agent_recorded_at_create_and_after_refresh(make_client: ClientFactory, store: str) -> None:
     client = make_client(trusted_proxies=("127.0.0.0/8",), access_token_validity=1)
     agent = "Mozilla/5.0 " + "x" * 1000
     login(client, headers=[("x-forwarded-for", "198.51.100.1"), ("user-agent", agent)])
@@ -248,8 +248,22 @@ def test_ip_and_user_agent_recorded_at_create_and_after_refresh(make_client: Cli
     assert used.status == 200, used.body
     (after,) = devices(client)
     assert after["created_ip"] == "198.51.100.1" and after["created_user_agent"] == agent[:512]
-    assert (after["ip"], after["user_agent"]) in {("198.51.100.2", "agent/2"), ("198.51.100.3", "agent/3")}
+    assert (after["ip"], after["user_agent"]) == ("198.51.100.3", "agent/3")
     assert after["last_active_at"] >= created["last_active_at"]
+
+    # A refresh that commits a rotation itself (its predecessor's access token was never
+    # used) records the client too.
+    for n in (4, 5):
+        response = client.request(
+            "POST", "/session/refresh", headers=[("x-forwarded-for", f"198.51.100.{n}"), ("user-agent", f"agent/{n}")]
+        )
+        assert response.status == 200, response.body
+    # Read by another engine: using the new access token would promote it (and record
+    # that request's client).
+    with SessionWard(Config(store=store, access_token_algorithm="HS256", cookie_secure=False)) as other:
+        (last,) = other.get_all_sessions_for_user("alice")
+    assert (last.ip, last.user_agent) == ("198.51.100.5", "agent/5")
+    assert (last.created_ip, last.created_user_agent) == ("198.51.100.1", agent[:512])
 
 
 # -- sign out other devices ----------------------------------------------------------------------
