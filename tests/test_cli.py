@@ -48,7 +48,9 @@ def test_sessions_list_and_revoke(store: str, capsys: pytest.CaptureFixture[str]
 
 
 def test_sessions_list_shows_the_metadata(store: str, capsys: pytest.CaptureFixture[str]) -> None:
-    agent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+    agent = (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+    )
     with SessionWard(Config(store=store, access_token_algorithm="HS256")) as engine:
         kept = engine.create_new_session("alice", client=ClientInfo("198.51.100.7", agent)).handle
         brief = engine.create_new_session(

@@ -113,7 +113,12 @@ def test_verification_reads_the_client_only_when_it_writes() -> None:
 
         for _ in range(3):  # the hot path: no header is read
             handler.verify(
-                ResponseEffects(CONFIG), f"sAccessToken={created.access_token}", None, "GET", None, "cookie",
+                ResponseEffects(CONFIG),
+                f"sAccessToken={created.access_token}",
+                None,
+                "GET",
+                None,
+                "cookie",
                 client=client,
             )
         assert calls == []
@@ -123,7 +128,13 @@ def test_verification_reads_the_client_only_when_it_writes() -> None:
         )
         promoted_effects = ResponseEffects(CONFIG)
         handler.verify(
-            promoted_effects, f"sAccessToken={refreshed.access_token}", None, "GET", None, "cookie", client=client
+            promoted_effects,
+            f"sAccessToken={refreshed.access_token}",
+            None,
+            "GET",
+            None,
+            "cookie",
+            client=client,
         )
         assert calls == [1]  # the promotion wrote, and read the client once
         assert "sAccessToken" in promoted_effects.cookies
@@ -157,7 +168,9 @@ def test_async_mark_reauthenticated_reads_persistence_once() -> None:
     async def scenario() -> None:
         async with AsyncSessionWard(CONFIG) as engine:
             handler = AsyncSessionHandler(engine)
-            created = await handler.create(ResponseEffects(CONFIG), "carol", None, None, "cookie", persistent=False)
+            created = await handler.create(
+                ResponseEffects(CONFIG), "carol", None, None, "cookie", persistent=False
+            )
             effects = ResponseEffects(CONFIG)
             session = await handler.verify(
                 effects, f"sAccessToken={created.access_token}", None, "GET", None, "cookie"

@@ -127,7 +127,8 @@ class Config:
         ``SESSIONWARD_ACCESS_TOKEN_VALIDITY=900`` sets ``access_token_validity``. Booleans
         accept ``true/false/1/0/yes/no/on/off``; an empty value or ``none`` sets an optional
         option to ``None``; a tuple option (``trusted_proxies``) is a comma-separated list
-        (``SESSIONWARD_TRUSTED_PROXIES=10.0.0.0/8,192.0.2.7``, empty: none). Variables with the prefix that name no option are ignored.
+        (``SESSIONWARD_TRUSTED_PROXIES=10.0.0.0/8,192.0.2.7``, empty: none). Variables with
+        the prefix that name no option are ignored.
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -196,9 +197,7 @@ def _check_path(config: Config, name: str) -> None:
 
 def _check_trusted_proxies(config: Config) -> None:
     value = config.trusted_proxies
-    expected = (
-        "expected a tuple of IP addresses or CIDR networks (e.g. ('10.0.0.0/8', '192.0.2.7'))"
-    )
+    expected = "expected a tuple of IP addresses or CIDR networks (e.g. ('10.0.0.0/8', '192.0.2.7'))"
     if isinstance(value, list):
         value = tuple(value)
         object.__setattr__(config, "trusted_proxies", value)

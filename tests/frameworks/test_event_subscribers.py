@@ -19,7 +19,9 @@ from sessionward.events import SessionCreated
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
-    return Config(store=f"sqlite:///{tmp_path}/events.db", cookie_secure=False, access_token_algorithm="HS256")
+    return Config(
+        store=f"sqlite:///{tmp_path}/events.db", cookie_secure=False, access_token_algorithm="HS256"
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -82,7 +84,10 @@ def test_django_settings_import_path(config: Config) -> None:
     subscribed = dataclasses.replace(config, event_subscribers=("frameworks.apps.metadata:record_event",))
     with django_app.configured(subscribed):
         response = Client().post(
-            "/login", data={"user_id": "alice"}, content_type="application/json", headers={"user-agent": "agent/django"}
+            "/login",
+            data={"user_id": "alice"},
+            content_type="application/json",
+            headers={"user-agent": "agent/django"},
         )
         assert response.status_code == 200
     event = created(metadata.EVENTS, response.json()["handle"])

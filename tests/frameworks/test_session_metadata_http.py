@@ -50,7 +50,9 @@ def make_client(framework: str, store: str) -> Iterator[ClientFactory]:
         context.__exit__(None, None, None)
 
 
-def login(client: WireClient, user_id: str = "alice", headers: list[tuple[str, str]] | None = None, **body: Any) -> WireResponse:
+def login(
+    client: WireClient, user_id: str = "alice", headers: list[tuple[str, str]] | None = None, **body: Any
+) -> WireResponse:
     response = client.request("POST", "/login", json_body={"user_id": user_id, **body}, headers=headers)
     assert response.status == 200, response.body
     return response
@@ -185,7 +187,9 @@ def test_max_auth_age_answers_403_until_the_user_reauthenticates(make_client: Cl
 # -- check_database -----------------------------------------------------------------------------
 
 
-def test_check_database_sees_a_revocation_made_by_another_engine(make_client: ClientFactory, store: str) -> None:
+def test_check_database_sees_a_revocation_made_by_another_engine(
+    make_client: ClientFactory, store: str
+) -> None:
     client = make_client()
     handle = login(client).json()["handle"]
     assert client.request("GET", "/checked").status == 200
@@ -229,7 +233,9 @@ def test_forwarded_for_is_honoured_behind_a_trusted_peer(
     assert info["ip"] == expected
 
 
-def test_ip_and_user_agent_recorded_at_create_and_after_refresh(make_client: ClientFactory, store: str) -> None:
+def test_ip_and_user_agent_recorded_at_create_and_after_refresh(
+    make_client: ClientFactory, store: str
+) -> None:
     client = make_client(trusted_proxies=("127.0.0.0/8",), access_token_validity=1)
     agent = "Mozilla/5.0 " + "x" * 1000
     login(client, headers=[("x-forwarded-for", "198.51.100.1"), ("user-agent", agent)])
@@ -255,7 +261,9 @@ def test_ip_and_user_agent_recorded_at_create_and_after_refresh(make_client: Cli
     # used) records the client too.
     for n in (4, 5):
         response = client.request(
-            "POST", "/session/refresh", headers=[("x-forwarded-for", f"198.51.100.{n}"), ("user-agent", f"agent/{n}")]
+            "POST",
+            "/session/refresh",
+            headers=[("x-forwarded-for", f"198.51.100.{n}"), ("user-agent", f"agent/{n}")],
         )
         assert response.status == 200, response.body
     # Read by another engine: using the new access token would promote it (and record

@@ -29,6 +29,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonR
 from django.test import override_settings  # type: ignore[import-untyped]
 from django.urls import path  # type: ignore[import-untyped]
 
+from frameworks.apps.metadata import MAX_AUTH_AGE, describe_sessions, login_options
 from sessionward import Config, GeneralError, StorageUnavailableError
 from sessionward.django import (
     create_new_session,
@@ -40,8 +41,6 @@ from sessionward.django import (
     verify_session,
 )
 from sessionward.session import ErrorHandler
-
-from frameworks.apps.metadata import MAX_AUTH_AGE, describe_sessions, login_options
 
 BASE_SETTINGS: dict[str, Any] = {
     "DEBUG": False,
@@ -156,7 +155,9 @@ def checked(request: HttpRequest) -> HttpResponse:
 
 @verify_session()
 def devices(request: HttpRequest) -> HttpResponse:
-    return JsonResponse({"sessions": describe_sessions(get_all_sessions_for_user(request.sessionward.user_id))})
+    return JsonResponse(
+        {"sessions": describe_sessions(get_all_sessions_for_user(request.sessionward.user_id))}
+    )
 
 
 @verify_session()

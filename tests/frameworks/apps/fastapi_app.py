@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from frameworks.apps.metadata import MAX_AUTH_AGE, describe_sessions, login_options
 from sessionward import Config, GeneralError, StorageUnavailableError
 from sessionward.fastapi import (
     AsyncSession,
@@ -22,8 +23,6 @@ from sessionward.fastapi import (
     revoke_other_sessions,
     verify_session,
 )
-
-from frameworks.apps.metadata import MAX_AUTH_AGE, describe_sessions, login_options
 
 RequiredSession = Annotated[AsyncSession, Depends(verify_session())]
 OptionalSession = Annotated[AsyncSession | None, Depends(verify_session(session_required=False))]

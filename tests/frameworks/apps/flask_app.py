@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Flask, current_app, request
 
+from frameworks.apps.metadata import MAX_AUTH_AGE, describe_sessions, login_options
 from sessionward import Config, GeneralError, StorageUnavailableError
 from sessionward.flask import (
     create_new_session,
@@ -23,8 +24,6 @@ from sessionward.flask import (
     revoke_other_sessions,
     verify_session,
 )
-
-from frameworks.apps.metadata import MAX_AUTH_AGE, describe_sessions, login_options
 
 
 def create_app(config: Config, store: str | None = None, **flask_config: Any) -> Flask:
