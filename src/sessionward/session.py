@@ -296,9 +296,8 @@ class _HandlerBase(Generic[E, S]):
         )
         # E and S vary together (SessionWard with Session, AsyncSessionWard with
         # AsyncSession), which a TypeVar pair cannot express.
-        return self.session_class(  # type: ignore[arg-type]
-            self.engine, verified, tokens.access_token.value, effects, tokens.persistent
-        )
+        engine: Any = self.engine
+        return self.session_class(engine, verified, tokens.access_token.value, effects, tokens.persistent)
 
     def _verification(
         self,
