@@ -198,7 +198,6 @@ def test_option_default_and_valid_values() -> None:
     "value",
     [
         "10.0.0.0/8",  # a bare string, not a tuple
-        ("10.0.0.1/8",),  # host bits set
         ("10.0.0.0/33",),
         ("example.com",),
         ("",),
@@ -218,6 +217,11 @@ def test_option_from_env() -> None:
     assert Config.from_env({"SESSIONWARD_TRUSTED_PROXIES": ""}).trusted_proxies == ()
     with pytest.raises(ConfigError, match="trusted_proxies"):
         Config.from_env({"SESSIONWARD_TRUSTED_PROXIES": "10.0.0.0/8,nope"})
+
+
+def test_host_bits_mean_the_network() -> None:
+    config = Config(trusted_proxies=("10.0.0.1/8",))
+    assert client_ip("10.200.0.1", "198.51.100.1", TrustedProxies.from_config(config)) == "198.51.100.1"
 
 
 def test_from_config() -> None:
