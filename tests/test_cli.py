@@ -26,8 +26,8 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def test_migrate_prints_the_schema_version(store: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(capsys, "migrate", "--store", store) == (0, "schema version 1\n", "")
-    assert run(capsys, "migrate", "--store", store)[1] == "schema version 1\n"
+    assert run(capsys, "migrate", "--store", store) == (0, "schema version 2\n", "")
+    assert run(capsys, "migrate", "--store", store)[1] == "schema version 2\n"
 
 
 def test_sessions_list_and_revoke(store: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -153,7 +153,7 @@ def test_installed_script(tmp_path: Path) -> None:
         text=True,
         check=False,
     )
-    assert (result.returncode, result.stdout) == (0, "schema version 1\n")
+    assert (result.returncode, result.stdout) == (0, "schema version 2\n")
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

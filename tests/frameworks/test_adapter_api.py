@@ -41,10 +41,12 @@ ADAPTERS = ["sessionward.flask", "sessionward.fastapi", "sessionward.django"]
 PUBLIC_NAMES = {
     "sessionward": [
         "AsyncSessionWard",
+        "ClientInfo",
         "Config",
         "ConfigError",
         "GeneralError",
         "PayloadTooLargeError",
+        "ReauthenticationRequiredError",
         "SessionInformation",
         "SessionTokens",
         "SessionWard",
