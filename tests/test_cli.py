@@ -178,6 +178,7 @@ def test_sessions_revoke_is_an_admin_revocation(
     store: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from frameworks.apps import metadata
+
     from sessionward.events import RevocationReason, SessionRevoked
 
     with SessionWard(Config(store=store, access_token_algorithm="HS256")) as engine:
