@@ -221,6 +221,9 @@ def test_forwarded_for_is_ignored_unless_the_peer_is_trusted(make_client: Client
         ([("x-forwarded-for", "203.0.113.66"), ("x-forwarded-for", "198.51.100.1")], "198.51.100.1"),
         # Malformed: stop at the trusted peer, never report the sender's choice.
         ([("x-forwarded-for", "198.51.100.1, not-an-ip")], "127.0.0.1"),
+        ([("x-forwarded-for", "203.0.113.66:8080, [2001:db8::7]:443")], "2001:db8::7"),
+        ([("x-forwarded-for", "1.1.1.1," * 400 + "198.51.100.1")], "198.51.100.1"),
+        ([("x-forwarded-for", "%00, _hidden, unknown, ,")], "127.0.0.1"),
         ([], "127.0.0.1"),
     ],
 )
