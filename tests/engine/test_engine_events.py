@@ -286,9 +286,9 @@ def test_no_event_when_the_store_write_fails(tmp_path: Path, driver: str) -> Non
     config = Config(store="sqlite:///unused.db", access_token_algorithm="HS256")
     runner = asyncio.Runner() if driver == "async" else None
     if runner is None:
-        engine = Driven(SessionWard(config, store=store, clock=clock), None)  # type: ignore[arg-type]
+        engine = Driven(SessionWard(config, store=store, clock=clock), None)
     else:
-        engine = Driven(AsyncSessionWard(config, store=ThreadedAsyncStore(store), clock=clock), runner)  # type: ignore[arg-type]
+        engine = Driven(AsyncSessionWard(config, store=ThreadedAsyncStore(store), clock=clock), runner)
     try:
         events: list[SessionEvent] = []
         engine.subscribe(events.append)
