@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from support.clock import FakeClock
+from support.drivers import run_in_threads
 from support.engines import Driven, recorded_events
 
 from sessionward import (
@@ -329,3 +330,25 @@ def test_no_event_when_the_store_write_fails(tmp_path: Path, driver: str) -> Non
         store.inner.close()
         if runner is not None:
             runner.close()
+
+
+def test_racing_first_uses_report_one_promotion(make_engine: MakeEngine, fake_clock: FakeClock) -> None:
+    engine = make_engine()
+    events: list[SessionEvent] = []
+    engine.subscribe(events.append)
+    tokens = engine.create_new_session("alice")
+    refreshed = engine.refresh_session(tokens.refresh_token.value)
+    del events[:]
+    token = refreshed.access_token.value
+    if engine.runner is None:
+        results = run_in_threads([lambda: engine.get_session(token) for _ in range(12)])
+    else:
+        target = engine.engine
+        assert isinstance(target, AsyncSessionWard)
+
+        async def race() -> list[Any]:
+            return list(await asyncio.gather(*(target.get_session(token) for _ in range(12))))
+
+        results = engine.runner.run(race())
+    assert all(result.handle == tokens.handle for result in results)
+    assert [(type(e), getattr(e, "promoted", None)) for e in events] == [(SessionRefreshed, True)]

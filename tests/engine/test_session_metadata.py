@@ -440,3 +440,29 @@ def test_revoke_other_sessions_keeps_the_current_one_and_other_users(make_engine
     # A handle the user does not have: every session of the user ends.
     assert engine.revoke_other_sessions("alice", bob.handle) == [keep.handle]
     assert engine.get_all_session_handles_for_user("bob") == [bob.handle]
+
+
+@pytest.mark.parametrize("bad", [None, 42, b"alice", ["alice"]], ids=repr)
+def test_new_management_calls_refuse_what_is_not_a_string(make_engine: MakeEngine, bad: Any) -> None:
+    engine = make_engine()
+    tokens = engine.create_new_session("alice")
+    with pytest.raises(GeneralError, match="user_id"):
+        engine.get_all_sessions_for_user(bad)
+    with pytest.raises(GeneralError, match="revoke_other_sessions"):
+        engine.revoke_other_sessions(bad, tokens.handle)
+    with pytest.raises(GeneralError, match="revoke_other_sessions"):
+        engine.revoke_other_sessions("alice", bad)
+    with pytest.raises(GeneralError, match="handle"):
+        engine.mark_reauthenticated(bad, tokens.access_token.value)
+    with pytest.raises(TryRefreshTokenError):
+        engine.mark_reauthenticated(tokens.handle, bad)
+    assert engine.get_all_session_handles_for_user("alice") == [tokens.handle]
+
+
+@pytest.mark.parametrize("hostile", ["'; DROP TABLE session_info;--", "*", "%", "_", "é" * 300])
+def test_hostile_user_ids_match_nothing(make_engine: MakeEngine, hostile: str) -> None:
+    engine = make_engine()
+    tokens = engine.create_new_session("alice")
+    assert engine.get_all_sessions_for_user(hostile) == []
+    assert engine.revoke_other_sessions(hostile, tokens.handle) == []
+    assert [info.handle for info in engine.get_all_sessions_for_user("alice")] == [tokens.handle]
