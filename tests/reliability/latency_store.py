@@ -121,6 +121,18 @@ class DelayingStore:
         self._wait("delete_sessions_for_user")
         return self.inner.delete_sessions_for_user(user_id)
 
+    def delete_other_sessions(self, user_id: str, keep: str) -> list[str]:
+        self._wait("delete_other_sessions")
+        return self.inner.delete_other_sessions(user_id, keep)
+
+    def get_sessions_for_user(self, user_id: str, now: int) -> list[SessionRow]:
+        self._wait("get_sessions_for_user")
+        return self.inner.get_sessions_for_user(user_id, now)
+
+    def update_auth_time(self, handle: str, auth_time: int) -> bool:
+        self._wait("update_auth_time")
+        return self.inner.update_auth_time(handle, auth_time)
+
     def get_handles_for_user(self, user_id: str, now: int) -> list[str]:
         self._wait("get_handles_for_user")
         return self.inner.get_handles_for_user(user_id, now)
@@ -133,7 +145,7 @@ class DelayingStore:
         self._wait("update_jwt_payload")
         return self.inner.update_jwt_payload(handle, payload)
 
-    def delete_expired_sessions(self, now: int) -> int:
+    def delete_expired_sessions(self, now: int) -> list[tuple[str, str]]:
         self._wait("delete_expired_sessions")
         return self.inner.delete_expired_sessions(now)
 
@@ -197,6 +209,18 @@ class AsyncDelayingStore:
         await self._wait("delete_sessions_for_user")
         return await self.inner.delete_sessions_for_user(user_id)
 
+    async def delete_other_sessions(self, user_id: str, keep: str) -> list[str]:
+        await self._wait("delete_other_sessions")
+        return await self.inner.delete_other_sessions(user_id, keep)
+
+    async def get_sessions_for_user(self, user_id: str, now: int) -> list[SessionRow]:
+        await self._wait("get_sessions_for_user")
+        return await self.inner.get_sessions_for_user(user_id, now)
+
+    async def update_auth_time(self, handle: str, auth_time: int) -> bool:
+        await self._wait("update_auth_time")
+        return await self.inner.update_auth_time(handle, auth_time)
+
     async def get_handles_for_user(self, user_id: str, now: int) -> list[str]:
         await self._wait("get_handles_for_user")
         return await self.inner.get_handles_for_user(user_id, now)
@@ -209,7 +233,7 @@ class AsyncDelayingStore:
         await self._wait("update_jwt_payload")
         return await self.inner.update_jwt_payload(handle, payload)
 
-    async def delete_expired_sessions(self, now: int) -> int:
+    async def delete_expired_sessions(self, now: int) -> list[tuple[str, str]]:
         await self._wait("delete_expired_sessions")
         return await self.inner.delete_expired_sessions(now)
 

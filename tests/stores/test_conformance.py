@@ -15,6 +15,7 @@ that starts at the wall clock and is moved by hand.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
@@ -32,7 +33,7 @@ from sessionward import (
     UnauthorizedError,
 )
 from sessionward.errors import GeneralError, StorageUnavailableError
-from sessionward.stores.base import Promoted, Promotion, StoredKey
+from sessionward.stores.base import Promoted, Promotion, SessionRow, StoredKey
 
 RACERS = 24
 VALIDITY = 60
@@ -316,15 +317,231 @@ def test_delete_expired_sessions(subject: Any) -> None:
         subject.insert_session(make_row(f"old{index}", created=base, expires=base + 10_000))
     subject.insert_session(make_row("edge", created=base, expires=base + 20_000))
     subject.insert_session(make_row("young", user_id="bob", created=base, expires=base + 60_000))
-    assert subject.delete_expired_sessions(base) == 0
-    assert subject.delete_expired_sessions(base + 20_000) == 3  # strictly before now
+    assert subject.delete_expired_sessions(base) == []
+    removed = subject.delete_expired_sessions(base + 20_000)  # strictly before now
+    assert sorted(removed) == [("old0", "alice"), ("old1", "alice"), ("old2", "alice")]
+    assert all(type(handle) is str and type(user) is str for handle, user in removed)
     for index in range(3):
         assert subject.get_session(f"old{index}") is None
     assert subject.get_handles_for_user("alice", base) == ["edge"]
-    assert subject.delete_expired_sessions(base + 20_000) == 0
-    assert subject.delete_expired_sessions(base + 20_001) == 1
+    assert subject.delete_expired_sessions(base + 20_000) == []
+    assert subject.delete_expired_sessions(base + 20_001) == [("edge", "alice")]
     assert subject.get_session("young") is not None
     assert subject.get_handles_for_user("bob", base) == ["young"]
+    assert subject.delete_expired_sessions(base + 60_001) == [("young", "bob")]
+
+
+# -- session metadata -------------------------------------------------------------------
+
+
+def _with_metadata(row: SessionRow, **metadata: Any) -> SessionRow:
+    values: dict[str, Any] = {
+        "last_active_at": row.created_at_time + 5,
+        "auth_time": row.created_at_time + 3,
+        "persistent": False,
+        "refresh_validity": 120_000,
+        "created_ip": "2001:db8::1",
+        "created_user_agent": 'Mozilla/5.0 (X11; Linux) "quoted" ünï 東京 😀',
+        "last_ip": "203.0.113.9",
+        "last_user_agent": "curl/8.5.0",
+    }
+    values.update(metadata)
+    return dataclasses.replace(row, **values)
+
+
+def test_metadata_round_trip(subject: Any) -> None:
+    base = now_ms()
+    full = _with_metadata(make_row("h-full", created=base))
+    plain = make_row("h-plain", created=base + 1)
+    long_agent = _with_metadata(
+        make_row("h-long", created=base + 2), created_user_agent="A" * 512, last_user_agent="", last_ip=""
+    )
+    for row in (full, plain, long_agent):
+        subject.insert_session(row)
+        assert subject.get_session(row.session_handle) == row
+    stored = subject.get_session("h-full")
+    assert stored.persistent is False and stored.refresh_validity == 120_000
+    assert (stored.active_at, stored.authenticated_at) == (base + 5, base + 3)
+    defaults = subject.get_session("h-plain")
+    assert defaults.persistent is True
+    assert (defaults.last_active_at, defaults.auth_time, defaults.refresh_validity) == (None, None, None)
+    assert (defaults.created_ip, defaults.created_user_agent, defaults.last_ip, defaults.last_user_agent) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert (defaults.active_at, defaults.authenticated_at) == (base + 1, base + 1)
+    assert subject.get_session("h-long").last_user_agent == ""  # empty is not missing
+    assert sorted(subject.get_sessions_for_user("alice", base), key=lambda r: r.session_handle) == [
+        full,
+        long_agent,
+        plain,
+    ]
+    # Updating the JSON fields leaves the metadata alone.
+    assert subject.update_session_data("h-full", {"x": 1}) is True
+    assert subject.update_jwt_payload("h-full", {"y": 2}) is True
+    assert subject.get_session("h-full") == dataclasses.replace(
+        full, session_data={"x": 1}, jwt_user_payload={"y": 2}
+    )
+
+
+def test_promotion_updates_metadata(subject: Any) -> None:
+    base = now_ms()
+    row = _with_metadata(make_row("h1", hash2="a", created=base), refresh_validity=None, persistent=True)
+    subject.insert_session(row)
+    changed, promoted = subject.promote_returning(
+        _promotion("h1", "a", "b", base + 100, base + 9_000, ip="198.51.100.7", user_agent="Agent ü/2")
+    )
+    assert changed is True
+    assert promoted == subject.get_session("h1")
+    assert promoted == dataclasses.replace(
+        row,
+        refresh_token_hash_2="b",
+        prev_refresh_token_hash_2="a",
+        rotated_at=base + 100,
+        expires_at=base + 9_000,
+        last_active_at=base + 100,
+        last_ip="198.51.100.7",
+        last_user_agent="Agent ü/2",
+    )
+    # Without a client: activity still moves, the last client seen stays.
+    changed, promoted = subject.promote_returning(_promotion("h1", "b", "c", base + 200, base + 9_100))
+    assert changed is True
+    assert (promoted.last_active_at, promoted.last_ip, promoted.last_user_agent) == (
+        base + 200,
+        "198.51.100.7",
+        "Agent ü/2",
+    )
+    assert (promoted.created_ip, promoted.created_user_agent, promoted.auth_time) == (
+        row.created_ip,
+        row.created_user_agent,
+        row.auth_time,
+    )
+    # A refused promotion writes no metadata either.
+    refused = subject.promote_returning(
+        _promotion("h1", "stale", "d", base + 300, base + 9_200, ip="192.0.2.1")
+    )
+    assert refused == (False, promoted)
+    # One client field alone is written alone.
+    changed, promoted = subject.promote_returning(
+        _promotion("h1", "c", "d", base + 400, base + 9_300, user_agent="only-agent")
+    )
+    assert (promoted.last_ip, promoted.last_user_agent) == ("198.51.100.7", "only-agent")
+
+
+def test_promotion_honours_the_rows_own_refresh_validity(subject: Any) -> None:
+    base = now_ms()
+    short = make_row("short", hash2="a", created=base)
+    short = dataclasses.replace(short, refresh_validity=10_000, persistent=False)
+    subject.insert_session(short)
+    subject.insert_session(make_row("plain", hash2="a", created=base))
+    promotion = _promotion("short", "a", "b", base + 1_000, base + 90_000)
+    changed, promoted = subject.promote_returning(promotion)
+    assert changed is True
+    assert promoted.expires_at == base + 11_000 == promotion.deadline(base, 10_000)
+    assert (promoted.refresh_validity, promoted.persistent) == (10_000, False)  # kept across rotation
+    # The maximum lifetime caps it further; the asked deadline still caps both.
+    changed, promoted = subject.promote_returning(
+        _promotion("short", "b", "c", base + 2_000, base + 90_000, max_lifetime=5_000)
+    )
+    assert changed is True and promoted.expires_at == base + 5_000
+    changed, promoted = subject.promote_returning(_promotion("short", "c", "d", base + 3_000, base + 4_000))
+    assert changed is True and promoted.expires_at == base + 4_000
+    # A row without a lifetime of its own gets the asked deadline.
+    changed, promoted = subject.promote_returning(_promotion("plain", "a", "b", base + 1_000, base + 90_000))
+    assert changed is True and promoted.expires_at == base + 90_000
+    # The store's expiry follows: past the shortened deadline the row is no longer listed.
+    assert subject.get_handles_for_user("alice", base + 4_001) == ["plain"]
+
+
+def test_delete_other_sessions(subject: Any) -> None:
+    base = now_ms()
+    owners = (("a1", "alice"), ("a2", "alice"), ("a3", "alice"), ("b1", "bob"), ("x", "alice-2"))
+    for index, (handle, user) in enumerate(owners):
+        subject.insert_session(make_row(handle, user_id=user, created=base + index))
+    removed = subject.delete_other_sessions("alice", "a2")
+    assert sorted(removed) == ["a1", "a3"] and len(removed) == 2
+    assert subject.get_handles_for_user("alice", base) == ["a2"]
+    assert subject.delete_other_sessions("alice", "a2") == []
+    assert subject.get_handles_for_user("bob", base) == ["b1"]
+    assert subject.get_handles_for_user("alice-2", base) == ["x"]
+    # ``keep`` only spares a session of this user: naming another user's session (or none)
+    # deletes all of this user's sessions and never touches the other user's.
+    assert subject.delete_other_sessions("alice", "b1") == ["a2"]
+    assert subject.get_session("b1") is not None
+    subject.insert_session(make_row("a4", user_id="alice", created=base))
+    assert subject.delete_other_sessions("alice", "no-such-handle") == ["a4"]
+    assert subject.delete_other_sessions("nobody", "b1") == []
+    assert subject.get_handles_for_user("bob", base) == ["b1"]
+    # Patterns are names: "a*" spares nothing of "alice-2".
+    assert subject.delete_other_sessions("a*", "x") == []
+    assert subject.get_handles_for_user("alice-2", base) == ["x"]
+
+
+def test_delete_other_sessions_races(subject: Any) -> None:
+    base = now_ms()
+    subject.insert_session(make_row("keep", created=base))
+    for index in range(8):
+        subject.insert_session(make_row(f"old{index}", created=base + 1 + index))
+    new_rows = [make_row(f"new{i}", created=base + 100 + i) for i in range(RACERS // 2)]
+    calls: list[tuple[str, tuple[Any, ...]]] = [("insert_session", (row,)) for row in new_rows]
+    for position in range(0, len(calls) + 1, 4):
+        calls.insert(position, ("delete_other_sessions", ("alice", "keep")))
+    results = subject.race(calls)
+    assert not [r for r in results if isinstance(r, BaseException)], results[:3]
+    reported = [handle for result in results if isinstance(result, list) for handle in result]
+    assert len(reported) == len(set(reported))  # each deletion reported by exactly one call
+    remaining = subject.get_handles_for_user("alice", base)
+    assert "keep" in remaining and "keep" not in reported
+    # Every old session is gone; every new one is either deleted (and reported) or kept.
+    assert all(f"old{index}" in reported for index in range(8))
+    assert sorted(set(reported) | set(remaining)) == sorted(
+        ["keep", *(f"old{i}" for i in range(8)), *(row.session_handle for row in new_rows)]
+    )
+    assert not set(reported) & set(remaining)
+
+
+def test_get_sessions_for_user_skips_expired(subject: Any) -> None:
+    base = now_ms()
+    rows = [
+        make_row("late", created=base + 30, expires=base + 100_000),
+        make_row("early", created=base + 10, expires=base + 50_000),
+        _with_metadata(make_row("mid", created=base + 20, expires=base + 70_000)),
+    ]
+    for row in rows:
+        subject.insert_session(row)
+    subject.insert_session(make_row("other", user_id="bob", created=base, expires=base + 100_000))
+    by_handle = {row.session_handle: row for row in rows}
+
+    def listed(now: int) -> list[SessionRow]:
+        return sorted(subject.get_sessions_for_user("alice", now), key=lambda r: r.created_at_time)
+
+    assert listed(base) == [by_handle["early"], by_handle["mid"], by_handle["late"]]
+    assert listed(base + 50_000) == [by_handle["early"], by_handle["mid"], by_handle["late"]]  # inclusive
+    assert listed(base + 50_001) == [by_handle["mid"], by_handle["late"]]
+    assert listed(base + 100_001) == []
+    assert subject.get_sessions_for_user("nobody", base) == []
+    assert subject.get_sessions_for_user("a*", base) == []
+    assert subject.get_session("early") is not None  # listing never deletes
+
+
+def test_update_auth_time(subject: Any) -> None:
+    base = now_ms()
+    row = _with_metadata(make_row("h1", created=base))
+    subject.insert_session(row)
+    assert subject.update_auth_time("h1", base + 7_000) is True
+    assert subject.get_session("h1") == dataclasses.replace(
+        row, auth_time=base + 7_000, last_active_at=base + 7_000
+    )
+    plain = make_row("h2", created=base)
+    subject.insert_session(plain)
+    assert subject.update_auth_time("h2", base + 1) is True
+    updated = subject.get_session("h2")
+    assert (updated.authenticated_at, updated.active_at) == (base + 1, base + 1)
+    assert updated == dataclasses.replace(plain, auth_time=base + 1, last_active_at=base + 1)
+    assert subject.update_auth_time("missing", base) is False
+    assert subject.get_session("missing") is None  # an update never creates a row
 
 
 def test_keys_insert_if_absent_load_and_delete(subject: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import socket
 import threading
 import time
@@ -37,7 +38,7 @@ from sessionward.errors import (
     TryRefreshTokenError,
     UnauthorizedError,
 )
-from sessionward.stores.base import Promoted, Promotion, SessionRow, StoredKey
+from sessionward.stores.base import CorruptSessionRowError, Promoted, Promotion, SessionRow, StoredKey
 from sessionward.stores.redis import (
     DEFAULT_PREFIX,
     LAYOUT_VERSION,
@@ -205,6 +206,71 @@ def test_session_hash_ttl_follows_expiry(store: Driver, raw: redis.Redis, prefix
         assert raw.pttl(f"{prefix}{name}") == -1  # only session hashes can expire or be evicted
 
 
+def test_session_hash_ttl_follows_the_rows_own_lifetime(store: Driver, raw: redis.Redis, prefix: str) -> None:
+    key = f"{prefix}session:h1"
+    row = dataclasses.replace(make_row(created=1_000, expires=11_000), refresh_validity=10_000)
+    store.insert_session(row)
+    assert 9_000 < raw.pttl(key) <= 10_000
+    promoted = store.promote_returning(_promotion("hash-a", "hash-b", 5_000, 125_000))
+    assert promoted.changed and promoted.row.expires_at == 15_000  # now + its own 10 s
+    assert 9_000 < raw.pttl(key) <= 10_000
+    assert raw.hget(key, "expires_at") == "15000"
+    assert raw.zscore(f"{prefix}expiry", "2:h1alice") == 15_000
+
+
+def test_metadata_fields_in_the_hash(store: Driver, raw: redis.Redis, prefix: str) -> None:
+    key = f"{prefix}session:h1"
+    plain = make_row()
+    store.insert_session(plain)
+    # Only the fields that hold a value are written; persistent always is.
+    assert raw.hget(key, "persistent") == "1"
+    for name in ("last_active_at", "auth_time", "refresh_validity", "created_ip", "last_user_agent"):
+        assert not raw.hexists(key, name)
+    row = dataclasses.replace(
+        make_row("h2"), persistent=False, created_ip="", created_user_agent="UA ü", auth_time=7
+    )
+    store.insert_session(row)
+    assert raw.hget(f"{prefix}session:h2", "persistent") == "0"
+    assert raw.hget(f"{prefix}session:h2", "created_ip") == ""
+    assert store.get_session("h2") == row
+    # A hash written by layout version 1 (no metadata fields) reads as the defaults.
+    raw.hdel(key, "persistent")
+    assert store.get_session("h1") == plain
+    assert store.get_sessions_for_user("alice", 0) != []
+    raw.hset(key, "persistent", "yes")
+    with pytest.raises(CorruptSessionRowError):
+        store.get_session("h1")
+    raw.hset(key, mapping={"persistent": "1", "auth_time": "soon"})
+    with pytest.raises(CorruptSessionRowError):
+        store.get_session("h1")
+
+
+def test_layout_1_is_migrated_to_2(url: str, raw: redis.Redis, prefix: str) -> None:
+    assert LAYOUT_VERSION == 2
+    raw.set(f"{prefix}schema_version", "1")
+    store = RedisStore(url)
+    try:
+        with pytest.raises(GeneralError, match=r"version 1, sessionward needs 2.*sessionward migrate"):
+            store.check_schema()
+        assert store.migrate() == 2
+        store.check_schema()
+        assert raw.get(f"{prefix}schema_version") == "2"
+    finally:
+        store.close()
+
+
+def test_delete_other_sessions_prunes_stale_members(store: Driver, raw: redis.Redis, prefix: str) -> None:
+    for handle in ("a1", "a2", "gone"):
+        store.insert_session(make_row(handle))
+    raw.delete(f"{prefix}session:gone")  # evicted, or expired by Redis
+    raw.sadd(f"{prefix}user:alice", "foreign")
+    store.insert_session(make_row("foreign", user_id="bob"))  # a member whose hash is bob's
+    assert store.delete_other_sessions("alice", "a2") == ["a1"]
+    assert raw.smembers(f"{prefix}user:alice") == {"a2", "foreign"}
+    assert store.get_session("foreign") is not None  # never another user's session
+    assert raw.exists(f"{prefix}session:a2") and not raw.exists(f"{prefix}session:a1")
+
+
 def test_promote_is_a_compare_and_set(store: Driver) -> None:
     row = make_row()
     store.insert_session(row)
@@ -311,13 +377,19 @@ def test_delete_expired_sessions(store: Driver, raw: redis.Redis, prefix: str) -
     raw.delete(f"{prefix}session:evicted")
     time.sleep(0.1)
     assert not raw.exists(f"{prefix}session:ttl-gone")
-    assert store.delete_expired_sessions(base) == 1  # "dead"; Redis already took "ttl-gone"
+    # "dead", and "ttl-gone" whose hash Redis already took: every expired session indexed.
+    assert sorted(store.delete_expired_sessions(base)) == [("dead", "alice"), ("ttl-gone", "bob")]
     assert store.get_session("dead") is None
     assert store.get_session("edge") is not None
     assert store.get_handles_for_user("alice", 0) == ["edge", "alive"]
     assert not raw.exists(f"{prefix}user:bob")  # the sweep pruned the expired hash's user set
     assert raw.smembers(f"{prefix}user:carol") == {"evicted"}  # pruned once past its expiry
-    assert store.delete_expired_sessions(base + 60_001) == 2
+    assert sorted(store.delete_expired_sessions(base + 60_001)) == [
+        ("alive", "alice"),
+        ("edge", "alice"),
+        ("evicted", "carol"),  # its expiry reached: reported though the hash was evicted
+    ]
+    assert store.delete_expired_sessions(base + 60_001) == []
     assert raw.zcard(f"{prefix}expiry") == 0
     assert not raw.exists(f"{prefix}user:alice")
     assert not raw.exists(f"{prefix}user:carol")
@@ -330,7 +402,8 @@ def test_delete_expired_sessions_in_batches(url: str, raw: redis.Redis, prefix: 
         for i in range(1_203):
             store.insert_session(make_row(f"h{i}", user_id=f"u{i % 7}", created=1_000, expires=5_000))
         store.insert_session(make_row("keep", created=1_000, expires=99_000))
-        assert store.delete_expired_sessions(6_000) == 1_203
+        removed = store.delete_expired_sessions(6_000)
+        assert sorted(removed) == sorted((f"h{i}", f"u{i % 7}") for i in range(1_203))
         assert store.get_handles_for_user("alice", 0) == ["keep"]
         assert raw.zcard(f"{prefix}expiry") == 1
     finally:

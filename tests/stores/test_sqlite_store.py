@@ -27,6 +27,15 @@ SESSION_COLUMNS = [
     "jwt_user_payload",
     "created_at_time",
     "expires_at",
+    # schema version 2
+    "last_active_at",
+    "auth_time",
+    "persistent",
+    "refresh_validity",
+    "created_ip",
+    "created_user_agent",
+    "last_ip",
+    "last_user_agent",
 ]
 
 
@@ -239,16 +248,16 @@ def test_update_missing_returns_false(store: SQLiteStore) -> None:
     assert store.get_session("missing") is None
 
 
-def test_delete_expired_sessions_count(store: SQLiteStore) -> None:
+def test_delete_expired_sessions_pairs(store: SQLiteStore) -> None:
     store.insert_session(make_row(handle="e1", expires=100))
-    store.insert_session(make_row(handle="e2", expires=199))
+    store.insert_session(make_row(handle="e2", user_id="bob", expires=199))
     store.insert_session(make_row(handle="edge", expires=200))
     store.insert_session(make_row(handle="live", expires=10_000))
-    assert store.delete_expired_sessions(200) == 2
-    assert store.delete_expired_sessions(200) == 0
+    assert sorted(store.delete_expired_sessions(200)) == [("e1", "alice"), ("e2", "bob")]
+    assert store.delete_expired_sessions(200) == []
     assert store.get_session("edge") is not None
     assert store.get_session("live") is not None
-    assert store.delete_expired_sessions(10**12) == 2
+    assert sorted(store.delete_expired_sessions(10**12)) == [("edge", "alice"), ("live", "alice")]
 
 
 # -- keys -------------------------------------------------------------------------------------

@@ -87,11 +87,17 @@ async def exercise(store: Any) -> None:
     assert await store.update_jwt_payload("missing", {}) is False
     row = await store.get_session("h1")
     assert (row.session_data, row.jwt_user_payload) == ({"x": 1}, {"y": 2})
-    assert await store.delete_expired_sessions(100) == 1
+    assert await store.update_auth_time("h1", 50) is True
+    assert await store.update_auth_time("missing", 50) is False
+    listed = await store.get_sessions_for_user("alice", 100)
+    assert [(r.session_handle, r.auth_time, r.last_active_at) for r in listed] == [("h1", 50, 50)]
+    assert await store.delete_expired_sessions(100) == [("h2", "alice")]
     assert await store.delete_sessions(["h1", "missing"]) == ["h1"]
     await store.insert_session(make_row("u1", user_id="bob"))
     await store.insert_session(make_row("u2", user_id="bob"))
-    assert sorted(await store.delete_sessions_for_user("bob")) == ["u1", "u2"]
+    await store.insert_session(make_row("u3", user_id="bob"))
+    assert sorted(await store.delete_other_sessions("bob", "u3")) == ["u1", "u2"]
+    assert await store.delete_sessions_for_user("bob") == ["u3"]
     first = StoredKey("sk:1", "one", 1)
     assert await store.insert_key_if_absent(first) == first
     assert await store.insert_key_if_absent(StoredKey("sk:1", "two", 2)) == first

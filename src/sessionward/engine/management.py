@@ -75,8 +75,8 @@ def handles_for_user(core: SessionCore, user_id: str) -> Flow[list[str]]:
 
 def delete_expired(core: SessionCore) -> Flow[int]:
     """Delete the expired rows; evaluates to how many."""
-    count = yield from call(Store.delete_expired_sessions, int(core.clock() * 1000))
-    return count
+    removed = yield from call(Store.delete_expired_sessions, int(core.clock() * 1000))
+    return len(removed)
 
 
 def update_session_data(core: SessionCore, handle: str, data: Any) -> Flow[None]:

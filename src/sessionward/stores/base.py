@@ -18,6 +18,7 @@ from ..errors import GeneralError
 from ..tokens.encoding import dumps_compact
 
 __all__ = [
+    "SESSION_COLUMNS",
     "AsyncStore",
     "CorruptSessionRowError",
     "Promoted",
@@ -107,9 +108,32 @@ def jwt_payload_text(row: SessionRow) -> str:
     return dumps_compact(row.jwt_user_payload) if text is None else text
 
 
-def session_row_to_columns(row: SessionRow) -> tuple[str | int | None, ...]:
-    """The ``session_info`` columns of ``row`` in table order, the two JSON columns as
-    compact text (the inverse of :func:`session_row_from_columns`)."""
+SESSION_COLUMNS: tuple[str, ...] = (
+    "session_handle",
+    "user_id",
+    "refresh_token_hash_2",
+    "prev_refresh_token_hash_2",
+    "rotated_at",
+    "session_data",
+    "jwt_user_payload",
+    "created_at_time",
+    "expires_at",
+    "last_active_at",
+    "auth_time",
+    "persistent",
+    "refresh_validity",
+    "created_ip",
+    "created_user_agent",
+    "last_ip",
+    "last_user_agent",
+)
+"""The ``session_info`` columns in the order of :func:`session_row_to_columns` (the
+metadata columns from ``last_active_at`` on are added by schema version 2)."""
+
+
+def session_row_to_columns(row: SessionRow) -> tuple[str | int | bool | None, ...]:
+    """The ``session_info`` columns of ``row`` in :data:`SESSION_COLUMNS` order, the two
+    JSON columns as compact text (the inverse of :func:`session_row_from_columns`)."""
     return (
         row.session_handle,
         row.user_id,
@@ -120,12 +144,22 @@ def session_row_to_columns(row: SessionRow) -> tuple[str | int | None, ...]:
         jwt_payload_text(row),
         row.created_at_time,
         row.expires_at,
+        row.last_active_at,
+        row.auth_time,
+        row.persistent,
+        row.refresh_validity,
+        row.created_ip,
+        row.created_user_agent,
+        row.last_ip,
+        row.last_user_agent,
     )
 
 
 def session_row_from_columns(values: tuple[Any, ...]) -> SessionRow:
-    """A :class:`SessionRow` from the ``session_info`` columns in table order, the two JSON
-    columns as text; corrupt JSON is a ``GeneralError`` naming the session."""
+    """A :class:`SessionRow` from the ``session_info`` columns in :data:`SESSION_COLUMNS`
+    order, the two JSON columns as text; corrupt JSON is a ``GeneralError`` naming the
+    session. Only the first nine columns are required: missing metadata columns read as
+    the defaults (a ``persistent`` of ``None`` too)."""
     try:
         session_data, jwt_payload = json_object(values[5]), json_object(values[6])
     except (TypeError, ValueError) as exc:
@@ -140,7 +174,18 @@ def session_row_from_columns(values: tuple[Any, ...]) -> SessionRow:
         jwt_payload,
         values[7],
         values[8],
+        **_metadata(values[9:]),
     )
+
+
+def _metadata(values: tuple[Any, ...]) -> dict[str, Any]:
+    """The metadata columns as :class:`SessionRow` fields: missing ones are the defaults,
+    ``persistent`` a bool."""
+    names = SESSION_COLUMNS[9:]
+    found = dict(zip(names, values, strict=False))
+    persistent = found.get("persistent")
+    found["persistent"] = True if persistent is None else bool(persistent)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +226,8 @@ class Promotion:
             "limit": self.max_payload_json,
             "handle": self.handle,
             "user": self.user_id,
+            "ip": self.ip,
+            "agent": self.user_agent,
         }
 
     def deadline(self, created_at_time: int, refresh_validity: int | None = None) -> int:

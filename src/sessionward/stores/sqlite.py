@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 from ..errors import ConfigError, GeneralError, StorageUnavailableError
 from ..tokens.encoding import dumps_compact
 from .base import (
+    SESSION_COLUMNS,
     Promoted,
     Promotion,
     SessionRow,
@@ -38,17 +39,19 @@ __all__ = ["SQLiteStore", "parse_sqlite_url"]
 T = TypeVar("T")
 DIALECT = "sqlite"
 _MIN_SQLITE = (3, 35, 0)  # RETURNING
-_ROW_COLUMNS = (
-    "session_handle, user_id, refresh_token_hash_2, prev_refresh_token_hash_2, rotated_at, "
-    "session_data, jwt_user_payload, created_at_time, expires_at"
-)
+_ROW_COLUMNS = ", ".join(SESSION_COLUMNS)
+_ROW_PLACEHOLDERS = ", ".join("?" for _ in SESSION_COLUMNS)
 
 
 # The compare-and-set of ``promote_returning``: one statement, its conditions in the WHERE.
+# The new deadline is Promotion.deadline of the row: the asked one, shortened to the row's
+# own idle lifetime and capped by its maximum lifetime (NULL arithmetic drops either).
 _PROMOTE_RETURNING = (
     "UPDATE session_info SET refresh_token_hash_2 = :new, prev_refresh_token_hash_2 = :expected, "
-    "rotated_at = :now, expires_at = CASE WHEN :life IS NULL THEN :deadline "
-    "ELSE MIN(:deadline, created_at_time + :life) END "
+    "rotated_at = :now, last_active_at = :now, "
+    "last_ip = COALESCE(:ip, last_ip), last_user_agent = COALESCE(:agent, last_user_agent), "
+    "expires_at = MIN(:deadline, COALESCE(:now + refresh_validity, :deadline), "
+    "COALESCE(created_at_time + :life, :deadline)) "
     "WHERE session_handle = :handle AND user_id = :user AND refresh_token_hash_2 = :expected "
     "AND expires_at >= :now AND (:life IS NULL OR created_at_time + :life >= :now) "
     "AND (:limit IS NULL OR length(jwt_user_payload) <= :limit) "
@@ -226,7 +229,7 @@ class SQLiteStore:
         values = session_row_to_columns(row)
         self._run(
             lambda c: c.execute(
-                f"INSERT INTO session_info ({_ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO session_info ({_ROW_COLUMNS}) VALUES ({_ROW_PLACEHOLDERS})",
                 values,
             )
         )
@@ -286,6 +289,37 @@ class SQLiteStore:
             ]
         )
 
+    def delete_other_sessions(self, user_id: str, keep: str) -> list[str]:
+        return self._run(
+            lambda c: [
+                r[0]
+                for r in c.execute(
+                    "DELETE FROM session_info WHERE user_id = ? AND session_handle <> ? "
+                    "RETURNING session_handle",
+                    (user_id, keep),
+                ).fetchall()
+            ]
+        )
+
+    def get_sessions_for_user(self, user_id: str, now: int) -> list[SessionRow]:
+        rows = self._run(
+            lambda c: c.execute(
+                f"SELECT {_ROW_COLUMNS} FROM session_info WHERE user_id = ? AND expires_at >= ? "
+                "ORDER BY created_at_time, session_handle",
+                (user_id, now),
+            ).fetchall()
+        )
+        return [session_row_from_columns(row) for row in rows]
+
+    def update_auth_time(self, handle: str, auth_time: int) -> bool:
+        cursor = self._run(
+            lambda c: c.execute(
+                "UPDATE session_info SET auth_time = ?, last_active_at = ? WHERE session_handle = ?",
+                (auth_time, auth_time, handle),
+            )
+        )
+        return cursor.rowcount == 1
+
     def get_handles_for_user(self, user_id: str, now: int) -> list[str]:
         return self._run(
             lambda c: [
@@ -313,9 +347,14 @@ class SQLiteStore:
         )
         return cursor.rowcount == 1
 
-    def delete_expired_sessions(self, now: int) -> int:
-        cursor = self._run(lambda c: c.execute("DELETE FROM session_info WHERE expires_at < ?", (now,)))
-        return int(cursor.rowcount)
+    def delete_expired_sessions(self, now: int) -> list[tuple[str, str]]:
+        rows = self._run(
+            lambda c: c.execute(
+                "DELETE FROM session_info WHERE expires_at < ? RETURNING session_handle, user_id",
+                (now,),
+            ).fetchall()
+        )
+        return [(str(handle), str(user_id)) for handle, user_id in rows]
 
     # -- keys ----------------------------------------------------------------------------
 

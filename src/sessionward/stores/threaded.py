@@ -69,6 +69,15 @@ class ThreadedAsyncStore:
     async def delete_sessions_for_user(self, user_id: str) -> list[str]:
         return list(await self._call("delete_sessions_for_user", user_id))
 
+    async def delete_other_sessions(self, user_id: str, keep: str) -> list[str]:
+        return list(await self._call("delete_other_sessions", user_id, keep))
+
+    async def get_sessions_for_user(self, user_id: str, now: int) -> list[SessionRow]:
+        return list(await self._call("get_sessions_for_user", user_id, now))
+
+    async def update_auth_time(self, handle: str, auth_time: int) -> bool:
+        return bool(await self._call("update_auth_time", handle, auth_time))
+
     async def get_handles_for_user(self, user_id: str, now: int) -> list[str]:
         return list(await self._call("get_handles_for_user", user_id, now))
 
@@ -78,8 +87,8 @@ class ThreadedAsyncStore:
     async def update_jwt_payload(self, handle: str, payload: dict[str, Any]) -> bool:
         return bool(await self._call("update_jwt_payload", handle, payload))
 
-    async def delete_expired_sessions(self, now: int) -> int:
-        return int(await self._call("delete_expired_sessions", now))
+    async def delete_expired_sessions(self, now: int) -> list[tuple[str, str]]:
+        return list(await self._call("delete_expired_sessions", now))
 
     async def load_keys(self, prefix: str) -> list[StoredKey]:
         return list(await self._call("load_keys", prefix))

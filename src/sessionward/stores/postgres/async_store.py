@@ -118,6 +118,18 @@ class AsyncPostgresStore:
         """Delete every session of ``user_id``; return their handles."""
         return await self._run(ops.delete_sessions_for_user(user_id))
 
+    async def delete_other_sessions(self, user_id: str, keep: str) -> list[str]:
+        """Delete every session of ``user_id`` except ``keep`` (one statement); their handles."""
+        return await self._run(ops.delete_other_sessions(user_id, keep))
+
+    async def get_sessions_for_user(self, user_id: str, now: int) -> list[SessionRow]:
+        """The rows of ``user_id``'s sessions that have not expired at ``now``."""
+        return await self._run(ops.get_sessions_for_user(user_id, now))
+
+    async def update_auth_time(self, handle: str, auth_time: int) -> bool:
+        """Set ``auth_time`` and ``last_active_at``; return whether the session exists."""
+        return await self._run(ops.update_auth_time(handle, auth_time))
+
     async def get_handles_for_user(self, user_id: str, now: int) -> list[str]:
         """Handles of ``user_id``'s sessions that have not expired at ``now``."""
         return await self._run(ops.get_handles_for_user(user_id, now))
@@ -130,8 +142,8 @@ class AsyncPostgresStore:
         """Overwrite the JWT payload; return whether the session exists."""
         return await self._run(ops.update_json("jwt_user_payload", handle, payload))
 
-    async def delete_expired_sessions(self, now: int) -> int:
-        """Delete rows with ``expires_at < now``; return how many."""
+    async def delete_expired_sessions(self, now: int) -> list[tuple[str, str]]:
+        """Delete rows with ``expires_at < now``; return ``(handle, user_id)`` of each."""
         return await self._run(ops.delete_expired(now))
 
     async def load_keys(self, prefix: str) -> list[StoredKey]:

@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar
 from ...errors import GeneralError
 from ...tokens.encoding import dumps_compact
 from ..base import (
+    SESSION_COLUMNS,
     Promoted,
     Promotion,
     SessionRow,
@@ -46,10 +47,8 @@ class Query:
 
 Operation = Generator[Query, Any, T]
 
-_ROW_COLUMNS = (
-    "session_handle, user_id, refresh_token_hash_2, prev_refresh_token_hash_2, rotated_at, "
-    "session_data, jwt_user_payload, created_at_time, expires_at"
-)
+_ROW_COLUMNS = ", ".join(SESSION_COLUMNS)
+_ROW_PLACEHOLDERS = ", ".join("%s" for _ in SESSION_COLUMNS)
 # The JSON columns are read back as text: the exact document that was written.
 _SELECT_COLUMNS = _ROW_COLUMNS.replace(
     "session_data, jwt_user_payload", "session_data::text, jwt_user_payload::text"
@@ -101,7 +100,7 @@ def check_schema() -> Operation[None]:
 def insert_session(row: SessionRow) -> Operation[None]:
     """Insert a new session row."""
     yield Query(
-        f"INSERT INTO session_info ({_ROW_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        f"INSERT INTO session_info ({_ROW_COLUMNS}) VALUES ({_ROW_PLACEHOLDERS})",
         session_row_to_columns(row),
     )
 
@@ -115,13 +114,18 @@ def get_session(handle: str) -> Operation[SessionRow | None]:
 
 
 # One statement: the compare-and-set (conditions in the WHERE) and, when it changes
-# nothing, the row as the statement's snapshot holds it. The snapshot predates any
+# nothing, the row as the statement's snapshot holds it. The new deadline is
+# Promotion.deadline of the row (LEAST ignores the NULL of a row without a lifetime of its
+# own and of a promotion without a maximum lifetime). The snapshot predates any
 # concurrent commit the UPDATE waited for, so that row may be out of date (see Promoted).
 _PROMOTE_RETURNING = f"""
 WITH promoted AS (
     UPDATE session_info SET refresh_token_hash_2 = %(new)s, prev_refresh_token_hash_2 = %(expected)s,
-        rotated_at = %(now)s, expires_at = CASE WHEN %(life)s::bigint IS NULL THEN %(deadline)s::bigint
-            ELSE LEAST(%(deadline)s::bigint, created_at_time + %(life)s::bigint) END
+        rotated_at = %(now)s, last_active_at = %(now)s,
+        last_ip = COALESCE(%(ip)s::text, last_ip),
+        last_user_agent = COALESCE(%(agent)s::text, last_user_agent),
+        expires_at = LEAST(%(deadline)s::bigint, %(now)s::bigint + refresh_validity,
+            created_at_time + %(life)s::bigint)
     WHERE session_handle = %(handle)s AND user_id = %(user)s AND refresh_token_hash_2 = %(expected)s
         AND expires_at >= %(now)s::bigint
         AND (%(life)s::bigint IS NULL OR created_at_time + %(life)s::bigint >= %(now)s::bigint)
@@ -172,6 +176,36 @@ def delete_sessions_for_user(user_id: str) -> Operation[list[str]]:
     return _handles(rows)
 
 
+def delete_other_sessions(user_id: str, keep: str) -> Operation[list[str]]:
+    """Delete every session of ``user_id`` except ``keep`` (one statement); their handles."""
+    rows = yield Query(
+        "DELETE FROM session_info WHERE user_id = %s AND session_handle <> %s RETURNING session_handle",
+        (user_id, keep),
+        "all",
+    )
+    return _handles(rows)
+
+
+def get_sessions_for_user(user_id: str, now: int) -> Operation[list[SessionRow]]:
+    """The rows of ``user_id``'s sessions that have not expired at ``now``."""
+    rows = yield Query(
+        f"SELECT {_SELECT_COLUMNS} FROM session_info WHERE user_id = %s AND expires_at >= %s "
+        'ORDER BY created_at_time, session_handle COLLATE "C"',
+        (user_id, now),
+        "all",
+    )
+    return [session_row_from_columns(tuple(row)) for row in rows]
+
+
+def update_auth_time(handle: str, auth_time: int) -> Operation[bool]:
+    """Set ``auth_time`` and ``last_active_at``; return whether the session exists."""
+    changed = yield Query(
+        "UPDATE session_info SET auth_time = %s, last_active_at = %s WHERE session_handle = %s",
+        (auth_time, auth_time, handle),
+    )
+    return bool(changed == 1)
+
+
 def get_handles_for_user(user_id: str, now: int) -> Operation[list[str]]:
     """Handles of ``user_id``'s sessions that have not expired at ``now``."""
     rows = yield Query(
@@ -191,10 +225,12 @@ def update_json(column: str, handle: str, value: dict[str, Any]) -> Operation[bo
     return bool(changed == 1)
 
 
-def delete_expired(now: int) -> Operation[int]:
-    """Delete rows with ``expires_at < now``; return how many."""
-    deleted = yield Query("DELETE FROM session_info WHERE expires_at < %s", (now,))
-    return int(deleted)
+def delete_expired(now: int) -> Operation[list[tuple[str, str]]]:
+    """Delete rows with ``expires_at < now``; return ``(handle, user_id)`` of each."""
+    rows = yield Query(
+        "DELETE FROM session_info WHERE expires_at < %s RETURNING session_handle, user_id", (now,), "all"
+    )
+    return [(str(handle), str(user_id)) for handle, user_id in rows]
 
 
 def load_keys(prefix: str) -> Operation[list[StoredKey]]:

@@ -107,6 +107,18 @@ class PostgresStore:
         """Delete every session of ``user_id``; return their handles."""
         return self._run(ops.delete_sessions_for_user(user_id))
 
+    def delete_other_sessions(self, user_id: str, keep: str) -> list[str]:
+        """Delete every session of ``user_id`` except ``keep`` (one statement); their handles."""
+        return self._run(ops.delete_other_sessions(user_id, keep))
+
+    def get_sessions_for_user(self, user_id: str, now: int) -> list[SessionRow]:
+        """The rows of ``user_id``'s sessions that have not expired at ``now``."""
+        return self._run(ops.get_sessions_for_user(user_id, now))
+
+    def update_auth_time(self, handle: str, auth_time: int) -> bool:
+        """Set ``auth_time`` and ``last_active_at``; return whether the session exists."""
+        return self._run(ops.update_auth_time(handle, auth_time))
+
     def get_handles_for_user(self, user_id: str, now: int) -> list[str]:
         """Handles of ``user_id``'s sessions that have not expired at ``now``."""
         return self._run(ops.get_handles_for_user(user_id, now))
@@ -119,8 +131,8 @@ class PostgresStore:
         """Overwrite the JWT payload; return whether the session exists."""
         return self._run(ops.update_json("jwt_user_payload", handle, payload))
 
-    def delete_expired_sessions(self, now: int) -> int:
-        """Delete rows with ``expires_at < now``; return how many."""
+    def delete_expired_sessions(self, now: int) -> list[tuple[str, str]]:
+        """Delete rows with ``expires_at < now``; return ``(handle, user_id)`` of each."""
         return self._run(ops.delete_expired(now))
 
     def load_keys(self, prefix: str) -> list[StoredKey]:

@@ -122,6 +122,18 @@ class AsyncRedisStore:
         """Delete every session of ``user_id``; return their handles."""
         return await self._run(ops.delete_sessions_for_user(user_id))
 
+    async def delete_other_sessions(self, user_id: str, keep: str) -> list[str]:
+        """Delete every session of ``user_id`` except ``keep`` (one script); their handles."""
+        return await self._run(ops.delete_other_sessions(user_id, keep))
+
+    async def get_sessions_for_user(self, user_id: str, now: int) -> list[SessionRow]:
+        """The rows of ``user_id``'s sessions that have not expired at ``now``."""
+        return await self._run(ops.get_sessions_for_user(user_id, now))
+
+    async def update_auth_time(self, handle: str, auth_time: int) -> bool:
+        """Set ``auth_time`` and ``last_active_at``; return whether the session exists."""
+        return await self._run(ops.update_auth_time(handle, auth_time))
+
     async def get_handles_for_user(self, user_id: str, now: int) -> list[str]:
         """Handles of ``user_id``'s sessions that have not expired at ``now``."""
         return await self._run(ops.get_handles_for_user(user_id, now))
@@ -134,13 +146,15 @@ class AsyncRedisStore:
         """Overwrite the JWT payload; return whether the session exists."""
         return await self._run(ops.update_json("jwt_user_payload", handle, payload))
 
-    async def delete_expired_sessions(self, now: int) -> int:
-        """Delete sessions with ``expires_at < now``; return how many."""
-        total, more = 0, True
+    async def delete_expired_sessions(self, now: int) -> list[tuple[str, str]]:
+        """Delete sessions with ``expires_at < now``; return ``(handle, user_id)`` of each
+        expired session still indexed, including those whose hash Redis already expired."""
+        removed: list[tuple[str, str]] = []
+        more = True
         while more:  # in batches, so no single script blocks Redis for long
-            deleted, more = await self._run(ops.sweep(now))
-            total += deleted
-        return total
+            batch, more = await self._run(ops.sweep(now))
+            removed += batch
+        return removed
 
     async def load_keys(self, prefix: str) -> list[StoredKey]:
         """All key-value entries whose name starts with ``prefix``."""

@@ -27,7 +27,9 @@ from ..base import (
 
 T = TypeVar("T")
 #: Version of the key layout that ``migrate`` records (the Redis analogue of a schema).
-LAYOUT_VERSION = 1
+#: 2 added the session metadata fields, which hashes written under version 1 lack (they
+#: read as the defaults), so migrating from 1 only records the new version.
+LAYOUT_VERSION = 2
 _SWEEP_BATCH = 500
 _REQUIRED_FIELDS = ("user_id", "refresh_token_hash_2", "created_at_time", "expires_at")
 
@@ -67,6 +69,18 @@ def _by_creation(value: Any) -> list[str]:
     return [handle for _, handle in sorted(pairs)]
 
 
+def _optional_int(fields: dict[str, str], name: str) -> int | None:
+    value = fields.get(name)
+    return None if value is None else int(value)
+
+
+def _persistent(fields: dict[str, str]) -> bool:
+    value = fields.get("persistent", "1")
+    if value not in ("0", "1"):
+        raise ValueError(f"persistent must be 0 or 1, got {value!r}")
+    return value == "1"
+
+
 def _decode_row(flat: Any) -> SessionRow | None:
     if not flat:
         return None
@@ -76,20 +90,38 @@ def _decode_row(flat: Any) -> SessionRow | None:
         if any(name not in fields for name in _REQUIRED_FIELDS):
             raise KeyError("missing field")
         handle = fields.get("session_handle", handle)
-        rotated = fields.get("rotated_at")
         return SessionRow(
             session_handle=fields["session_handle"],
             user_id=fields["user_id"],
             refresh_token_hash_2=fields["refresh_token_hash_2"],
             prev_refresh_token_hash_2=fields.get("prev_refresh_token_hash_2"),
-            rotated_at=None if rotated is None else int(rotated),
+            rotated_at=_optional_int(fields, "rotated_at"),
             session_data=json_object(fields.get("session_data", "{}")),
             jwt_user_payload=json_object(fields.get("jwt_user_payload", "{}")),
             created_at_time=int(fields["created_at_time"]),
             expires_at=int(fields["expires_at"]),
+            last_active_at=_optional_int(fields, "last_active_at"),
+            auth_time=_optional_int(fields, "auth_time"),
+            persistent=_persistent(fields),
+            refresh_validity=_optional_int(fields, "refresh_validity"),
+            created_ip=fields.get("created_ip"),
+            created_user_agent=fields.get("created_user_agent"),
+            last_ip=fields.get("last_ip"),
+            last_user_agent=fields.get("last_user_agent"),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptSessionRowError(f"session hash {handle} is corrupt") from exc
+
+
+def _decode_rows(replies: Any) -> list[SessionRow]:
+    rows = (_decode_row(flat) for flat in replies)
+    return [row for row in rows if row is not None]
+
+
+def _decode_pairs(reply: Any) -> tuple[list[tuple[str, str]], bool]:
+    flat, examined = reply
+    pairs = [(str(flat[i]), str(flat[i + 1])) for i in range(0, len(flat), 2)]
+    return pairs, int(examined) >= _SWEEP_BATCH
 
 
 def _decode_keys(flat: Any) -> list[StoredKey]:
@@ -138,10 +170,21 @@ def insert_session(row: SessionRow) -> Op[None]:
         "expires_at",
         row.expires_at,
     ]
-    if row.prev_refresh_token_hash_2 is not None:
-        pairs += ["prev_refresh_token_hash_2", row.prev_refresh_token_hash_2]
-    if row.rotated_at is not None:
-        pairs += ["rotated_at", row.rotated_at]
+    optional: tuple[tuple[str, str | int | None], ...] = (
+        ("prev_refresh_token_hash_2", row.prev_refresh_token_hash_2),
+        ("rotated_at", row.rotated_at),
+        ("last_active_at", row.last_active_at),
+        ("auth_time", row.auth_time),
+        ("refresh_validity", row.refresh_validity),
+        ("created_ip", row.created_ip),
+        ("created_user_agent", row.created_user_agent),
+        ("last_ip", row.last_ip),
+        ("last_user_agent", row.last_user_agent),
+    )
+    pairs += ["persistent", "1" if row.persistent else "0"]
+    for name, value in optional:
+        if value is not None:
+            pairs += [name, value]
     head = (
         row.session_handle,
         row.user_id,
@@ -166,6 +209,11 @@ def _optional(value: int | None) -> str | int:
     return "" if value is None else value
 
 
+def _given(value: str | None) -> str:
+    """A text argument that may be absent: ``""`` for ``None``, else ``"="`` and the text."""
+    return "" if value is None else "=" + value
+
+
 def promote_returning(promotion: Promotion) -> Op[Promoted]:
     """The compare-and-set of ``promotion`` and the resulting (or found) row, in one script."""
     return Op(
@@ -179,6 +227,8 @@ def promote_returning(promotion: Promotion) -> Op[Promoted]:
             promotion.expires_at,
             _optional(promotion.max_lifetime),
             _optional(promotion.max_payload_json),
+            _given(promotion.ip),
+            _given(promotion.user_agent),
         ),
         _decode_promoted,
     )
@@ -196,6 +246,21 @@ def delete_sessions_for_user(user_id: str) -> Op[list[str]]:
     return Op("delete_for_user", (user_id,), _by_creation)
 
 
+def delete_other_sessions(user_id: str, keep: str) -> Op[list[str]]:
+    """Delete every session of ``user_id`` except ``keep`` (one script); their handles."""
+    return Op("delete_others", (user_id, keep), _by_creation)
+
+
+def get_sessions_for_user(user_id: str, now: int) -> Op[list[SessionRow]]:
+    """The rows of ``user_id``'s sessions that have not expired at ``now`` (any order)."""
+    return Op("sessions_for_user", (user_id, now), _decode_rows)
+
+
+def update_auth_time(handle: str, auth_time: int) -> Op[bool]:
+    """Set ``auth_time`` and ``last_active_at``; return whether the session exists."""
+    return Op("update_field", (handle, "auth_time", auth_time, "last_active_at", auth_time), _bool)
+
+
 def get_handles_for_user(user_id: str, now: int) -> Op[list[str]]:
     """Handles of ``user_id``'s sessions that have not expired at ``now``, oldest first."""
     return Op("handles_for_user", (user_id, now), _by_creation)
@@ -206,9 +271,11 @@ def update_json(field_name: str, handle: str, value: dict[str, Any]) -> Op[bool]
     return Op("update_field", (handle, field_name, dumps_compact(value)), _bool)
 
 
-def sweep(now: int) -> Op[tuple[int, bool]]:
-    """Delete one batch of expired sessions: how many, and whether more may be left."""
-    return Op("sweep", (now, _SWEEP_BATCH), lambda r: (int(r[0]), int(r[1]) >= _SWEEP_BATCH))
+def sweep(now: int) -> Op[tuple[list[tuple[str, str]], bool]]:
+    """Delete one batch of expired sessions: ``(handle, user_id)`` of each expired index
+    entry removed (its hash may already have been expired by Redis), and whether more may
+    be left."""
+    return Op("sweep", (now, _SWEEP_BATCH), _decode_pairs)
 
 
 def load_keys(prefix: str) -> Op[list[StoredKey]]:

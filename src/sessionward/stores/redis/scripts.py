@@ -9,7 +9,10 @@ checks everything it needs before its first write, so a script that fails writes
 Data layout under the prefix ``P``:
 
 - ``P session:<handle>`` — hash with the ``session_info`` columns of the SQL stores; its TTL is
-  the time left until ``expires_at``, so an idle session disappears by itself;
+  the time left until ``expires_at``, so an idle session disappears by itself. Fields whose
+  value is ``None`` are absent, and a hash written by layout version 1 lacks the metadata
+  fields: both read as the :class:`~sessionward.stores.base.SessionRow` defaults
+  (``persistent`` is ``"1"`` or ``"0"``);
 - ``P user:<user_id>`` — set of the user's handles (stale members pruned lazily);
 - ``P expiry`` — sorted set of ``<len(handle)>:<handle><user_id>`` scored by ``expires_at``:
   lets ``delete_expired_sessions`` find expired sessions, and the user sets of sessions
@@ -70,22 +73,31 @@ return redis.call('HGETALL', skey(ARGV[2]))
 """
 
 # ARGV: P, handle, user_id, expected hash2, new hash2, now, expires_at, max lifetime ('' =
-# none), max payload JSON length ('' = none) -> {1 if changed else 0, the row's fields}
+# none), max payload JSON length ('' = none), ip, user agent (each '' = not given, else '='
+# and the value) -> {1 if changed else 0, the row's fields}
 _PROMOTE_RETURNING = r"""
 local h = ARGV[2]
 local k = skey(h)
-local cur = redis.call('HMGET', k, 'user_id', 'refresh_token_hash_2', 'expires_at', 'created_at_time')
+local cur = redis.call('HMGET', k, 'user_id', 'refresh_token_hash_2', 'expires_at', 'created_at_time',
+  'refresh_validity')
 if cur[1] and cur[1] == ARGV[3] and cur[2] == ARGV[4] then
   local now, exp, created = tonumber(ARGV[6]), tonumber(cur[3]), tonumber(cur[4])
   local life, limit = tonumber(ARGV[8]), tonumber(ARGV[9])
   if exp and created and now <= exp and (not life or now <= created + life)
       and (not limit or redis.call('HSTRLEN', k, 'jwt_user_payload') <= limit) then
-    local deadline = ARGV[7]
-    if life and created + life < tonumber(deadline) then
-      deadline = string.format('%d', created + life)
-    end
+    -- Promotion.deadline: the asked deadline, shortened to the session's own idle
+    -- lifetime, capped by the maximum lifetime.
+    local deadline = tonumber(ARGV[7])
+    local own = tonumber(cur[5])
+    if own and now + own < deadline then deadline = now + own end
+    if life and created + life < deadline then deadline = created + life end
+    deadline = string.format('%d', deadline)
     redis.call('HSET', k, 'refresh_token_hash_2', ARGV[5], 'prev_refresh_token_hash_2', ARGV[4],
-      'rotated_at', ARGV[6], 'expires_at', deadline)
+      'rotated_at', ARGV[6], 'last_active_at', ARGV[6], 'expires_at', deadline)
+    if string.len(ARGV[10]) > 0 then redis.call('HSET', k, 'last_ip', string.sub(ARGV[10], 2)) end
+    if string.len(ARGV[11]) > 0 then
+      redis.call('HSET', k, 'last_user_agent', string.sub(ARGV[11], 2))
+    end
     redis.call('PEXPIRE', k, string.format('%d', math.max(1, tonumber(deadline) - now)))
     redis.call('SADD', ukey(cur[1]), h)
     redis.call('ZADD', IDX, deadline, member(h, cur[1]))
@@ -129,6 +141,23 @@ redis.call('DEL', ukey(u))
 return out
 """
 
+# ARGV: P, user_id, keep -> flat list of handle, created_at_time of the sessions deleted
+_DELETE_OTHERS = r"""
+local u, keep = ARGV[2], ARGV[3]
+local out = {}
+for _, h in ipairs(redis.call('SMEMBERS', ukey(u))) do
+  local f = redis.call('HMGET', skey(h), 'user_id', 'created_at_time')
+  if f[1] == u and h ~= keep then
+    table.insert(out, h)
+    table.insert(out, f[2] or '0')
+    remove_session(h, u)
+  elseif not f[1] then
+    remove_session(h, u)
+  end
+end
+return out
+"""
+
 # ARGV: P, user_id, now -> flat list of handle, created_at_time (stale members pruned)
 _HANDLES_FOR_USER = r"""
 local u, now = ARGV[2], tonumber(ARGV[3])
@@ -146,19 +175,38 @@ end
 return out
 """
 
-# ARGV: P, handle, field, value -> whether the session exists
+# ARGV: P, user_id, now -> list of the live sessions' hashes, each a flat field/value list
+# (stale members pruned)
+_SESSIONS_FOR_USER = r"""
+local u, now = ARGV[2], tonumber(ARGV[3])
+local out = {}
+for _, h in ipairs(redis.call('SMEMBERS', ukey(u))) do
+  local f = redis.call('HMGET', skey(h), 'user_id', 'expires_at')
+  if not f[1] then
+    redis.call('SREM', ukey(u), h)
+    redis.call('ZREM', IDX, member(h, u))
+  elseif f[1] == u and tonumber(f[2]) and tonumber(f[2]) >= now then
+    table.insert(out, redis.call('HGETALL', skey(h)))
+  end
+end
+return out
+"""
+
+# ARGV: P, handle, field/value pairs -> whether the session exists
 _UPDATE_FIELD = r"""
 local k = skey(ARGV[2])
 if redis.call('EXISTS', k) == 0 then return 0 end
-redis.call('HSET', k, ARGV[3], ARGV[4])
+redis.call('HSET', k, unpack(ARGV, 3))
 return 1
 """
 
-# ARGV: P, now, batch size -> {sessions deleted, index entries examined}
+# ARGV: P, now, batch size -> {flat list of handle, user_id of the expired index entries
+# removed (whether their hash was still there or Redis had already expired it), index
+# entries examined}
 _SWEEP = r"""
 local now = tonumber(ARGV[2])
 local batch = redis.call('ZRANGEBYSCORE', IDX, '-inf', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
-local deleted = 0
+local removed = {}
 for _, m in ipairs(batch) do
   local h, u = parse_member(m)
   if not h then
@@ -168,12 +216,13 @@ for _, m in ipairs(batch) do
     if exp and tonumber(exp) and tonumber(exp) >= now then
       redis.call('ZADD', IDX, exp, m)  -- index out of date: the session is alive
     else
-      if redis.call('EXISTS', skey(h)) == 1 then deleted = deleted + 1 end
+      table.insert(removed, h)
+      table.insert(removed, u)
       remove_session(h, u)
     end
   end
 end
-return {deleted, #batch}
+return {removed, #batch}
 """
 
 # ARGV: P, name prefix -> flat list of name, value, created_at_time
@@ -243,7 +292,9 @@ SCRIPTS: dict[str, str] = {
         "promote_returning": _PROMOTE_RETURNING,
         "delete": _DELETE,
         "delete_for_user": _DELETE_FOR_USER,
+        "delete_others": _DELETE_OTHERS,
         "handles_for_user": _HANDLES_FOR_USER,
+        "sessions_for_user": _SESSIONS_FOR_USER,
         "update_field": _UPDATE_FIELD,
         "sweep": _SWEEP,
         "load_keys": _LOAD_KEYS,

@@ -72,6 +72,18 @@ class RedisStore:
         """Delete every session of ``user_id``; return their handles."""
         return self._run(ops.delete_sessions_for_user(user_id))
 
+    def delete_other_sessions(self, user_id: str, keep: str) -> list[str]:
+        """Delete every session of ``user_id`` except ``keep`` (one script); their handles."""
+        return self._run(ops.delete_other_sessions(user_id, keep))
+
+    def get_sessions_for_user(self, user_id: str, now: int) -> list[SessionRow]:
+        """The rows of ``user_id``'s sessions that have not expired at ``now``."""
+        return self._run(ops.get_sessions_for_user(user_id, now))
+
+    def update_auth_time(self, handle: str, auth_time: int) -> bool:
+        """Set ``auth_time`` and ``last_active_at``; return whether the session exists."""
+        return self._run(ops.update_auth_time(handle, auth_time))
+
     def get_handles_for_user(self, user_id: str, now: int) -> list[str]:
         """Handles of ``user_id``'s sessions that have not expired at ``now``."""
         return self._run(ops.get_handles_for_user(user_id, now))
@@ -84,13 +96,15 @@ class RedisStore:
         """Overwrite the JWT payload; return whether the session exists."""
         return self._run(ops.update_json("jwt_user_payload", handle, payload))
 
-    def delete_expired_sessions(self, now: int) -> int:
-        """Delete sessions with ``expires_at < now``; return how many."""
-        total, more = 0, True
+    def delete_expired_sessions(self, now: int) -> list[tuple[str, str]]:
+        """Delete sessions with ``expires_at < now``; return ``(handle, user_id)`` of each
+        expired session still indexed, including those whose hash Redis already expired."""
+        removed: list[tuple[str, str]] = []
+        more = True
         while more:  # in batches, so no single script blocks Redis for long
-            deleted, more = self._run(ops.sweep(now))
-            total += deleted
-        return total
+            batch, more = self._run(ops.sweep(now))
+            removed += batch
+        return removed
 
     def load_keys(self, prefix: str) -> list[StoredKey]:
         """All key-value entries whose name starts with ``prefix``."""
