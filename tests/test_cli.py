@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sessionward import Config, SessionWard
+from sessionward import ClientInfo, Config, SessionWard
 from sessionward.cli import main
 
 
@@ -45,6 +45,29 @@ def test_sessions_list_and_revoke(store: str, capsys: pytest.CaptureFixture[str]
     assert out.splitlines() == ["revoked 1 session(s)", handles[1]]
     assert "no live sessions" in run(capsys, "sessions", "list", "--user", "alice", "--store", store)[1]
     assert other in run(capsys, "sessions", "list", "--user", "bob", "--store", store)[1]
+
+
+def test_sessions_list_shows_the_metadata(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    agent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+    with SessionWard(Config(store=store, access_token_algorithm="HS256")) as engine:
+        kept = engine.create_new_session("alice", client=ClientInfo("198.51.100.7", agent)).handle
+        brief = engine.create_new_session(
+            "alice", persistent=False, client=ClientInfo("2001:db8::5", "curl/8.5.0\x1b[31m")
+        ).handle
+    code, out, _ = run(capsys, "sessions", "list", "--user", "alice", "--store", store, "--json")
+    assert code == 0
+    rows = {row["handle"]: row for row in json.loads(out)}
+    assert rows[kept]["ip"] == "198.51.100.7" and rows[kept]["user_agent"] == agent
+    assert rows[kept]["persistent"] is True and rows[brief]["persistent"] is False
+    for row in rows.values():
+        assert row["auth_time"] > 0 and row["last_active_at"] >= row["created_at"]
+    code, out, _ = run(capsys, "sessions", "list", "--user", "alice", "--store", store)
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert "ip 198.51.100.7" in lines[kept] and "persistent" in lines[kept]
+    assert "last active" in lines[kept] and "authenticated" in lines[kept]
+    assert agent not in lines[kept] and agent[:30] in lines[kept] and "…" in lines[kept]
+    assert "ip 2001:db8::5" in lines[brief] and "browser session" in lines[brief]
+    assert "\x1b" not in out  # control characters never reach the terminal
 
 
 def test_sessions_revoke_needs_a_target(store: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -32,6 +32,7 @@ DOCUMENTED_DEFAULTS: dict[str, Any] = {
     "session_max_lifetime": None,
     "auto_migrate": True,
     "token_transfer": "any",
+    "trusted_proxies": (),
 }
 
 INT_OPTIONS = [

@@ -5,7 +5,7 @@
                      [--max-auth-age S]
     sessionward migrate --store URL
     sessionward sweep --store URL
-    sessionward sessions list --user U [--json]
+    sessionward sessions list --user U [--json]   (most recently active first)
     sessionward sessions revoke HANDLE [HANDLE ...] | --user U
     sessionward keys list [--json]
     sessionward keys rotate
@@ -79,28 +79,48 @@ def _sweep(engine: SessionWard, args: argparse.Namespace, out: Callable[[str], N
     out(f"deleted {removed} expired session(s)")
 
 
+# The longest user agent ``sessions list`` prints in its table (``--json`` prints all).
+_LIST_USER_AGENT_WIDTH = 40
+
+
+def _short(text: str | None, width: int) -> str:
+    if not text:
+        return "-"
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _sessions_list(engine: SessionWard, args: argparse.Namespace, out: Callable[[str], None]) -> None:
-    rows: list[dict[str, Any]] = []
-    for handle in engine.get_all_session_handles_for_user(args.user):
-        try:
-            info = engine.get_session_information(handle)
-        except SessionWardError:
-            continue  # ended between the two calls
-        rows.append(
-            {
-                "handle": info.handle,
-                "user_id": info.user_id,
-                "created_at": info.created_at,
-                "expires_at": info.expires_at,
-            }
-        )
+    rows: list[dict[str, Any]] = [
+        {
+            "handle": info.handle,
+            "user_id": info.user_id,
+            "created_at": info.created_at,
+            "last_active_at": info.last_active_at,
+            "expires_at": info.expires_at,
+            "ip": info.ip,
+            "user_agent": info.user_agent,
+            "created_ip": info.created_ip,
+            "created_user_agent": info.created_user_agent,
+            "persistent": info.persistent,
+            "auth_time": info.auth_time,
+        }
+        for info in engine.get_all_sessions_for_user(args.user)
+    ]
     if args.json:
         out(json.dumps(rows, indent=2))
         return
     if not rows:
         out(f"no live sessions for user {args.user!r}")
     for row in rows:
-        out(f"{row['handle']}  created {_when(row['created_at'])}  expires {_when(row['expires_at'])}")
+        out(
+            f"{row['handle']}  created {_when(row['created_at'])}  "
+            f"last active {_when(row['last_active_at'])}  expires {_when(row['expires_at'])}  "
+            f"ip {row['ip'] or '-'}  "
+            f"{'persistent' if row['persistent'] else 'browser session'}  "
+            f"authenticated {_when(row['auth_time'])}  "
+            f"agent {_short(row['user_agent'], _LIST_USER_AGENT_WIDTH)}"
+        )
 
 
 def _sessions_revoke(engine: SessionWard, args: argparse.Namespace, out: Callable[[str], None]) -> None:
@@ -184,7 +204,12 @@ def _parser() -> argparse.ArgumentParser:
     sessions = commands.add_parser("sessions", help="list or revoke sessions").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
-    listing = sessions.add_parser("list", parents=[store_option], help="a user's live sessions")
+    listing = sessions.add_parser(
+        "list",
+        parents=[store_option],
+        help="a user's live sessions, most recently active first (created, last active, IP, "
+        "user agent, persistent, authenticated)",
+    )
     listing.add_argument("--user", required=True, help="the user id")
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(run=_sessions_list)

@@ -7,6 +7,7 @@ naming the option and what it accepts, at construction time (that is, at start-u
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ class Config:
     auto_migrate: bool = True
     verified_token_cache_size: int = 10_000
     token_transfer: str = "any"
+    trusted_proxies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_str(self, "store")
@@ -102,6 +104,7 @@ class Config:
         _check_bool(self, "auto_migrate")
         _check_int(self, "verified_token_cache_size", 0, 10_000_000)
         _check_choice(self, "token_transfer", TOKEN_TRANSFER_VALUES)
+        _check_trusted_proxies(self)
 
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any]) -> Config:
@@ -123,7 +126,8 @@ class Config:
 
         ``SESSIONWARD_ACCESS_TOKEN_VALIDITY=900`` sets ``access_token_validity``. Booleans
         accept ``true/false/1/0/yes/no/on/off``; an empty value or ``none`` sets an optional
-        option to ``None``. Variables with the prefix that name no option are ignored.
+        option to ``None``; a tuple option (``trusted_proxies``) is a comma-separated list
+        (``SESSIONWARD_TRUSTED_PROXIES=10.0.0.0/8,192.0.2.7``, empty: none). Variables with the prefix that name no option are ignored.
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -145,6 +149,8 @@ def _parse_env_value(name: str, type_name: str, raw: str) -> Any:
         if lowered in ("0", "false", "no", "off"):
             return False
         raise ConfigError(f"{name}: expected a boolean (true/false) in the environment; got {raw!r}")
+    if type_name.startswith("tuple"):
+        return tuple(part.strip() for part in text.split(",") if part.strip())
     if type_name.startswith("int"):
         try:
             return int(text, 10)
@@ -186,3 +192,25 @@ def _check_path(config: Config, name: str) -> None:
             f"{name}: expected a path starting with '/' without ';', ',', whitespace or "
             f"control characters; got {value!r}"
         )
+
+
+def _check_trusted_proxies(config: Config) -> None:
+    value = config.trusted_proxies
+    expected = (
+        "expected a tuple of IP addresses or CIDR networks (e.g. ('10.0.0.0/8', '192.0.2.7'))"
+    )
+    if isinstance(value, list):
+        value = tuple(value)
+        object.__setattr__(config, "trusted_proxies", value)
+    if not isinstance(value, tuple):
+        raise ConfigError(f"trusted_proxies: {expected}; got {value!r}")
+    for entry in value:
+        if not isinstance(entry, str):
+            raise ConfigError(f"trusted_proxies: {expected}; got the entry {entry!r}")
+        try:
+            ipaddress.ip_network(entry.strip(), strict=True)
+        except ValueError as exc:
+            raise ConfigError(
+                f"trusted_proxies: {entry!r} is not an IP address or CIDR network "
+                f"(network addresses only: '10.0.0.0/8', not '10.0.0.1/8'): {exc}"
+            ) from None

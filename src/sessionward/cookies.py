@@ -30,14 +30,21 @@ _EXPIRED = "Thu, 01 Jan 1970 00:00:00 GMT"
 _COOKIE_SAFE = "!#$&'()*+-./:<=>?@[]^_`{|}~"
 
 
-def set_cookie_header(config: Config, name: str, value: str, path: str, expires_at_ms: int | None) -> str:
+def set_cookie_header(
+    config: Config, name: str, value: str, path: str, expires_at_ms: int | None, *, persistent: bool = True
+) -> str:
     """The ``Set-Cookie`` value for one session cookie (``expires_at_ms=None`` clears it).
 
     The value is percent-encoded; ``Domain``, ``Secure`` and ``SameSite`` come from
-    ``config``; the cookie is always ``HttpOnly``. The size is not checked here.
+    ``config``; the cookie is always ``HttpOnly``. ``persistent=False`` leaves out
+    ``Expires`` (a browser-session cookie, gone when the browser closes) unless the cookie
+    is being cleared. The size is not checked here.
     """
-    expires = _EXPIRED if expires_at_ms is None else email.utils.formatdate(expires_at_ms / 1000, usegmt=True)
-    parts = [f"{name}={quote(value, safe=_COOKIE_SAFE)}", f"Path={path}", f"Expires={expires}"]
+    parts = [f"{name}={quote(value, safe=_COOKIE_SAFE)}", f"Path={path}"]
+    if expires_at_ms is None:
+        parts.append(f"Expires={_EXPIRED}")
+    elif persistent:
+        parts.append(f"Expires={email.utils.formatdate(expires_at_ms / 1000, usegmt=True)}")
     if config.cookie_domain is not None:
         parts.append(f"Domain={config.cookie_domain}")
     if config.cookie_secure:

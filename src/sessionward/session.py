@@ -8,13 +8,21 @@ applies; the mode the request speaks (:mod:`sessionward.transport.protocol`) dec
 the tokens are read and written. Nothing here
 knows a framework; nothing here is global: effects live on the request.
 
-Each decision is written once. Operations of several steps (create, refresh, a payload
-update that re-issues the access token) are flows (:mod:`sessionward.engine.flow`) that
-yield engine calls; the sync classes drive them with :func:`~sessionward.engine.flow.perform`
-against a :class:`~sessionward.SessionWard`, the async classes with
-:func:`~sessionward.engine.flow.aperform` against an :class:`~sessionward.AsyncSessionWard`.
-Verification, the hot path, is one engine call between two shared pure steps, so its
-drivers call the engine directly rather than pay for a generator on every request.
+Each decision is written once. Operations of several steps (a payload update or a
+re-authentication that re-issues the access token) are flows
+(:mod:`sessionward.engine.flow`) that yield engine calls; the sync classes drive them with
+:func:`~sessionward.engine.flow.perform` against a :class:`~sessionward.SessionWard`, the
+async classes with :func:`~sessionward.engine.flow.aperform` against an
+:class:`~sessionward.AsyncSessionWard`. Create, refresh and verification (the hot path)
+are one engine call (with keyword options) between shared pure steps, so their drivers
+call the engine directly.
+
+Remember-me: a session created with ``persistent=False`` gets cookies without
+``Expires`` (they end with the browser session), on creation, on every refresh
+(``SessionTokens.persistent``) and on every re-issued access token; a re-issue that does
+not know the session's persistence (verification's replacement token after a refresh, a
+payload update, a re-authentication on a request that did not create the session) reads it
+from the store once (one read, on those rare paths only).
 """
 
 from __future__ import annotations
@@ -26,8 +34,9 @@ from typing import Any, Generic, TypeVar
 from .engine.aio import AsyncSessionWard
 from .engine.flow import Flow, aperform, engine_call, perform
 from .engine.sync import SessionWard
-from .engine.types import SessionTokens, VerifiedSession
+from .engine.types import ClientInfo, SessionInformation, SessionTokens, VerifiedSession
 from .errors import GeneralError, SessionWardError, TokenTheftDetectedError, UnauthorizedError
+from .transport.client_address import TrustedProxies, client_ip, user_agent
 from .transport.error_responses import ErrorResponse, error_response
 from .transport.protocol import bearer_token, choose_mode, sign_out_path
 from .transport.request import (
@@ -43,6 +52,7 @@ from .transport.response import ResponseEffects
 __all__ = [
     "AsyncSession",
     "AsyncSessionHandler",
+    "ClientSource",
     "ErrorHandler",
     "Session",
     "SessionHandler",
@@ -53,22 +63,43 @@ E = TypeVar("E", SessionWard, AsyncSessionWard)
 TheftHook = Callable[[str, str], Any]
 ErrorHandler = Callable[[SessionWardError, ErrorResponse], ErrorResponse]
 """Overrides the answer to a session error: gets the error and the default answer."""
+ClientSource = Callable[[], ClientInfo]
+"""What an adapter gives verification: a zero-argument callable that reads the request's
+client (IP address and user agent), called only when verification writes to the store."""
 _NO_TOKENS = RequestTokens(None, None, None)
 
 
 class _SessionBase(Generic[E]):
-    __slots__ = ("_effects", "_engine", "access_token", "handle", "jwt_payload", "user_id")
+    __slots__ = (
+        "_effects",
+        "_engine",
+        "_persistent",
+        "access_token",
+        "auth_time",
+        "handle",
+        "jwt_payload",
+        "user_id",
+    )
 
     def __init__(
-        self, engine: E, verified: VerifiedSession, access_token: str, effects: ResponseEffects
+        self,
+        engine: E,
+        verified: VerifiedSession,
+        access_token: str,
+        effects: ResponseEffects,
+        persistent: bool | None = None,
     ) -> None:
         # One flat __init__ (no super() chain): a session object is built on every request.
         self.user_id: str = verified.user_id
         self.handle: str = verified.handle
         self.jwt_payload: dict[str, Any] = verified.jwt_payload
         self.access_token: str = access_token
+        self.auth_time: int = verified.auth_time
         self._effects = effects
         self._engine: E = engine
+        # Whether the session's cookies outlive the browser (None: not known yet; read
+        # from the store the first time a re-issued access token needs to know).
+        self._persistent = persistent
 
     @contextmanager
     def _clear_if_gone(self) -> Iterator[None]:
@@ -79,15 +110,34 @@ class _SessionBase(Generic[E]):
             self._effects.clear_session()
             raise
 
+    def _persistence(self) -> Flow[bool]:
+        persistent = self._persistent
+        if persistent is None:
+            persistent = yield from _stored_persistence(self.handle)
+            self._persistent = persistent
+        return persistent
+
+    def _reissue(self, verified: VerifiedSession) -> Flow[None]:
+        """Deliver the replacement access token of ``verified`` (if any) on the response."""
+        if verified.new_access_token is not None:
+            assert verified.front_token is not None
+            persistent = yield from self._persistence()
+            self._effects.set_access_token(verified.new_access_token, verified.front_token, persistent)
+            self.access_token = verified.new_access_token.value
+
     def _update_jwt_payload(self, payload: dict[str, Any]) -> Flow[None]:
         with self._clear_if_gone():
             yield from engine_call(SessionWard.update_jwt_payload, self.handle, payload)
         verified = yield from engine_call(SessionWard.regenerate_access_token, self.access_token, payload)
         self.jwt_payload = payload
-        if verified is not None and verified.new_access_token is not None:
-            assert verified.front_token is not None
-            self._effects.set_access_token(verified.new_access_token, verified.front_token)
-            self.access_token = verified.new_access_token.value
+        if verified is not None:
+            yield from self._reissue(verified)
+
+    def _mark_reauthenticated(self) -> Flow[None]:
+        with self._clear_if_gone():
+            verified = yield from engine_call(SessionWard.mark_reauthenticated, self.handle, self.access_token)
+        self.auth_time = verified.auth_time
+        yield from self._reissue(verified)
 
     def _revoke_session(self) -> Flow[None]:
         yield from engine_call(SessionWard.revoke_session, self.handle)
@@ -97,12 +147,24 @@ class _SessionBase(Generic[E]):
         return f"<{type(self).__name__} user_id={self.user_id!r} handle={self.handle!r}>"
 
 
+def _stored_persistence(handle: str) -> Flow[bool]:
+    """Whether a session is persistent, from its row. A session that is gone gets
+    browser-session cookies: they carry nothing that could outlive it."""
+    try:
+        info: SessionInformation = yield from engine_call(SessionWard.get_session_information, handle)
+    except UnauthorizedError:
+        return False
+    return info.persistent
+
+
 class Session(_SessionBase[SessionWard]):
     """The session of the current request (sync frameworks).
 
-    Attributes ``user_id``, ``handle``, ``jwt_payload`` and ``access_token`` need no I/O;
-    the methods touch the store. A method that finds the session gone raises
-    ``UnauthorizedError`` and clears the session cookies on the response.
+    Attributes ``user_id``, ``handle``, ``jwt_payload``, ``access_token`` and
+    ``auth_time`` (when the user last authenticated, ms since the epoch, whole seconds;
+    0 when unknown) need no I/O; the methods touch the store. A method that finds the
+    session gone raises ``UnauthorizedError`` and clears the session cookies on the
+    response.
     """
 
     __slots__ = ()
@@ -128,6 +190,18 @@ class Session(_SessionBase[SessionWard]):
         """End the session and clear it on the response, in the request's protocol mode
         (cookies expired; ``front-token: remove`` in the current protocol)."""
         perform(self._engine, self._revoke_session())
+
+    def mark_reauthenticated(self) -> None:
+        """Record that the user has just proved who they are again (a password re-entered,
+        a second factor): the session's ``auth_time`` becomes now, and a replacement access
+        token carrying it (same expiry) goes on the response, so ``max_auth_age`` checks
+        pass from the next request on. Call it from the route that re-authenticates."""
+        perform(self._engine, self._mark_reauthenticated())
+
+    def revoke_other_sessions(self) -> list[str]:
+        """End every other session of this user ("sign out my other devices"), keeping
+        this one; return the handles ended."""
+        return self._engine.revoke_other_sessions(self.user_id, self.handle)
 
 
 class AsyncSession(_SessionBase[AsyncSessionWard]):
@@ -157,12 +231,24 @@ class AsyncSession(_SessionBase[AsyncSessionWard]):
         (cookies expired; ``front-token: remove`` in the current protocol)."""
         await aperform(self._engine, self._revoke_session())
 
+    async def mark_reauthenticated(self) -> None:
+        """Record that the user has just proved who they are again (a password re-entered,
+        a second factor): the session's ``auth_time`` becomes now, and a replacement access
+        token carrying it (same expiry) goes on the response, so ``max_auth_age`` checks
+        pass from the next request on. Call it from the route that re-authenticates."""
+        await aperform(self._engine, self._mark_reauthenticated())
+
+    async def revoke_other_sessions(self) -> list[str]:
+        """End every other session of this user ("sign out my other devices"), keeping
+        this one; return the handles ended."""
+        return await self._engine.revoke_other_sessions(self.user_id, self.handle)
+
 
 S = TypeVar("S", Session, AsyncSession)
 
 
 class _HandlerBase(Generic[E, S]):
-    """What the sync and async handlers share: the flows and the pure steps."""
+    """What the sync and async handlers share: the pure steps around each engine call."""
 
     session_class: type[S]
 
@@ -173,48 +259,42 @@ class _HandlerBase(Generic[E, S]):
         self.error_handler = error_handler
         #: The path of the sign-out route ``init`` mounts (``None``: no sign-out route).
         self.sign_out_path = sign_out_path(self.config)
+        #: :attr:`Config.trusted_proxies <sessionward.Config>`, parsed once.
+        self.trusted_proxies = TrustedProxies.from_config(self.config)
 
-    def _create(
-        self,
-        effects: ResponseEffects,
-        user_id: str,
-        jwt_payload: dict[str, Any] | None,
-        session_data: dict[str, Any] | None,
-        auth_mode: str | None,
-    ) -> Flow[S]:
+    def client_info(
+        self, peer: str | None, forwarded_for: str | None, user_agent_header: str | None
+    ) -> ClientInfo:
+        """The client of a request from its connection peer, its ``X-Forwarded-For``
+        headers (joined with ``","``) and its ``User-Agent`` header (see
+        :mod:`sessionward.transport.client_address`)."""
+        return ClientInfo(client_ip(peer, forwarded_for, self.trusted_proxies), user_agent(user_agent_header))
+
+    def _create_mode(self, effects: ResponseEffects, auth_mode: str | None) -> None:
         effects.mode = choose_mode("create", self.config.token_transfer, auth_mode, None, _NO_TOKENS)
-        tokens = yield from engine_call(SessionWard.create_new_session, user_id, jwt_payload, session_data)
-        try:
-            effects.set_session(tokens)
-        except GeneralError:
-            # A cookie the browser would refuse: leave no orphan row behind.
-            yield from engine_call(SessionWard.revoke_session, tokens.handle)
-            raise
-        return self._session_of(tokens, effects)
 
-    def _refresh(
+    def _refresh_token(
         self,
         effects: ResponseEffects,
         cookie_header: str | None,
         auth_mode: str | None,
         authorization: str | None,
-    ) -> Flow[S]:
+    ) -> str:
         config = self.config
         transfer = config.token_transfer
         cookies = _NO_TOKENS if transfer == "header" else parse_session_cookies(cookie_header)
         bearer = bearer_token(authorization)
         mode = effects.mode = choose_mode("refresh", transfer, auth_mode, bearer, cookies)
         effects.stale_cookies = stale_cookies_on_refresh(cookies, config, mode, bearer)
-        refresh_token = tokens_for_refresh(cookies, config, mode, bearer)
-        tokens = yield from engine_call(SessionWard.refresh_session, refresh_token)
-        effects.set_session(tokens)
-        return self._session_of(tokens, effects)
+        return tokens_for_refresh(cookies, config, mode, bearer)
 
     def _session_of(self, tokens: SessionTokens, effects: ResponseEffects) -> S:
-        verified = VerifiedSession(tokens.handle, tokens.user_id, tokens.jwt_payload)
+        verified = VerifiedSession(tokens.handle, tokens.user_id, tokens.jwt_payload, auth_time=tokens.auth_time)
         # E and S vary together (SessionWard with Session, AsyncSessionWard with
         # AsyncSession), which a TypeVar pair cannot express.
-        return self.session_class(self.engine, verified, tokens.access_token.value, effects)  # type: ignore[arg-type]
+        return self.session_class(  # type: ignore[arg-type]
+            self.engine, verified, tokens.access_token.value, effects, tokens.persistent
+        )
 
     def _verification(
         self,
@@ -231,13 +311,6 @@ class _HandlerBase(Generic[E, S]):
         bearer = None if authorization is None else bearer_token(authorization)
         mode = effects.mode = choose_mode("verify", transfer, auth_mode, bearer, tokens)
         return tokens_for_verification(tokens, config, method, anti_csrf_check, mode, bearer)
-
-    def _verified(self, verified: VerifiedSession, access_token: str, effects: ResponseEffects) -> S:
-        if verified.new_access_token is not None:
-            assert verified.front_token is not None
-            effects.set_access_token(verified.new_access_token, verified.front_token)
-            access_token = verified.new_access_token.value
-        return self.session_class(self.engine, verified, access_token, effects)  # type: ignore[arg-type]
 
     def _theft_hook_call(self, error: SessionWardError) -> Any:
         """The theft hook's result (maybe awaitable) when it applies, else ``None``."""
@@ -274,10 +347,32 @@ class SessionHandler(_HandlerBase[SessionWard, Session]):
         jwt_payload: dict[str, Any] | None,
         session_data: dict[str, Any] | None,
         auth_mode: str | None = None,
+        *,
+        persistent: bool = True,
+        refresh_token_validity: int | None = None,
+        client: ClientInfo | None = None,
     ) -> Session:
         """Create a session and record its cookies and headers in ``effects``, in the mode
-        the request's ``st-auth-mode`` header (``auth_mode``) asks for."""
-        return perform(self.engine, self._create(effects, user_id, jwt_payload, session_data, auth_mode))
+        the request's ``st-auth-mode`` header (``auth_mode``) asks for; ``persistent``,
+        ``refresh_token_validity`` and ``client`` go to the engine's
+        ``create_new_session``."""
+        self._create_mode(effects, auth_mode)
+        engine = self.engine
+        tokens = engine.create_new_session(
+            user_id,
+            jwt_payload,
+            session_data,
+            persistent=persistent,
+            refresh_token_validity=refresh_token_validity,
+            client=client,
+        )
+        try:
+            effects.set_session(tokens)
+        except GeneralError:
+            # A cookie the browser would refuse: leave no orphan row behind.
+            engine.revoke_session(tokens.handle)
+            raise
+        return self._session_of(tokens, effects)
 
     def verify(
         self,
@@ -288,16 +383,32 @@ class SessionHandler(_HandlerBase[SessionWard, Session]):
         anti_csrf_check: bool | None,
         auth_mode: str | None = None,
         authorization: str | None = None,
+        *,
+        check_database: bool = False,
+        max_auth_age: int | None = None,
+        client: ClientSource | None = None,
     ) -> Session:
         """Verify the request's session; a minted replacement token goes into ``effects``.
 
         ``auth_mode`` and ``authorization`` are the raw ``st-auth-mode`` and
-        ``Authorization`` headers (every copy, comma-joined)."""
+        ``Authorization`` headers (every copy, comma-joined); ``check_database``,
+        ``max_auth_age`` and ``client`` (called only if verification writes to the
+        store) go to the engine's ``get_session``."""
         access_token, check = self._verification(
             effects, cookie_header, method, anti_csrf_check, auth_mode, authorization
         )
-        verified = self.engine.get_session(access_token, single_header(anti_csrf_header), check)
-        return self._verified(verified, access_token, effects)
+        verified = self.engine.get_session(
+            access_token,
+            single_header(anti_csrf_header),
+            check,
+            check_database=check_database,
+            max_auth_age=max_auth_age,
+            client=client,
+        )
+        session = Session(self.engine, verified, access_token, effects)
+        if verified.new_access_token is not None:
+            perform(self.engine, session._reissue(verified))
+        return session
 
     def refresh(
         self,
@@ -305,9 +416,14 @@ class SessionHandler(_HandlerBase[SessionWard, Session]):
         cookie_header: str | None,
         auth_mode: str | None = None,
         authorization: str | None = None,
+        *,
+        client: ClientInfo | None = None,
     ) -> Session:
         """Rotate the tokens of a refresh request and record the new ones in ``effects``."""
-        return perform(self.engine, self._refresh(effects, cookie_header, auth_mode, authorization))
+        refresh_token = self._refresh_token(effects, cookie_header, auth_mode, authorization)
+        tokens = self.engine.refresh_session(refresh_token, client=client)
+        effects.set_session(tokens)
+        return self._session_of(tokens, effects)
 
     def sign_out(
         self,
@@ -349,12 +465,31 @@ class AsyncSessionHandler(_HandlerBase[AsyncSessionWard, AsyncSession]):
         jwt_payload: dict[str, Any] | None,
         session_data: dict[str, Any] | None,
         auth_mode: str | None = None,
+        *,
+        persistent: bool = True,
+        refresh_token_validity: int | None = None,
+        client: ClientInfo | None = None,
     ) -> AsyncSession:
         """Create a session and record its cookies and headers in ``effects``, in the mode
-        the request's ``st-auth-mode`` header (``auth_mode``) asks for."""
-        return await aperform(
-            self.engine, self._create(effects, user_id, jwt_payload, session_data, auth_mode)
+        the request's ``st-auth-mode`` header (``auth_mode``) asks for; ``persistent``,
+        ``refresh_token_validity`` and ``client`` go to the engine's
+        ``create_new_session``."""
+        self._create_mode(effects, auth_mode)
+        engine = self.engine
+        tokens = await engine.create_new_session(
+            user_id,
+            jwt_payload,
+            session_data,
+            persistent=persistent,
+            refresh_token_validity=refresh_token_validity,
+            client=client,
         )
+        try:
+            effects.set_session(tokens)
+        except GeneralError:
+            await engine.revoke_session(tokens.handle)
+            raise
+        return self._session_of(tokens, effects)
 
     async def verify(
         self,
@@ -365,16 +500,32 @@ class AsyncSessionHandler(_HandlerBase[AsyncSessionWard, AsyncSession]):
         anti_csrf_check: bool | None,
         auth_mode: str | None = None,
         authorization: str | None = None,
+        *,
+        check_database: bool = False,
+        max_auth_age: int | None = None,
+        client: ClientSource | None = None,
     ) -> AsyncSession:
         """Verify the request's session; a minted replacement token goes into ``effects``.
 
         ``auth_mode`` and ``authorization`` are the raw ``st-auth-mode`` and
-        ``Authorization`` headers (every copy, comma-joined)."""
+        ``Authorization`` headers (every copy, comma-joined); ``check_database``,
+        ``max_auth_age`` and ``client`` (called only if verification writes to the
+        store) go to the engine's ``get_session``."""
         access_token, check = self._verification(
             effects, cookie_header, method, anti_csrf_check, auth_mode, authorization
         )
-        verified = await self.engine.get_session(access_token, single_header(anti_csrf_header), check)
-        return self._verified(verified, access_token, effects)
+        verified = await self.engine.get_session(
+            access_token,
+            single_header(anti_csrf_header),
+            check,
+            check_database=check_database,
+            max_auth_age=max_auth_age,
+            client=client,
+        )
+        session = AsyncSession(self.engine, verified, access_token, effects)
+        if verified.new_access_token is not None:
+            await aperform(self.engine, session._reissue(verified))
+        return session
 
     async def refresh(
         self,
@@ -382,9 +533,14 @@ class AsyncSessionHandler(_HandlerBase[AsyncSessionWard, AsyncSession]):
         cookie_header: str | None,
         auth_mode: str | None = None,
         authorization: str | None = None,
+        *,
+        client: ClientInfo | None = None,
     ) -> AsyncSession:
         """Rotate the tokens of a refresh request and record the new ones in ``effects``."""
-        return await aperform(self.engine, self._refresh(effects, cookie_header, auth_mode, authorization))
+        refresh_token = self._refresh_token(effects, cookie_header, auth_mode, authorization)
+        tokens = await self.engine.refresh_session(refresh_token, client=client)
+        effects.set_session(tokens)
+        return self._session_of(tokens, effects)
 
     async def sign_out(
         self,

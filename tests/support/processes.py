@@ -24,11 +24,18 @@ def free_port() -> int:
 
 
 def config_environment(config: Config) -> dict[str, str]:
-    """``config`` as ``SESSIONWARD_<OPTION>`` variables (``None`` as the empty string)."""
+    """``config`` as ``SESSIONWARD_<OPTION>`` variables (``None`` as the empty string, a
+    tuple of strings comma-separated)."""
     env: dict[str, str] = {}
     for field in dataclasses.fields(config):
         value: Any = getattr(config, field.name)
-        env["SESSIONWARD_" + field.name.upper()] = "" if value is None else str(value)
+        if isinstance(value, tuple):
+            if not all(isinstance(item, str) for item in value):
+                continue  # callables cannot travel in the environment
+            text = ",".join(value)
+        else:
+            text = "" if value is None else str(value)
+        env["SESSIONWARD_" + field.name.upper()] = text
     return env
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse  # type: ignore[import-untyped]
 
-from ..engine.types import SessionInformation
+from ..engine.types import ClientInfo, SessionInformation
 from ..session import Session, SessionHandler
 from ..transport.headers import ANTI_CSRF_HEADER, AUTH_MODE_HEADER, AUTHORIZATION_HEADER
 from ..transport.response import ResponseEffects
@@ -31,6 +31,8 @@ SESSION_ATTR = "sessionward"
 _ANTI_CSRF_META = "HTTP_" + ANTI_CSRF_HEADER.upper().replace("-", "_")
 _AUTH_MODE_META = "HTTP_" + AUTH_MODE_HEADER.upper().replace("-", "_")
 _AUTHORIZATION_META = "HTTP_" + AUTHORIZATION_HEADER.upper()
+_FORWARDED_FOR_META = "HTTP_X_FORWARDED_FOR"
+_USER_AGENT_META = "HTTP_USER_AGENT"
 
 current_request: contextvars.ContextVar[HttpRequest | None] = contextvars.ContextVar(
     "sessionward_django_request", default=None
@@ -77,6 +79,14 @@ def protocol_headers(request: HttpRequest) -> tuple[str | None, str | None, str 
     )
 
 
+def client_of(request: HttpRequest, handler: SessionHandler) -> ClientInfo:
+    """The request's client: ``REMOTE_ADDR``, ``X-Forwarded-For`` (repeats joined with
+    ``","`` by the server or by Django) and ``User-Agent``."""
+    return handler.client_info(
+        _meta(request, "REMOTE_ADDR"), _meta(request, _FORWARDED_FOR_META), _meta(request, _USER_AGENT_META)
+    )
+
+
 def _effects_on(owner: Any, handler: SessionHandler) -> ResponseEffects:
     effects = getattr(owner, EFFECTS_ATTR, None)
     if not isinstance(effects, ResponseEffects) or effects.config is not handler.config:
@@ -103,8 +113,17 @@ def create_new_session(
     user_id: str,
     jwt_payload: dict[str, Any] | None = None,
     session_data: dict[str, Any] | None = None,
+    *,
+    persistent: bool = True,
+    refresh_token_validity: int | None = None,
 ) -> Session:
     """Create a session and set its cookies and headers on ``response``.
+
+    ``persistent=False`` (a "remember me" box left unticked) issues cookies without
+    ``Expires``, which end with the browser session, and a refresh lifetime of at most
+    ``non_persistent_refresh_token_validity``; ``refresh_token_validity`` (seconds) may
+    shorten this session's idle lifetime. The client's IP address (see
+    ``trusted_proxies``) and user agent are recorded (not outside the middleware).
 
     They are recorded with the current request's other session work, so the middleware
     writes the final state (after, say, ``update_jwt_payload`` or ``revoke_session``) on
@@ -117,18 +136,35 @@ def create_new_session(
     request = current_request.get()
     effects = _effects_on(response if request is None else request, handler)
     auth_mode = None if request is None else _meta(request, _AUTH_MODE_META)
-    session = handler.create(effects, user_id, jwt_payload, session_data, auth_mode)
+    session = handler.create(
+        effects,
+        user_id,
+        jwt_payload,
+        session_data,
+        auth_mode,
+        persistent=persistent,
+        refresh_token_validity=refresh_token_validity,
+        client=None if request is None else client_of(request, handler),
+    )
     apply_effects(response, effects)
     return session
 
 
 def get_session(
-    request: HttpRequest, response: HttpResponse | None = None, anti_csrf_check: bool | None = None
+    request: HttpRequest,
+    response: HttpResponse | None = None,
+    anti_csrf_check: bool | None = None,
+    *,
+    check_database: bool = False,
+    max_auth_age: int | None = None,
 ) -> Session:
     """Verify the request's session; also stored as ``request.sessionward``.
 
     ``anti_csrf_check=None`` checks the ``anti-csrf`` header unless the method is GET, HEAD
-    or OPTIONS (and ``enable_anti_csrf`` is on). A replacement access token is written to
+    or OPTIONS (and ``enable_anti_csrf`` is on). ``check_database=True`` also reads the
+    session's row (a session revoked anywhere is refused at once, at the cost of one store
+    read); ``max_auth_age`` (seconds) refuses a session whose user authenticated longer ago
+    with ``ReauthenticationRequiredError`` (answered 403). A replacement access token is written to
     ``response`` when given, and in any case by the middleware to the returned response.
     Raises ``UnauthorizedError`` or ``TryRefreshTokenError``.
     """
@@ -143,6 +179,9 @@ def get_session(
         anti_csrf_check,
         auth_mode,
         authorization,
+        check_database=check_database,
+        max_auth_age=max_auth_age,
+        client=lambda: client_of(request, handler),
     )
     setattr(request, SESSION_ATTR, session)
     if response is not None:
@@ -160,7 +199,9 @@ def refresh_session(request: HttpRequest, response: HttpResponse | None = None) 
     handler = get_handler()
     effects = request_effects(request, handler)
     _, auth_mode, authorization = protocol_headers(request)
-    session = handler.refresh(effects, cookie_header(request), auth_mode, authorization)
+    session = handler.refresh(
+        effects, cookie_header(request), auth_mode, authorization, client=client_of(request, handler)
+    )
     if response is not None:
         apply_effects(response, effects)
     return session
@@ -182,6 +223,20 @@ def revoke_multiple_sessions(handles: list[str]) -> list[str]:
 def revoke_all_sessions_for_user(user_id: str) -> list[str]:
     """End every session of ``user_id``; return their handles."""
     return get_engine().revoke_all_sessions_for_user(user_id)
+
+
+def revoke_other_sessions(user_id: str, keep: str) -> list[str]:
+    """End every session of ``user_id`` except ``keep`` (a handle); return the handles
+    ended (``request.sessionward.revoke_other_sessions()`` does this for the current
+    session)."""
+    return get_engine().revoke_other_sessions(user_id, keep)
+
+
+def get_all_sessions_for_user(user_id: str) -> list[SessionInformation]:
+    """Everything stored about each live session of ``user_id``, most recently active
+    first: when it was created and last active, the client's IP address and user agent,
+    when the user last authenticated, whether it is persistent (a "your devices" page)."""
+    return get_engine().get_all_sessions_for_user(user_id)
 
 
 def get_all_session_handles_for_user(user_id: str) -> list[str]:

@@ -14,7 +14,7 @@ from ..session import SessionHandler
 from ..transport.jwks import jwks_answer
 from ..transport.protocol import SIGN_OUT_BODY
 from ..transport.response import ResponseEffects
-from .api import cookie_header, current_request, finish_response, protocol_headers, request_effects
+from .api import client_of, cookie_header, current_request, finish_response, protocol_headers, request_effects
 from .engine import get_handler
 from .responses import error_response, preflight
 
@@ -39,7 +39,9 @@ def answer_refresh(request: HttpRequest, handler: SessionHandler, effects: Respo
         return response
     _, auth_mode, authorization = protocol_headers(request)
     try:
-        handler.refresh(effects, cookie_header(request), auth_mode, authorization)
+        handler.refresh(
+            effects, cookie_header(request), auth_mode, authorization, client=client_of(request, handler)
+        )
     except SessionWardError as error:
         if isinstance(error, ConfigError):
             raise

@@ -93,6 +93,8 @@ async def create_new_session(
     session_data: dict[str, Any] | None = None,
     *,
     response: Response | None = None,
+    persistent: bool = True,
+    refresh_token_validity: int | None = None,
 ) -> AsyncSession:
     """Create a session for ``user_id``; its cookies and headers go on the response.
 
@@ -101,15 +103,28 @@ async def create_new_session(
     context variable). The middleware writes the cookies on whatever response the
     endpoint returns; a ``Response`` given (first argument or ``response=``) also gets
     them at once. The session is issued in the mode the request's ``st-auth-mode`` header
-    asks for (none: the 2020 protocol). Raises :class:`~sessionward.errors.GeneralError`
-    on failure.
+    asks for (none: the 2020 protocol). ``persistent=False`` (a "remember me" box left
+    unticked) issues cookies without ``Expires``, which end with the browser session, and
+    a refresh lifetime of at most ``non_persistent_refresh_token_validity``;
+    ``refresh_token_validity`` (seconds) may shorten this session's idle lifetime. The
+    client's IP address (see ``trusted_proxies``) and user agent are recorded. Raises
+    :class:`~sessionward.errors.GeneralError` on failure.
     """
     context = _context(request_or_response)
     scope = getattr(request_or_response, "scope", None)
     auth_mode = _auth_mode_header(
         scope.get("headers", ()) if isinstance(scope, dict) else context.request_headers
     )
-    session = await context.handler.create(context.effects, user_id, jwt_payload, session_data, auth_mode)
+    session = await context.handler.create(
+        context.effects,
+        user_id,
+        jwt_payload,
+        session_data,
+        auth_mode,
+        persistent=persistent,
+        refresh_token_validity=refresh_token_validity,
+        client=context.client(),
+    )
     _remember(request_or_response, session)
     _apply_to(context, request_or_response, response)
     return session
@@ -119,10 +134,16 @@ async def get_session(
     request: HTTPConnection,
     response: Response | None = None,
     anti_csrf_check: bool | None = None,
+    *,
+    check_database: bool = False,
+    max_auth_age: int | None = None,
 ) -> AsyncSession:
     """Verify the request's session (``anti_csrf_check=None``: check unless GET/HEAD/OPTIONS).
 
-    Raises ``UnauthorizedError`` or ``TryRefreshTokenError`` (answered by the exception
+    ``check_database=True`` also reads the session's row (a session revoked anywhere is
+    refused at once, at the cost of one store read); ``max_auth_age`` (seconds) refuses a
+    session whose user authenticated longer ago with ``ReauthenticationRequiredError``
+    (answered 403 ``{"message": "re-authentication required"}``). Raises ``UnauthorizedError`` or ``TryRefreshTokenError`` (answered by the exception
     handler that :func:`~sessionward.fastapi.init` registered). A replacement access
     token minted by verification goes on the outgoing response (and on ``response`` if
     given).
@@ -140,6 +161,9 @@ async def get_session(
         anti_csrf_check,
         auth_mode,
         authorization,
+        check_database=check_database,
+        max_auth_age=max_auth_age,
+        client=context.client,
     )
     _remember_in(scope, session)
     if response is not None:
@@ -151,7 +175,9 @@ async def refresh_session(request: HTTPConnection, response: Response | None = N
     """Rotate the tokens of a refresh request (the route ``init`` mounts calls this)."""
     context = _context(request)
     cookie_header, _, auth_mode, authorization = _verification_headers(request.scope)
-    session = await context.handler.refresh(context.effects, cookie_header, auth_mode, authorization)
+    session = await context.handler.refresh(
+        context.effects, cookie_header, auth_mode, authorization, client=context.client()
+    )
     _remember(request, session)
     _apply_to(context, response)
     return session
@@ -207,6 +233,19 @@ async def revoke_multiple_sessions(handles: list[str], *, app: Starlette | None 
 async def revoke_all_sessions_for_user(user_id: str, *, app: Starlette | None = None) -> list[str]:
     """End every session of ``user_id``; return their handles."""
     return await get_engine(app).revoke_all_sessions_for_user(user_id)
+
+
+async def revoke_other_sessions(user_id: str, keep: str, *, app: Starlette | None = None) -> list[str]:
+    """End every session of ``user_id`` except ``keep`` (a handle); return the handles
+    ended (``await session.revoke_other_sessions()`` does this for the current session)."""
+    return await get_engine(app).revoke_other_sessions(user_id, keep)
+
+
+async def get_all_sessions_for_user(user_id: str, *, app: Starlette | None = None) -> list[SessionInformation]:
+    """Everything stored about each live session of ``user_id``, most recently active
+    first: when it was created and last active, the client's IP address and user agent,
+    when the user last authenticated, whether it is persistent (a "your devices" page)."""
+    return await get_engine(app).get_all_sessions_for_user(user_id)
 
 
 async def get_all_session_handles_for_user(user_id: str, *, app: Starlette | None = None) -> list[str]:

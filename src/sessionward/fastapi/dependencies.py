@@ -22,19 +22,31 @@ _NOT_A_DEPENDENCY: Any = None
 
 @overload
 def verify_session(
-    anti_csrf_check: bool | None = None, session_required: Literal[True] = True
+    anti_csrf_check: bool | None = None,
+    session_required: Literal[True] = True,
+    *,
+    check_database: bool = False,
+    max_auth_age: int | None = None,
 ) -> Callable[[Request], Awaitable[AsyncSession]]: ...
 
 
 @overload
 def verify_session(
-    anti_csrf_check: bool | None = None, *, session_required: Literal[False]
+    anti_csrf_check: bool | None = None,
+    *,
+    session_required: Literal[False],
+    check_database: bool = False,
+    max_auth_age: int | None = None,
 ) -> Callable[[Request], Awaitable[AsyncSession | None]]: ...
 
 
 @overload
 def verify_session(
-    anti_csrf_check: bool | None, session_required: bool
+    anti_csrf_check: bool | None,
+    session_required: bool,
+    *,
+    check_database: bool = False,
+    max_auth_age: int | None = None,
 ) -> Callable[[Request], Awaitable[AsyncSession | None]]: ...
 
 
@@ -42,6 +54,8 @@ def verify_session(
     anti_csrf_check: bool | None = None,
     session_required: bool = True,
     *,
+    check_database: bool = False,
+    max_auth_age: int | None = None,
     _misused_as_dependency: Request = _NOT_A_DEPENDENCY,
 ) -> Callable[[Request], Awaitable[AsyncSession | None]]:
     """A dependency for ``Depends(verify_session())`` returning the request's session.
@@ -52,7 +66,10 @@ def verify_session(
     expired is still answered with the usual 401, so that the frontend refreshes. Outside
     FastAPI (plain Starlette) call it directly: ``await verify_session()(request)``.
     ``Depends(verify_session)``, without the call, fails on the first request with a
-    ``TypeError`` saying so.
+    ``TypeError`` saying so. ``check_database=True`` also reads the session's row (one
+    store read: a revocation anywhere is refused at once); ``max_auth_age`` (seconds)
+    answers 403 ``{"message": "re-authentication required"}`` when the user authenticated
+    longer ago (see ``AsyncSession.mark_reauthenticated``).
     """
     if _misused_as_dependency is not _NOT_A_DEPENDENCY or callable(anti_csrf_check):
         raise bare_factory_error("Depends(verify_session())")
@@ -63,6 +80,8 @@ def verify_session(
             config = _context(request).handler.config
             if not session_cookie_present(cookie_header, auth_mode, authorization, config):
                 return None
-        return await get_session(request, None, anti_csrf_check)
+        return await get_session(
+            request, None, anti_csrf_check, check_database=check_database, max_auth_age=max_auth_age
+        )
 
     return session_dependency

@@ -22,8 +22,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Config
 from ..engine.aio import AsyncSessionWard
+from ..engine.types import ClientInfo
 from ..session import AsyncSessionHandler, ErrorHandler
 from ..stores.base import AsyncStore
+from ..transport.client_address import FORWARDED_FOR_HEADER, USER_AGENT_HEADER
 from ..transport.headers import ANTI_CSRF_HEADER, AUTH_MODE_HEADER, AUTHORIZATION_HEADER
 from ..transport.response import ResponseEffects, final_response_headers
 
@@ -36,6 +38,8 @@ TheftHook = Callable[[str, str], Awaitable[Any] | Any]
 _ANTI_CSRF = ANTI_CSRF_HEADER.encode("latin-1")
 _AUTH_MODE = AUTH_MODE_HEADER.encode("latin-1")
 _AUTHORIZATION = AUTHORIZATION_HEADER.encode("latin-1")
+_FORWARDED_FOR = FORWARDED_FOR_HEADER.encode("latin-1")
+_USER_AGENT = USER_AGENT_HEADER.encode("latin-1")
 _SECURE_SCHEMES = frozenset({"https", "wss"})
 
 
@@ -92,13 +96,15 @@ class _RequestContext:
     touches the session costs one small object.
     """
 
-    __slots__ = ("_effects", "handler", "request_headers")
+    __slots__ = ("_effects", "handler", "peer", "request_headers")
 
-    def __init__(self, handler: AsyncSessionHandler, request_headers: Any = ()) -> None:
+    def __init__(self, handler: AsyncSessionHandler, request_headers: Any = (), peer: Any = None) -> None:
         self.handler = handler
-        # The request's raw headers (not the scope: the scope holds this context, and a
-        # reference cycle per request would be left to the garbage collector).
+        # The request's raw headers and ``scope["client"]`` (not the scope: the scope holds
+        # this context, and a reference cycle per request would be left to the garbage
+        # collector).
         self.request_headers = request_headers
+        self.peer = peer
         self._effects: ResponseEffects | None = None
 
     @property
@@ -108,6 +114,22 @@ class _RequestContext:
         if effects is None:
             effects = self._effects = ResponseEffects(self.handler.config)
         return effects
+
+    def client(self) -> ClientInfo:
+        """The request's client: the connection peer (``scope["client"]``), every
+        ``X-Forwarded-For`` header joined with ``","`` in order, and ``User-Agent``; read
+        only when called (creation, refresh, and a verification that writes)."""
+        forwarded: str | None = None
+        agent: str | None = None
+        for name, value in self.request_headers:
+            name = bytes(name).lower()
+            if name == _FORWARDED_FOR:
+                forwarded = _joined(forwarded, value)
+            elif name == _USER_AGENT and agent is None:
+                agent = bytes(value).decode("latin-1")
+        peer = self.peer
+        host = peer[0] if isinstance(peer, (tuple, list)) and peer and isinstance(peer[0], str) else None
+        return self.handler.client_info(host, forwarded, agent)
 
     @property
     def pending(self) -> bool:
@@ -151,7 +173,7 @@ def _verification_headers(scope: Scope) -> tuple[str | None, str | None, str | N
 
 
 def _joined(previous: str | None, value: bytes) -> str:
-    text = value.decode("latin-1")
+    text = bytes(value).decode("latin-1")
     return text if previous is None else f"{previous},{text}"
 
 
@@ -202,7 +224,7 @@ class SessionWardMiddleware:
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        context = _RequestContext(self.binding.handler, scope.get("headers", ()))
+        context = _RequestContext(self.binding.handler, scope.get("headers", ()), scope.get("client"))
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}

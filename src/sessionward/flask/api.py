@@ -21,6 +21,7 @@ from .state import (
     _AUTHORIZATION_ENVIRON,
     _ENVIRON_KEY,
     _apply,
+    _client,
     _cookie_header,
     _current_request,
     _extension,
@@ -34,19 +35,35 @@ def create_new_session(
     user_id: str,
     jwt_payload: dict[str, Any] | None = None,
     session_data: dict[str, Any] | None = None,
+    *,
+    persistent: bool = True,
+    refresh_token_validity: int | None = None,
 ) -> Session:
     """Create a session for ``user_id`` and set its cookies and headers.
 
     They are written to ``response`` at once (when given) and, by the ``after_request``
     hook, to whatever response the view finally returns, in the mode the current request's
-    ``st-auth-mode`` header asks for (none: the 2020 protocol). Raises ``GeneralError`` on
-    failure (``StorageUnavailableError`` when the store is down).
+    ``st-auth-mode`` header asks for (none: the 2020 protocol). ``persistent=False`` (a
+    "remember me" box left unticked) issues cookies without ``Expires``, which end with
+    the browser session, and a refresh lifetime of at most
+    ``non_persistent_refresh_token_validity``; ``refresh_token_validity`` (seconds) may
+    shorten this session's idle lifetime. The client's IP address (see
+    ``trusted_proxies``) and user agent are recorded. Raises ``GeneralError`` on failure
+    (``StorageUnavailableError`` when the store is down).
     """
     extension = _extension()
     req = _current_request()
     state = _request_state(extension, req)
-    session = extension.handler.create(
-        state.effects, user_id, jwt_payload, session_data, req.environ.get(_AUTH_MODE_ENVIRON)
+    handler = extension.handler
+    session = handler.create(
+        state.effects,
+        user_id,
+        jwt_payload,
+        session_data,
+        req.environ.get(_AUTH_MODE_ENVIRON),
+        persistent=persistent,
+        refresh_token_validity=refresh_token_validity,
+        client=_client(handler, req.environ),
     )
     state.session = session
     if response is not None:
@@ -55,20 +72,30 @@ def create_new_session(
 
 
 def get_session(
-    request: WerkzeugRequest, response: WerkzeugResponse | None = None, anti_csrf_check: bool | None = None
+    request: WerkzeugRequest,
+    response: WerkzeugResponse | None = None,
+    anti_csrf_check: bool | None = None,
+    *,
+    check_database: bool = False,
+    max_auth_age: int | None = None,
 ) -> Session:
     """Verify the session of ``request`` (normally :data:`flask.request`).
 
     ``anti_csrf_check=None`` checks the ``anti-csrf`` header unless the method is GET, HEAD
-    or OPTIONS (and only when ``enable_anti_csrf`` is on). Raises ``UnauthorizedError`` or
-    ``TryRefreshTokenError``. A replacement access token minted by verification is written
-    to ``response`` when given, and in any case to the response the view returns.
+    or OPTIONS (and only when ``enable_anti_csrf`` is on). ``check_database=True`` also
+    reads the session's row (a session revoked anywhere is refused at once, at the cost of
+    one store read); ``max_auth_age`` (seconds) refuses a session whose user authenticated
+    longer ago with ``ReauthenticationRequiredError`` (answered 403). Raises
+    ``UnauthorizedError`` or ``TryRefreshTokenError``. A replacement access token minted by
+    verification is written to ``response`` when given, and in any case to the response
+    the view returns.
     """
     extension = _extension()
     state = _request_state(extension, request)
     effects = state.effects
     environ = request.environ
-    session = extension.handler.verify(
+    handler = extension.handler
+    session = handler.verify(
         effects,
         environ.get("HTTP_COOKIE"),
         environ.get(_ANTI_CSRF_ENVIRON),
@@ -76,6 +103,9 @@ def get_session(
         anti_csrf_check,
         environ.get(_AUTH_MODE_ENVIRON),
         environ.get(_AUTHORIZATION_ENVIRON),
+        check_database=check_database,
+        max_auth_age=max_auth_age,
+        client=lambda: _client(handler, environ),
     )
     state.session = session
     if response is not None and effects.pending:
@@ -91,11 +121,13 @@ def refresh_session(request: WerkzeugRequest, response: WerkzeugResponse | None 
     extension = _extension()
     state = _request_state(extension, request)
     environ = request.environ
-    session = extension.handler.refresh(
+    handler = extension.handler
+    session = handler.refresh(
         state.effects,
         _cookie_header(request),
         environ.get(_AUTH_MODE_ENVIRON),
         environ.get(_AUTHORIZATION_ENVIRON),
+        client=_client(handler, environ),
     )
     state.session = session
     if response is not None:
@@ -128,7 +160,7 @@ def _current_session() -> Session | None:
 class _SessionProxy(LocalProxy["Session | None"]):
     """The proxy behind :data:`current_session`.
 
-    Its four data attributes are properties: through a plain ``LocalProxy`` every read
+    Its five data attributes are properties: through a plain ``LocalProxy`` every read
     first fails (``AttributeError``) and is then resolved by ``__getattr__``, which costs
     more than the rest of reading the attribute. Everything else is ``LocalProxy``'s; with
     no session the properties raise the same ``AttributeError`` the proxy would.
@@ -151,6 +183,10 @@ class _SessionProxy(LocalProxy["Session | None"]):
     @property
     def access_token(self) -> str:
         return self._get_current_object().access_token  # type: ignore[union-attr]
+
+    @property
+    def auth_time(self) -> int:
+        return self._get_current_object().auth_time  # type: ignore[union-attr]
 
 
 current_session: Session = cast(Session, _SessionProxy(_current_session))
@@ -184,6 +220,20 @@ def revoke_multiple_sessions(handles: list[str]) -> list[str]:
 def revoke_all_sessions_for_user(user_id: str) -> list[str]:
     """End every session of ``user_id``; return their handles."""
     return _extension().engine.revoke_all_sessions_for_user(user_id)
+
+
+def revoke_other_sessions(user_id: str, keep: str) -> list[str]:
+    """End every session of ``user_id`` except ``keep`` (a handle); return the handles
+    ended. In a view, ``current_session.revoke_other_sessions()`` does this for the
+    current session."""
+    return _extension().engine.revoke_other_sessions(user_id, keep)
+
+
+def get_all_sessions_for_user(user_id: str) -> list[SessionInformation]:
+    """Everything stored about each live session of ``user_id``, most recently active
+    first: when it was created and last active, the client's IP address and user agent,
+    when the user last authenticated, whether it is persistent (a "your devices" page)."""
+    return _extension().engine.get_all_sessions_for_user(user_id)
 
 
 def get_all_session_handles_for_user(user_id: str) -> list[str]:

@@ -21,7 +21,11 @@ _SAFE_SKIP_METHODS = frozenset({"OPTIONS"})
 
 
 def verify_session(
-    anti_csrf_check: bool | None = None, session_required: bool = True
+    anti_csrf_check: bool | None = None,
+    session_required: bool = True,
+    *,
+    check_database: bool = False,
+    max_auth_age: int | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """A view decorator that verifies the session before the view runs.
 
@@ -32,7 +36,11 @@ def verify_session(
     Bearer token) runs the view with ``current_session`` proxying ``None``; a request that
     has a session but an expired or invalid access token is still answered "try refresh
     token", so the client refreshes. ``OPTIONS`` requests (CORS preflights carry no
-    cookies) run the view without verification. Works on sync and ``async`` views.
+    cookies) run the view without verification. ``check_database=True`` also reads the
+    session's row (one store read: a revocation anywhere is refused at once);
+    ``max_auth_age`` (seconds) answers 403 ``{"message": "re-authentication required"}``
+    when the user authenticated longer ago (see ``Session.mark_reauthenticated``). Works
+    on sync and ``async`` views.
     ``@verify_session`` without the parentheses raises ``TypeError`` at decoration.
     """
     if callable(anti_csrf_check):
@@ -51,7 +59,7 @@ def verify_session(
                 _extension().config,
             ):
                 return
-        get_session(req, None, anti_csrf_check)
+        get_session(req, None, anti_csrf_check, check_database=check_database, max_auth_age=max_auth_age)
 
     def decorator(view: Callable[P, R]) -> Callable[P, R]:
         if inspect.iscoroutinefunction(view):

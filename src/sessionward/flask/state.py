@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from ..config import Config
 from ..engine.sync import SessionWard
 from ..errors import GeneralError
+from ..engine.types import ClientInfo
 from ..session import Session, SessionHandler
 from ..transport.headers import ANTI_CSRF_HEADER, AUTH_MODE_HEADER, AUTHORIZATION_HEADER
 from ..transport.response import ResponseEffects, final_response_headers
@@ -31,6 +32,8 @@ _ENVIRON_KEY = "sessionward.request_state"
 _ANTI_CSRF_ENVIRON = "HTTP_" + ANTI_CSRF_HEADER.upper().replace("-", "_")
 _AUTH_MODE_ENVIRON = "HTTP_" + AUTH_MODE_HEADER.upper().replace("-", "_")
 _AUTHORIZATION_ENVIRON = "HTTP_" + AUTHORIZATION_HEADER.upper()
+_FORWARDED_FOR_ENVIRON = "HTTP_X_FORWARDED_FOR"
+_USER_AGENT_ENVIRON = "HTTP_USER_AGENT"
 
 
 @dataclasses.dataclass
@@ -106,3 +109,16 @@ def _cookie_header(req: WerkzeugRequest) -> str | None:
     a repeated header arrives comma-joined, which the transport layer splits)."""
     value: str | None = req.environ.get("HTTP_COOKIE")
     return value
+
+
+def _client(handler: SessionHandler, environ: dict[str, object]) -> ClientInfo:
+    """The request's client: ``REMOTE_ADDR``, ``X-Forwarded-For`` (the WSGI server joins
+    repeated headers with ``","``) and ``User-Agent``."""
+
+    def text(key: str) -> str | None:
+        value = environ.get(key)
+        return value if isinstance(value, str) else None
+
+    return handler.client_info(
+        text("REMOTE_ADDR"), text(_FORWARDED_FOR_ENVIRON), text(_USER_AGENT_ENVIRON)
+    )

@@ -12,6 +12,8 @@ concern:
   request, and the token each kind of route needs;
 - :mod:`~sessionward.transport.response`: :class:`ResponseEffects` and the final header
   list of a response;
+- :mod:`~sessionward.transport.client_address`: the client's IP address (through trusted
+  proxies) and user agent;
 - :mod:`~sessionward.transport.cors`: preflight headers and the exposed-headers list;
 - :mod:`~sessionward.transport.error_responses`: the answer to a session error and its
   log line;
@@ -24,7 +26,17 @@ is importable from here.
 
 from ..cookies import ACCESS_TOKEN_COOKIE, ID_REFRESH_TOKEN_COOKIE, MAX_COOKIE_BYTES, REFRESH_TOKEN_COOKIE
 from .cors import PREFLIGHT_ALLOW_HEADERS, exposed_headers, merge_header_list, preflight_headers
+from .client_address import (
+    FORWARDED_FOR_HEADER,
+    MAX_FORWARDED_HOPS,
+    MAX_USER_AGENT_LENGTH,
+    USER_AGENT_HEADER,
+    TrustedProxies,
+    client_ip,
+    user_agent,
+)
 from .error_responses import (
+    REAUTHENTICATION_STATUS,
     RETRY_AFTER_SECONDS,
     ErrorResponse,
     bare_factory_error,
@@ -73,26 +85,33 @@ __all__ = [
     "AUTHORIZATION_HEADER",
     "AUTH_MODE_HEADER",
     "DUPLICATE",
+    "FORWARDED_FOR_HEADER",
     "FRONT_TOKEN_HEADER",
     "ID_REFRESH_TOKEN_COOKIE",
     "ID_REFRESH_TOKEN_HEADER",
     "JWKS_CONTENT_TYPE",
     "MAX_COOKIE_BYTES",
+    "MAX_FORWARDED_HOPS",
+    "MAX_USER_AGENT_LENGTH",
     "PREFLIGHT_ALLOW_HEADERS",
     "PROTOCOL_HEADERS",
     "REFRESH_TOKEN_COOKIE",
     "REFRESH_TOKEN_HEADER",
+    "REAUTHENTICATION_STATUS",
     "RETRY_AFTER_SECONDS",
     "SAFE_METHODS",
     "SIGN_OUT_BODY",
+    "USER_AGENT_HEADER",
     "ErrorResponse",
     "Operation",
     "RequestTokens",
     "ResponseEffects",
+    "TrustedProxies",
     "WireMode",
     "bare_factory_error",
     "bearer_token",
     "choose_mode",
+    "client_ip",
     "error_response",
     "exposed_headers",
     "final_response_headers",
@@ -111,4 +130,5 @@ __all__ = [
     "stale_cookies_on_refresh",
     "tokens_for_refresh",
     "tokens_for_verification",
+    "user_agent",
 ]

@@ -11,6 +11,7 @@ from typing import NamedTuple
 from ..config import Config
 from ..errors import (
     GeneralError,
+    ReauthenticationRequiredError,
     SessionWardError,
     StorageUnavailableError,
     TokenTheftDetectedError,
@@ -18,9 +19,11 @@ from ..errors import (
     UnauthorizedError,
 )
 
-__all__ = ["RETRY_AFTER_SECONDS", "ErrorResponse", "bare_factory_error", "error_response", "log_error_answer"]
+__all__ = ["REAUTHENTICATION_STATUS", "RETRY_AFTER_SECONDS", "ErrorResponse", "bare_factory_error", "error_response", "log_error_answer"]
 
 RETRY_AFTER_SECONDS = 5
+#: The status of a session that is valid but too old for the route (``max_auth_age``).
+REAUTHENTICATION_STATUS = 403
 
 
 def log_error_answer(logger: logging.Logger, error: SessionWardError, status: int) -> None:
@@ -57,7 +60,13 @@ def _json(message: str) -> bytes:
 
 
 def error_response(error: SessionWardError, config: Config) -> ErrorResponse:
-    """The default answer to ``error``: status, JSON body, whether to clear cookies."""
+    """The default answer to ``error``: status, JSON body, whether to clear cookies.
+
+    ``ReauthenticationRequiredError`` (``max_auth_age`` exceeded) is a 403 with
+    ``{"message": "re-authentication required"}`` that clears nothing: the session is
+    fine, the client must not refresh but ask the user to authenticate again."""
+    if isinstance(error, ReauthenticationRequiredError):
+        return ErrorResponse(REAUTHENTICATION_STATUS, _json("re-authentication required"), False, ())
     status = config.session_expired_status_code
     if isinstance(error, TryRefreshTokenError):
         return ErrorResponse(status, _json("try refresh token"), False, ())

@@ -38,8 +38,10 @@ _HEADER = WireMode.HEADER
 __all__ = ["ResponseEffects", "final_response_headers", "set_cookie_name"]
 
 
-def _set_cookie(config: Config, name: str, value: str, path: str, expires_at_ms: int | None) -> str:
-    header = set_cookie_header(config, name, value, path, expires_at_ms)
+def _set_cookie(
+    config: Config, name: str, value: str, path: str, expires_at_ms: int | None, persistent: bool = True
+) -> str:
+    header = set_cookie_header(config, name, value, path, expires_at_ms, persistent=persistent)
     if len(header.encode()) > MAX_COOKIE_BYTES:
         raise GeneralError(
             f"the {name} cookie would be {len(header.encode())} bytes, over the "
@@ -79,10 +81,14 @@ class ResponseEffects:
         return bool(self.cookies or self.headers)
 
     def set_session(self, tokens: SessionTokens) -> None:
-        """Cookies and headers for a new or refreshed session, in the request's mode."""
+        """Cookies and headers for a new or refreshed session, in the request's mode.
+
+        A session with ``tokens.persistent`` false gets browser-session cookies (no
+        ``Expires``)."""
         config = self.config
         mode = self.mode
-        self.set_access_token(tokens.access_token, tokens.front_token)
+        persistent = tokens.persistent
+        self.set_access_token(tokens.access_token, tokens.front_token, persistent)
         if mode is _HEADER:
             self.headers[REFRESH_TOKEN_HEADER] = tokens.refresh_token.value
         else:
@@ -92,6 +98,7 @@ class ResponseEffects:
                 tokens.refresh_token.value,
                 config.refresh_api_path,
                 tokens.refresh_token.expires_at,
+                persistent,
             )
             if mode is _LEGACY:
                 id_refresh = tokens.id_refresh_token
@@ -101,6 +108,7 @@ class ResponseEffects:
                     id_refresh.value,
                     config.access_token_path,
                     id_refresh.expires_at,
+                    persistent,
                 )
                 self.headers[ID_REFRESH_TOKEN_HEADER] = f"{id_refresh.value};{id_refresh.expires_at}"
             if tokens.anti_csrf_token is not None:
@@ -108,9 +116,9 @@ class ResponseEffects:
         if self.stale_cookies:
             self._expire(self.stale_cookies)
 
-    def set_access_token(self, token: Token, front_token: str) -> None:
+    def set_access_token(self, token: Token, front_token: str, persistent: bool = True) -> None:
         """The access cookie (header mode: ``st-access-token``) and ``front-token`` for a
-        newly minted access token."""
+        newly minted access token (``persistent=False``: a browser-session cookie)."""
         if self.mode is _HEADER:
             self.headers[ACCESS_TOKEN_HEADER] = token.value
         else:
@@ -120,6 +128,7 @@ class ResponseEffects:
                 token.value,
                 self.config.access_token_path,
                 token.expires_at,
+                persistent,
             )
         self.headers[FRONT_TOKEN_HEADER] = front_token
 
