@@ -167,7 +167,7 @@ def test_list_and_revoke_sessions(client: TestClient, store: str) -> None:
         assert [row["handle"] for row in alice.call("GET", "/api/sessions").json()["sessions"]] == [first]
 
 
-def test_devices_list_newest_activity_first_with_this_device(device: Callable[..., Browser], store: str) -> None:
+def test_devices_list_newest_activity_first_with_this_device(device: Callable[..., Browser]) -> None:
     laptop = device(CHROME_LINUX, "198.51.100.7")
     phone = device(FIREFOX_WINDOWS, "203.0.113.9")
     bob = device()
@@ -203,7 +203,8 @@ def test_devices_list_newest_activity_first_with_this_device(device: Callable[..
     assert [(row["handle"], row["current"]) for row in seen] == [(first, False), (second, True)]
     # Now the phone is the most recently active one.
     phone.refresh_and_use()
-    assert [row["handle"] for row in laptop.call("GET", "/api/sessions").json()["sessions"]] == [second, first]
+    listed = laptop.call("GET", "/api/sessions").json()["sessions"]
+    assert [row["handle"] for row in listed] == [second, first]
 
 
 def test_devices_list_ignores_a_spoofed_forwarded_for_and_tames_hostile_agents(
@@ -328,7 +329,7 @@ def test_max_auth_age_is_the_apps_option(device: Callable[..., Browser], store: 
     backdate_sign_in(store, handle, MAX_AUTH_AGE + 30)  # older than the default, within 3600 s
     tab.refresh_and_use()
     assert tab.call("GET", "/api/recovery-codes").status_code == 200
-    assert "data-max-auth-age=\"3600\"" in tab.client.get("/").text
+    assert 'data-max-auth-age="3600"' in tab.client.get("/").text
 
 
 def test_cannot_revoke_someone_elses_session(client: TestClient, store: str) -> None:
