@@ -26,8 +26,8 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def test_migrate_prints_the_schema_version(store: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(capsys, "migrate", "--store", store) == (0, "schema version 1\n", "")
-    assert run(capsys, "migrate", "--store", store)[1] == "schema version 1\n"
+    assert run(capsys, "migrate", "--store", store) == (0, "schema version 2\n", "")
+    assert run(capsys, "migrate", "--store", store)[1] == "schema version 2\n"
 
 
 def test_sessions_list_and_revoke(store: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -48,7 +48,9 @@ def test_sessions_list_and_revoke(store: str, capsys: pytest.CaptureFixture[str]
 
 
 def test_sessions_list_shows_the_metadata(store: str, capsys: pytest.CaptureFixture[str]) -> None:
-    agent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+    agent = (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+    )
     with SessionWard(Config(store=store, access_token_algorithm="HS256")) as engine:
         kept = engine.create_new_session("alice", client=ClientInfo("198.51.100.7", agent)).handle
         brief = engine.create_new_session(
@@ -151,7 +153,7 @@ def test_installed_script(tmp_path: Path) -> None:
         text=True,
         check=False,
     )
-    assert (result.returncode, result.stdout) == (0, "schema version 1\n")
+    assert (result.returncode, result.stdout) == (0, "schema version 2\n")
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -32,7 +32,7 @@ DOCUMENTED_DEFAULTS: dict[str, Any] = {
     "session_max_lifetime": None,
     "auto_migrate": True,
     "token_transfer": "any",
-    "trusted_proxies": (),
+    "event_subscribers": (),
 }
 
 INT_OPTIONS = [
@@ -73,7 +73,11 @@ def test_default_matches_spec(name: str) -> None:
 def test_every_spec_option_exists_and_extra_options_are_known() -> None:
     names = {field.name for field in dataclasses.fields(Config)}
     assert set(DOCUMENTED_DEFAULTS) <= names
-    assert names - set(DOCUMENTED_DEFAULTS) == {"verified_token_cache_size"}
+    assert names - set(DOCUMENTED_DEFAULTS) == {
+        "verified_token_cache_size",
+        "non_persistent_refresh_token_validity",
+        "trusted_proxies",
+    }
     assert Config().verified_token_cache_size == 10_000
 
 

@@ -85,3 +85,115 @@ def test_verified_session_objects_carry_the_claims_and_no_instance_dict() -> Non
             assert not hasattr(session, "__dict__")
 
     asyncio.run(scenario())
+
+
+# -- client information, re-authentication, other sessions -------------------------------------
+
+
+def _cookie_value(effects: ResponseEffects, name: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(effects.cookies[name].split(";", 1)[0].split("=", 1)[1])
+
+
+def test_verification_reads_the_client_only_when_it_writes() -> None:
+    from sessionward import ClientInfo
+
+    with SessionWard(CONFIG) as engine:
+        handler = SessionHandler(engine)
+        effects = ResponseEffects(CONFIG)
+        created = handler.create(
+            effects, "alice", None, None, "cookie", client=handler.client_info("198.51.100.1", None, "ua/1")
+        )
+        calls: list[int] = []
+
+        def client() -> ClientInfo:
+            calls.append(1)
+            return handler.client_info("198.51.100.9", None, "ua/9")
+
+        for _ in range(3):  # the hot path: no header is read
+            handler.verify(
+                ResponseEffects(CONFIG),
+                f"sAccessToken={created.access_token}",
+                None,
+                "GET",
+                None,
+                "cookie",
+                client=client,
+            )
+        assert calls == []
+        refresh_effects = ResponseEffects(CONFIG)
+        refreshed = handler.refresh(
+            refresh_effects, f"sRefreshToken={_cookie_value(effects, 'sRefreshToken')}", "cookie"
+        )
+        promoted_effects = ResponseEffects(CONFIG)
+        handler.verify(
+            promoted_effects,
+            f"sAccessToken={refreshed.access_token}",
+            None,
+            "GET",
+            None,
+            "cookie",
+            client=client,
+        )
+        assert calls == [1]  # the promotion wrote, and read the client once
+        assert "sAccessToken" in promoted_effects.cookies
+        (info,) = engine.get_all_sessions_for_user("alice")
+        assert (info.ip, info.user_agent, info.created_ip) == ("198.51.100.9", "ua/9", "198.51.100.1")
+
+
+def test_mark_reauthenticated_and_revoke_other_sessions() -> None:
+    with SessionWard(CONFIG) as engine:
+        handler = SessionHandler(engine)
+        others = [handler.create(ResponseEffects(CONFIG), "alice", None, None).handle for _ in range(2)]
+        bob = handler.create(ResponseEffects(CONFIG), "bob", None, None).handle
+        effects = ResponseEffects(CONFIG)
+        session = handler.create(effects, "alice", {"v": 1}, None, persistent=False)
+        assert session.auth_time > 0
+        effects.cookies.clear()
+        before = session.access_token
+        session.mark_reauthenticated()
+        # Within the same second the token may be the same string (claims in whole seconds).
+        assert session.auth_time >= engine.get_session(before).auth_time
+        assert engine.get_session(session.access_token).auth_time == session.auth_time
+        # The session was created on this request: no read needed to keep it a
+        # browser-session cookie.
+        assert "Expires" not in effects.cookies["sAccessToken"]
+        assert sorted(session.revoke_other_sessions()) == sorted(others)
+        assert engine.get_all_session_handles_for_user("alice") == [session.handle]
+        assert engine.get_all_session_handles_for_user("bob") == [bob]
+
+
+def test_async_mark_reauthenticated_reads_persistence_once() -> None:
+    async def scenario() -> None:
+        async with AsyncSessionWard(CONFIG) as engine:
+            handler = AsyncSessionHandler(engine)
+            created = await handler.create(
+                ResponseEffects(CONFIG), "carol", None, None, "cookie", persistent=False
+            )
+            effects = ResponseEffects(CONFIG)
+            session = await handler.verify(
+                effects, f"sAccessToken={created.access_token}", None, "GET", None, "cookie"
+            )
+            assert session._persistent is None  # not known from the access token
+            await session.mark_reauthenticated()
+            assert session._persistent is False
+            assert "Expires" not in effects.cookies["sAccessToken"]
+            await session.update_jwt_payload({"v": 2})
+            assert "Expires" not in effects.cookies["sAccessToken"]
+            assert await session.revoke_other_sessions() == []
+
+    asyncio.run(scenario())
+
+
+def test_reissued_token_of_a_session_gone_is_a_browser_session_cookie() -> None:
+    with SessionWard(CONFIG) as engine:
+        handler = SessionHandler(engine)
+        created = handler.create(ResponseEffects(CONFIG), "dave", None, None, "cookie")
+        effects = ResponseEffects(CONFIG)
+        session = handler.verify(effects, f"sAccessToken={created.access_token}", None, "GET", None, "cookie")
+        engine.revoke_session(session.handle)
+        with pytest.raises(UnauthorizedError):
+            session.mark_reauthenticated()
+        assert set(effects.cookies) >= {"sAccessToken", "sRefreshToken"}
+        assert all(cookie.split(";")[0].endswith("=") for cookie in effects.cookies.values())

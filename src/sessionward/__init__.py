@@ -3,6 +3,7 @@
 from .config import Config
 from .engine import (
     AsyncSessionWard,
+    ClientInfo,
     SessionInformation,
     SessionTokens,
     SessionWard,
@@ -13,6 +14,7 @@ from .errors import (
     ConfigError,
     GeneralError,
     PayloadTooLargeError,
+    ReauthenticationRequiredError,
     SessionWardError,
     StorageUnavailableError,
     TokenTheftDetectedError,
@@ -24,10 +26,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncSessionWard",
+    "ClientInfo",
     "Config",
     "ConfigError",
     "GeneralError",
     "PayloadTooLargeError",
+    "ReauthenticationRequiredError",
     "SessionInformation",
     "SessionTokens",
     "SessionWard",

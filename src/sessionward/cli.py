@@ -35,6 +35,7 @@ from .config import Config
 from .demo.server import CannotListenError, MissingExtraError, default_store
 from .engine.sync import SessionWard
 from .errors import ConfigError, SessionWardError, StorageUnavailableError
+from .events import RevocationReason
 from .stores.urls import open_store
 
 __all__ = ["main"]
@@ -127,9 +128,9 @@ def _sessions_revoke(engine: SessionWard, args: argparse.Namespace, out: Callabl
     if args.user is not None and args.handles:
         raise ConfigError("sessions revoke: give handles or --user, not both")
     if args.user is not None:
-        removed = engine.revoke_all_sessions_for_user(args.user)
+        removed = engine.revoke_all_sessions_for_user(args.user, reason=RevocationReason.ADMIN)
     elif args.handles:
-        removed = engine.revoke_multiple_sessions(list(args.handles))
+        removed = engine.revoke_multiple_sessions(list(args.handles), reason=RevocationReason.ADMIN)
     else:
         raise ConfigError("sessions revoke: give one or more handles, or --user USER")
     out(f"revoked {len(removed)} session(s)")

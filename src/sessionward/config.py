@@ -7,16 +7,21 @@ naming the option and what it accepts, at construction time (that is, at start-u
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import ipaddress
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .stores.sqlite import parse_sqlite_url
 
-__all__ = ["ALGORITHMS", "Config"]
+if TYPE_CHECKING:
+    from .events import Subscriber
+
+__all__ = ["ALGORITHMS", "Config", "resolve_subscribers"]
 
 ALGORITHMS = ("RS256", "ES256", "EdDSA", "HS256")
 SAME_SITE_VALUES = ("lax", "strict", "none")
@@ -26,6 +31,8 @@ STORE_SCHEMES = ("sqlite", "postgresql", "postgres", "redis", "rediss")
 # 100 years: keeps expiry times (ms) within SQLite's 64-bit integers and cookie dates.
 MAX_REFRESH_TOKEN_VALIDITY = 3_153_600_000
 _FORBIDDEN_IN_COOKIE_ATTRIBUTES = frozenset(";,\r\n\t \x00\x7f")
+# "package.module:function" (the attribute may be dotted: "package.module:Class.method").
+_IMPORT_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +66,9 @@ class Config:
     auto_migrate: bool = True
     verified_token_cache_size: int = 10_000
     token_transfer: str = "any"
+    non_persistent_refresh_token_validity: int = 86_400
     trusted_proxies: tuple[str, ...] = ()
+    event_subscribers: tuple[Callable[..., object] | str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_str(self, "store")
@@ -104,7 +113,9 @@ class Config:
         _check_bool(self, "auto_migrate")
         _check_int(self, "verified_token_cache_size", 0, 10_000_000)
         _check_choice(self, "token_transfer", TOKEN_TRANSFER_VALUES)
+        _check_int(self, "non_persistent_refresh_token_validity", 1, MAX_REFRESH_TOKEN_VALIDITY)
         _check_trusted_proxies(self)
+        _check_subscribers(self)
 
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any]) -> Config:
@@ -126,8 +137,7 @@ class Config:
 
         ``SESSIONWARD_ACCESS_TOKEN_VALIDITY=900`` sets ``access_token_validity``. Booleans
         accept ``true/false/1/0/yes/no/on/off``; an empty value or ``none`` sets an optional
-        option to ``None``; a tuple option (``trusted_proxies``) is a comma-separated list
-        (``SESSIONWARD_TRUSTED_PROXIES=10.0.0.0/8,192.0.2.7``, empty: none). Variables with the prefix that name no option are ignored.
+        option to ``None``. Variables with the prefix that name no option are ignored.
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -150,7 +160,7 @@ def _parse_env_value(name: str, type_name: str, raw: str) -> Any:
             return False
         raise ConfigError(f"{name}: expected a boolean (true/false) in the environment; got {raw!r}")
     if type_name.startswith("tuple"):
-        return tuple(part.strip() for part in text.split(",") if part.strip())
+        return tuple(item.strip() for item in text.split(",") if item.strip())
     if type_name.startswith("int"):
         try:
             return int(text, 10)
@@ -194,23 +204,86 @@ def _check_path(config: Config, name: str) -> None:
         )
 
 
+def _as_tuple(config: Config, name: str, what: str) -> tuple[Any, ...]:
+    """The option as a tuple (a list or another non-string iterable is accepted and stored
+    as a tuple, as Django settings give lists)."""
+    value = getattr(config, name)
+    if isinstance(value, (str, bytes, Mapping)):
+        raise ConfigError(f"{name}: expected a tuple or list of {what}; got {value!r}")
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise ConfigError(f"{name}: expected a tuple or list of {what}; got {value!r}") from None
+    if type(value) is not tuple:
+        object.__setattr__(config, name, items)
+    return items
+
+
 def _check_trusted_proxies(config: Config) -> None:
-    value = config.trusted_proxies
-    expected = (
-        "expected a tuple of IP addresses or CIDR networks (e.g. ('10.0.0.0/8', '192.0.2.7'))"
-    )
-    if isinstance(value, list):
-        value = tuple(value)
-        object.__setattr__(config, "trusted_proxies", value)
-    if not isinstance(value, tuple):
-        raise ConfigError(f"trusted_proxies: {expected}; got {value!r}")
-    for entry in value:
-        if not isinstance(entry, str):
-            raise ConfigError(f"trusted_proxies: {expected}; got the entry {entry!r}")
-        try:
-            ipaddress.ip_network(entry.strip(), strict=True)
-        except ValueError as exc:
+    for item in _as_tuple(config, "trusted_proxies", "IP addresses or CIDR networks"):
+        if not isinstance(item, str):
             raise ConfigError(
-                f"trusted_proxies: {entry!r} is not an IP address or CIDR network "
-                f"(network addresses only: '10.0.0.0/8', not '10.0.0.1/8'): {exc}"
+                f"trusted_proxies: expected IP addresses or CIDR networks (strings); got {item!r}"
+            )
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"trusted_proxies: expected an IP address or CIDR network (such as 10.0.0.0/8); got {item!r}"
             ) from None
+
+
+def _check_subscribers(config: Config) -> None:
+    value = config.event_subscribers
+    if isinstance(value, list):  # settings files write lists; the config keeps a tuple
+        value = tuple(value)
+        object.__setattr__(config, "event_subscribers", value)
+    if not isinstance(value, tuple):
+        raise ConfigError(
+            f"event_subscribers: expected a tuple of callables or 'package.module:function' "
+            f"strings; got {value!r}"
+        )
+    for item in value:
+        if isinstance(item, str):
+            if not _IMPORT_PATH.fullmatch(item):
+                raise ConfigError(
+                    f"event_subscribers: expected 'package.module:function' for a subscriber "
+                    f"named by a string; got {item!r}"
+                )
+        elif not callable(item):
+            raise ConfigError(
+                f"event_subscribers: expected a callable or a 'package.module:function' string; got {item!r}"
+            )
+
+
+def resolve_subscribers(config: Config) -> tuple[Subscriber, ...]:
+    """The subscribers of ``config.event_subscribers``, with each ``"package.module:function"``
+    string imported.
+
+    Raises :class:`ConfigError` naming ``event_subscribers`` and the string when the module
+    cannot be imported, has no such attribute, or the attribute is not callable.
+    """
+    resolved: list[Subscriber] = []
+    for item in config.event_subscribers:
+        if not isinstance(item, str):
+            resolved.append(item)
+            continue
+        module_name, _, attribute_path = item.partition(":")
+        try:
+            target: object = importlib.import_module(module_name)
+        except Exception as exc:
+            raise ConfigError(
+                f"event_subscribers: cannot import {item!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        for attribute in attribute_path.split("."):
+            try:
+                target = getattr(target, attribute)
+            except AttributeError:
+                raise ConfigError(
+                    f"event_subscribers: cannot import {item!r}: {module_name!r} has no attribute "
+                    f"{attribute_path!r}"
+                ) from None
+        if not callable(target):
+            raise ConfigError(f"event_subscribers: {item!r} is not callable; got {target!r}")
+        resolved.append(target)
+    return tuple(resolved)

@@ -10,6 +10,7 @@ __all__ = [
     "ConfigError",
     "GeneralError",
     "PayloadTooLargeError",
+    "ReauthenticationRequiredError",
     "SessionWardError",
     "StorageUnavailableError",
     "TokenTheftDetectedError",
@@ -86,3 +87,21 @@ class TokenTheftDetectedError(SessionWardError):
         super().__init__(f"token theft detected for session {session_handle}; session revoked")
         self.session_handle = session_handle
         self.user_id = user_id
+
+
+class ReauthenticationRequiredError(SessionWardError):
+    """The session is valid, but the user proved who they are longer ago than the caller
+    allows (``get_session(..., max_auth_age=...)``): ask them to sign in again (or to
+    re-enter their password) and then mark the session re-authenticated. Never a reason to
+    refresh; the integrations answer it with a 403.
+
+    Attributes:
+        auth_time: when the user last authenticated, ms since the epoch (0: unknown, a
+            token issued before the time was recorded).
+        max_auth_age: the largest age the caller accepted, in seconds.
+    """
+
+    def __init__(self, auth_time: int, max_auth_age: int) -> None:
+        super().__init__(f"re-authentication required: authenticated more than {max_auth_age} s ago")
+        self.auth_time = auth_time
+        self.max_auth_age = max_auth_age

@@ -135,7 +135,9 @@ class _SessionBase(Generic[E]):
 
     def _mark_reauthenticated(self) -> Flow[None]:
         with self._clear_if_gone():
-            verified = yield from engine_call(SessionWard.mark_reauthenticated, self.handle, self.access_token)
+            verified = yield from engine_call(
+                SessionWard.mark_reauthenticated, self.handle, self.access_token
+            )
         self.auth_time = verified.auth_time
         yield from self._reissue(verified)
 
@@ -289,12 +291,13 @@ class _HandlerBase(Generic[E, S]):
         return tokens_for_refresh(cookies, config, mode, bearer)
 
     def _session_of(self, tokens: SessionTokens, effects: ResponseEffects) -> S:
-        verified = VerifiedSession(tokens.handle, tokens.user_id, tokens.jwt_payload, auth_time=tokens.auth_time)
+        verified = VerifiedSession(
+            tokens.handle, tokens.user_id, tokens.jwt_payload, auth_time=tokens.auth_time
+        )
         # E and S vary together (SessionWard with Session, AsyncSessionWard with
         # AsyncSession), which a TypeVar pair cannot express.
-        return self.session_class(  # type: ignore[arg-type]
-            self.engine, verified, tokens.access_token.value, effects, tokens.persistent
-        )
+        engine: Any = self.engine
+        return self.session_class(engine, verified, tokens.access_token.value, effects, tokens.persistent)
 
     def _verification(
         self,

@@ -33,6 +33,7 @@ from sessionward.stores.threaded import ThreadedAsyncStore
 
 SYNC_ONLY = {"close"}
 ASYNC_ONLY = {"aclose"}
+NOT_IO = {"subscribe"}  # plain methods on both engines
 
 
 def config_for(path: Path, **options: Any) -> Config:
@@ -60,10 +61,14 @@ def test_same_method_names_and_signatures() -> None:
         "revoke_multiple_sessions", "revoke_all_sessions_for_user",
         "get_all_session_handles_for_user", "get_session_data", "update_session_data",
         "get_jwt_payload", "update_jwt_payload", "get_session_information",
-        "rotate_signing_key", "jwks", "delete_expired_sessions",
+        "rotate_signing_key", "jwks", "delete_expired_sessions", "revoke_other_sessions",
+        "get_all_sessions_for_user", "mark_reauthenticated", "subscribe",
     }  # fmt: skip
     assert expected <= sync_methods
-    for name in sorted(sync_methods):
+    for name in sorted(NOT_IO):
+        assert not inspect.iscoroutinefunction(getattr(AsyncSessionWard, name)), name
+        assert inspect.signature(getattr(AsyncSessionWard, name)) == inspect.signature(getattr(SessionWard, name))
+    for name in sorted(sync_methods - NOT_IO):
         sync_method = getattr(SessionWard, name)
         async_method = getattr(AsyncSessionWard, name)
         assert inspect.iscoroutinefunction(async_method), name

@@ -81,7 +81,9 @@ def _starlette(config: Config) -> Iterator[WireClient]:
 def _asgi(app: Any) -> Iterator[WireClient]:
     from starlette.testclient import TestClient
 
-    with TestClient(app, base_url="http://testserver") as test_client:
+    # The peer is 127.0.0.1, as for the other frameworks' test clients and the real servers
+    # (Starlette's default, "testclient", is no IP address).
+    with TestClient(app, base_url="http://testserver", client=("127.0.0.1", 50000)) as test_client:
 
         def transport(method: str, path: str, headers: Headers, body: bytes | None) -> WireResponse:
             test_client.cookies.clear()
@@ -143,6 +145,10 @@ def _server_command(framework: str, port: int, entry_points: str) -> list[str]:
             "1",
             "--log-level",
             "warning",
+            # uvicorn would otherwise rewrite the peer from X-Forwarded-For (it trusts
+            # 127.0.0.1 by default): the peer must be what the connection says, as under
+            # gunicorn, for the trusted-proxy tests.
+            "--no-proxy-headers",
         ]
     app = "flask_app" if framework == "flask-gunicorn" else "django_app"
     # Cookie headers up to 16 KB reach the app, so oversized tokens get the library's answer.

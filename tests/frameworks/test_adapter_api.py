@@ -20,11 +20,13 @@ django_app.ensure_configured()
 
 _MANAGEMENT = [
     "get_all_session_handles_for_user",
+    "get_all_sessions_for_user",
     "get_jwt_payload",
     "get_session_data",
     "get_session_information",
     "revoke_all_sessions_for_user",
     "revoke_multiple_sessions",
+    "revoke_other_sessions",
     "revoke_session",
     "update_jwt_payload",
     "update_session_data",
@@ -39,10 +41,12 @@ ADAPTERS = ["sessionward.flask", "sessionward.fastapi", "sessionward.django"]
 PUBLIC_NAMES = {
     "sessionward": [
         "AsyncSessionWard",
+        "ClientInfo",
         "Config",
         "ConfigError",
         "GeneralError",
         "PayloadTooLargeError",
+        "ReauthenticationRequiredError",
         "SessionInformation",
         "SessionTokens",
         "SessionWard",
@@ -127,6 +131,23 @@ def test_every_adapter_exposes_the_same_request_api(name: str) -> None:
     assert all(callable(function) for function in functions)
     signatures = {adapter: _positional_parameters(f) for adapter, f in zip(ADAPTERS, functions, strict=True)}
     assert len({tuple(parameters) for parameters in signatures.values()}) == 1, signatures
+
+
+# The keyword-only options of the request-level calls, the same on every adapter.
+_KEYWORD_OPTIONS = {
+    "create_new_session": {"persistent": True, "refresh_token_validity": None},
+    "get_session": {"check_database": False, "max_auth_age": None},
+    "verify_session": {"check_database": False, "max_auth_age": None},
+}
+
+
+@pytest.mark.parametrize("name", sorted(_KEYWORD_OPTIONS))
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_every_adapter_takes_the_same_keyword_options(adapter: str, name: str) -> None:
+    parameters = inspect.signature(getattr(importlib.import_module(adapter), name)).parameters
+    for option, default in _KEYWORD_OPTIONS[name].items():
+        assert parameters[option].kind is inspect.Parameter.KEYWORD_ONLY, (adapter, name, option)
+        assert parameters[option].default == default
 
 
 def test_every_adapter_reaches_its_engine_through_get_engine(tmp_path: Path) -> None:

@@ -2,10 +2,11 @@
 
 from .aio import AsyncSessionWard
 from .sync import SessionWard
-from .types import KeyInfo, SessionInformation, SessionTokens, Token, VerifiedSession
+from .types import ClientInfo, KeyInfo, SessionInformation, SessionTokens, Token, VerifiedSession
 
 __all__ = [
     "AsyncSessionWard",
+    "ClientInfo",
     "KeyInfo",
     "SessionInformation",
     "SessionTokens",

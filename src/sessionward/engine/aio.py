@@ -10,13 +10,14 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ..config import Config
+from ..events import RevocationReason, SessionEvent
 from ..stores.base import AsyncStore
 from ..stores.urls import open_async_store
 from ..tokens.access import UnknownKeyId
 from . import management, rotation
 from .core import SessionCore
 from .flow import Flow, aperform
-from .types import KeyInfo, SessionInformation, SessionTokens, VerifiedSession
+from .types import ClientInfo, KeyInfo, SessionInformation, SessionTokens, VerifiedSession
 
 __all__ = ["AsyncSessionWard"]
 
@@ -66,7 +67,7 @@ class AsyncSessionWard:
         self._reload_locks = _LoopLocks()
 
     async def _perform(self, flow: Flow[T]) -> T:
-        return await aperform(self.store, flow)
+        return await aperform(self.store, flow, self._core.events.emit)
 
     async def _drive(self, flow: Flow[T]) -> T:
         if not self._core.ready:
@@ -83,49 +84,91 @@ class AsyncSessionWard:
         user_id: str,
         jwt_payload: dict[str, Any] | None = None,
         session_data: dict[str, Any] | None = None,
+        *,
+        persistent: bool = True,
+        refresh_token_validity: int | None = None,
+        client: ClientInfo | None = None,
     ) -> SessionTokens:
         """See :meth:`sessionward.SessionWard.create_new_session`."""
-        return await self._drive(self._core.create_new_session(user_id, jwt_payload, session_data))
+        return await self._drive(
+            self._core.create_new_session(
+                user_id, jwt_payload, session_data, persistent, refresh_token_validity, client
+            )
+        )
 
     async def get_session(
         self,
         access_token: str,
         anti_csrf_token: str | None = None,
         do_anti_csrf_check: bool = False,
+        # Not keyword-only, though always passed by name: keyword-only parameters make
+        # every call of this hot method measurably slower (CPython does not specialise it).
+        check_database: bool = False,
+        max_auth_age: int | None = None,
+        client: Callable[[], ClientInfo] | None = None,
     ) -> VerifiedSession:
         """See :meth:`sessionward.SessionWard.get_session`."""
         core = self._core
         if not core.ready:
             await self._start()
         try:
-            outcome = core.verify(access_token, anti_csrf_token, do_anti_csrf_check)
+            outcome = core.verify(access_token, anti_csrf_token, do_anti_csrf_check, client)
         except UnknownKeyId as unknown:
             async with self._reload_locks.get():
                 await self._perform(core.keys.reload_for(unknown.kid))
-            outcome = core.verify_again(access_token, anti_csrf_token, do_anti_csrf_check)
+            outcome = core.verify_again(access_token, anti_csrf_token, do_anti_csrf_check, client)
         if type(outcome) is VerifiedSession:
-            return outcome
-        return await self._perform(outcome)  # type: ignore[arg-type]
+            if max_auth_age is None and not check_database:
+                return outcome
+            return await self._perform(core.check_verified(outcome, check_database, max_auth_age))
+        session: VerifiedSession = await self._perform(outcome)  # type: ignore[arg-type]
+        if max_auth_age is not None:
+            core.check_auth_age(session, max_auth_age)
+        return session
 
-    async def refresh_session(self, refresh_token: str, anti_csrf_token: str | None = None) -> SessionTokens:
+    async def refresh_session(
+        self, refresh_token: str, anti_csrf_token: str | None = None, *, client: ClientInfo | None = None
+    ) -> SessionTokens:
         """See :meth:`sessionward.SessionWard.refresh_session`."""
-        return await self._drive(rotation.refresh_session(self._core, refresh_token))
+        return await self._drive(rotation.refresh_session(self._core, refresh_token, client))
 
-    async def revoke_session(self, handle: str) -> bool:
-        """End one session; return whether it existed."""
-        return bool(await self._drive(management.revoke([handle])))
+    async def mark_reauthenticated(self, handle: str, access_token: str) -> VerifiedSession:
+        """See :meth:`sessionward.SessionWard.mark_reauthenticated`."""
+        return await self._drive(management.mark_reauthenticated(self._core, handle, access_token))
 
-    async def revoke_multiple_sessions(self, handles: list[str]) -> list[str]:
+    def subscribe(self, callback: Callable[[SessionEvent], object]) -> Callable[[], None]:
+        """See :meth:`sessionward.SessionWard.subscribe` (callbacks are plain functions,
+        called on the event loop: hand slow work to a task or a queue)."""
+        return self._core.events.subscribe(callback)
+
+    async def revoke_session(self, handle: str, *, reason: RevocationReason = RevocationReason.USER) -> bool:
+        """End one session; return whether it existed (see
+        :meth:`sessionward.SessionWard.revoke_session` for ``reason``)."""
+        return bool(await self._drive(management.revoke(self._core, [handle], reason)))
+
+    async def revoke_multiple_sessions(
+        self, handles: list[str], *, reason: RevocationReason = RevocationReason.USER
+    ) -> list[str]:
         """End these sessions; return the handles that existed."""
-        return await self._drive(management.revoke(handles))
+        return await self._drive(management.revoke(self._core, handles, reason))
 
-    async def revoke_all_sessions_for_user(self, user_id: str) -> list[str]:
+    async def revoke_all_sessions_for_user(
+        self, user_id: str, *, reason: RevocationReason = RevocationReason.USER
+    ) -> list[str]:
         """End every session of ``user_id``; return their handles."""
-        return await self._drive(management.revoke_user(user_id))
+        return await self._drive(management.revoke_user(self._core, user_id, reason))
+
+    async def revoke_other_sessions(self, user_id: str, keep: str) -> list[str]:
+        """See :meth:`sessionward.SessionWard.revoke_other_sessions`."""
+        return await self._drive(management.revoke_others(self._core, user_id, keep))
 
     async def get_all_session_handles_for_user(self, user_id: str) -> list[str]:
         """Handles of ``user_id``'s live sessions, oldest first."""
         return await self._drive(management.handles_for_user(self._core, user_id))
+
+    async def get_all_sessions_for_user(self, user_id: str) -> list[SessionInformation]:
+        """See :meth:`sessionward.SessionWard.get_all_sessions_for_user`."""
+        return await self._drive(management.sessions_for_user(self._core, user_id))
 
     async def get_session_data(self, handle: str) -> dict[str, Any]:
         """The private session data; ``UnauthorizedError`` if the session is gone."""

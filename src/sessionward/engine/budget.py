@@ -2,7 +2,8 @@
 
 Browsers drop a cookie over 4096 bytes, name and attributes included. A session's largest
 access token is the one a refresh issues: it carries the parent claim on top of the
-session's user id, handle, hashes, payload, anti-CSRF token and times. The budget is
+session's user id, handle, hashes, payload, anti-CSRF token and times (``iat``, ``exp``
+and ``auth_time``, each counted at its widest). The budget is
 decided here, once, and checked before any store write: at create, at every payload
 update (engine and request API alike) and before minting at refresh, so a payload that
 fits at login can never make a later refresh fail.
@@ -57,7 +58,7 @@ class PayloadBudget:
         }
         if config.enable_anti_csrf:
             skeleton["antiCsrfToken"] = "0" * _b64_length(ANTI_CSRF_BYTES)
-        skeleton["iat"] = skeleton["exp"] = MAX_TIME_CLAIM
+        skeleton["iat"] = skeleton["exp"] = skeleton["auth_time"] = MAX_TIME_CLAIM
         # The skeleton holds `""` and `{}`: their 4 characters are replaced by the real ones.
         self.claims_overhead = len(dumps_compact(skeleton)) - 4
 

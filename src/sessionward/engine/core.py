@@ -23,8 +23,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..config import Config
-from ..errors import GeneralError, TryRefreshTokenError, UnauthorizedError
+from ..config import Config, resolve_subscribers
+from ..errors import (
+    GeneralError,
+    ReauthenticationRequiredError,
+    TryRefreshTokenError,
+    UnauthorizedError,
+)
+from ..events import EventBus, SessionCreated
 from ..stores.base import SessionRow, Store, StoredKey
 from ..tokens.access import MAX_ACCESS_TOKEN_LENGTH, AccessTokenCodec, InvalidAccessToken, UnknownKeyId
 from ..tokens.encoding import b64url_decode, b64url_encode, dumps_compact
@@ -34,13 +40,13 @@ from ..tokens.refresh import MASTER_SECRET_BYTES, RefreshTokenCodec
 from .budget import PayloadBudget
 from .cache import VerifiedTokenCache
 from .decisions import row_alive
-from .flow import Flow, call
+from .flow import Flow, call, emit
 from .keys import KeyManager
 from .minting import TokenMinter
 from .rotation import promote
 from .rows import read_row
-from .types import SessionTokens, VerifiedSession
-from .validation import check_json_object, check_user_id
+from .types import ClientInfo, SessionTokens, VerifiedSession
+from .validation import check_client, check_json_object, check_lifetime, check_user_id
 
 __all__ = ["SessionCore"]
 
@@ -62,6 +68,9 @@ class SessionCore:
         self.keys = KeyManager(config, clock, self.access_codec, self.cache)
         self.budget = PayloadBudget(config)
         self.minter = TokenMinter(config, self.access_codec)
+        # Strings of Config.event_subscribers are imported here: an engine that cannot
+        # deliver its events fails at construction (ConfigError naming the option).
+        self.events = EventBus(resolve_subscribers(config))
         # Copied out of the config: read on every verification.
         self.anti_csrf = config.enable_anti_csrf
         self.blacklisting = config.access_token_blacklisting
@@ -99,12 +108,26 @@ class SessionCore:
     # -- create --------------------------------------------------------------------------
 
     def create_new_session(
-        self, user_id: str, jwt_payload: dict[str, Any] | None, session_data: dict[str, Any] | None
+        self,
+        user_id: str,
+        jwt_payload: dict[str, Any] | None,
+        session_data: dict[str, Any] | None,
+        persistent: bool = True,
+        refresh_token_validity: int | None = None,
+        client: ClientInfo | None = None,
     ) -> Flow[SessionTokens]:
-        """A new handle, tokens and one inserted row (a login always creates a session)."""
+        """A new handle, tokens and one inserted row (a login always creates a session).
+
+        ``refresh_token_validity`` (seconds) may only shorten the configured idle lifetime;
+        ``persistent=False`` caps it at ``non_persistent_refresh_token_validity``. The
+        session keeps that lifetime (``refresh_validity`` of its row) across rotations.
+        """
         user_id = check_user_id(user_id)
         payload = check_json_object("jwt_payload", jwt_payload)
         data = check_json_object("session_data", session_data)
+        config = self.config
+        own_validity = check_lifetime(config, persistent, refresh_token_validity)
+        ip, user_agent = check_client(client)
         state = self.keys.state
         if state is not None and self.clock() < state.next_check:
             key = state.signing_key  # the usual case, without a flow (as keys.signing_key)
@@ -117,8 +140,8 @@ class SessionCore:
         refresh_token = self.refresh_codec.new_root(handle, user_id, handle_bytes)
         refresh_hash1 = hash_hex(refresh_token)
         now_ms = int(self.clock() * 1000)
-        config = self.config
-        deadline = now_ms + config.refresh_token_validity * 1000
+        validity_ms = (config.refresh_token_validity if own_validity is None else own_validity) * 1000
+        deadline = now_ms + validity_ms
         if config.session_max_lifetime is not None:
             deadline = min(deadline, now_ms + config.session_max_lifetime * 1000)
         row = SessionRow(
@@ -133,8 +156,15 @@ class SessionCore:
             deadline,
             "{}" if not data else dumps_compact(data),
             payload_json,
+            now_ms,
+            now_ms,
+            persistent,
+            None if own_validity is None else validity_ms,
+            ip,
+            user_agent,
         )
         yield from call(Store.insert_session, row)
+        yield from emit(SessionCreated(handle, user_id, now_ms, persistent, ip, user_agent))
         # Minted after the insert, which may have waited on a lock; the cookies still end
         # with the row.
         return self.minter.session_tokens(
@@ -144,10 +174,15 @@ class SessionCore:
     # -- verify --------------------------------------------------------------------------
 
     def verify(
-        self, access_token: str, anti_csrf_token: str | None, do_anti_csrf_check: bool
+        self,
+        access_token: str,
+        anti_csrf_token: str | None,
+        do_anti_csrf_check: bool,
+        client: Callable[[], ClientInfo] | None,
     ) -> VerifiedSession | Flow[VerifiedSession]:
         """Verify an access token. Returns the session directly when no store access is needed, else a
-        flow. Raises ``UnknownKeyId`` for the driver to reload keys."""
+        flow. Raises ``UnknownKeyId`` for the driver to reload keys. ``client`` is called
+        only when the verification writes to the store (a promotion)."""
         if type(access_token) is not str or len(access_token) > MAX_ACCESS_TOKEN_LENGTH:
             # Before the cache lookup: an unhashable value would raise TypeError, and a
             # huge one would be hashed for nothing.
@@ -170,8 +205,16 @@ class SessionCore:
         if check_csrf:
             _check_anti_csrf(claims.anti_csrf_token, anti_csrf_token)
         if claims.parent_refresh_token_hash1 is not None:
-            return promote(self, claims)
-        session = VerifiedSession(claims.session_handle, claims.user_id, claims.user_data)
+            return promote(self, claims, client)
+        auth_time = claims.auth_time
+        session = VerifiedSession(
+            claims.session_handle,
+            claims.user_id,
+            claims.user_data,
+            None,
+            None,
+            0 if auth_time is None else auth_time * 1000,
+        )
         if self.cache.capacity:
             self.cache.put(access_token, session, claims.expires_at + self.leeway, claims.anti_csrf_token)
         if self.blacklisting:
@@ -179,14 +222,40 @@ class SessionCore:
         return session
 
     def verify_again(
-        self, access_token: str, anti_csrf_token: str | None, do_anti_csrf_check: bool
+        self,
+        access_token: str,
+        anti_csrf_token: str | None,
+        do_anti_csrf_check: bool,
+        client: Callable[[], ClientInfo] | None,
     ) -> VerifiedSession | Flow[VerifiedSession]:
         """:meth:`verify` after ``keys.reload_for``: a ``kid`` still unknown is a token
         to refresh, never another reload."""
         try:
-            return self.verify(access_token, anti_csrf_token, do_anti_csrf_check)
+            return self.verify(access_token, anti_csrf_token, do_anti_csrf_check, client)
         except UnknownKeyId:
             raise TryRefreshTokenError("access token signed by an unknown key") from None
+
+    def check_verified(
+        self, session: VerifiedSession, check_database: bool, max_auth_age: int | None
+    ) -> Flow[VerifiedSession]:
+        """The optional checks of ``get_session`` on a session verified without the store:
+        with ``check_database``, its row must exist and be alive (``UnauthorizedError``);
+        then :meth:`check_auth_age`."""
+        if max_auth_age is not None:
+            _check_max_auth_age(max_auth_age)  # before any I/O
+        if check_database:
+            yield from self._require_row(session)
+        if max_auth_age is not None:
+            self.check_auth_age(session, max_auth_age)
+        return session
+
+    def check_auth_age(self, session: VerifiedSession, max_auth_age: int) -> None:
+        """Raise :class:`~sessionward.errors.ReauthenticationRequiredError` when the user
+        authenticated more than ``max_auth_age`` seconds ago, or at an unknown time."""
+        _check_max_auth_age(max_auth_age)
+        auth_time = session.auth_time
+        if auth_time <= 0 or self.clock() * 1000 - auth_time > max_auth_age * 1000:
+            raise ReauthenticationRequiredError(auth_time, max_auth_age)
 
     def _require_row(self, session: VerifiedSession) -> Flow[VerifiedSession]:
         row = yield from read_row(session.handle)
@@ -208,6 +277,11 @@ def new_handle() -> tuple[str, bytes]:
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
     text = raw.hex()
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}", bytes(raw)
+
+
+def _check_max_auth_age(max_auth_age: Any) -> None:
+    if type(max_auth_age) is not int or max_auth_age < 0:
+        raise GeneralError(f"max_auth_age: expected None or an integer >= 0 (seconds); got {max_auth_age!r}")
 
 
 def _check_anti_csrf(expected: str | None, presented: str | None) -> None:

@@ -20,9 +20,12 @@ __all__ = ["TokenMinter", "idle_deadline"]
 
 
 def idle_deadline(row: SessionRow, now_ms: int, config: Config) -> int:
-    """The session's deadline when its refresh token is used at ``now_ms``: the refresh
-    token's validity from now, capped by the session's absolute lifetime."""
+    """The session's deadline when its refresh token is used at ``now_ms``: the session's
+    idle lifetime (its own when shortened, else the configured one) from now, capped by its
+    absolute lifetime (as :meth:`~sessionward.stores.base.Promotion.deadline`)."""
     deadline = now_ms + config.refresh_token_validity * 1000
+    if row.refresh_validity is not None:
+        deadline = min(deadline, now_ms + row.refresh_validity)
     if config.session_max_lifetime is not None:
         deadline = min(deadline, row.created_at_time + config.session_max_lifetime * 1000)
     return deadline
@@ -55,12 +58,14 @@ class TokenMinter:
         payload: dict[str, Any],
         now: float,
         expires_at: int | None = None,
+        auth_time: int | None = None,
     ) -> Token:
         """A signed access token bound to the refresh token whose hash is ``refresh_hash1``
-        (``expires_at`` in seconds: default, the configured validity from ``now``)."""
+        (``expires_at`` in seconds: default, the configured validity from ``now``;
+        ``auth_time``, the claim in seconds, omitted when ``None``)."""
         csrf = self.refresh_codec.anti_csrf_token(refresh_hash1) if self.config.enable_anti_csrf else None
         return self._access_token(
-            key, user_id, handle, refresh_hash1, parent_hash1, payload, None, csrf, now, expires_at
+            key, user_id, handle, refresh_hash1, parent_hash1, payload, None, csrf, now, expires_at, auth_time
         )
 
     def _access_token(
@@ -75,6 +80,7 @@ class TokenMinter:
         csrf: str | None,
         now: float,
         expires_at: int | None = None,
+        auth_time: int | None = None,
     ) -> Token:
         issued_at = int(now)
         exp = issued_at + self.config.access_token_validity if expires_at is None else expires_at
@@ -89,6 +95,7 @@ class TokenMinter:
             issued_at=min(issued_at, exp),
             expires_at=exp,
             user_data_json=payload_json,
+            auth_time=auth_time,
         )
         return Token(value, exp * 1000)
 
@@ -105,12 +112,14 @@ class TokenMinter:
         """Everything a client gets for ``refresh_token`` of the session in ``row``
         (``refresh_expiry`` in ms: default, the idle deadline from ``now``; ``refresh_hash1``:
         ``H(refresh_token)`` when the caller has it). The row's ``jwt_user_payload_json``,
-        when set, is used instead of serialising the payload again."""
+        when set, is used instead of serialising the payload again. The access token's
+        ``auth_time`` claim comes from the row."""
         if refresh_hash1 is None:
             refresh_hash1 = hash_hex(refresh_token)
         csrf = self.refresh_codec.anti_csrf_token(refresh_hash1) if self.config.enable_anti_csrf else None
         payload = row.jwt_user_payload
         payload_json = row.jwt_user_payload_json
+        auth_time = row.authenticated_at // 1000
         access = self._access_token(
             key,
             row.user_id,
@@ -121,6 +130,8 @@ class TokenMinter:
             payload_json,
             csrf,
             now,
+            None,
+            auth_time,
         )
         if refresh_expiry is None:
             refresh_expiry = idle_deadline(row, int(now * 1000), self.config)
@@ -133,4 +144,6 @@ class TokenMinter:
             id_refresh_token=Token(new_id_refresh_token(), refresh_expiry),
             anti_csrf_token=csrf,
             front_token=front_token(row.user_id, access.expires_at, payload, payload_json),
+            auth_time=auth_time * 1000,
+            persistent=row.persistent,
         )

@@ -5,7 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-__all__ = ["KeyInfo", "SessionInformation", "SessionTokens", "Token", "VerifiedSession"]
+__all__ = ["ClientInfo", "KeyInfo", "SessionInformation", "SessionTokens", "Token", "VerifiedSession"]
+
+#: The longest user agent the engine keeps (longer ones are cut to this many characters).
+MAX_USER_AGENT_LENGTH = 512
+#: The longest IP address text the engine keeps (an IPv6 address with a zone fits).
+MAX_IP_LENGTH = 64
+
+
+class ClientInfo(NamedTuple):
+    """The client a session is used from, as the HTTP layer saw it: its IP address and its
+    ``User-Agent`` header (either ``None`` when unknown).
+
+    Given to ``create_new_session`` and ``refresh_session``, and (through a zero-argument
+    callable) to ``get_session``; the engine records it in the session's row when it
+    writes there anyway (creation, rotation), never with a store write of its own. User
+    agents are cut to 512 characters, IP addresses to 64.
+    """
+
+    ip: str | None = None
+    user_agent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +47,12 @@ class SessionTokens:
     id_refresh_token: Token
     anti_csrf_token: str | None
     front_token: str
+    #: When the user last authenticated, in ms since the epoch, as the access token carries
+    #: it (whole seconds).
+    auth_time: int = 0
+    #: ``False`` for a session created with ``persistent=False``: its cookies should end
+    #: with the browser session (no ``Expires``/``Max-Age``).
+    persistent: bool = True
 
 
 class VerifiedSession(NamedTuple):
@@ -37,7 +62,9 @@ class VerifiedSession(NamedTuple):
     ``new_access_token`` (with its ``front_token``) is set when verification minted a
     replacement access token (the first use of a token issued by a refresh) that the
     client must receive. ``jwt_payload`` may be shared with the engine's verified-token
-    cache: treat it as read-only.
+    cache: treat it as read-only. ``auth_time`` is when the user last authenticated (ms
+    since the epoch, whole seconds, from the token's ``auth_time`` claim); 0 when unknown
+    (a token issued without the claim), which fails any ``max_auth_age``.
     """
 
     handle: str
@@ -45,11 +72,21 @@ class VerifiedSession(NamedTuple):
     jwt_payload: dict[str, Any]
     new_access_token: Token | None = None
     front_token: str | None = None
+    auth_time: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class SessionInformation:
-    """What the store knows about a session (times in ms since the epoch)."""
+    """What the store knows about a session (times in ms since the epoch).
+
+    ``last_active_at``: the session's latest rotation (refresh or first use of a refreshed
+    access token), else its creation; never updated per request. ``ip`` and
+    ``user_agent``: the client as last seen at a rotation, else as seen at creation
+    (``created_ip``, ``created_user_agent``); ``None`` when not recorded. ``auth_time``: when
+    the user last authenticated (the creation, or the latest ``mark_reauthenticated``).
+    ``persistent``: whether its cookies outlive the browser session. ``refresh_validity``:
+    the session's idle lifetime in ms (its own, or the configured ``refresh_token_validity``).
+    """
 
     handle: str
     user_id: str
@@ -57,6 +94,14 @@ class SessionInformation:
     jwt_payload: dict[str, Any]
     created_at: int
     expires_at: int
+    last_active_at: int = 0
+    ip: str | None = None
+    user_agent: str | None = None
+    created_ip: str | None = None
+    created_user_agent: str | None = None
+    auth_time: int = 0
+    persistent: bool = True
+    refresh_validity: int = 0
 
 
 class KeyInfo(NamedTuple):

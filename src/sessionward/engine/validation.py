@@ -1,16 +1,19 @@
 """Validation of what applications hand to the engine: user ids, JWT payloads and session
-data (JSON objects the engine can serialise, sign and store without surprises)."""
+data (JSON objects the engine can serialise, sign and store without surprises), session
+lifetimes and client information."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
+from ..config import Config
 from ..errors import GeneralError
 from ..tokens.encoding import MAX_JSON_DEPTH
 from ..tokens.refresh import MAX_USER_ID_BYTES
+from .types import MAX_IP_LENGTH, MAX_USER_AGENT_LENGTH
 
-__all__ = ["check_json_object", "check_user_id"]
+__all__ = ["check_client", "check_json_object", "check_lifetime", "check_user_id"]
 
 _MAX_PAYLOAD_DEPTH = MAX_JSON_DEPTH - 4
 _MAX_INT_BITS = 1024
@@ -90,3 +93,46 @@ def _check_text(name: str, text: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise GeneralError(f"{name}: strings must be valid Unicode") from None
+
+
+def check_lifetime(config: Config, persistent: Any, refresh_token_validity: Any) -> int | None:
+    """The session's own idle lifetime in seconds from ``create_new_session``'s keywords,
+    or ``None`` for the configured one. ``refresh_token_validity`` may only shorten it."""
+    if type(persistent) is not bool:
+        raise GeneralError(f"persistent: expected True or False, got {type(persistent).__name__}")
+    configured = config.refresh_token_validity
+    if refresh_token_validity is not None and (
+        type(refresh_token_validity) is not int or not 1 <= refresh_token_validity <= configured
+    ):
+        raise GeneralError(
+            f"refresh_token_validity: expected None or an integer from 1 to the configured "
+            f"refresh_token_validity ({configured} s; it can only shorten a session), "
+            f"got {refresh_token_validity!r}"[:300]
+        )
+    if persistent:
+        return refresh_token_validity
+    own = configured if refresh_token_validity is None else refresh_token_validity
+    return min(own, config.non_persistent_refresh_token_validity)
+
+
+def check_client(client: Any) -> tuple[str | None, str | None]:
+    """The IP address and user agent to record from a ``ClientInfo`` (or ``None``): strings
+    or ``None``, without control characters, cut to their maximum lengths; an empty string
+    is ``None``."""
+    if client is None:
+        return None, None
+    if not isinstance(client, tuple) or len(client) != 2:
+        raise GeneralError(f"client: expected a ClientInfo or None, got {type(client).__name__}")
+    return _client_text("client.ip", client[0], MAX_IP_LENGTH), _client_text(
+        "client.user_agent", client[1], MAX_USER_AGENT_LENGTH
+    )
+
+
+def _client_text(name: str, value: Any, limit: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise GeneralError(f"{name}: expected a string or None, got {type(value).__name__}")
+    if not value.isprintable():  # control characters, lone surrogates: not worth keeping
+        value = "".join(char for char in value if char.isprintable())
+    return value[:limit] or None

@@ -143,10 +143,10 @@ async def get_session(
     ``check_database=True`` also reads the session's row (a session revoked anywhere is
     refused at once, at the cost of one store read); ``max_auth_age`` (seconds) refuses a
     session whose user authenticated longer ago with ``ReauthenticationRequiredError``
-    (answered 403 ``{"message": "re-authentication required"}``). Raises ``UnauthorizedError`` or ``TryRefreshTokenError`` (answered by the exception
-    handler that :func:`~sessionward.fastapi.init` registered). A replacement access
-    token minted by verification goes on the outgoing response (and on ``response`` if
-    given).
+    (answered 403 ``{"message": "re-authentication required"}``). Raises
+    ``UnauthorizedError`` or ``TryRefreshTokenError`` (answered by the exception handler
+    that :func:`~sessionward.fastapi.init` registered). A replacement access token minted
+    by verification goes on the outgoing response (and on ``response`` if given).
     """
     scope = request.scope
     context = _scope_context(scope)
@@ -241,7 +241,9 @@ async def revoke_other_sessions(user_id: str, keep: str, *, app: Starlette | Non
     return await get_engine(app).revoke_other_sessions(user_id, keep)
 
 
-async def get_all_sessions_for_user(user_id: str, *, app: Starlette | None = None) -> list[SessionInformation]:
+async def get_all_sessions_for_user(
+    user_id: str, *, app: Starlette | None = None
+) -> list[SessionInformation]:
     """Everything stored about each live session of ``user_id``, most recently active
     first: when it was created and last active, the client's IP address and user agent,
     when the user last authenticated, whether it is persistent (a "your devices" page)."""

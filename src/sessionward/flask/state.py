@@ -17,8 +17,8 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from ..config import Config
 from ..engine.sync import SessionWard
-from ..errors import GeneralError
 from ..engine.types import ClientInfo
+from ..errors import GeneralError
 from ..session import Session, SessionHandler
 from ..transport.headers import ANTI_CSRF_HEADER, AUTH_MODE_HEADER, AUTHORIZATION_HEADER
 from ..transport.response import ResponseEffects, final_response_headers
@@ -119,6 +119,4 @@ def _client(handler: SessionHandler, environ: dict[str, object]) -> ClientInfo:
         value = environ.get(key)
         return value if isinstance(value, str) else None
 
-    return handler.client_info(
-        text("REMOTE_ADDR"), text(_FORWARDED_FOR_ENVIRON), text(_USER_AGENT_ENVIRON)
-    )
+    return handler.client_info(text("REMOTE_ADDR"), text(_FORWARDED_FOR_ENVIRON), text(_USER_AGENT_ENVIRON))

@@ -67,6 +67,9 @@ class AccessTokenClaims(NamedTuple):
     issued_at: int
     expires_at: int
     kid: str
+    #: The ``auth_time`` claim (seconds): when the user last authenticated; ``None`` for a
+    #: token without it.
+    auth_time: int | None = None
 
 
 def _header_segment(key: SigningKey) -> str:
@@ -117,11 +120,14 @@ class AccessTokenCodec:
         issued_at: int,
         expires_at: int,
         user_data_json: str | None = None,
+        auth_time: int | None = None,
     ) -> str:
         """Sign a token with ``key``; ``issued_at``/``expires_at`` in seconds.
 
         ``user_data_json``, when given, must be ``dumps_compact(user_data)``: callers that
         serialised the payload already (create) pass it so it is not serialised again.
+        ``auth_time`` (seconds), when given, is the ``auth_time`` claim (the OpenID Connect
+        claim: when the user last authenticated).
         """
         if user_data_json is None:
             claims: dict[str, Any] = {
@@ -136,6 +142,8 @@ class AccessTokenCodec:
                 claims["antiCsrfToken"] = anti_csrf_token
             claims["iat"] = issued_at
             claims["exp"] = expires_at
+            if auth_time is not None:
+                claims["auth_time"] = auth_time
             body = dumps_compact(claims)
         else:
             # Exactly dumps_compact of the same claims, assembled around the payload's JSON
@@ -146,10 +154,11 @@ class AccessTokenCodec:
                 else f',"parentRefreshTokenHash1":{json_string(parent_refresh_token_hash1)}'
             )
             csrf = "" if anti_csrf_token is None else f',"antiCsrfToken":{json_string(anti_csrf_token)}'
+            auth = "" if auth_time is None else f',"auth_time":{int(auth_time)}'
             body = (
                 f'{{"sub":{json_string(user_id)},"sessionHandle":{json_string(session_handle)},'
                 f'"refreshTokenHash1":{json_string(refresh_token_hash1)}{parent},'
-                f'"userData":{user_data_json}{csrf},"iat":{int(issued_at)},"exp":{int(expires_at)}}}'
+                f'"userData":{user_data_json}{csrf},"iat":{int(issued_at)},"exp":{int(expires_at)}{auth}}}'
             )
         header = self._header_by_kid.get(key.kid) or _header_segment(key)
         signing_input = header + "." + b64url_encode(body.encode())
@@ -250,10 +259,13 @@ class AccessTokenCodec:
             raise InvalidAccessToken("malformed refresh token hashes")
         if csrf is not None and type(csrf) is not str:
             raise InvalidAccessToken("malformed antiCsrfToken")
+        auth_time = payload.get("auth_time")
+        if auth_time is not None and (type(auth_time) is not int or not 0 <= auth_time <= MAX_TIME_CLAIM):
+            raise InvalidAccessToken("auth_time out of range")
         if "nbf" in payload:
             nbf = payload["nbf"]
             if type(nbf) is not int or not 0 <= nbf <= MAX_TIME_CLAIM:
                 raise InvalidAccessToken("nbf out of range")
             if nbf > now + leeway:
                 raise InvalidAccessToken("not yet valid")
-        return AccessTokenClaims(sub, handle, rth, prth, user_data, csrf, iat, exp, kid)
+        return AccessTokenClaims(sub, handle, rth, prth, user_data, csrf, iat, exp, kid, auth_time)

@@ -25,7 +25,6 @@ is importable from here.
 """
 
 from ..cookies import ACCESS_TOKEN_COOKIE, ID_REFRESH_TOKEN_COOKIE, MAX_COOKIE_BYTES, REFRESH_TOKEN_COOKIE
-from .cors import PREFLIGHT_ALLOW_HEADERS, exposed_headers, merge_header_list, preflight_headers
 from .client_address import (
     FORWARDED_FOR_HEADER,
     MAX_FORWARDED_HOPS,
@@ -35,6 +34,7 @@ from .client_address import (
     client_ip,
     user_agent,
 )
+from .cors import PREFLIGHT_ALLOW_HEADERS, exposed_headers, merge_header_list, preflight_headers
 from .error_responses import (
     REAUTHENTICATION_STATUS,
     RETRY_AFTER_SECONDS,
@@ -95,9 +95,9 @@ __all__ = [
     "MAX_USER_AGENT_LENGTH",
     "PREFLIGHT_ALLOW_HEADERS",
     "PROTOCOL_HEADERS",
+    "REAUTHENTICATION_STATUS",
     "REFRESH_TOKEN_COOKIE",
     "REFRESH_TOKEN_HEADER",
-    "REAUTHENTICATION_STATUS",
     "RETRY_AFTER_SECONDS",
     "SAFE_METHODS",
     "SIGN_OUT_BODY",

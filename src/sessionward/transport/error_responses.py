@@ -19,7 +19,14 @@ from ..errors import (
     UnauthorizedError,
 )
 
-__all__ = ["REAUTHENTICATION_STATUS", "RETRY_AFTER_SECONDS", "ErrorResponse", "bare_factory_error", "error_response", "log_error_answer"]
+__all__ = [
+    "REAUTHENTICATION_STATUS",
+    "RETRY_AFTER_SECONDS",
+    "ErrorResponse",
+    "bare_factory_error",
+    "error_response",
+    "log_error_answer",
+]
 
 RETRY_AFTER_SECONDS = 5
 #: The status of a session that is valid but too old for the route (``max_auth_age``).

@@ -29,12 +29,15 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonR
 from django.test import override_settings  # type: ignore[import-untyped]
 from django.urls import path  # type: ignore[import-untyped]
 
+from frameworks.apps.metadata import MAX_AUTH_AGE, describe_sessions, login_options
 from sessionward import Config, GeneralError, StorageUnavailableError
 from sessionward.django import (
     create_new_session,
+    get_all_sessions_for_user,
     get_session,
     preflight,
     revoke_all_sessions_for_user,
+    revoke_other_sessions,
     verify_session,
 )
 from sessionward.session import ErrorHandler
@@ -122,9 +125,54 @@ def login(request: HttpRequest) -> HttpResponse:
         return HttpResponseNotAllowed(["POST"])
     body = _body(request)
     response = HttpResponse(content_type="application/json")
-    session = create_new_session(response, body["user_id"], body.get("payload"), body.get("data"))
+    session = create_new_session(
+        response, body["user_id"], body.get("payload"), body.get("data"), **login_options(body)
+    )
     response.content = json.dumps({"handle": session.handle}).encode()
     return response
+
+
+@verify_session(max_auth_age=MAX_AUTH_AGE)
+def sensitive(request: HttpRequest) -> HttpResponse:
+    session = request.sessionward
+    return JsonResponse({"user_id": session.user_id, "auth_time": session.auth_time})
+
+
+@verify_session()
+def reauthenticate(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    session = request.sessionward
+    before = session.auth_time
+    session.mark_reauthenticated()
+    return JsonResponse({"before": before, "auth_time": session.auth_time})
+
+
+@verify_session(check_database=True)
+def checked(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"user_id": request.sessionward.user_id})
+
+
+@verify_session()
+def devices(request: HttpRequest) -> HttpResponse:
+    return JsonResponse(
+        {"sessions": describe_sessions(get_all_sessions_for_user(request.sessionward.user_id))}
+    )
+
+
+@verify_session()
+def logout_others(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    return JsonResponse({"revoked": request.sessionward.revoke_other_sessions()})
+
+
+@verify_session()
+def logout_others_by_handle(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    session = request.sessionward
+    return JsonResponse({"revoked": revoke_other_sessions(session.user_id, session.handle)})
 
 
 def _describe(session: Any) -> dict[str, Any]:
@@ -286,6 +334,12 @@ urlpatterns = [
     path("logout", logout),
     path("logout-all", logout_all),
     path("health", health),
+    path("sensitive", sensitive),
+    path("reauthenticate", reauthenticate),
+    path("checked", checked),
+    path("devices", devices),
+    path("logout-others", logout_others),
+    path("logout-others-by-handle", logout_others_by_handle),
     path("django/async-protected", async_protected),
     path("django/async-update-payload", async_update_payload),
     path("django/async-optional", async_optional),

@@ -10,14 +10,17 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from frameworks.apps.metadata import MAX_AUTH_AGE, describe_sessions, login_options
 from sessionward import Config, GeneralError, StorageUnavailableError
 from sessionward.fastapi import (
     AsyncSession,
     create_new_session,
+    get_all_sessions_for_user,
     get_session,
     init,
     preflight,
     revoke_all_sessions_for_user,
+    revoke_other_sessions,
     verify_session,
 )
 
@@ -34,8 +37,40 @@ def create_app(config: Config, store: str | None = None, **init_options: Any) ->
     @app.post("/login")
     async def login(request: Request) -> dict[str, Any]:
         body = await request.json()
-        session = await create_new_session(request, body["user_id"], body.get("payload"), body.get("data"))
+        session = await create_new_session(
+            request, body["user_id"], body.get("payload"), body.get("data"), **login_options(body)
+        )
         return {"handle": session.handle}
+
+    @app.get("/sensitive")
+    async def sensitive(
+        session: Annotated[AsyncSession, Depends(verify_session(max_auth_age=MAX_AUTH_AGE))],
+    ) -> dict[str, Any]:
+        return {"user_id": session.user_id, "auth_time": session.auth_time}
+
+    @app.post("/reauthenticate")
+    async def reauthenticate(session: RequiredSession) -> dict[str, Any]:
+        before = session.auth_time
+        await session.mark_reauthenticated()
+        return {"before": before, "auth_time": session.auth_time}
+
+    @app.get("/checked")
+    async def checked(
+        session: Annotated[AsyncSession, Depends(verify_session(check_database=True))],
+    ) -> dict[str, Any]:
+        return {"user_id": session.user_id}
+
+    @app.get("/devices")
+    async def devices(session: RequiredSession) -> dict[str, Any]:
+        return {"sessions": describe_sessions(await get_all_sessions_for_user(session.user_id))}
+
+    @app.post("/logout-others")
+    async def logout_others(session: RequiredSession) -> dict[str, Any]:
+        return {"revoked": await session.revoke_other_sessions()}
+
+    @app.post("/logout-others-by-handle")
+    async def logout_others_by_handle(session: RequiredSession) -> dict[str, Any]:
+        return {"revoked": await revoke_other_sessions(session.user_id, session.handle)}
 
     @app.get("/protected")
     @app.post("/protected")

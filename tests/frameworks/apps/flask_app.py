@@ -12,24 +12,28 @@ from typing import Any
 
 from flask import Flask, current_app, request
 
+from frameworks.apps.metadata import MAX_AUTH_AGE, describe_sessions, login_options
 from sessionward import Config, GeneralError, StorageUnavailableError
 from sessionward.flask import (
     create_new_session,
     current_session,
+    get_all_sessions_for_user,
     init,
     preflight,
     revoke_all_sessions_for_user,
+    revoke_other_sessions,
     verify_session,
 )
 
 
-def create_app(config: Config, store: str | None = None) -> Flask:
+def create_app(config: Config, store: str | None = None, **flask_config: Any) -> Flask:
     app = Flask(__name__)
+    app.config.update(flask_config)
     thefts: list[tuple[str, str]] = []
     app.config["SESSIONWARD_THEFTS"] = thefts
     init(
         app,
-        config,
+        None if "SESSIONWARD" in flask_config else config,
         store=store,
         on_token_theft_detected=lambda handle, user_id: thefts.append((handle, user_id)),
     )
@@ -38,9 +42,43 @@ def create_app(config: Config, store: str | None = None) -> Flask:
     def login() -> Any:
         body = request.get_json()
         response = current_app.response_class(mimetype="application/json")
-        session = create_new_session(response, body["user_id"], body.get("payload"), body.get("data"))
+        session = create_new_session(
+            response, body["user_id"], body.get("payload"), body.get("data"), **login_options(body)
+        )
         response.set_data(json.dumps({"handle": session.handle}))
         return response
+
+    @app.get("/sensitive")
+    @verify_session(max_auth_age=MAX_AUTH_AGE)
+    def sensitive() -> Any:
+        return {"user_id": current_session.user_id, "auth_time": current_session.auth_time}
+
+    @app.post("/reauthenticate")
+    @verify_session()
+    def reauthenticate() -> Any:
+        before = current_session.auth_time
+        current_session.mark_reauthenticated()
+        return {"before": before, "auth_time": current_session.auth_time}
+
+    @app.get("/checked")
+    @verify_session(check_database=True)
+    def checked() -> Any:
+        return {"user_id": current_session.user_id}
+
+    @app.get("/devices")
+    @verify_session()
+    def devices() -> Any:
+        return {"sessions": describe_sessions(get_all_sessions_for_user(current_session.user_id))}
+
+    @app.post("/logout-others")
+    @verify_session()
+    def logout_others() -> Any:
+        return {"revoked": current_session.revoke_other_sessions()}
+
+    @app.post("/logout-others-by-handle")
+    @verify_session()
+    def logout_others_by_handle() -> Any:
+        return {"revoked": revoke_other_sessions(current_session.user_id, current_session.handle)}
 
     # The preflight route comes first and the protected rule provides no automatic OPTIONS,
     # so OPTIONS /protected reaches the preflight helper.
