@@ -92,7 +92,7 @@ async function tick() {
 
 const REMEMBER_HINTS = {
   true: "Kept across browser restarts until it has not been used for the refresh token's lifetime.",
-  false: "Not remembered: the cookies end with this browser session (no Expires or Max-Age), " +
+  false: "Not remembered: the session cookies end with this browser session (no Expires or Max-Age), " +
     "and the server forgets the session after a day unused.",
 };
 
