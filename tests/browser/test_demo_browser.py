@@ -336,11 +336,15 @@ def test_sign_out_other_devices_from_a_second_profile(open_demo: Any, demo: Demo
     kept = laptop.text("#handle")
     phone = open_demo()
     phone.element("#remember").uncheck()
-    expect(phone.element("#remember-hint")).to_contain_text("cookies end with this browser session")
+    expect(phone.element("#remember-hint")).to_contain_text(
+        "cookies end with this browser session", timeout=TIMEOUT_MS
+    )
     phone.sign_in("dave")
     other = phone.text("#handle")
     assert other != kept
-    expect(phone.element("#persistence")).to_have_text("not remembered: they end with this browser session")
+    expect(phone.element("#persistence")).to_have_text(
+        "not remembered: they end with this browser session", timeout=TIMEOUT_MS
+    )
     # The server's cookies come without Expires/Max-Age: Chromium keeps them for the browser
     # session only. (The cookies sessionward.js writes itself, the front token and the
     # anti-CSRF token, are copies of response headers, not credentials.)
@@ -353,22 +357,24 @@ def test_sign_out_other_devices_from_a_second_profile(open_demo: Any, demo: Demo
     # The laptop's devices panel lists both, the laptop being "this device".
     laptop.page.get_by_role("button", name="Refresh devices").click()
     rows = laptop.element("#devices tbody tr")
-    expect(rows).to_have_count(2)
+    expect(rows).to_have_count(2, timeout=TIMEOUT_MS)
     this_device = laptop.element(f'#devices tbody tr[data-handle="{kept}"]')
     phone_row = laptop.element(f'#devices tbody tr[data-handle="{other}"]')
-    expect(this_device).to_contain_text("this device")
-    expect(phone_row).not_to_contain_text("this device")
-    expect(phone_row).to_contain_text("until the browser closes")
+    expect(this_device).to_contain_text("this device", timeout=TIMEOUT_MS)
+    expect(phone_row).not_to_contain_text("this device", timeout=TIMEOUT_MS)
+    expect(phone_row).to_contain_text("until the browser closes", timeout=TIMEOUT_MS)
     for row in (this_device, phone_row):
-        expect(row).to_contain_text("Chrome on Linux")
-        expect(row).to_contain_text("127.0.0.1")
-        expect(row.locator("td").nth(2)).to_contain_text(re.compile(r"just now|\d+ s ago|\d+ min ago"))
+        expect(row).to_contain_text("Chrome on Linux", timeout=TIMEOUT_MS)
+        expect(row).to_contain_text("127.0.0.1", timeout=TIMEOUT_MS)
+        expect(row.locator("td").nth(2)).to_contain_text(
+            re.compile(r"just now|\d+ s ago|\d+ min ago"), timeout=TIMEOUT_MS
+        )
     assert sorted(demo.live_sessions("dave")) == sorted([kept, other])
 
     laptop.page.get_by_role("button", name="Sign out other devices").click()
-    expect(laptop.element("#log")).to_contain_text("signed out 1 other device(s)")
-    expect(rows).to_have_count(1)
-    expect(rows.first).to_contain_text("this device")
+    expect(laptop.element("#log")).to_contain_text("signed out 1 other device(s)", timeout=TIMEOUT_MS)
+    expect(rows).to_have_count(1, timeout=TIMEOUT_MS)
+    expect(rows.first).to_contain_text("this device", timeout=TIMEOUT_MS)
     assert demo.live_sessions("dave") == [kept]
 
     # The phone's next protected call ends signed out (its access token is blacklisted; on a
@@ -378,7 +384,7 @@ def test_sign_out_other_devices_from_a_second_profile(open_demo: Any, demo: Demo
     assert phone.front_token() is None
     # The laptop stays signed in.
     assert laptop.call_api().startswith("200")
-    expect(laptop.element("#dashboard")).to_be_visible()
+    expect(laptop.element("#dashboard")).to_be_visible(timeout=TIMEOUT_MS)
     assert json.loads(laptop.text("#api-answer"))["handle"] == kept
     assert demo.live_sessions("dave") == [kept]
 
@@ -390,10 +396,10 @@ def test_recovery_codes_ask_for_the_name_again_when_the_sign_in_is_old(open_demo
     tab.sign_in("erin")
     handle = tab.text("#handle")
     tab.page.get_by_role("button", name="View recovery codes").click()
-    expect(tab.element("#codes")).to_be_visible()
+    expect(tab.element("#codes")).to_be_visible(timeout=TIMEOUT_MS)
     codes = tab.text("#codes").split("\n")
     assert len(codes) == 8
-    expect(tab.element("#reauth-form")).to_be_hidden()
+    expect(tab.element("#reauth-form")).to_be_hidden(timeout=TIMEOUT_MS)
 
     # Make the sign-in an hour old in the store; the next access token (after the expiry of
     # this one) carries it.
@@ -402,20 +408,22 @@ def test_recovery_codes_ask_for_the_name_again_when_the_sign_in_is_old(open_demo
     tab.wait_for_expiry()
     refreshes = tab.refreshes
     tab.page.get_by_role("button", name="View recovery codes").click()
-    expect(tab.element("#reauth-form")).to_be_visible()
-    expect(tab.element("#codes")).to_be_hidden()
-    expect(tab.element("#log")).to_contain_text("GET /api/recovery-codes → 403 re-authentication required")
+    expect(tab.element("#reauth-form")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(tab.element("#codes")).to_be_hidden(timeout=TIMEOUT_MS)
+    expect(tab.element("#log")).to_contain_text(
+        "GET /api/recovery-codes → 403 re-authentication required", timeout=TIMEOUT_MS
+    )
     assert tab.refreshes == refreshes + 1  # the expired token; the 403 itself is never refreshed
 
     tab.element("#reauth-name").fill("mallory")
     tab.page.get_by_role("button", name="Confirm").click()
-    expect(tab.element("#codes-error")).to_contain_text("not the name")
-    expect(tab.element("#reauth-form")).to_be_visible()
+    expect(tab.element("#codes-error")).to_contain_text("not the name", timeout=TIMEOUT_MS)
+    expect(tab.element("#reauth-form")).to_be_visible(timeout=TIMEOUT_MS)
 
     tab.element("#reauth-name").fill("erin")
     tab.page.get_by_role("button", name="Confirm").click()
-    expect(tab.element("#codes")).to_be_visible()
-    expect(tab.element("#reauth-form")).to_be_hidden()
+    expect(tab.element("#codes")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(tab.element("#reauth-form")).to_be_hidden(timeout=TIMEOUT_MS)
     assert tab.text("#codes").split("\n") == codes
-    expect(tab.element("#log")).to_contain_text("re-authenticated")
-    expect(tab.element("#dashboard")).to_be_visible()
+    expect(tab.element("#log")).to_contain_text("re-authenticated", timeout=TIMEOUT_MS)
+    expect(tab.element("#dashboard")).to_be_visible(timeout=TIMEOUT_MS)
