@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.engines import recorded_events
 
 from sessionward import ClientInfo, Config, SessionWard
 from sessionward.cli import main
+from sessionward.events import RevocationReason
 
 
 @pytest.fixture
@@ -70,6 +72,21 @@ def test_sessions_list_shows_the_metadata(store: str, capsys: pytest.CaptureFixt
     assert agent not in lines[kept] and agent[:30] in lines[kept] and "…" in lines[kept]
     assert "ip 2001:db8::5" in lines[brief] and "browser session" in lines[brief]
     assert "\x1b" not in out  # control characters never reach the terminal
+
+
+def test_sessions_revoke_reports_an_administrators_revocation(
+    store: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with SessionWard(Config(store=store, access_token_algorithm="HS256")) as engine:
+        handles = [engine.create_new_session("alice").handle for _ in range(2)]
+    monkeypatch.setenv("SESSIONWARD_EVENT_SUBSCRIBERS", "support.engines:record_event")
+    recorded_events.clear()
+    run(capsys, "sessions", "revoke", handles[0], "--store", store)
+    run(capsys, "sessions", "revoke", "--user", "alice", "--store", store)
+    assert [(e.handle, e.reason) for e in recorded_events] == [
+        (handles[0], RevocationReason.ADMIN),
+        (handles[1], RevocationReason.ADMIN),
+    ]
 
 
 def test_sessions_revoke_needs_a_target(store: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -44,6 +44,7 @@ INT_OPTIONS = [
     "clock_skew_leeway",
     "session_max_lifetime",
     "verified_token_cache_size",
+    "non_persistent_refresh_token_validity",
 ]
 BOOL_OPTIONS = [
     "cookie_secure",
@@ -176,6 +177,7 @@ RANGES = [
     ("refresh_token_reuse_grace_period", 0, 300),
     ("clock_skew_leeway", 0, 60),
     ("verified_token_cache_size", 0, 10_000_000),
+    ("non_persistent_refresh_token_validity", 1, 3_153_600_000),
 ]
 
 
@@ -470,6 +472,9 @@ def test_from_env_bad_int(name: str, raw: str) -> None:
         ("jwks_api_path", "/session/refresh"),
         ("store", "mysql://x/y"),
         ("store", ""),
+        ("non_persistent_refresh_token_validity", "0"),
+        ("non_persistent_refresh_token_validity", "1.5"),
+        ("trusted_proxies", "10.0.0.1, proxy.internal"),
     ],
 )
 def test_from_env_invalid_values_name_the_option(name: str, raw: str) -> None:
@@ -529,3 +534,40 @@ def test_from_env_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_error_messages_never_echo_more_than_the_value() -> None:
     message = config_error(clock_skew_leeway=61)
     assert re.fullmatch(r"clock_skew_leeway: expected an integer from 0 to 60; got 61", message)
+
+
+# -- session metadata options -----------------------------------------------------------------
+
+
+def test_non_persistent_lifetime_default_and_env() -> None:
+    assert Config().non_persistent_refresh_token_validity == 86_400
+    config = Config.from_env({"SESSIONWARD_NON_PERSISTENT_REFRESH_TOKEN_VALIDITY": "3600"})
+    assert config.non_persistent_refresh_token_validity == 3600
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ("10.0.0.1",),
+        ("10.0.0.0/8", "192.168.1.0/24", "::1", "2001:db8::/32"),
+        ["172.16.0.0/12"],  # a settings file's list is kept as a tuple
+        (),
+    ],
+)
+def test_trusted_proxies_accepts_addresses_and_networks(value: Any) -> None:
+    config = Config(trusted_proxies=value)
+    assert config.trusted_proxies == tuple(value)
+    assert type(config.trusted_proxies) is tuple
+
+
+@pytest.mark.parametrize(
+    "value", ["10.0.0.1", ("proxy.internal",), ("10.0.0.0/33",), (10,), ("10.0.0.1 ",), None, {"10.0.0.1": 1}]
+)
+def test_trusted_proxies_rejects_what_is_not_an_address(value: Any) -> None:
+    assert config_error(trusted_proxies=value).startswith("trusted_proxies:")
+
+
+def test_trusted_proxies_from_env_is_a_comma_separated_list() -> None:
+    config = Config.from_env({"SESSIONWARD_TRUSTED_PROXIES": " 10.0.0.1, 192.168.0.0/16 ,, ::1"})
+    assert config.trusted_proxies == ("10.0.0.1", "192.168.0.0/16", "::1")
+    assert Config.from_env({"SESSIONWARD_TRUSTED_PROXIES": ""}).trusted_proxies == ()

@@ -197,3 +197,14 @@ def test_reissued_token_of_a_session_gone_is_a_browser_session_cookie() -> None:
             session.mark_reauthenticated()
         assert set(effects.cookies) >= {"sAccessToken", "sRefreshToken"}
         assert all(cookie.split(";")[0].endswith("=") for cookie in effects.cookies.values())
+
+
+def test_header_mode_reissue_reads_no_persistence() -> None:
+    with SessionWard(CONFIG) as engine:
+        handler = SessionHandler(engine)
+        created = handler.create(ResponseEffects(CONFIG), "erin", None, None, "header", persistent=False)
+        effects = ResponseEffects(CONFIG)
+        session = handler.verify(effects, None, None, "GET", None, "header", f"Bearer {created.access_token}")
+        session.update_jwt_payload({"v": 2})
+        assert session._persistent is None  # never looked up
+        assert effects.cookies == {} and effects.headers["st-access-token"] == session.access_token

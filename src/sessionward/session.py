@@ -22,7 +22,8 @@ Remember-me: a session created with ``persistent=False`` gets cookies without
 (``SessionTokens.persistent``) and on every re-issued access token; a re-issue that does
 not know the session's persistence (verification's replacement token after a refresh, a
 payload update, a re-authentication on a request that did not create the session) reads it
-from the store once (one read, on those rare paths only).
+from the store once (one read, on those rare paths only; none in header mode, which writes
+no cookie).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from .engine.types import ClientInfo, SessionInformation, SessionTokens, Verifie
 from .errors import GeneralError, SessionWardError, TokenTheftDetectedError, UnauthorizedError
 from .transport.client_address import TrustedProxies, client_ip, user_agent
 from .transport.error_responses import ErrorResponse, error_response
-from .transport.protocol import bearer_token, choose_mode, sign_out_path
+from .transport.protocol import WireMode, bearer_token, choose_mode, sign_out_path
 from .transport.request import (
     RequestTokens,
     parse_session_cookies,
@@ -113,6 +114,9 @@ class _SessionBase(Generic[E]):
     def _persistence(self) -> Flow[bool]:
         persistent = self._persistent
         if persistent is None:
+            if self._effects.mode is WireMode.HEADER:
+                return True  # no cookie is written: nothing to look up
+
             persistent = yield from _stored_persistence(self.handle)
             self._persistent = persistent
         return persistent

@@ -67,7 +67,9 @@ def test_same_method_names_and_signatures() -> None:
     assert expected <= sync_methods
     for name in sorted(NOT_IO):
         assert not inspect.iscoroutinefunction(getattr(AsyncSessionWard, name)), name
-        assert inspect.signature(getattr(AsyncSessionWard, name)) == inspect.signature(getattr(SessionWard, name))
+        assert inspect.signature(getattr(AsyncSessionWard, name)) == inspect.signature(
+            getattr(SessionWard, name)
+        )
     for name in sorted(sync_methods - NOT_IO):
         sync_method = getattr(SessionWard, name)
         async_method = getattr(AsyncSessionWard, name)

@@ -142,7 +142,9 @@ def describe(value: Any) -> str:
 @pytest.mark.parametrize("argument", ["jwt_payload", "session_data"])
 @pytest.mark.parametrize("value", NOT_A_DICT, ids=describe)
 def test_create_rejects_non_dict(ward: SessionWard, argument: str, value: Any) -> None:
-    message = assert_general_error(lambda: ward.create_new_session("alice", **{argument: value}), argument)
+    message = assert_general_error(
+        lambda: ward.create_new_session("alice", **dict[str, Any]({argument: value})), argument
+    )
     assert "dict" in message
     assert ward.get_all_session_handles_for_user("alice") == []
 
@@ -150,7 +152,9 @@ def test_create_rejects_non_dict(ward: SessionWard, argument: str, value: Any) -
 @pytest.mark.parametrize("argument", ["jwt_payload", "session_data"])
 @pytest.mark.parametrize("value", NOT_JSON, ids=describe)
 def test_create_rejects_non_json(ward: SessionWard, argument: str, value: Any) -> None:
-    assert_general_error(lambda: ward.create_new_session("alice", **{argument: value}), argument)
+    assert_general_error(
+        lambda: ward.create_new_session("alice", **dict[str, Any]({argument: value})), argument
+    )
     assert ward.get_all_session_handles_for_user("alice") == []
 
 
@@ -171,7 +175,7 @@ def test_create_accepts_json_edge_values(ward: SessionWard, argument: str) -> No
         "nested": nested_dicts(20),
         "lists": nested_lists(20),
     }
-    tokens = ward.create_new_session("alice", **{argument: value})
+    tokens = ward.create_new_session("alice", **dict[str, Any]({argument: value}))
     if argument == "jwt_payload":
         assert ward.get_jwt_payload(tokens.handle) == value
         assert ward.get_session(tokens.access_token.value).jwt_payload == value
@@ -187,12 +191,16 @@ def test_create_none_means_empty(ward: SessionWard) -> None:
 
 @pytest.mark.parametrize("argument", ["jwt_payload", "session_data"])
 def test_create_rejects_lone_surrogate_keys(ward: SessionWard, argument: str) -> None:
-    assert_general_error(lambda: ward.create_new_session("alice", **{argument: {"\ud800": 1}}), argument)
+    assert_general_error(
+        lambda: ward.create_new_session("alice", **dict[str, Any]({argument: {"\ud800": 1}})), argument
+    )
 
 
 @pytest.mark.parametrize("argument", ["jwt_payload", "session_data"])
 def test_create_rejects_unserialisable_huge_int(ward: SessionWard, argument: str) -> None:
-    assert_general_error(lambda: ward.create_new_session("alice", **{argument: {"n": 10**5000}}), argument)
+    assert_general_error(
+        lambda: ward.create_new_session("alice", **dict[str, Any]({argument: {"n": 10**5000}})), argument
+    )
 
 
 # -- update_* validation ----------------------------------------------------------------------

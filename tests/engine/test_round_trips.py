@@ -13,7 +13,7 @@ import pytest
 from support.clock import FakeClock
 from support.stores import RecordingStore
 
-from sessionward import Config, SessionWard, TokenTheftDetectedError, UnauthorizedError
+from sessionward import ClientInfo, Config, SessionWard, TokenTheftDetectedError, UnauthorizedError
 from sessionward.cookies import MAX_COOKIE_BYTES
 from sessionward.engine.budget import PayloadBudget
 from sessionward.engine.types import SessionTokens
@@ -76,6 +76,47 @@ def test_full_rotation_is_two_round_trips(env: Env) -> None:
     verified = env.engine.get_session(refreshed.access_token.value)  # V1
     assert verified.new_access_token is not None
     assert env.trips() == {"promote_returning": 1}
+
+
+def test_session_metadata_adds_no_round_trip(env: Env) -> None:
+    """The client, the lifetime and the events ride on the writes a session makes anyway."""
+    events: list[object] = []
+    env.engine.subscribe(events.append)
+    client = ClientInfo("192.0.2.1", "agent/1.0")
+    env.trips()
+    tokens = env.engine.create_new_session("alice", {"r": 1}, persistent=False, client=client)
+    assert env.trips() == {"insert_session": 1}
+    called: list[int] = []
+
+    def lazy() -> ClientInfo:
+        called.append(1)
+        return client
+
+    env.engine.get_session(tokens.access_token.value, client=lazy)
+    assert env.trips() == {}
+    refreshed = env.engine.refresh_session(tokens.refresh_token.value, client=client)  # R2
+    assert env.trips() == {"get_session": 1}
+    env.engine.get_session(refreshed.access_token.value, client=lazy)  # V1
+    assert env.trips() == {"promote_returning": 1}
+    child = env.engine.refresh_session(refreshed.refresh_token.value, client=client)
+    grandchild = env.engine.refresh_session(child.refresh_token.value, client=client)  # R3
+    assert grandchild.persistent is False
+    assert env.trips() == {"get_session": 2, "promote_returning": 1}
+    assert called == [1] and len(events) == 5
+
+
+def test_the_new_management_calls_are_one_round_trip_each(env: Env) -> None:
+    tokens = env.login()
+    env.engine.get_session(tokens.access_token.value, check_database=True)
+    assert env.trips() == {"get_session": 1}
+    env.engine.get_session(tokens.access_token.value, max_auth_age=60)
+    assert env.trips() == {}
+    env.engine.get_all_sessions_for_user("alice")
+    assert env.trips() == {"get_sessions_for_user": 1}
+    env.engine.mark_reauthenticated(tokens.handle, tokens.access_token.value)
+    assert env.trips() == {"update_auth_time": 1}
+    env.engine.revoke_other_sessions("alice", tokens.handle)
+    assert env.trips() == {"delete_other_sessions": 1}
 
 
 def test_promotion_outcomes_are_one_round_trip_each(env: Env) -> None:

@@ -18,12 +18,12 @@ from sessionward import (
     GeneralError,
     ReauthenticationRequiredError,
     SessionInformation,
-    SessionTokens,
     TryRefreshTokenError,
     UnauthorizedError,
     VerifiedSession,
 )
 from sessionward.tokens.encoding import b64url_encode, dumps_compact
+from sessionward.tokens.keys import SigningKey
 
 MakeEngine = Callable[..., Driven]
 LAPTOP = ClientInfo("203.0.113.7", "Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0")
@@ -31,14 +31,10 @@ PHONE = ClientInfo("2001:db8::1", "Mozilla/5.0 (iPhone) Safari/605.1")
 TRAIN = ClientInfo("198.51.100.23", "Mozilla/5.0 (iPhone) Safari/605.1 on a train")
 
 
-def rotate(engine: Driven, tokens: SessionTokens, client: ClientInfo | None = None) -> SessionTokens:
-    """Refresh, then use the new access token once (the promotion commits the rotation)."""
-    refreshed: SessionTokens = engine.refresh_session(tokens.refresh_token.value)
-    verified = engine.get_session(
-        refreshed.access_token.value, client=None if client is None else lambda: client
-    )
-    assert verified.new_access_token is not None
-    return refreshed
+def signing_key(engine: Driven) -> SigningKey:
+    state = engine.core.keys.state
+    assert state is not None
+    return state.signing_key
 
 
 # -- lifetimes -------------------------------------------------------------------------------
@@ -259,7 +255,7 @@ def test_max_auth_age_refuses_a_token_without_auth_time(
     core = engine.core
     original = claims(tokens.access_token.value)
     old_style = core.access_codec.encode(  # as issued before the claim existed
-        core.keys.state.signing_key,
+        signing_key(engine),
         user_id="alice",
         session_handle=tokens.handle,
         refresh_token_hash1=original["refreshTokenHash1"],
@@ -288,7 +284,7 @@ def test_max_auth_age_must_be_a_non_negative_integer(make_engine: MakeEngine, va
 def test_auth_time_claim_out_of_range_is_a_bad_token(make_engine: MakeEngine) -> None:
     engine = make_engine()
     tokens = engine.create_new_session("alice")
-    key = engine.core.keys.state.signing_key
+    key = signing_key(engine)
     head = engine.core.access_codec.header_segment(key)
     original = claims(tokens.access_token.value)
 

@@ -1,5 +1,5 @@
-"""Sessions people can see and control, over HTTP, on Flask, FastAPI and Django (each
-framework's own test client and a real server): remember-me cookies, step-up
+"""Sessions people can see and control, over HTTP, on Flask, FastAPI, plain Starlette and
+Django (each framework's own test client and a real server): remember-me cookies, step-up
 re-authentication (``max_auth_age``), ``check_database`` after a revocation made by
 another engine, the client's IP address through trusted proxies only, the metadata
 ``get_all_sessions_for_user`` reports, and "sign out my other devices"."""
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from frameworks.apps.metadata import MAX_AUTH_AGE
-from frameworks.clients import FRAMEWORKS, open_client
+from frameworks.clients import WITH_STARLETTE, open_client
 from frameworks.wire import CookieJar, WireClient, WireResponse
 from sessionward import Config, SessionWard
 
@@ -22,7 +22,7 @@ ClientFactory = Callable[..., WireClient]
 SESSION_COOKIES = ("sAccessToken", "sRefreshToken", "sIdRefreshToken")
 
 
-@pytest.fixture(params=FRAMEWORKS)
+@pytest.fixture(params=WITH_STARLETTE)
 def framework(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -221,6 +221,9 @@ def test_forwarded_for_is_ignored_unless_the_peer_is_trusted(make_client: Client
         ([("x-forwarded-for", "203.0.113.66"), ("x-forwarded-for", "198.51.100.1")], "198.51.100.1"),
         # Malformed: stop at the trusted peer, never report the sender's choice.
         ([("x-forwarded-for", "198.51.100.1, not-an-ip")], "127.0.0.1"),
+        ([("x-forwarded-for", "203.0.113.66:8080, [2001:db8::7]:443")], "2001:db8::7"),
+        ([("x-forwarded-for", "1.1.1.1," * 400 + "198.51.100.1")], "198.51.100.1"),
+        ([("x-forwarded-for", "%00, _hidden, unknown, ,")], "127.0.0.1"),
         ([], "127.0.0.1"),
     ],
 )

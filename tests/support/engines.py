@@ -36,3 +36,14 @@ class Driven:
             self.runner.run(self.engine.aclose())
         else:
             self.engine.close()
+
+
+#: What :func:`record_event` received (a subscriber named by a string in tests).
+recorded_events: list[Any] = []
+#: Not callable: a subscriber string naming it is refused.
+CLIENT_NAME = "not a function"
+
+
+def record_event(event: Any) -> None:
+    """A subscriber importable as ``"support.engines:record_event"``."""
+    recorded_events.append(event)

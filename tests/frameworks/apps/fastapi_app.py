@@ -147,8 +147,36 @@ def create_starlette_app(config: Config, store: str | None = None, **init_option
 
     async def login(request: Request) -> Response:
         body = await request.json()
-        session = await create_new_session(request, body["user_id"], body.get("payload"), body.get("data"))
+        session = await create_new_session(
+            request, body["user_id"], body.get("payload"), body.get("data"), **login_options(body)
+        )
         return JSONResponse({"handle": session.handle})
+
+    async def sensitive(request: Request) -> Response:
+        session = await get_session(request, max_auth_age=MAX_AUTH_AGE)
+        return JSONResponse({"user_id": session.user_id, "auth_time": session.auth_time})
+
+    async def reauthenticate(request: Request) -> Response:
+        session = await get_session(request)
+        before = session.auth_time
+        await session.mark_reauthenticated()
+        return JSONResponse({"before": before, "auth_time": session.auth_time})
+
+    async def checked(request: Request) -> Response:
+        session = await get_session(request, check_database=True)
+        return JSONResponse({"user_id": session.user_id})
+
+    async def devices(request: Request) -> Response:
+        session = await get_session(request)
+        return JSONResponse({"sessions": describe_sessions(await get_all_sessions_for_user(session.user_id))})
+
+    async def logout_others(request: Request) -> Response:
+        session = await get_session(request)
+        return JSONResponse({"revoked": await session.revoke_other_sessions()})
+
+    async def logout_others_by_handle(request: Request) -> Response:
+        session = await get_session(request)
+        return JSONResponse({"revoked": await revoke_other_sessions(session.user_id, session.handle)})
 
     async def protected(request: Request) -> Response:
         if request.method == "OPTIONS":
@@ -223,6 +251,12 @@ def create_starlette_app(config: Config, store: str | None = None, **init_option
             Route("/logout", logout, methods=["POST"]),
             Route("/logout-all", logout_all, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
+            Route("/sensitive", sensitive, methods=["GET"]),
+            Route("/reauthenticate", reauthenticate, methods=["POST"]),
+            Route("/checked", checked, methods=["GET"]),
+            Route("/devices", devices, methods=["GET"]),
+            Route("/logout-others", logout_others, methods=["POST"]),
+            Route("/logout-others-by-handle", logout_others_by_handle, methods=["POST"]),
         ]
     )
     init(app, config, store=store, **init_options)
