@@ -428,6 +428,12 @@ def test_promotion_updates_metadata(subject: Any) -> None:
         _promotion("h1", "c", "d", base + 400, base + 9_300, user_agent="only-agent")
     )
     assert (promoted.last_ip, promoted.last_user_agent) == ("198.51.100.7", "only-agent")
+    # An empty user agent is a value, not an absence.
+    changed, promoted = subject.promote_returning(
+        _promotion("h1", "d", "e", base + 500, base + 9_400, ip="::1", user_agent="")
+    )
+    assert changed is True and (promoted.last_ip, promoted.last_user_agent) == ("::1", "")
+    assert subject.get_session("h1") == promoted
 
 
 def test_promotion_honours_the_rows_own_refresh_validity(subject: Any) -> None:

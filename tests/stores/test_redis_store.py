@@ -216,6 +216,9 @@ def test_session_hash_ttl_follows_the_rows_own_lifetime(store: Driver, raw: redi
     assert 9_000 < raw.pttl(key) <= 10_000
     assert raw.hget(key, "expires_at") == "15000"
     assert raw.zscore(f"{prefix}expiry", "2:h1alice") == 15_000
+    assert store.update_auth_time("h1", 6_000) is True
+    assert 9_000 < raw.pttl(key) <= 10_000  # the update keeps the TTL
+    assert raw.hmget(key, ["auth_time", "last_active_at"]) == ["6000", "6000"]
 
 
 def test_metadata_fields_in_the_hash(store: Driver, raw: redis.Redis, prefix: str) -> None:
