@@ -2,6 +2,7 @@
 
     sessionward --version
     sessionward demo [--host 127.0.0.1] [--port 8000] [--store URL] [--access-token-validity S]
+                     [--max-auth-age S]
     sessionward migrate --store URL
     sessionward sweep --store URL
     sessionward sessions list --user U [--json]   (most recently active first)
@@ -55,7 +56,14 @@ def _config(args: argparse.Namespace) -> Config:
 def _demo(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     from .demo.server import run
 
-    run(args.host, args.port, args.store or default_store(), out, args.access_token_validity)
+    run(
+        args.host,
+        args.port,
+        args.store or default_store(),
+        out,
+        args.access_token_validity,
+        args.max_auth_age,
+    )
 
 
 def _migrate(args: argparse.Namespace, out: Callable[[str], None]) -> None:
@@ -163,7 +171,8 @@ def _parser() -> argparse.ArgumentParser:
         help="run the demo web app in a browser (needs the demo extra)",
         description="Serve the sessionward demo (Starlette + uvicorn, 15-second access tokens by default, "
         "plain http with cookie_secure=False): sign in by name, watch the browser client refresh, "
-        "update the JWT payload and session data, revoke sessions, simulate token theft.",
+        "update the JWT payload and session data, see and sign out your devices, re-authenticate "
+        "for a sensitive action, simulate token theft.",
     )
     demo.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
     demo.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
@@ -178,6 +187,13 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="how long an access token lives, 1 to 86400 seconds (default: 15)",
+    )
+    demo.add_argument(
+        "--max-auth-age",
+        metavar="SECONDS",
+        type=int,
+        default=None,
+        help="how recent a sign-in the recovery codes need, 1 to 86400 seconds (default: 60)",
     )
     demo.set_defaults(raw=_demo)
     commands.add_parser("migrate", parents=[store_option], help="apply schema migrations").set_defaults(

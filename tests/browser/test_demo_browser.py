@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 import sys
 import time
@@ -28,6 +29,7 @@ TIMEOUT_MS = 20_000
 EXPIRY_TIMEOUT_MS = (VALIDITY + 5) * 1000
 REFRESH_PATH = "/session/refresh"
 CLIENT_URL = "/sessionward/sessionward.js"
+SERVER_COOKIES = ("sAccessToken", "sRefreshToken", "sIdRefreshToken")  # HttpOnly, set by the server
 
 
 class Demo:
@@ -254,12 +256,13 @@ def test_sign_in_call_refresh_payload_data_and_sessions(open_demo: Any, demo: De
     )
     assert json.loads(tab.element("#data-input").input_value()) == {"cart": ["book", "pen"]}
 
-    # The session list: this session, marked as the current one.
-    tab.page.get_by_role("button", name="List sessions").click()
-    rows = tab.element("#sessions tbody tr")
+    # The devices panel: this session, marked as this device.
+    tab.page.get_by_role("button", name="Refresh devices").click()
+    rows = tab.element("#devices tbody tr")
     expect(rows).to_have_count(1)
-    expect(rows.first).to_contain_text("(this one)")
-    assert rows.first.locator("code").get_attribute("title") == handle
+    expect(rows.first).to_contain_text("this device")
+    assert rows.first.get_attribute("data-handle") == handle
+    expect(tab.element("#persistence")).to_have_text("remembered (kept across browser restarts)")
     assert tab.refreshes == 1
 
 
@@ -280,10 +283,10 @@ def test_sign_out_then_sign_out_everywhere(open_demo: Any, demo: Demo) -> None:
     tab.sign_in("bob")
     other = open_demo()
     other.sign_in("bob")
-    tab.page.get_by_role("button", name="List sessions").click()
-    rows = tab.element("#sessions tbody tr")
+    tab.page.get_by_role("button", name="Refresh devices").click()
+    rows = tab.element("#devices tbody tr")
     expect(rows).to_have_count(2)
-    expect(rows.filter(has_text="(this one)")).to_have_count(1)
+    expect(rows.filter(has_text="this device")).to_have_count(1)
     assert len(demo.live_sessions("bob")) == 2
     tab.page.get_by_role("button", name="Sign out everywhere").click()
     tab.shows_signed_out()
@@ -324,3 +327,103 @@ def test_theft_simulation_revokes_the_session(open_demo: Any, demo: Demo) -> Non
     assert tab.client_call("/api/me") == 401
     assert tab.refreshes == refreshes
     assert "token theft detected" in demo.log.read_text(errors="replace")
+
+
+def test_sign_out_other_devices_from_a_second_profile(open_demo: Any, demo: Demo) -> None:
+    # Two browser profiles (two devices) signed in as dave; the second is not remembered.
+    laptop = open_demo()
+    laptop.sign_in("dave")
+    kept = laptop.text("#handle")
+    phone = open_demo()
+    phone.element("#remember").uncheck()
+    expect(phone.element("#remember-hint")).to_contain_text(
+        "cookies end with this browser session", timeout=TIMEOUT_MS
+    )
+    phone.sign_in("dave")
+    other = phone.text("#handle")
+    assert other != kept
+    expect(phone.element("#persistence")).to_have_text(
+        "not remembered: they end with this browser session", timeout=TIMEOUT_MS
+    )
+    # The server's cookies come without Expires/Max-Age: Chromium keeps them for the browser
+    # session only. (The cookies sessionward.js writes itself, the front token and the
+    # anti-CSRF token, are copies of response headers, not credentials.)
+    server_cookies = [cookie for cookie in phone.page.context.cookies() if cookie["httpOnly"]]
+    assert {cookie["name"] for cookie in server_cookies} == set(SERVER_COOKIES)
+    assert all(cookie["expires"] == -1 for cookie in server_cookies), server_cookies
+    remembered = [cookie for cookie in laptop.page.context.cookies() if cookie["httpOnly"]]
+    assert len(remembered) == 3 and all(cookie["expires"] > time.time() for cookie in remembered), remembered
+
+    # The laptop's devices panel lists both, the laptop being "this device".
+    laptop.page.get_by_role("button", name="Refresh devices").click()
+    rows = laptop.element("#devices tbody tr")
+    expect(rows).to_have_count(2, timeout=TIMEOUT_MS)
+    this_device = laptop.element(f'#devices tbody tr[data-handle="{kept}"]')
+    phone_row = laptop.element(f'#devices tbody tr[data-handle="{other}"]')
+    expect(this_device).to_contain_text("this device", timeout=TIMEOUT_MS)
+    expect(phone_row).not_to_contain_text("this device", timeout=TIMEOUT_MS)
+    expect(phone_row).to_contain_text("until the browser closes", timeout=TIMEOUT_MS)
+    for row in (this_device, phone_row):
+        expect(row).to_contain_text("Chrome on Linux", timeout=TIMEOUT_MS)
+        expect(row).to_contain_text("127.0.0.1", timeout=TIMEOUT_MS)
+        expect(row.locator("td").nth(2)).to_contain_text(
+            re.compile(r"just now|\d+ s ago|\d+ min ago"), timeout=TIMEOUT_MS
+        )
+    assert sorted(demo.live_sessions("dave")) == sorted([kept, other])
+
+    laptop.page.get_by_role("button", name="Sign out other devices").click()
+    expect(laptop.element("#log")).to_contain_text("signed out 1 other device(s)", timeout=TIMEOUT_MS)
+    expect(rows).to_have_count(1, timeout=TIMEOUT_MS)
+    expect(rows.first).to_contain_text("this device", timeout=TIMEOUT_MS)
+    assert demo.live_sessions("dave") == [kept]
+
+    # The phone's next protected call ends signed out (its access token is blacklisted; on a
+    # loaded machine it may have expired first, and the refresh is refused as well).
+    assert phone.call_api().startswith("401")
+    phone.shows_signed_out()
+    assert phone.front_token() is None
+    # The laptop stays signed in.
+    assert laptop.call_api().startswith("200")
+    expect(laptop.element("#dashboard")).to_be_visible(timeout=TIMEOUT_MS)
+    assert json.loads(laptop.text("#api-answer"))["handle"] == kept
+    assert demo.live_sessions("dave") == [kept]
+
+
+def test_recovery_codes_ask_for_the_name_again_when_the_sign_in_is_old(open_demo: Any, demo: Demo) -> None:
+    from sessionward import Config, SessionWard
+
+    tab = open_demo()
+    tab.sign_in("erin")
+    handle = tab.text("#handle")
+    tab.page.get_by_role("button", name="View recovery codes").click()
+    expect(tab.element("#codes")).to_be_visible(timeout=TIMEOUT_MS)
+    codes = tab.text("#codes").split("\n")
+    assert len(codes) == 8
+    expect(tab.element("#reauth-form")).to_be_hidden(timeout=TIMEOUT_MS)
+
+    # Make the sign-in an hour old in the store; the next access token (after the expiry of
+    # this one) carries it.
+    with SessionWard(Config(store=demo.store)) as ward:
+        assert ward.store.update_auth_time(handle, int((time.time() - 3600) * 1000))
+    tab.wait_for_expiry()
+    refreshes = tab.refreshes
+    tab.page.get_by_role("button", name="View recovery codes").click()
+    expect(tab.element("#reauth-form")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(tab.element("#codes")).to_be_hidden(timeout=TIMEOUT_MS)
+    expect(tab.element("#log")).to_contain_text(
+        "GET /api/recovery-codes → 403 re-authentication required", timeout=TIMEOUT_MS
+    )
+    assert tab.refreshes == refreshes + 1  # the expired token; the 403 itself is never refreshed
+
+    tab.element("#reauth-name").fill("mallory")
+    tab.page.get_by_role("button", name="Confirm").click()
+    expect(tab.element("#codes-error")).to_contain_text("not the name", timeout=TIMEOUT_MS)
+    expect(tab.element("#reauth-form")).to_be_visible(timeout=TIMEOUT_MS)
+
+    tab.element("#reauth-name").fill("erin")
+    tab.page.get_by_role("button", name="Confirm").click()
+    expect(tab.element("#codes")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(tab.element("#reauth-form")).to_be_hidden(timeout=TIMEOUT_MS)
+    assert tab.text("#codes").split("\n") == codes
+    expect(tab.element("#log")).to_contain_text("re-authenticated", timeout=TIMEOUT_MS)
+    expect(tab.element("#dashboard")).to_be_visible(timeout=TIMEOUT_MS)

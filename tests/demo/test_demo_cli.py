@@ -26,7 +26,7 @@ def test_demo_help(capsys: pytest.CaptureFixture[str]) -> None:
         main(["demo", "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--host", "--port", "--store", "--access-token-validity"):
+    for option in ("--host", "--port", "--store", "--access-token-validity", "--max-auth-age"):
         assert option in out
 
 
@@ -51,6 +51,35 @@ def test_access_token_validity_out_of_range_is_a_configuration_error(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "--access-token-validity" in err and "1 to 86400" in err and seconds in err
+
+
+@pytest.mark.parametrize("seconds", ["0", "-1", "86401"])
+def test_max_auth_age_out_of_range_is_a_configuration_error(
+    seconds: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--port", "1", "--max-auth-age", seconds]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "--max-auth-age" in err and "1 to 86400" in err and seconds in err
+
+
+@pytest.mark.parametrize(("argv", "seconds"), [([], 60), (["--max-auth-age", "5"], 5)])
+def test_max_auth_age_reaches_the_demo(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    argv: list[str],
+    seconds: int,
+) -> None:
+    import uvicorn
+
+    served: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(app))
+    port = str(_free_port())
+    assert main(["demo", "--port", port, "--store", f"sqlite:///{tmp_path}/demo.db", *argv]) == 0
+    assert f"recovery codes need a sign-in at most {seconds} s old" in capsys.readouterr().out
+    (app,) = served
+    assert app.state.demo_max_auth_age == seconds
 
 
 def test_access_token_validity_must_be_whole_seconds(capsys: pytest.CaptureFixture[str]) -> None:

@@ -90,16 +90,31 @@ async function tick() {
   $("countdown-bar").style.width = `${Math.max(0, Math.min(100, (100 * left) / validityMs))}%`;
 }
 
+const REMEMBER_HINTS = {
+  true: "Kept across browser restarts until it has not been used for the refresh token's lifetime.",
+  false: "Not remembered: the session cookies end with this browser session (no Expires or Max-Age), " +
+    "and the server forgets the session after a day unused.",
+};
+
+function rememberHint() {
+  $("remember-hint").textContent = REMEMBER_HINTS[$("remember").checked];
+}
+
 async function signIn(name) {
-  const { response, json } = await api("POST", "/api/signin", { name });
+  const remember = $("remember").checked;
+  const { response, json } = await api("POST", "/api/signin", { name, remember });
   if (!response.ok) {
     show($("signin-error"), json?.message ?? `sign-in failed (${response.status})`);
     return;
   }
   $("signin-error").hidden = true;
-  log(`signed in as ${json.user_id}`);
+  log(`signed in as ${json.user_id}${remember ? "" : " (not remembered: cookies end with the browser session)"}`);
   $("handle").textContent = json.handle;
   $("payload-input").value = "";
+  $("codes").hidden = true;
+  $("reauth-form").hidden = true;
+  $("codes-error").hidden = true;
+  await loadDevices();
   await render();
 }
 
@@ -162,42 +177,120 @@ async function readData() {
   await render();
 }
 
-async function listSessions() {
+// "last active 2 min ago", against the server's clock (the answer's "now").
+function ago(ms) {
+  const seconds = Math.max(0, Math.round(ms / 1000));
+  if (seconds < 5) return "just now";
+  if (seconds < 60) return `${seconds} s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
+  return `${Math.floor(seconds / 86400)} d ago`;
+}
+
+function badge(text, kind = "") {
+  const element = document.createElement("span");
+  element.className = `badge ${kind}`.trim();
+  element.textContent = text;
+  return element;
+}
+
+async function loadDevices() {
   const { response, json } = await api("GET", "/api/sessions");
-  const table = $("sessions");
+  const table = $("devices");
   const body = table.querySelector("tbody");
   body.replaceChildren();
-  if (response.ok) {
-    for (const row of json.sessions) {
-      const tr = document.createElement("tr");
-      const handle = document.createElement("td");
-      const code = document.createElement("code");
-      code.textContent = row.handle.slice(0, 13) + "…";
-      code.title = row.handle;
-      handle.append(code);
-      if (row.current) handle.append(" (this one)");
-      const created = document.createElement("td");
-      created.textContent = new Date(row.created_at).toLocaleTimeString();
-      const action = document.createElement("td");
-      const revoke = document.createElement("button");
-      revoke.textContent = "Revoke";
-      revoke.addEventListener("click", () => revokeSession(row.handle));
-      action.append(revoke);
-      tr.append(handle, created, action);
-      body.append(tr);
+  if (!response.ok) return;
+  for (const row of json.sessions) {
+    const tr = document.createElement("tr");
+    tr.dataset.handle = row.handle;
+    const device = document.createElement("td");
+    device.className = "device";
+    device.append(row.device);
+    if (row.current) device.append(badge("this device"));
+    if (!row.persistent) device.append(badge("until the browser closes", "session-only"));
+    const handle = document.createElement("small");
+    handle.textContent = row.handle.slice(0, 13) + "…";
+    handle.title = `${row.handle}\n${row.user_agent ?? "no User-Agent"}`;
+    device.append(handle);
+    const ip = document.createElement("td");
+    ip.textContent = row.ip ?? "–";
+    const active = document.createElement("td");
+    active.textContent = ago(json.now - row.last_active_at);
+    active.title = new Date(row.last_active_at).toLocaleString();
+    const action = document.createElement("td");
+    const revoke = document.createElement("button");
+    revoke.textContent = "Sign out device";
+    revoke.addEventListener("click", () => revokeSession(row.handle));
+    action.append(revoke);
+    tr.append(device, ip, active, action);
+    body.append(tr);
+    if (row.current) {
+      $("persistence").textContent = row.persistent
+        ? "remembered (kept across browser restarts)"
+        : "not remembered: they end with this browser session";
     }
-    table.hidden = false;
-    log(`${json.sessions.length} live session(s)`);
   }
+  table.hidden = false;
+}
+
+async function listDevices() {
+  await loadDevices();
+  log(`${$("devices").querySelectorAll("tbody tr").length} device(s) signed in`);
   await render();
 }
 
 async function revokeSession(handle) {
   const { response, json } = await api("DELETE", `/api/sessions/${encodeURIComponent(handle)}`);
-  log(response.ok ? `revoked session ${handle.slice(0, 8)}…${json.current ? " (this one)" : ""}` : `revoke failed: ${response.status}`,
+  log(response.ok ? `signed out device ${handle.slice(0, 8)}…${json.current ? " (this one)" : ""}` : `sign-out failed: ${response.status}`,
     response.ok ? "" : "bad");
-  if (response.ok && !json.current) await listSessions();
+  if (response.ok && !json.current) await loadDevices();
   await render();
+}
+
+async function signOutOthers() {
+  const { response, json } = await api("POST", "/api/signout-others");
+  if (response.ok) {
+    log(`signed out ${json.revoked} other device(s)`);
+    await loadDevices();
+  } else {
+    log(`sign-out of the other devices failed: ${response.status}`, "bad");
+  }
+  await render();
+}
+
+async function viewCodes() {
+  const { response, json } = await api("GET", "/api/recovery-codes");
+  if (response.ok) {
+    $("reauth-form").hidden = true;
+    $("codes-error").hidden = true;
+    show($("codes"), json.codes.join("\n"));
+    log("GET /api/recovery-codes → 200");
+  } else if (response.status === 403 && json?.message === "re-authentication required") {
+    $("codes").hidden = true;
+    $("codes-error").hidden = true;
+    $("reauth-form").hidden = false;
+    $("reauth-name").focus();
+    log(`GET /api/recovery-codes → 403 re-authentication required (sign-in older than ${$("max-auth-age").textContent.trim()})`, "bad");
+  } else {
+    $("codes").hidden = true;
+    show($("codes-error"), `${response.status} — ${json?.message ?? "failed"}`);
+    log(`GET /api/recovery-codes → ${response.status}`, "bad");
+  }
+  await render();
+}
+
+async function reauthenticate() {
+  const { response, json } = await api("POST", "/api/reauthenticate", { name: $("reauth-name").value });
+  if (!response.ok) {
+    show($("codes-error"), json?.message ?? `re-authentication failed (${response.status})`);
+    log(`re-authentication refused (${response.status})`, "bad");
+    await render();
+    return;
+  }
+  $("reauth-name").value = "";
+  $("reauth-form").hidden = true;
+  log("re-authenticated: the session counts as freshly signed in");
+  await viewCodes(); // retry the action
 }
 
 async function signOut(everywhere) {
@@ -260,7 +353,14 @@ $("call-api").addEventListener("click", callApi);
 $("update-payload").addEventListener("click", updatePayload);
 $("save-data").addEventListener("click", saveData);
 $("read-data").addEventListener("click", readData);
-$("list-sessions").addEventListener("click", listSessions);
+$("list-devices").addEventListener("click", listDevices);
+$("signout-others").addEventListener("click", signOutOthers);
+$("view-codes").addEventListener("click", viewCodes);
+$("reauth-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  reauthenticate();
+});
+$("remember").addEventListener("change", rememberHint);
 $("signout").addEventListener("click", () => signOut(false));
 $("signout-everywhere").addEventListener("click", () => signOut(true));
 $("simulate-theft").addEventListener("click", simulateTheft);
@@ -273,7 +373,10 @@ window.addEventListener("storage", () => render()); // another tab signed in or 
   await render();
   if (await sessionward.doesSessionExist()) {
     const { response, json } = await api("GET", "/api/me");
-    if (response.ok) $("handle").textContent = json.handle;
+    if (response.ok) {
+      $("handle").textContent = json.handle;
+      await loadDevices();
+    }
     await render();
   }
   log((await sessionward.doesSessionExist()) ? "session found" : "no session: sign in");
