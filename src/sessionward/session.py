@@ -111,8 +111,10 @@ class _SessionBase(Generic[E]):
             self._effects.clear_session()
             raise
 
-    def _persistence(self) -> Flow[bool]:
+    def _persistence(self, verified_persistent: bool | None = None) -> Flow[bool]:
         persistent = self._persistent
+        if persistent is None:
+            persistent = self._persistent = verified_persistent
         if persistent is None:
             if self._effects.mode is WireMode.HEADER:
                 return True  # no cookie is written: nothing to look up
@@ -125,7 +127,7 @@ class _SessionBase(Generic[E]):
         """Deliver the replacement access token of ``verified`` (if any) on the response."""
         if verified.new_access_token is not None:
             assert verified.front_token is not None
-            persistent = yield from self._persistence()
+            persistent = yield from self._persistence(verified.persistent)
             self._effects.set_access_token(verified.new_access_token, verified.front_token, persistent)
             self.access_token = verified.new_access_token.value
 

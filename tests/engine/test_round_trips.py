@@ -196,3 +196,25 @@ def test_store_side_payload_limit_is_the_budget_exactly(alg: str, user: str, ant
         else:
             with pytest.raises(PayloadTooLargeError):
                 budget.check_json(header, key, user, payload_json)
+
+
+def test_request_level_first_use_of_a_browser_session_is_one_round_trip(env: Env) -> None:
+    """The promotion answers with the row, so the request layer learns that the session's
+    cookies end with the browser without reading the store again."""
+    from sessionward.cookies import ACCESS_TOKEN_COOKIE, ID_REFRESH_TOKEN_COOKIE
+    from sessionward.session import SessionHandler
+    from sessionward.transport.response import ResponseEffects
+
+    handler = SessionHandler(env.engine)
+    tokens = env.engine.create_new_session("alice", persistent=False)
+    refreshed = env.engine.refresh_session(tokens.refresh_token.value)
+    env.trips()
+    cookie_header = (
+        f"{ACCESS_TOKEN_COOKIE}={refreshed.access_token.value}; "
+        f"{ID_REFRESH_TOKEN_COOKIE}={refreshed.id_refresh_token.value}"
+    )
+    effects = ResponseEffects(env.engine.config)
+    handler.verify(effects, cookie_header, None, "GET", False)
+    assert env.trips() == {"promote_returning": 1}
+    written = effects.cookies[ACCESS_TOKEN_COOKIE].lower()
+    assert "expires=" not in written and "max-age" not in written

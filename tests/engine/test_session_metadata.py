@@ -83,7 +83,11 @@ def test_own_lifetime_is_kept_across_rotation(
         assert refreshed.persistent is persistent
         # The refresh cookie ends when the promotion will make the row end: now + own lifetime.
         assert refreshed.refresh_token.expires_at == fake_clock.ms + lifetime * 1000
-        assert engine.get_session(refreshed.access_token.value).new_access_token is not None
+        promoted = engine.get_session(refreshed.access_token.value)
+        assert promoted.new_access_token is not None
+        # The promotion read the row: it says whether the cookies outlive the browser.
+        assert promoted.persistent is persistent
+        assert engine.get_session(promoted.new_access_token.value).persistent is None
         info = engine.get_session_information(tokens.handle)
         assert info.expires_at == fake_clock.ms + lifetime * 1000
         assert (info.persistent, info.refresh_validity) == (persistent, lifetime * 1000)

@@ -188,6 +188,7 @@ def promote(
         replacement,
         front_token(row.user_id, replacement.expires_at, row.jwt_user_payload),
         auth_seconds * 1000,
+        row.persistent,
     )
 
 

@@ -65,6 +65,8 @@ class VerifiedSession(NamedTuple):
     cache: treat it as read-only. ``auth_time`` is when the user last authenticated (ms
     since the epoch, whole seconds, from the token's ``auth_time`` claim); 0 when unknown
     (a token issued without the claim), which fails any ``max_auth_age``.
+    ``persistent`` tells whether the session's cookies outlive the browser when the
+    engine read the session's row to answer (a promotion), else ``None`` (not known).
     """
 
     handle: str
@@ -73,6 +75,7 @@ class VerifiedSession(NamedTuple):
     new_access_token: Token | None = None
     front_token: str | None = None
     auth_time: int = 0
+    persistent: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
