@@ -67,7 +67,7 @@ class AsyncSessionWard:
         self._reload_locks = _LoopLocks()
 
     async def _perform(self, flow: Flow[T]) -> T:
-        return await aperform(self.store, flow, self._core.events.emit)
+        return await aperform(self.store, flow)
 
     async def _drive(self, flow: Flow[T]) -> T:
         if not self._core.ready:

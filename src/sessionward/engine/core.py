@@ -40,7 +40,7 @@ from ..tokens.refresh import MASTER_SECRET_BYTES, RefreshTokenCodec
 from .budget import PayloadBudget
 from .cache import VerifiedTokenCache
 from .decisions import row_alive
-from .flow import Flow, call, emit
+from .flow import Flow, call
 from .keys import KeyManager
 from .minting import TokenMinter
 from .rotation import promote
@@ -164,7 +164,7 @@ class SessionCore:
             user_agent,
         )
         yield from call(Store.insert_session, row)
-        yield from emit(SessionCreated(handle, user_id, now_ms, persistent, ip, user_agent))
+        self.events.emit(SessionCreated(handle, user_id, now_ms, persistent, ip, user_agent))
         # Minted after the insert, which may have waited on a lock; the cookies still end
         # with the row.
         return self.minter.session_tokens(

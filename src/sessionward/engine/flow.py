@@ -13,9 +13,10 @@ engine method), which name the method of the protocol or class itself: mypy chec
 arguments against its signature and types the result, so a flow cannot ask its target
 for something it does not offer.
 
-A flow reports what happened through :func:`emit`: a pseudo call that the drivers hand
-to the engine's event bus instead of the target. Flows emit only after the store call
-that made the event true has returned, so an event never announces a write that failed.
+Flows report what happened by handing events to the engine's event bus
+(``core.events.emit``, an in-process call, not I/O) right after the store call that made
+the event true has returned, so an event never announces a write that failed; the bus
+never raises into the flow.
 """
 
 from __future__ import annotations
@@ -26,14 +27,9 @@ from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, ParamSpec, TypeV
 from ..stores.base import Store
 
 if TYPE_CHECKING:
-    from ..events import SessionEvent
     from .sync import SessionWard
 
-__all__ = ["EMIT", "Call", "Flow", "aperform", "call", "emit", "engine_call", "perform"]
-
-#: The method name of the pseudo call :func:`emit` (no store or engine has a method of
-#: that name: it holds a space).
-EMIT = "emit event"
+__all__ = ["Call", "Flow", "aperform", "call", "engine_call", "perform"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -75,26 +71,13 @@ def engine_call(
     return result
 
 
-def emit(event: SessionEvent) -> Flow[None]:
-    """Ask the driver to hand ``event`` to the engine's subscribers (see the module
-    docstring); evaluates to ``None`` and never raises into the flow."""
-    yield Call(EMIT, (event,))
-
-
-def perform(target: object, flow: Flow[T], emitter: Callable[[Any], object] | None = None) -> T:
-    """Run ``flow``, performing each call on ``target`` synchronously; events the flow
-    emits go to ``emitter`` (dropped without one)."""
+def perform(target: object, flow: Flow[T]) -> T:
+    """Run ``flow``, performing each call on ``target`` synchronously."""
     try:
         request = next(flow)
         while True:
-            method = request.method
-            if method is EMIT:
-                if emitter is not None:
-                    emitter(request.args[0])
-                request = flow.send(None)
-                continue
             try:
-                result = getattr(target, method)(*request.args)
+                result = getattr(target, request.method)(*request.args)
             except BaseException as exc:
                 request = flow.throw(exc)
             else:
@@ -103,20 +86,13 @@ def perform(target: object, flow: Flow[T], emitter: Callable[[Any], object] | No
         return stop.value  # type: ignore[no-any-return]
 
 
-async def aperform(target: object, flow: Flow[T], emitter: Callable[[Any], object] | None = None) -> T:
-    """Run ``flow``, awaiting each call on ``target``; events the flow emits go to
-    ``emitter`` (called, not awaited; dropped without one)."""
+async def aperform(target: object, flow: Flow[T]) -> T:
+    """Run ``flow``, awaiting each call on ``target``."""
     try:
         request = next(flow)
         while True:
-            method = request.method
-            if method is EMIT:
-                if emitter is not None:
-                    emitter(request.args[0])
-                request = flow.send(None)
-                continue
             try:
-                result = await getattr(target, method)(*request.args)
+                result = await getattr(target, request.method)(*request.args)
             except BaseException as exc:
                 request = flow.throw(exc)
             else:

@@ -15,7 +15,7 @@ from ..stores.base import SessionRow, Store
 from ..tokens.access import InvalidAccessToken
 from ..tokens.front import front_token
 from .decisions import row_alive
-from .flow import Flow, call, emit
+from .flow import Flow, call
 from .rows import read_row
 from .types import SessionInformation, VerifiedSession
 from .validation import check_json_object
@@ -92,7 +92,7 @@ def revoke(core: SessionCore, handles: list[str], reason: Any = RevocationReason
         raise GeneralError("handles: expected a list of session handles (strings)")
     why = revocation_reason(reason)
     removed = yield from call(Store.delete_sessions, list(handles))
-    yield from _revoked(core, removed, None, why)
+    _revoked(core, removed, None, why)
     return removed
 
 
@@ -100,7 +100,7 @@ def revoke_user(core: SessionCore, user_id: str, reason: Any = RevocationReason.
     """Delete every session of ``user_id``; evaluates to their handles."""
     why = revocation_reason(reason)
     removed = yield from call(Store.delete_sessions_for_user, user_id)
-    yield from _revoked(core, removed, user_id, why)
+    _revoked(core, removed, user_id, why)
     return removed
 
 
@@ -110,16 +110,14 @@ def revoke_others(core: SessionCore, user_id: str, keep: str) -> Flow[list[str]]
     if not isinstance(user_id, str) or not isinstance(keep, str):
         raise GeneralError("revoke_other_sessions: expected a user id and a session handle (strings)")
     removed = yield from call(Store.delete_other_sessions, user_id, keep)
-    yield from _revoked(core, removed, user_id, RevocationReason.OTHER_DEVICES)
+    _revoked(core, removed, user_id, RevocationReason.OTHER_DEVICES)
     return removed
 
 
-def _revoked(
-    core: SessionCore, handles: list[str], user_id: str | None, reason: RevocationReason
-) -> Flow[None]:
+def _revoked(core: SessionCore, handles: list[str], user_id: str | None, reason: RevocationReason) -> None:
     now_ms = int(core.clock() * 1000)
     for handle in handles:
-        yield from emit(SessionRevoked(handle, user_id, now_ms, reason))
+        core.events.emit(SessionRevoked(handle, user_id, now_ms, reason))
 
 
 def handles_for_user(core: SessionCore, user_id: str) -> Flow[list[str]]:
@@ -146,7 +144,7 @@ def delete_expired(core: SessionCore) -> Flow[int]:
     removed = yield from call(Store.delete_expired_sessions, int(core.clock() * 1000))
     now_ms = int(core.clock() * 1000)
     for handle, user_id in removed:
-        yield from emit(SessionRevoked(handle, user_id, now_ms, RevocationReason.EXPIRED))
+        core.events.emit(SessionRevoked(handle, user_id, now_ms, RevocationReason.EXPIRED))
     return len(removed)
 
 
@@ -156,7 +154,7 @@ def update_session_data(core: SessionCore, handle: str, data: Any) -> Flow[None]
     row = yield from live_row(core, handle)
     if not (yield from call(Store.update_session_data, handle, checked)):
         raise UnauthorizedError("the session does not exist")
-    yield from emit(SessionUpdated(handle, row.user_id, int(core.clock() * 1000), "session_data"))
+    core.events.emit(SessionUpdated(handle, row.user_id, int(core.clock() * 1000), "session_data"))
 
 
 def update_jwt_payload(core: SessionCore, handle: str, payload: Any) -> Flow[None]:
@@ -166,7 +164,7 @@ def update_jwt_payload(core: SessionCore, handle: str, payload: Any) -> Flow[Non
     core.check_payload_size((yield from core.keys.signing_key(core.clock())), row.user_id, checked)
     if not (yield from call(Store.update_jwt_payload, handle, checked)):
         raise UnauthorizedError("the session does not exist")
-    yield from emit(SessionUpdated(handle, row.user_id, int(core.clock() * 1000), "jwt_payload"))
+    core.events.emit(SessionUpdated(handle, row.user_id, int(core.clock() * 1000), "jwt_payload"))
 
 
 def mark_reauthenticated(core: SessionCore, handle: str, access_token: str) -> Flow[VerifiedSession]:
@@ -186,7 +184,7 @@ def mark_reauthenticated(core: SessionCore, handle: str, access_token: str) -> F
     now_ms = int(core.clock() * 1000)
     if not (yield from call(Store.update_auth_time, handle, now_ms)):
         raise UnauthorizedError("the session does not exist")
-    yield from emit(SessionUpdated(handle, claims.user_id, now_ms, "auth_time"))
+    core.events.emit(SessionUpdated(handle, claims.user_id, now_ms, "auth_time"))
     key, now = yield from core.keys.minting_key()
     auth_seconds = now_ms // 1000
     if now >= claims.expires_at + core.leeway:

@@ -26,7 +26,7 @@ from ..tokens.front import front_token
 from ..tokens.keys import SigningKey
 from ..tokens.refresh import InvalidRefreshToken
 from .decisions import RefreshCase, decide_refresh, row_alive
-from .flow import Flow, call, emit
+from .flow import Flow, call
 from .rows import promote_row, read_row
 from .types import ClientInfo, SessionTokens, VerifiedSession
 from .validation import check_client
@@ -79,7 +79,7 @@ def refresh_session(
             key, now = yield from core.keys.minting_key()
             # Already committed: its cookie must not outlive the row's deadline.
             tokens = core.minter.session_tokens(key, row, current, None, now, row.expires_at)
-            yield from _refreshed(row, now, False, started)
+            _refreshed(core, row, now, False, started)
             return tokens
         refresh_expiry = None
         promoted = False
@@ -108,7 +108,7 @@ def refresh_session(
         key, now = yield from core.keys.minting_key()
         child = codec.child_of(refresh_token, content)
         tokens = core.minter.session_tokens(key, row, child, hash1, now, refresh_expiry)
-        yield from _refreshed(row, now, promoted, started)
+        _refreshed(core, row, now, promoted, started)
         return tokens
     raise GeneralError("the session row kept changing during refresh; try again")
 
@@ -180,7 +180,7 @@ def promote(
         auth_seconds,
     )
     if changed:
-        yield from _refreshed(row, now, True, started)
+        _refreshed(core, row, now, True, started)
     return VerifiedSession(
         handle,
         row.user_id,
@@ -192,10 +192,10 @@ def promote(
     )
 
 
-def _refreshed(row: SessionRow, now: float, promoted: bool, started: float) -> Flow[None]:
+def _refreshed(core: SessionCore, row: SessionRow, now: float, promoted: bool, started: float) -> None:
     """Emit :class:`~sessionward.events.SessionRefreshed` for ``row`` (``promoted``: this
     call committed a rotation)."""
-    yield from emit(
+    core.events.emit(
         SessionRefreshed(
             row.session_handle, row.user_id, int(now * 1000), promoted, time.perf_counter() - started
         )
@@ -207,9 +207,9 @@ def _revoke_for_theft(core: SessionCore, handle: str, user_id: str) -> Flow[None
     :class:`~sessionward.errors.TokenTheftDetectedError`."""
     removed = yield from call(Store.delete_sessions, [handle])
     now_ms = int(core.clock() * 1000)
-    yield from emit(TokenTheftDetected(handle, user_id, now_ms))
+    core.events.emit(TokenTheftDetected(handle, user_id, now_ms))
     if removed:
-        yield from emit(SessionRevoked(handle, user_id, now_ms, RevocationReason.THEFT))
+        core.events.emit(SessionRevoked(handle, user_id, now_ms, RevocationReason.THEFT))
     raise TokenTheftDetectedError(handle, user_id)
 
 

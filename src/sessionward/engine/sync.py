@@ -54,7 +54,7 @@ class SessionWard:
     # -- driving flows -------------------------------------------------------------------
 
     def _perform(self, flow: Flow[T]) -> T:
-        return perform(self.store, flow, self._core.events.emit)
+        return perform(self.store, flow)
 
     def _drive(self, flow: Flow[T]) -> T:
         if not self._core.ready:

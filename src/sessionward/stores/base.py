@@ -129,6 +129,7 @@ SESSION_COLUMNS: tuple[str, ...] = (
 )
 """The ``session_info`` columns in the order of :func:`session_row_to_columns` (the
 metadata columns from ``last_active_at`` on are added by schema version 2)."""
+_ALL_COLUMNS = len(SESSION_COLUMNS)
 
 
 def session_row_to_columns(row: SessionRow) -> tuple[str | int | bool | None, ...]:
@@ -164,6 +165,31 @@ def session_row_from_columns(values: tuple[Any, ...]) -> SessionRow:
         session_data, jwt_payload = json_object(values[5]), json_object(values[6])
     except (TypeError, ValueError) as exc:
         raise CorruptSessionRowError(f"session row {values[0]} holds corrupt JSON") from exc
+    if len(values) == _ALL_COLUMNS:
+        # The usual case, positionally (a row is read on every refresh): the fields after
+        # the two JSON texts follow SESSION_COLUMNS[9:] in order.
+        persistent = values[11]
+        return SessionRow(
+            values[0],
+            values[1],
+            values[2],
+            values[3],
+            values[4],
+            session_data,
+            jwt_payload,
+            values[7],
+            values[8],
+            None,
+            None,
+            values[9],
+            values[10],
+            True if persistent is None else bool(persistent),
+            values[12],
+            values[13],
+            values[14],
+            values[15],
+            values[16],
+        )
     return SessionRow(
         values[0],
         values[1],
