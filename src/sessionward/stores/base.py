@@ -129,7 +129,7 @@ SESSION_COLUMNS: tuple[str, ...] = (
 )
 """The ``session_info`` columns in the order of :func:`session_row_to_columns` (the
 metadata columns from ``last_active_at`` on are added by schema version 2)."""
-_ALL_COLUMNS = len(SESSION_COLUMNS)
+_METADATA_COLUMNS = len(SESSION_COLUMNS) - 9
 
 
 def session_row_to_columns(row: SessionRow) -> tuple[str | int | bool | None, ...]:
@@ -165,31 +165,13 @@ def session_row_from_columns(values: tuple[Any, ...]) -> SessionRow:
         session_data, jwt_payload = json_object(values[5]), json_object(values[6])
     except (TypeError, ValueError) as exc:
         raise CorruptSessionRowError(f"session row {values[0]} holds corrupt JSON") from exc
-    if len(values) == _ALL_COLUMNS:
-        # The usual case, positionally (a row is read on every refresh): the fields after
-        # the two JSON texts follow SESSION_COLUMNS[9:] in order.
-        persistent = values[11]
-        return SessionRow(
-            values[0],
-            values[1],
-            values[2],
-            values[3],
-            values[4],
-            session_data,
-            jwt_payload,
-            values[7],
-            values[8],
-            None,
-            None,
-            values[9],
-            values[10],
-            True if persistent is None else bool(persistent),
-            values[12],
-            values[13],
-            values[14],
-            values[15],
-            values[16],
-        )
+    metadata = values[9:]
+    if len(metadata) != _METADATA_COLUMNS:
+        # A row of an older schema: the missing metadata columns read as the defaults.
+        metadata = (*metadata, *(None,) * (_METADATA_COLUMNS - len(metadata)))[:_METADATA_COLUMNS]
+    persistent = metadata[2]
+    # Positionally (a row is read on every refresh): after the two JSON texts, the fields
+    # follow SESSION_COLUMNS[9:] in order.
     return SessionRow(
         values[0],
         values[1],
@@ -200,18 +182,13 @@ def session_row_from_columns(values: tuple[Any, ...]) -> SessionRow:
         jwt_payload,
         values[7],
         values[8],
-        **_metadata(values[9:]),
+        None,
+        None,
+        metadata[0],
+        metadata[1],
+        True if persistent is None else bool(persistent),
+        *metadata[3:],
     )
-
-
-def _metadata(values: tuple[Any, ...]) -> dict[str, Any]:
-    """The metadata columns as :class:`SessionRow` fields: missing ones are the defaults,
-    ``persistent`` a bool."""
-    names = SESSION_COLUMNS[9:]
-    found = dict(zip(names, values, strict=False))
-    persistent = found.get("persistent")
-    found["persistent"] = True if persistent is None else bool(persistent)
-    return found
 
 
 @dataclass(frozen=True, slots=True)
