@@ -51,6 +51,7 @@ __all__ = ["KEY_RELOAD_MIN_INTERVAL", "KeyManager"]
 KEY_RELOAD_MIN_INTERVAL = 5.0
 MAX_KID_LENGTH = 256
 
+
 class KeyManager:
     """The signing and verification keys of one engine.
 
@@ -265,11 +266,9 @@ class KeyManager:
             key = generate_signing_key(self.schedule.alg, int(now))
             entry = StoredKey(self.schedule.manual_key_name(now), key.to_stored(), int(now * 1000))
             yield from self.sync(now, extra=entry)
-        tombstone = {"kid": kid, "name": names[0], "retired_at": int(now)}
-        yield from call(
-            Store.insert_key_if_absent,
-            StoredKey(RETIRED_KEY_PREFIX + kid, json.dumps(tombstone, separators=(",", ":")), int(now * 1000)),
-        )
+        tombstone = json.dumps({"kid": kid, "name": names[0], "retired_at": int(now)}, separators=(",", ":"))
+        marker = StoredKey(RETIRED_KEY_PREFIX + kid, tombstone, int(now * 1000))
+        yield from call(Store.insert_key_if_absent, marker)
         with self._lock:
             self.retired.add(kid)
         self.drop(kid)
