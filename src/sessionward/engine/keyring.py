@@ -52,7 +52,8 @@ KEYS_ROOT = "access_token_signing_key/"
 feed logs the changes of every name under it)."""
 RETIRED_KEY_PREFIX = KEYS_ROOT + "retired/"
 """Tombstones of retired keys: ``RETIRED_KEY_PREFIX + kid``, whose value is a JSON object
-``{"kid", "name", "retired_at"}`` (the key's former entry name; seconds since the epoch)."""
+``{"kid", "alg", "name", "retired_at"}`` (the key's algorithm and former entry name; when,
+in seconds since the epoch)."""
 
 RETIREMENT_MARGIN = 60
 JWKS_MAX_AGE_CAP = 3600

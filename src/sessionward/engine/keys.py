@@ -266,7 +266,10 @@ class KeyManager:
             key = generate_signing_key(self.schedule.alg, int(now))
             entry = StoredKey(self.schedule.manual_key_name(now), key.to_stored(), int(now * 1000))
             yield from self.sync(now, extra=entry)
-        tombstone = json.dumps({"kid": kid, "name": names[0], "retired_at": int(now)}, separators=(",", ":"))
+        tombstone = json.dumps(
+            {"kid": kid, "alg": self.schedule.alg, "name": names[0], "retired_at": int(now)},
+            separators=(",", ":"),
+        )
         marker = StoredKey(RETIRED_KEY_PREFIX + kid, tombstone, int(now * 1000))
         yield from call(Store.insert_key_if_absent, marker)
         with self._lock:
