@@ -26,16 +26,16 @@ class VerifiedTokenCache:
         session: VerifiedSession,
         valid_until: float,
         csrf: str | None,
-        entries: OrderedDict[str, tuple[VerifiedSession, float, str | None]] | None = None,
+        *,
+        into: OrderedDict[str, tuple[VerifiedSession, float, str | None]] | None = None,
     ) -> None:
-        """Remember a verified token until ``valid_until``. ``entries``: the dict the
+        """Remember a verified token until ``valid_until``. ``into``: the dict the
         verification read before decoding the token (default: the current one); when the
         cache was emptied since, the entry goes into that discarded dict, so a token
         verified with a key dropped meanwhile is never cached."""
         if self.capacity <= 0:
             return
-        if entries is None:
-            entries = self.entries
+        entries = self.entries if into is None else into
         # popitem(last=False) is O(1); deleting the first key of a plain dict is not.
         while len(entries) >= self.capacity:
             try:

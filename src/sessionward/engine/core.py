@@ -221,7 +221,7 @@ class SessionCore:
         )
         if self.cache.capacity:
             self.cache.put(
-                access_token, session, claims.expires_at + self.leeway, claims.anti_csrf_token, entries
+                access_token, session, claims.expires_at + self.leeway, claims.anti_csrf_token, into=entries
             )
         if self.blacklisting:
             return self._require_row(session)
