@@ -129,15 +129,16 @@ class KeyManager:
             late = {kid for kid, at in self._dropped.items() if at > generation}
             if late:
                 keys = tuple(key for key in state.verification_keys if key.kid not in late)
-                next_check = -math.inf if state.signing_key.kid in late else state.next_check
-                state = dataclasses.replace(state, verification_keys=keys, next_check=next_check)
+                state = dataclasses.replace(state, verification_keys=keys)
             self._dropped = {kid: at for kid, at in self._dropped.items() if at > generation}
+            if self._generation == generation:
+                self.stale = False
+            else:  # the store changed while we read it: the next signing syncs again
+                state = dataclasses.replace(state, next_check=-math.inf)
             previous = self.state
             self.access_codec.set_keys(state.verification_keys)
             self.state = state
             self._kid_by_name = {name: key.kid for key, name in parsed}
-            if self._generation == generation:
-                self.stale = False
             if previous is not None and {k.kid for k in previous.verification_keys} - {
                 k.kid for k in state.verification_keys
             }:
