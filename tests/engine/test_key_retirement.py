@@ -21,6 +21,7 @@ from sessionward.engine.keyring import KEYS_ROOT, RETIRED_KEY_PREFIX
 from sessionward.stores.base import StoredKey
 from sessionward.stores.changes import Change
 from sessionward.stores.sqlite import SQLiteStore
+from sessionward.tokens.access import UnknownKeyId
 
 
 def kid_of(token: str) -> str:
@@ -303,3 +304,49 @@ def test_changes_that_are_not_this_engines_keys_change_nothing(
         keys.on_store_key_change(change(kind, subject))
     assert keys.state is state and not keys.stale
     assert engine.get_session(token).user_id == "alice"
+
+
+def test_no_verification_that_starts_after_a_drop_accepts_the_key(tmp_path: Path) -> None:
+    """Threads verify one token while the feed drops its key: a verification that began
+    before the drop may still pass, but none that begins after it, even though one under
+    way may put the token into the cache after the drop emptied it."""
+    import threading
+
+    from sessionward import Config, SessionWard
+    from sessionward.engine.flow import perform
+
+    url = f"sqlite:///{tmp_path / 'threads.db'}"
+    with SessionWard(Config(store=url, access_token_algorithm="HS256")) as engine:
+        token = engine.create_new_session("alice").access_token.value
+        kid = kid_of(token)
+        keys = engine._core.keys
+        core = engine._core
+        late_accepts: list[int] = []
+        for round_ in range(60):
+            perform(engine.store, keys.sync(core.clock()))  # learn the key again
+            core.cache.clear()
+            dropped = threading.Event()
+            stop = threading.Event()
+
+            def verify(
+                round_: int = round_, dropped: threading.Event = dropped, stop: threading.Event = stop
+            ) -> None:
+                while not stop.is_set():
+                    after = dropped.is_set()
+                    try:
+                        core.verify(token, None, False, None)
+                    except (TryRefreshTokenError, UnknownKeyId):
+                        continue  # refused (or sent to the driver to reload keys)
+                    if after:
+                        late_accepts.append(round_)
+
+            workers = [threading.Thread(target=verify) for _ in range(3)]
+            for worker in workers:
+                worker.start()
+            keys.drop(kid)
+            dropped.set()
+            stop.wait(0.002)
+            stop.set()
+            for worker in workers:
+                worker.join()
+        assert late_accepts == []
