@@ -350,3 +350,29 @@ def test_no_verification_that_starts_after_a_drop_accepts_the_key(tmp_path: Path
             for worker in workers:
                 worker.join()
         assert late_accepts == []
+
+
+def test_recheck_rereads_the_keys_at_most_once_per_max_age(make_engine: Callable[..., Driven]) -> None:
+    """While the change feed is not live, verification may call ``keys.recheck(max_lag)``:
+    a retirement the feed missed is seen within ``max_lag``."""
+    import time
+
+    from sessionward.engine.flow import aperform, perform
+
+    first, second = make_engine(), make_engine()
+    token = first.create_new_session("alice").access_token.value
+    assert second.get_session(token).user_id == "alice"
+    keys = second.core.keys
+
+    def recheck(max_age: float) -> None:
+        if second.runner is None:
+            perform(second.engine.store, keys.recheck(max_age))
+        else:
+            second.runner.run(aperform(second.engine.store, keys.recheck(max_age)))
+
+    first.retire_signing_key(kid_of(token))
+    recheck(60.0)  # synced just now: nothing read
+    assert second.get_session(token).user_id == "alice"
+    time.sleep(0.06)
+    recheck(0.05)
+    assert refused(second, token)
