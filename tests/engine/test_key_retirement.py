@@ -376,3 +376,17 @@ def test_recheck_rereads_the_keys_at_most_once_per_max_age(make_engine: Callable
     time.sleep(0.06)
     recheck(0.05)
     assert refused(second, token)
+
+
+def test_a_retirement_is_on_the_change_feed(make_engine: Callable[..., Driven]) -> None:
+    """What other engines' listeners receive: the tombstone's ``key_added``, then the key
+    entry's ``key_removed`` (triggers on SQL stores, the scripts on Redis)."""
+    engine = make_engine()
+    kid = kid_of(engine.create_new_session("alice").access_token.value)
+    name = name_of(engine, kid)
+    since = store_call(engine, "last_change_seq")
+    engine.retire_signing_key(kid)
+    logged = [(c.kind, c.subject) for c in store_call(engine, "changes_since", since)]
+    tombstone = ("key_added", RETIRED_KEY_PREFIX + kid)
+    assert tombstone in logged and ("key_removed", name) in logged
+    assert logged.index(tombstone) < logged.index(("key_removed", name))
