@@ -18,9 +18,12 @@ class VerifiedTokenCache:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.entries: OrderedDict[str, tuple[VerifiedSession, float, str | None]] = OrderedDict()
+        # token -> (session, valid until, anti-CSRF token, the token's iat in ms)
+        self.entries: OrderedDict[str, tuple[VerifiedSession, float, str | None, int]] = OrderedDict()
 
-    def put(self, token: str, session: VerifiedSession, valid_until: float, csrf: str | None) -> None:
+    def put(
+        self, token: str, session: VerifiedSession, valid_until: float, csrf: str | None, issued_at_ms: int
+    ) -> None:
         if self.capacity <= 0:
             return
         entries = self.entries
@@ -30,7 +33,7 @@ class VerifiedTokenCache:
                 entries.popitem(last=False)
             except KeyError:  # emptied by another thread meanwhile
                 break
-        entries[token] = (session, valid_until, csrf)
+        entries[token] = (session, valid_until, csrf, issued_at_ms)
 
     def clear(self) -> None:
         self.entries = OrderedDict()
