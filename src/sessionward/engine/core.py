@@ -286,7 +286,12 @@ class SessionCore:
 
     def _require_current_row(self, session: VerifiedSession) -> Flow[VerifiedSession]:
         """The row check of a verification while the change feed is not live: the session
-        must exist and be alive, and the token must carry its current JWT payload."""
+        must exist and be alive, and the token must carry its current JWT payload. The
+        keys are re-read too, at most once per ``change_feed_max_lag`` (a key retired
+        meanwhile), when the key manager offers it."""
+        recheck = getattr(self.keys, "recheck", None)
+        if recheck is not None:
+            yield from recheck(self.feed.max_lag)
         row = yield from read_row(session.handle)
         if row is None or not row_alive(row, int(self.clock() * 1000), self.config):
             raise UnauthorizedError("the session has been revoked or has expired")
