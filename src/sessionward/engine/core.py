@@ -21,6 +21,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable
+from time import monotonic as _monotonic
 from typing import Any
 
 from ..config import Config, resolve_subscribers
@@ -269,7 +270,16 @@ class SessionCore:
         ``TryRefreshTokenError``. While the feed is not live, the row tells instead."""
         feed = self.feeding
         assert feed is not None
-        if not feed.live():
+        # FeedState.live() inlined for the steady state (live, and live last time too);
+        # anything else takes the method, which also logs the transitions.
+        listener = feed.listener
+        contact = None if listener is None else listener._last_contact
+        if (
+            contact is None
+            or not feed._was_live
+            or not listener._connected._flag  # type: ignore[union-attr]  # Event.is_set() without the call
+            or _monotonic() - contact >= feed.max_lag
+        ) and not feed.live():
             feed.restart_if_forked()
             return self._require_current_row(session)
         handle = session.handle
