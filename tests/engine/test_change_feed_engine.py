@@ -396,3 +396,49 @@ def test_a_forked_child_starts_its_own_listener(make_engine: Callable[..., Drive
     wait_until(refused(b, first.access_token.value))
     assert b.change_feed_state().disconnects == 0
     b.get_session(second.access_token.value)
+
+
+# -- gauges --------------------------------------------------------------------------------------
+
+
+def test_the_gauges_report_lag_and_liveness_per_engine(make_engine: Callable[..., Driven]) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from sessionward.metrics import FEED_INSTRUMENT_NAMES, ChangeFeedGauges
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+
+    def points() -> dict[str, dict[str, float]]:
+        data = reader.get_metrics_data()
+        assert data is not None
+        return {
+            metric.name: {
+                str((point.attributes or {})["engine"]): point.value for point in metric.data.data_points
+            }
+            for resource in data.resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+        }
+
+    try:
+        a, b = make_engine(), make_engine()
+        a.create_new_session("alice")
+        b.create_new_session("bob")
+        wait_live(a)
+        wait_live(b)
+        gauges = ChangeFeedGauges(provider)
+        for feed in (a.core.feed, b.core.feed, b.core.feed):  # once per engine
+            gauges.add(feed)
+        seen = points()
+        assert set(seen) == set(FEED_INSTRUMENT_NAMES)
+        assert seen["sessionward.change_feed.connected"] == {"1": 1, "2": 1}
+        lags = seen["sessionward.change_feed.lag"]
+        assert set(lags) == {"1", "2"}
+        assert all(0 <= lag < 1000 * Config().change_feed_max_lag for lag in lags.values())
+        a.core.feed.max_lag = 0.0  # not live: reported as 0
+        b.close()  # a closed engine stops reporting
+        assert points()["sessionward.change_feed.connected"] == {"1": 0}
+    finally:
+        provider.shutdown()
