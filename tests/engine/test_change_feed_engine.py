@@ -168,6 +168,49 @@ def test_a_payload_update_makes_older_tokens_refresh_elsewhere(make_engine: Call
         assert a.get_session(token).jwt_payload == {"plan": "pro"}
 
 
+def test_a_token_issued_well_before_the_payload_change_is_refused_without_a_store_read(
+    make_engine: Callable[..., Driven],
+    recorded: Callable[..., tuple[Driven, RecordingStore]],
+    fake_clock: FakeClock,
+) -> None:
+    a = make_engine()
+    b, store = recorded()
+    fake_clock.advance(-30)  # the token is issued 30 s before the change (and still valid)
+    session = a.create_new_session("alice", {"plan": "free"})
+    fake_clock.advance(30)
+    b.get_session(session.access_token.value)
+    wait_live(b)
+    a.update_jwt_payload(session.handle, {"plan": "pro"})
+    wait_until(lambda: session.handle in b.core.feed.payload_changed)
+    store.calls.clear()
+    for _ in range(3):
+        with pytest.raises(TryRefreshTokenError):
+            b.get_session(session.access_token.value)
+    assert sum(store.calls.values()) == 0
+
+
+def test_revoked_sessions_are_forgotten_once_their_tokens_have_expired(
+    make_engine: Callable[..., Driven], fake_clock: FakeClock
+) -> None:
+    a, b = make_engine(), make_engine()
+    first = a.create_new_session("alice")
+    second = a.create_new_session("bob")
+    b.get_session(first.access_token.value)
+    wait_live(b)
+    a.revoke_session(first.handle)
+    wait_until(lambda: b.change_feed_state().revoked_tracked == 1)
+    fake_clock.advance(59)  # access_token_validity is 60: a token of the session may still live
+    a.revoke_session(second.handle)
+    wait_until(lambda: b.change_feed_state().revoked_tracked == 2)
+    fake_clock.advance(10)  # the first session's tokens have all expired now
+    third = a.create_new_session("carol")
+    a.revoke_session(third.handle)  # any change: the listener's thread prunes
+    wait_until(lambda: third.handle in b.core.feed.revoked)
+    assert b.change_feed_state().revoked_tracked == 2
+    assert first.handle not in b.core.feed.revoked
+    assert set(b.core.feed.revoked) == {second.handle, third.handle}
+
+
 # -- no store call while live; the fallback while not --------------------------------------------
 
 
