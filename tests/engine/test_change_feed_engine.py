@@ -10,6 +10,7 @@ delays are printed (``pytest -s``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -232,8 +233,11 @@ def test_no_store_call_per_verification_while_live(
 
 
 def test_while_not_live_verification_reads_the_store_and_misses_nothing(
-    make_engine: Callable[..., Driven], recorded: Callable[..., tuple[Driven, RecordingStore]]
+    make_engine: Callable[..., Driven],
+    recorded: Callable[..., tuple[Driven, RecordingStore]],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="sessionward.engine")
     a = make_engine()
     b, store = recorded()
     keep = a.create_new_session("alice")
@@ -245,6 +249,7 @@ def test_while_not_live_verification_reads_the_store_and_misses_nothing(
     feed.max_lag = 0.0  # the listener's last contact is now always too old: not live
     try:
         assert not b.change_feed_state().live
+        assert [r.levelname for r in caplog.records if "change feed not live" in r.message] == ["WARNING"]
         store.calls.clear()
         b.get_session(keep.access_token.value)
         assert store.calls["get_session"] == 1  # the row is read, as with blacklisting
@@ -258,6 +263,9 @@ def test_while_not_live_verification_reads_the_store_and_misses_nothing(
     finally:
         feed.max_lag = Config().change_feed_max_lag
     wait_live(b)
+    # Live at start-up, not live, live again.
+    transitions = [r.levelname for r in caplog.records if r.message.startswith("change feed")]
+    assert transitions == ["INFO", "WARNING", "INFO"]
     # Delivered by the listener meanwhile (it stayed connected; only its age was refused).
     wait_until(lambda: b.change_feed_state().revoked_tracked == 1 and keep.handle in feed.payload_changed)
     store.calls.clear()
