@@ -18,19 +18,34 @@ class VerifiedTokenCache:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.entries: OrderedDict[str, tuple[VerifiedSession, float, str | None]] = OrderedDict()
+        # token -> (session, valid until, anti-CSRF token, the token's iat in ms)
+        self.entries: OrderedDict[str, tuple[VerifiedSession, float, str | None, int]] = OrderedDict()
 
-    def put(self, token: str, session: VerifiedSession, valid_until: float, csrf: str | None) -> None:
+    def put(
+        self,
+        token: str,
+        session: VerifiedSession,
+        valid_until: float,
+        csrf: str | None,
+        issued_at_ms: int,
+        *,
+        into: OrderedDict[str, tuple[VerifiedSession, float, str | None, int]] | None = None,
+    ) -> None:
+        """Remember a verified token until ``valid_until``. ``into``: the dict the
+        verification read before decoding the token (default: the current one); when the
+        cache was emptied since, the entry goes into that discarded dict, so a token
+        verified with a key dropped meanwhile is never cached."""
         if self.capacity <= 0:
             return
-        entries = self.entries
+        entries = self.entries if into is None else into
         # popitem(last=False) is O(1); deleting the first key of a plain dict is not.
         while len(entries) >= self.capacity:
             try:
                 entries.popitem(last=False)
             except KeyError:  # emptied by another thread meanwhile
                 break
-        entries[token] = (session, valid_until, csrf)
+        entries[token] = (session, valid_until, csrf, issued_at_ms)
 
     def clear(self) -> None:
+        """Forget every entry (a new dict: readers holding the old one are unaffected)."""
         self.entries = OrderedDict()
