@@ -91,10 +91,10 @@ def recorded(
         engine: SessionWard | AsyncSessionWard
         if runner is None:
             store = RecordingStore(open_store(store_url))
-            engine = SessionWard(config, store=store, clock=fake_clock)  # type: ignore[arg-type]
+            engine = SessionWard(config, store=store, clock=fake_clock)
         else:
             store = RecordingStore(open_async_store(store_url))
-            engine = AsyncSessionWard(config, store=store, clock=fake_clock)  # type: ignore[arg-type]
+            engine = AsyncSessionWard(config, store=store, clock=fake_clock)
         driven = Driven(engine, runner)
         made.append((driven, store))
         return driven, store
@@ -290,11 +290,11 @@ def kill_listener_connection(listener: Any, store_url: str, backend: str) -> Non
     else:
         import redis
 
-        admin = redis.Redis.from_url(store_url.split("?", 1)[0])
+        redis_admin = redis.Redis.from_url(store_url.split("?", 1)[0])
         try:
-            assert admin.client_kill_filter(_id=listener.client_id) == 1
+            assert redis_admin.client_kill_filter(_id=listener.client_id) == 1
         finally:
-            admin.close()
+            redis_admin.close()
 
 
 def test_a_killed_listener_connection_falls_back_then_resumes(
@@ -445,6 +445,7 @@ def test_a_forked_child_starts_its_own_listener(make_engine: Callable[..., Drive
                     break
                 time.sleep(0.005)
             code = 0 if (not inherited_live and len(own) == 1 and refused_in_time) else 1
+            assert isinstance(b.engine, SessionWard)
             b.engine.close()
         finally:
             os._exit(code)
@@ -480,7 +481,8 @@ def test_the_gauges_report_lag_and_liveness_per_engine(make_engine: Callable[...
         assert data is not None
         return {
             metric.name: {
-                str((point.attributes or {})["engine"]): point.value for point in metric.data.data_points
+                str((point.attributes or {})["engine"]): point.value  # type: ignore[union-attr]
+                for point in metric.data.data_points
             }
             for resource in data.resource_metrics
             for scope in resource.scope_metrics
