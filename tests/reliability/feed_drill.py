@@ -460,16 +460,42 @@ def summary(values: list[float]) -> str:
     return f"{percentile(values, 0.5):.1f} / {percentile(values, 0.99):.1f} / {max(values):.1f}"
 
 
-def table(title: str, rows: dict[str, dict[str, list[float]]], counts: dict[str, int]) -> str:
-    """A Markdown table: one row per store, one column per verifier kind and one for all."""
-    lines = [
-        f"#### {title}: ms from the call's return to the first refusal (p50 / p99 / max)",
-        "",
-        "| store | changes | " + " | ".join(KINDS) + " | all |",
-        "|---|---|" + "---|" * (len(KINDS) + 1),
+def latencies(outcomes: list[Outcome]) -> dict[str, list[float]]:
+    """The latencies each verifier kind saw (refusals only)."""
+    return {
+        kind: [ms for outcome in outcomes if (ms := outcome.latency_ms.get(kind)) is not None]
+        for kind in KINDS
+    }
+
+
+def wrong(
+    outcomes: list[Outcome], expected: str, bound_ms: float
+) -> list[tuple[int, str, str | None, float | None]]:
+    """``(change index, verifier kind, error, latency)`` of every refusal that is missing,
+    later than ``bound_ms`` or not ``expected``."""
+    return [
+        (index, kind, outcome.error.get(kind), outcome.latency_ms.get(kind))
+        for index, outcome in enumerate(outcomes)
+        for kind in KINDS
+        if outcome.error.get(kind) != expected or (outcome.latency_ms.get(kind) or 0.0) > bound_ms
     ]
-    for store, by_kind in rows.items():
-        every = [value for kind in KINDS for value in by_kind.get(kind, [])]
-        cells = [summary(by_kind.get(kind, [])) for kind in KINDS]
-        lines.append(f"| {store} | {counts.get(store, 0)} | " + " | ".join(cells) + f" | {summary(every)} |")
+
+
+def table(title: str, by_store: dict[str, list[Outcome]], expected: str, bound_ms: float = 1000.0) -> str:
+    """A Markdown table: one row per store; the number of changes, how many refusals were
+    missing, wrong or later than ``bound_ms``, and p50 / p99 / max per verifier kind and over all."""
+    lines = [
+        f"#### {title}",
+        "",
+        "ms from the call's return to the first refusal, p50 / p99 / max",
+        "",
+        f"| store | changes | missing, wrong or > {bound_ms:.0f} ms | " + " | ".join(KINDS) + " | all |",
+        "|---|---|---|" + "---|" * (len(KINDS) + 1),
+    ]
+    for store, outcomes in by_store.items():
+        by_kind = latencies(outcomes)
+        every = [value for kind in KINDS for value in by_kind[kind]]
+        cells = [summary(by_kind[kind]) for kind in KINDS]
+        bad = len(wrong(outcomes, expected, bound_ms))
+        lines.append(f"| {store} | {len(outcomes)} | {bad} | " + " | ".join(cells) + f" | {summary(every)} |")
     return "\n".join(lines)
