@@ -7,8 +7,10 @@ The verifiers, each checking one session's access token in a tight loop:
 - one real server of each framework (:data:`frameworks.clients.SERVERS`: Flask and Django
   under gunicorn, FastAPI under uvicorn, one worker each), its protected route polled by a
   client thread of this process over 127.0.0.1 with keep-alive (``Authorization: Bearer``);
-- one plain engine process (``feed_verifier.py``), its store wrapped in a recording store
-  that counts every store call.
+- one plain engine process (``feed_verifier.py``).
+
+Every store call of the four is counted (:meth:`Drill.store_calls`): the servers run the
+entry points of ``drill_apps.py``, the plain engine process wraps its store itself.
 
 This process creates the sessions and makes the change (``revoke_session``,
 ``update_jwt_payload``, ``retire_signing_key``); the latency of a verifier is the time from
@@ -29,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -38,6 +41,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from frameworks.clients import SERVERS, running_server
+from reliability.drill_apps import INTERVAL as COUNTS_INTERVAL
 from support.processes import child_environment
 
 from sessionward import Config, SessionTokens, SessionWard
@@ -88,6 +92,10 @@ class Verifier:
         """Store calls and verifications so far (``None`` when this verifier cannot count)."""
         return None
 
+    def verifications(self) -> int:
+        """How many verifications it made since the last :meth:`reset`."""
+        raise NotImplementedError
+
     def reset(self) -> None:
         """Zero the counters."""
 
@@ -116,6 +124,7 @@ class HttpVerifier(Verifier):
         self._wake = threading.Event()
         self._closed = False
         self.requests = 0
+        self._requests_at_reset = 0
         self._thread = threading.Thread(target=self._run, name=f"drill-{kind}", daemon=True)
         self._thread.start()
 
@@ -161,6 +170,12 @@ class HttpVerifier(Verifier):
                         break
                 if self._watch is watch:
                     self._watch = None
+
+    def verifications(self) -> int:
+        return self.requests - self._requests_at_reset
+
+    def reset(self) -> None:
+        self._requests_at_reset = self.requests
 
     def check(self, tokens: list[str]) -> list[list[Any]]:
         with httpx.Client(base_url=self.base_url, timeout=10) as http:
@@ -236,6 +251,10 @@ class EngineVerifier(Verifier):
     def reset(self) -> None:
         self._ask({"cmd": "reset"})
 
+    def verifications(self) -> int:
+        counts = self.counts()
+        return int(counts["verifies"]) if counts else 0
+
     def close(self) -> None:
         if self.process.stdin is not None:
             self.process.stdin.close()
@@ -270,14 +289,52 @@ class Drill:
         self._stack = ExitStack()
         self.verifiers: list[Verifier] = []
         self._ident = 0
+        self.counts_dir = logs / "store-calls"
+        self.counts_dir.mkdir(exist_ok=True)
+        self._baseline: dict[str, Counter[str]] = {}
         try:
             for kind in SERVERS:
-                base = self._stack.enter_context(running_server(kind, self.config))
+                with _environment(SESSIONWARD_TEST_DRILL_COUNTS=str(self.counts_dir)):
+                    server = running_server(kind, self.config, entry_points="reliability.drill_apps")
+                    base = self._stack.enter_context(server)
                 self.verifiers.append(HttpVerifier(kind, base))
             self.verifiers.append(EngineVerifier(url, self.options, logs / "engine-verifier.log"))
         except BaseException:
             self.close()
             raise
+
+    def _server_calls(self) -> dict[str, Counter[str]]:
+        found: dict[str, Counter[str]] = {}
+        for path in self.counts_dir.glob("*.json"):
+            kind = path.name.rsplit("-", 1)[0]
+            found.setdefault(kind, Counter()).update(json.loads(path.read_text())["calls"])
+        missing = set(SERVERS) - set(found)
+        assert not missing, f"no store-call counts from {sorted(missing)}"
+        assert all(found.values()), f"a server made no store call at all (is it counting?): {found}"
+        return found
+
+    def store_calls(self) -> dict[str, dict[str, int]]:
+        """Every verifier's store calls per method since :meth:`reset_counts`."""
+        time.sleep(3 * COUNTS_INTERVAL)  # the servers write theirs every 50 ms
+        calls = {
+            kind: dict(counter - self._baseline.get(kind, Counter()))
+            for kind, counter in self._server_calls().items()
+        }
+        engine = self.by_kind(ENGINE).counts()
+        calls[ENGINE] = dict(engine["calls"]) if engine else {}
+        return calls
+
+    def verifications(self) -> dict[str, int]:
+        """How many verifications each verifier made so far (HTTP: requests answered)."""
+        made = {verifier.kind: verifier.verifications() for verifier in self.verifiers}
+        return made
+
+    def reset_counts(self) -> None:
+        """Count store calls from now on."""
+        time.sleep(3 * COUNTS_INTERVAL)
+        self._baseline = self._server_calls()
+        for verifier in self.verifiers:
+            verifier.reset()
 
     def by_kind(self, kind: str) -> Verifier:
         return next(verifier for verifier in self.verifiers if verifier.kind == kind)
@@ -338,6 +395,22 @@ class Drill:
     def check_all(self, tokens: list[str]) -> dict[str, list[list[Any]]]:
         """Each verifier's answer to each token (one verification each)."""
         return {verifier.kind: verifier.check(tokens) for verifier in self.verifiers}
+
+
+@contextmanager
+def _environment(**variables: str) -> Iterator[None]:
+    """``os.environ`` with ``variables`` set while the block runs (a child started in it
+    inherits them)."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 # -- cutting the listeners ---------------------------------------------------------------------
