@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,9 +12,10 @@ from pathlib import Path
 import pytest
 from support.engines import recorded_events
 
-from sessionward import ClientInfo, Config, SessionWard
+from sessionward import ClientInfo, Config, SessionWard, TryRefreshTokenError
 from sessionward.cli import main
 from sessionward.events import RevocationReason
+from sessionward.stores.changes import Change
 from sessionward.stores.schema import latest_version
 
 SCHEMA_LINE = f"schema version {latest_version('sqlite')}\n"
@@ -22,6 +25,11 @@ SCHEMA_LINE = f"schema version {latest_version('sqlite')}\n"
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("SESSIONWARD_ACCESS_TOKEN_ALGORITHM", "HS256")
     return f"sqlite:///{tmp_path}/cli.db"
+
+
+def kid_of(token: str) -> str:
+    segment = token.split(".")[0]
+    return str(json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))["kid"])
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -118,6 +126,93 @@ def test_keys_list_rotate_and_jwks(
     assert all("d" not in key for key in jwks["keys"])  # never private material
     code, out, _ = run(capsys, "keys", "list", "--store", store)
     assert "signs and verifies" in out and "-----BEGIN" not in out
+
+
+def test_keys_retire(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = f"sqlite:///{tmp_path}/retire.db"
+    monkeypatch.setenv("SESSIONWARD_ACCESS_TOKEN_ALGORITHM", "ES256")
+    config = Config(store=store, access_token_algorithm="ES256")
+    with SessionWard(config) as engine:
+        token = engine.create_new_session("alice").access_token.value
+        keys = engine.signing_keys()
+    signer = next(key.kid for key in keys if key.signing)
+    other = next(key.kid for key in keys if not key.signing)
+
+    code, out, err = run(capsys, "keys", "retire", "--store", store, "--", other)
+    assert (code, err) == (0, "")
+    assert out == f"retired signing key {other}: its access tokens are refused from now on\n"
+    code, out, err = run(capsys, "keys", "retire", "--store", store, "--", signer)
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0] == f"retired signing key {signer}: its access tokens are refused from now on"
+    new_signer = lines[1].split()[-1]
+    assert lines[1].startswith("it was signing: new signing key") and new_signer not in (signer, other)
+
+    code, out, _ = run(capsys, "keys", "retire", "--store", store, "--", signer)
+    assert (code, out) == (0, f"signing key {signer} was already retired\n")
+    code, out, err = run(capsys, "keys", "retire", "no-such-kid", "--store", store)
+    assert code == 1 and out == ""
+    assert "'no-such-kid'" in err and err.count("\n") == 1 and "Traceback" not in err
+
+    code, out, _ = run(capsys, "keys", "list", "--store", store)
+    retired_lines = [line for line in out.splitlines() if "retired" in line]
+    assert {line.split()[0] for line in retired_lines} == {signer, other}
+    assert all(line.endswith("refused") for line in retired_lines)
+    assert f"{new_signer}  ES256" in out and "signs and verifies" in out
+    code, out, _ = run(capsys, "keys", "list", "--store", store, "--json")
+    listed = {key["kid"]: key for key in json.loads(out)}
+    assert listed[signer]["retired_at"] is not None and listed[signer]["signing"] is False
+    assert listed[new_signer]["signing"] is True and listed[new_signer]["retired_at"] is None
+    code, out, _ = run(capsys, "jwks", "--store", store)
+    published = {key["kid"] for key in json.loads(out)["keys"]}
+    assert new_signer in published and not published & {signer, other}
+    with SessionWard(config) as engine, pytest.raises(TryRefreshTokenError):
+        engine.get_session(token)
+
+
+def test_keys_rotate_and_retire_from_another_process_reach_a_running_engine(tmp_path: Path) -> None:
+    """A running engine learns a key rotated by ``sessionward keys rotate`` in another process
+    (its tokens verify; it signs with it once the change reaches it) and refuses the tokens
+    of a key retired by ``sessionward keys retire``."""
+    store = f"sqlite:///{tmp_path}/processes.db"
+    engine = SessionWard(Config(store=store, access_token_algorithm="HS256"))
+    environment = {**os.environ, "SESSIONWARD_ACCESS_TOKEN_ALGORITHM": "HS256"}
+
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sessionward", "keys", argv[0], "--store", store]
+            + (["--", *argv[1:]] if argv[1:] else []),
+            capture_output=True,
+            text=True,
+            check=False,
+            env=environment,
+        )
+
+    try:
+        old = engine.create_new_session("alice").access_token.value
+        rotated = cli("rotate")
+        assert rotated.returncode == 0, rotated.stderr
+        new_kid = rotated.stdout.split()[-1]
+        with SessionWard(Config(store=store, access_token_algorithm="HS256")) as other:
+            signed_elsewhere = other.create_new_session("bob").access_token.value
+        assert engine.get_session(signed_elsewhere).user_id == "bob"  # learnt on first sight
+        keys = engine._core.keys
+        for entry in engine.store.load_keys("access_token_signing_key/HS256/"):
+            if json.loads(entry.value)["kid"] == new_kid:
+                keys.on_store_key_change(Change(1, "key_added", entry.name, 0))
+        assert kid_of(engine.create_new_session("carol").access_token.value) == new_kid
+
+        old_kid = kid_of(old)
+        retired = cli("retire", old_kid)  # after "--": a kid may start with "-"
+        assert retired.returncode == 0, retired.stderr
+        assert engine.get_session(old).user_id == "alice"  # until the change reaches it
+        keys.on_store_key_change(Change(2, "key_added", f"access_token_signing_key/retired/{old_kid}", 0))
+        with pytest.raises(TryRefreshTokenError):
+            engine.get_session(old)
+    finally:
+        engine.close()
 
 
 def test_sweep_counts_expired_sessions(store: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,8 +7,9 @@
     sessionward sweep --store URL
     sessionward sessions list --user U [--json]   (most recently active first)
     sessionward sessions revoke HANDLE [HANDLE ...] | --user U
-    sessionward keys list [--json]
+    sessionward keys list [--json]   (retired keys too)
     sessionward keys rotate
+    sessionward keys retire KID
     sessionward jwks
 
 Every command takes ``--store URL``; without it the store (and every other option) comes
@@ -33,6 +34,7 @@ from typing import Any
 from . import __version__
 from .config import Config
 from .demo.server import CannotListenError, MissingExtraError, default_store
+from .engine.keyring import RETIRED_KEY_PREFIX, retired_kid
 from .engine.sync import SessionWard
 from .errors import ConfigError, SessionWardError, StorageUnavailableError
 from .events import RevocationReason
@@ -138,18 +140,56 @@ def _sessions_revoke(engine: SessionWard, args: argparse.Namespace, out: Callabl
         out(handle)
 
 
+def _retired_keys(engine: SessionWard) -> list[dict[str, Any]]:
+    """The tombstones of retired keys (any algorithm), oldest retirement first."""
+    found: list[dict[str, Any]] = []
+    for entry in engine.store.load_keys(RETIRED_KEY_PREFIX):
+        kid = retired_kid(entry.name)
+        if kid is None:
+            continue
+        try:
+            value = json.loads(entry.value)
+            retired_at = int(value["retired_at"])
+            algorithm = str(value.get("alg", "?"))
+        except (ValueError, TypeError, KeyError):
+            retired_at, algorithm = entry.created_at_time // 1000, "?"
+        found.append({"kid": kid, "algorithm": algorithm, "retired_at": retired_at})
+    return sorted(found, key=lambda key: (key["retired_at"], key["kid"]))
+
+
 def _keys_list(engine: SessionWard, args: argparse.Namespace, out: Callable[[str], None]) -> None:
     keys = engine.signing_keys()
+    retired = _retired_keys(engine)
     if args.json:
-        out(json.dumps([key._asdict() for key in keys], indent=2))
+        listed = [{**key._asdict(), "retired_at": None} for key in keys]
+        listed += [{**key, "not_before": None, "signing": False} for key in retired]
+        out(json.dumps(listed, indent=2))
         return
     for key in keys:
         role = "signs and verifies" if key.signing else "verifies"
         out(f"{key.kid}  {key.algorithm}  from {_when(key.not_before, seconds=True)}  {role}")
+    for tombstone in retired:
+        out(
+            f"{tombstone['kid']}  {tombstone['algorithm']}  retired "
+            f"{_when(tombstone['retired_at'], seconds=True)}  refused"
+        )
 
 
 def _keys_rotate(engine: SessionWard, args: argparse.Namespace, out: Callable[[str], None]) -> None:
     out(f"new signing key {engine.rotate_signing_key()}")
+
+
+def _keys_retire(engine: SessionWard, args: argparse.Namespace, out: Callable[[str], None]) -> None:
+    engine.signing_keys()  # starts the engine (migrating the store) and syncs the keys
+    if any(key["kid"] == args.kid for key in _retired_keys(engine)):
+        out(f"signing key {args.kid} was already retired")
+        return
+    signing = any(key.kid == args.kid and key.signing for key in engine.signing_keys())
+    engine.retire_signing_key(args.kid)
+    out(f"retired signing key {args.kid}: its access tokens are refused from now on")
+    if signing:
+        new = next(key.kid for key in engine.signing_keys() if key.signing)
+        out(f"it was signing: new signing key {new}")
 
 
 def _jwks(engine: SessionWard, args: argparse.Namespace, out: Callable[[str], None]) -> None:
@@ -218,7 +258,7 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("handles", nargs="*", metavar="HANDLE", help="session handles to revoke")
     revoke.add_argument("--user", help="revoke every session of this user")
     revoke.set_defaults(run=_sessions_revoke)
-    keys = commands.add_parser("keys", help="list or rotate signing keys").add_subparsers(
+    keys = commands.add_parser("keys", help="list, rotate or retire signing keys").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
     key_list = keys.add_parser(
@@ -229,6 +269,13 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_parser("rotate", parents=[store_option], help="create a key that signs from now").set_defaults(
         run=_keys_rotate
     )
+    retire = keys.add_parser(
+        "retire",
+        parents=[store_option],
+        help="withdraw a key for good: its tokens are refused (a new key signs if it was signing)",
+    )
+    retire.add_argument("kid", metavar="KID", help="the key's kid (see keys list)")
+    retire.set_defaults(run=_keys_retire)
     commands.add_parser("jwks", parents=[store_option], help="print the public keys (RFC 7517)").set_defaults(
         run=_jwks
     )

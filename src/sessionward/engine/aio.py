@@ -205,6 +205,10 @@ class AsyncSessionWard:
         """Create a new signing key that signs at once here; return its ``kid``."""
         return await self._drive(self._core.keys.rotate())
 
+    async def retire_signing_key(self, kid: str) -> None:
+        """See :meth:`sessionward.SessionWard.retire_signing_key`."""
+        await self._drive(self._core.keys.retire(kid))
+
     async def signing_keys(self) -> list[KeyInfo]:
         """The verification keys in force (kid, algorithm, not_before, whether it signs)."""
         return await self._drive(self._core.keys.signing_keys())

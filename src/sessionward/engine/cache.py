@@ -20,10 +20,22 @@ class VerifiedTokenCache:
         self.capacity = capacity
         self.entries: OrderedDict[str, tuple[VerifiedSession, float, str | None]] = OrderedDict()
 
-    def put(self, token: str, session: VerifiedSession, valid_until: float, csrf: str | None) -> None:
+    def put(
+        self,
+        token: str,
+        session: VerifiedSession,
+        valid_until: float,
+        csrf: str | None,
+        *,
+        into: OrderedDict[str, tuple[VerifiedSession, float, str | None]] | None = None,
+    ) -> None:
+        """Remember a verified token until ``valid_until``. ``into``: the dict the
+        verification read before decoding the token (default: the current one); when the
+        cache was emptied since, the entry goes into that discarded dict, so a token
+        verified with a key dropped meanwhile is never cached."""
         if self.capacity <= 0:
             return
-        entries = self.entries
+        entries = self.entries if into is None else into
         # popitem(last=False) is O(1); deleting the first key of a plain dict is not.
         while len(entries) >= self.capacity:
             try:
@@ -33,4 +45,5 @@ class VerifiedTokenCache:
         entries[token] = (session, valid_until, csrf)
 
     def clear(self) -> None:
+        """Forget every entry (a new dict: readers holding the old one are unaffected)."""
         self.entries = OrderedDict()

@@ -188,7 +188,11 @@ class SessionCore:
             # huge one would be hashed for nothing.
             raise TryRefreshTokenError("invalid access token: not a string of acceptable length")
         now = self.clock()
-        entry = self.cache.entries.get(access_token)
+        # The dict read here is the one this token goes into below: if the keys change
+        # meanwhile (a key dropped empties the cache after replacing the codec's keys), the
+        # entry lands in the discarded dict.
+        entries = self.cache.entries
+        entry = entries.get(access_token)
         check_csrf = do_anti_csrf_check and self.anti_csrf
         if entry is not None and now < entry[1]:
             if check_csrf:
@@ -216,7 +220,9 @@ class SessionCore:
             0 if auth_time is None else auth_time * 1000,
         )
         if self.cache.capacity:
-            self.cache.put(access_token, session, claims.expires_at + self.leeway, claims.anti_csrf_token)
+            self.cache.put(
+                access_token, session, claims.expires_at + self.leeway, claims.anti_csrf_token, into=entries
+            )
         if self.blacklisting:
             return self._require_row(session)
         return session

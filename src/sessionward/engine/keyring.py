@@ -18,6 +18,15 @@ sign before the end of the next interval; it changes when the next key is create
 the start of the next interval. :meth:`KeySchedule.jwks_max_age` is how long a copy may
 be cached: until then, and never more than :data:`JWKS_MAX_AGE_CAP`. A manual rotation
 cannot be foreseen: verifiers fetch the set again when a token names an unknown ``kid``.
+
+Retirement. ``retire_signing_key`` withdraws one key before its time: it writes a
+tombstone ``access_token_signing_key/retired/<kid>`` (see :data:`RETIRED_KEY_PREFIX`) and
+then deletes the key's entry. Engines load keys and tombstones in one read (every name
+under :data:`KEYS_ROOT`), never use a key whose ``kid`` is tombstoned, and delete such an
+entry when they find one next to its tombstone (a retirement interrupted between its two
+writes, or a key restored from a backup). Tombstones are kept forever: a retired ``kid``
+never verifies again. Engines of older versions read only their algorithm's prefix, so the
+tombstones are invisible to them (they drop the deleted key all the same).
 """
 
 from __future__ import annotations
@@ -29,7 +38,22 @@ from dataclasses import dataclass
 from ..stores.base import StoredKey
 from ..tokens.keys import SigningKey
 
-__all__ = ["JWKS_MAX_AGE_CAP", "KeySchedule", "KeyState"]
+__all__ = [
+    "JWKS_MAX_AGE_CAP",
+    "KEYS_ROOT",
+    "RETIRED_KEY_PREFIX",
+    "KeySchedule",
+    "KeyState",
+    "retired_kid",
+]
+
+KEYS_ROOT = "access_token_signing_key/"
+"""The common prefix of every signing-key entry and tombstone in ``key_value`` (the change
+feed logs the changes of every name under it)."""
+RETIRED_KEY_PREFIX = KEYS_ROOT + "retired/"
+"""Tombstones of retired keys: ``RETIRED_KEY_PREFIX + kid``, whose value is a JSON object
+``{"kid", "alg", "name", "retired_at"}`` (the key's algorithm and former entry name; when,
+in seconds since the epoch)."""
 
 RETIREMENT_MARGIN = 60
 JWKS_MAX_AGE_CAP = 3600
@@ -52,6 +76,13 @@ class KeyState:
     signing_key: SigningKey
     obsolete_names: tuple[str, ...]
     next_check: float
+
+
+def retired_kid(name: str) -> str | None:
+    """The ``kid`` a tombstone entry name retires, or ``None`` if ``name`` is no tombstone."""
+    if name.startswith(RETIRED_KEY_PREFIX) and len(name) > len(RETIRED_KEY_PREFIX):
+        return name[len(RETIRED_KEY_PREFIX) :]
+    return None
 
 
 class KeySchedule:
@@ -97,12 +128,22 @@ class KeySchedule:
         """A unique name for a key created by ``rotate_signing_key`` at ``now``."""
         return f"{self.prefix}m{int(now * 1000):015d}-{secrets.token_hex(4)}"
 
-    def evaluate(self, stored: list[StoredKey], now: float) -> KeyState:
-        """Decide the key state from the stored entries (all under :attr:`prefix`)."""
-        entries = sorted(
-            ((SigningKey.from_stored(entry.value), entry.name) for entry in stored),
-            key=lambda pair: (pair[0].not_before, pair[1]),
-        )
+    def split(self, stored: list[StoredKey]) -> tuple[list[StoredKey], set[str]]:
+        """Entries read under :data:`KEYS_ROOT`: those of this algorithm (under
+        :attr:`prefix`), and the ``kid`` values of the tombstones. Keys of other
+        algorithms are left alone."""
+        own = [entry for entry in stored if entry.name.startswith(self.prefix)]
+        retired = {kid for entry in stored if (kid := retired_kid(entry.name)) is not None}
+        return own, retired
+
+    def parse(self, stored: list[StoredKey]) -> list[tuple[SigningKey, str]]:
+        """Load stored entries (raises ``ValueError``, ``KeyError`` or ``TypeError`` on a
+        corrupt one): ``(key, entry name)`` pairs."""
+        return [(SigningKey.from_stored(entry.value), entry.name) for entry in stored]
+
+    def evaluate(self, parsed: list[tuple[SigningKey, str]], now: float) -> KeyState:
+        """Decide the key state from the loaded keys (all under :attr:`prefix`)."""
+        entries = sorted(parsed, key=lambda pair: (pair[0].not_before, pair[1]))
         eligible = [pair for pair in entries if pair[0].not_before <= now]
         if not eligible:
             raise LookupError("no signing key is eligible yet")

@@ -235,6 +235,16 @@ class SessionWard:
         """Create a new signing key that signs at once here; return its ``kid``."""
         return self._drive(self._core.keys.rotate())
 
+    def retire_signing_key(self, kid: str) -> None:
+        """Withdraw the signing key ``kid`` for good: its tokens are refused from now on
+        (``TryRefreshTokenError``: the client refreshes and gets a token signed by a live
+        key), here at once and in other engines as soon as the change feed tells them.
+        If it is the key signing now, a new key is created first. A retired ``kid`` is
+        never used or accepted again. ``GeneralError`` naming ``kid`` when the store holds
+        no key with that ``kid``; nothing happens if it is retired already. See
+        docs/engine.md, "Retiring a key"."""
+        self._drive(self._core.keys.retire(kid))
+
     def signing_keys(self) -> list[KeyInfo]:
         """The verification keys in force (kid, algorithm, not_before, whether it signs)."""
         return self._drive(self._core.keys.signing_keys())

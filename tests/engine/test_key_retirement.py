@@ -1,0 +1,305 @@
+"""Retiring a signing key (docs/engine.md, "Retiring a key"): ``retire_signing_key`` on every
+store with both drivers, other engines dropping the key when the change feed reports it
+(``KeyManager.on_store_key_change``), tombstones that keep a retired ``kid`` out for good,
+and a sync that read the store before a drop not bringing the key back."""
+
+from __future__ import annotations
+
+import base64
+import inspect
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.clock import FakeClock
+from support.engines import Driven
+
+from sessionward import GeneralError, TryRefreshTokenError
+from sessionward.engine.keyring import KEYS_ROOT, RETIRED_KEY_PREFIX
+from sessionward.stores.base import StoredKey
+from sessionward.stores.changes import Change
+from sessionward.stores.sqlite import SQLiteStore
+
+
+def kid_of(token: str) -> str:
+    segment = token.split(".")[0]
+    header: dict[str, Any] = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    return str(header["kid"])
+
+
+def store_call(engine: Driven, method: str, *args: Any) -> Any:
+    """Call a store method of ``engine``'s store (awaited on the test's loop when async)."""
+    result = getattr(engine.engine.store, method)(*args)
+    if inspect.isawaitable(result):
+        assert engine.runner is not None
+        return engine.runner.run(result)  # type: ignore[arg-type]
+    return result
+
+
+def entries(engine: Driven) -> dict[str, StoredKey]:
+    """Every signing-key entry and tombstone in the store, by name."""
+    return {entry.name: entry for entry in store_call(engine, "load_keys", KEYS_ROOT)}
+
+
+def name_of(engine: Driven, kid: str) -> str:
+    return next(
+        name
+        for name, entry in entries(engine).items()
+        if not name.startswith(RETIRED_KEY_PREFIX) and json.loads(entry.value)["kid"] == kid
+    )
+
+
+def refused(engine: Driven, token: str) -> bool:
+    try:
+        engine.get_session(token)
+    except TryRefreshTokenError:
+        return True
+    return False
+
+
+def change(kind: str, subject: str) -> Change:
+    return Change(1, kind, subject, 0)
+
+
+def test_retiring_the_signing_key_refuses_its_tokens_here_at_once(make_engine: Callable[..., Driven]) -> None:
+    engine = make_engine()
+    tokens = engine.create_new_session("alice")
+    token = tokens.access_token.value
+    assert engine.get_session(token).user_id == "alice"  # now in the verified-token cache
+    kid = kid_of(token)
+    assert [key.kid for key in engine.signing_keys() if key.signing] == [kid]
+    name = name_of(engine, kid)
+
+    assert engine.retire_signing_key(kid) is None
+
+    assert refused(engine, token)  # the cached entry too
+    assert refused(engine, token)  # and no reload brings it back
+    listed = engine.signing_keys()
+    assert kid not in {key.kid for key in listed}
+    signer = [key.kid for key in listed if key.signing]
+    assert len(signer) == 1 and signer != [kid]  # a new key signs
+    stored = entries(engine)
+    assert RETIRED_KEY_PREFIX + kid in stored
+    assert json.loads(stored[RETIRED_KEY_PREFIX + kid].value)["name"] == name
+    assert all(
+        json.loads(entry.value)["kid"] != kid
+        for n, entry in stored.items()
+        if not n.startswith(RETIRED_KEY_PREFIX)
+    )
+    # Signing continues: a new login, and the refresh of the old session, get the new key.
+    fresh = engine.create_new_session("bob")
+    assert kid_of(fresh.access_token.value) == signer[0]
+    assert engine.get_session(fresh.access_token.value).user_id == "bob"
+    refreshed = engine.refresh_session(tokens.refresh_token.value)
+    assert kid_of(refreshed.access_token.value) == signer[0]
+    assert engine.get_session(refreshed.access_token.value).handle == tokens.handle
+
+
+def test_retiring_a_key_that_no_longer_signs_keeps_the_signer(make_engine: Callable[..., Driven]) -> None:
+    engine = make_engine()
+    old = engine.create_new_session("alice").access_token.value
+    engine.get_session(old)
+    old_kid = kid_of(old)
+    new_kid = engine.rotate_signing_key()
+    current = engine.create_new_session("bob").access_token.value
+    assert kid_of(current) == new_kid
+    engine.get_session(current)
+
+    engine.retire_signing_key(old_kid)
+
+    assert refused(engine, old)
+    assert engine.get_session(current).user_id == "bob"  # other keys are untouched
+    assert [key.kid for key in engine.signing_keys() if key.signing] == [new_kid]
+    assert kid_of(engine.create_new_session("carol").access_token.value) == new_kid
+
+
+def test_unknown_and_already_retired_kids(make_engine: Callable[..., Driven]) -> None:
+    engine = make_engine()
+    token = engine.create_new_session("alice").access_token.value
+    before = entries(engine)
+    for bad in ("no-such-kid", "", "x" * 5000):
+        with pytest.raises(GeneralError) as raised:
+            engine.retire_signing_key(bad)
+        assert repr(bad) in str(raised.value) or len(bad) > 256
+    with pytest.raises(GeneralError):
+        engine.retire_signing_key(None)
+    assert entries(engine) == before  # nothing written
+    assert engine.get_session(token).user_id == "alice"
+    kid = kid_of(token)
+    engine.retire_signing_key(kid)
+    after = entries(engine)
+    engine.retire_signing_key(kid)  # already retired: nothing to do, no error
+    assert entries(engine) == after
+
+
+def test_another_engine_refuses_once_the_feed_reports_the_retirement(
+    make_engine: Callable[..., Driven],
+) -> None:
+    first, second = make_engine(), make_engine()
+    token = first.create_new_session("alice").access_token.value
+    assert second.get_session(token).user_id == "alice"  # cached in the second engine
+    kid = kid_of(token)
+    name = name_of(first, kid)
+
+    first.retire_signing_key(kid)
+    assert refused(first, token)
+    assert second.get_session(token).user_id == "alice"  # nothing told it yet
+
+    # What its change-feed listener hands it: the tombstone, then the entry's removal.
+    second.core.keys.on_store_key_change(change("key_added", RETIRED_KEY_PREFIX + kid))
+    assert refused(second, token)
+    second.core.keys.on_store_key_change(change("key_removed", name))
+    assert refused(second, token)
+    # Its next login is signed by the key the store's rules choose: the first engine's new key.
+    signer = next(key.kid for key in first.signing_keys() if key.signing)
+    assert kid_of(second.create_new_session("bob").access_token.value) == signer
+    assert kid not in {key.kid for key in second.signing_keys()}
+
+
+def test_a_removed_key_is_dropped_on_the_feeds_word_alone(make_engine: Callable[..., Driven]) -> None:
+    """``key_removed`` of an entry (an operator's DELETE, no tombstone) drops its kid at once,
+    before any reload; the next signing reloads and follows the store."""
+    first, second = make_engine(), make_engine()
+    old = first.create_new_session("alice").access_token.value
+    new_kid = first.rotate_signing_key()
+    current = first.create_new_session("bob").access_token.value
+    assert second.get_session(current).user_id == "bob"
+    name = name_of(first, new_kid)
+    store_call(first, "delete_keys", [name])
+
+    second.core.keys.on_store_key_change(change("key_removed", name))
+    assert refused(second, current)
+    assert second.get_session(old).user_id == "alice"
+    assert kid_of(second.create_new_session("carol").access_token.value) == kid_of(old)
+
+
+def test_a_key_added_elsewhere_signs_here_after_the_feed_reports_it(
+    make_engine: Callable[..., Driven], fake_clock: FakeClock
+) -> None:
+    """A manual rotation by another engine (or ``sessionward keys rotate``): this engine
+    verifies the new key's tokens and its next signing follows the store's rules."""
+    first, second = make_engine(), make_engine()
+    second.create_new_session("alice")
+    first.rotate_signing_key()
+    # The second engine learns that key on first sight: one reload, which uses up its
+    # reload interval.
+    assert second.get_session(first.create_new_session("bob").access_token.value).user_id == "bob"
+    fake_clock.advance(1)  # two manual keys of one instant: either may sign
+    new_kid = first.rotate_signing_key()
+    signed_there = first.create_new_session("carol").access_token.value
+    assert kid_of(signed_there) == new_kid
+    assert refused(second, signed_there)  # no second reload within the interval
+    second.core.keys.on_store_key_change(change("key_added", name_of(first, new_kid)))
+    assert second.get_session(signed_there).user_id == "carol"  # reloaded at once
+    assert kid_of(second.create_new_session("dave").access_token.value) == new_kid
+
+
+def test_a_retired_kid_is_never_learned_again(make_engine: Callable[..., Driven]) -> None:
+    first = make_engine()
+    token = first.create_new_session("alice").access_token.value
+    kid = kid_of(token)
+    name = name_of(first, kid)
+    entry = entries(first)[name]
+    first.retire_signing_key(kid)
+
+    # The key comes back (a restored backup, a retirement interrupted after its tombstone),
+    # in place of the key the schedule created under its name.
+    store_call(first, "delete_keys", [name])
+    store_call(first, "insert_key_if_absent", entry)
+    assert entries(first)[name] == entry
+    for engine in (first, make_engine()):
+        assert refused(engine, token)
+        assert kid not in {key.kid for key in engine.signing_keys()}
+        assert kid_of(engine.create_new_session("bob").access_token.value) != kid
+    # A sync found it next to its tombstone and deleted it (the schedule made a new key
+    # under that name).
+    stored = entries(first)
+    assert json.loads(stored[name].value)["kid"] != kid
+    assert RETIRED_KEY_PREFIX + kid in stored
+
+
+def test_jwks_no_longer_lists_a_retired_key(make_engine: Callable[..., Driven]) -> None:
+    first, second = make_engine(access_token_algorithm="ES256"), make_engine(access_token_algorithm="ES256")
+    token = first.create_new_session("alice").access_token.value
+    kid = kid_of(token)
+    assert kid in {jwk["kid"] for jwk in second.jwks()["keys"]}
+    first.retire_signing_key(kid)
+    for engine in (first, second):
+        published = {jwk["kid"] for jwk in engine.jwks()["keys"]}
+        assert kid not in published and len(published) >= 2
+        assert refused(engine, token)
+
+
+def test_a_sync_that_read_before_a_drop_does_not_bring_the_key_back(tmp_path: Path) -> None:
+    """The race of a reload under way when the feed reports a removal: the reload's (stale)
+    read must not reinstate the dropped key; the next signing syncs again."""
+    from sessionward import Config, SessionWard
+
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    config = Config(store=url, access_token_algorithm="HS256")
+    with SessionWard(config) as first, SessionWard(config) as second:
+        token = first.create_new_session("alice").access_token.value
+        kid = kid_of(token)
+        assert second.get_session(token).user_id == "alice"
+        keys = second._core.keys
+        sync = keys.sync(second._core.clock())
+        request = next(sync)  # the sync has asked for the keys...
+        stale = getattr(second.store, request.method)(*request.args)  # ...and read them
+        first.retire_signing_key(kid)
+        keys.on_store_key_change(change("key_added", RETIRED_KEY_PREFIX + kid))
+        result: Any = stale  # the stale read arrives after the drop
+        with pytest.raises(StopIteration) as done:
+            while True:
+                request = sync.send(result)
+                result = getattr(second.store, request.method)(*request.args)
+        assert kid not in {key.kid for key in done.value.value.verification_keys}
+        assert refused(Driven(second, None), token)
+        assert keys.stale
+        assert kid_of(second.create_new_session("bob").access_token.value) != kid
+        assert not keys.stale
+
+
+def test_a_retired_kid_costs_no_key_reload(tmp_path: Path) -> None:
+    from support.stores import RecordingStore
+
+    from sessionward import Config, SessionWard
+
+    url = f"sqlite:///{tmp_path / 'reloads.db'}"
+    config = Config(store=url, access_token_algorithm="HS256")
+    recording = RecordingStore(SQLiteStore(url))
+    with SessionWard(config) as first, SessionWard(config, store=recording) as second:
+        try:
+            token = first.create_new_session("alice").access_token.value
+            first.retire_signing_key(kid_of(token))
+            second.get_session(first.create_new_session("bob").access_token.value)
+            loads = recording.calls["load_keys"]
+            for _ in range(20):
+                assert refused(Driven(second, None), token)
+            assert recording.calls["load_keys"] == loads
+        finally:
+            recording.inner.close()
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "session-handle",
+        "refresh_token_key",
+        "access_token_signing_key/ES256/i000000000001",
+        RETIRED_KEY_PREFIX,
+    ],
+)
+def test_changes_that_are_not_this_engines_keys_change_nothing(
+    make_engine: Callable[..., Driven], subject: str
+) -> None:
+    engine = make_engine()
+    token = engine.create_new_session("alice").access_token.value
+    engine.get_session(token)
+    keys = engine.core.keys
+    state = keys.state
+    for kind in ("revoked", "payload", "key_added", "key_updated", "key_removed"):
+        keys.on_store_key_change(change(kind, subject))
+    assert keys.state is state and not keys.stale
+    assert engine.get_session(token).user_id == "alice"
