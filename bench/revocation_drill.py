@@ -125,7 +125,16 @@ def run_store(backend: str, args: argparse.Namespace, results: Results) -> None:
                 results.cuts[backend] = cuts
                 counts = drill.by_kind("engine").counts()
                 results.feed_after_cuts[backend] = (counts or {}).get("feed")
-                for kind, answers in drill.check_all(handed).items():
+                if not drill.wait_live():
+                    results.problems.append(f"{backend} cut: the feed was not live again within 10 s")
+                drill.reset_counts()
+                checked = drill.check_all(handed)
+                for kind, calls in drill.store_calls().items():
+                    if calls:
+                        results.problems.append(
+                            f"{backend} cut: {kind} read the store after the cuts: {calls}"
+                        )
+                for kind, answers in checked.items():
                     accepted = sum(answer != ["err", "UnauthorizedError"] for answer in answers)
                     if accepted:
                         results.problems.append(

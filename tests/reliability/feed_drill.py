@@ -392,6 +392,18 @@ class Drill:
                 outcome.error[verifier.kind] = message["error"]
         return outcome
 
+    def wait_live(self, timeout: float = 10.0, settle: float = 1.5) -> bool:
+        """Wait until the plain engine process's feed is live again, then ``settle`` seconds
+        more (the servers' state cannot be asked; their listeners reconnect alike)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            counts = self.by_kind(ENGINE).counts()
+            if counts and (counts.get("feed") or {}).get("live"):
+                time.sleep(settle)
+                return True
+            time.sleep(0.05)
+        return False
+
     def check_all(self, tokens: list[str]) -> dict[str, list[list[Any]]]:
         """Each verifier's answer to each token (one verification each)."""
         return {verifier.kind: verifier.check(tokens) for verifier in self.verifiers}
