@@ -33,6 +33,8 @@ DOCUMENTED_DEFAULTS: dict[str, Any] = {
     "auto_migrate": True,
     "token_transfer": "any",
     "event_subscribers": (),
+    "change_feed": True,
+    "change_feed_max_lag": 1.0,
 }
 
 INT_OPTIONS = [
@@ -52,6 +54,7 @@ BOOL_OPTIONS = [
     "access_token_blacklisting",
     "access_token_signing_key_dynamic",
     "auto_migrate",
+    "change_feed",
 ]
 
 
@@ -571,3 +574,29 @@ def test_trusted_proxies_from_env_is_a_comma_separated_list() -> None:
     config = Config.from_env({"SESSIONWARD_TRUSTED_PROXIES": " 10.0.0.1, 192.168.0.0/16 ,, ::1"})
     assert config.trusted_proxies == ("10.0.0.1", "192.168.0.0/16", "::1")
     assert Config.from_env({"SESSIONWARD_TRUSTED_PROXIES": ""}).trusted_proxies == ()
+
+
+# -- change feed ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [0.05, 0.5, 1, 60, 60.0])
+def test_change_feed_max_lag_accepts_seconds_from_0_05_to_60(value: float) -> None:
+    config = Config(change_feed_max_lag=value)
+    assert config.change_feed_max_lag == value
+    assert type(config.change_feed_max_lag) is float
+
+
+@pytest.mark.parametrize("value", [0.049, 0, -1, 60.01, float("nan"), float("inf"), "1", None, True])
+def test_change_feed_max_lag_rejects_the_rest_naming_it(value: Any) -> None:
+    message = config_error(change_feed_max_lag=value)
+    assert message.startswith("change_feed_max_lag: expected a number of seconds from 0.05 to 60")
+
+
+def test_change_feed_from_env() -> None:
+    config = Config.from_env({"SESSIONWARD_CHANGE_FEED": "off", "SESSIONWARD_CHANGE_FEED_MAX_LAG": "2.5"})
+    assert config.change_feed is False
+    assert config.change_feed_max_lag == 2.5
+    with pytest.raises(ConfigError, match="change_feed_max_lag: expected a number"):
+        Config.from_env({"SESSIONWARD_CHANGE_FEED_MAX_LAG": "soon"})
+    with pytest.raises(ConfigError, match="change_feed: expected a boolean"):
+        Config.from_env({"SESSIONWARD_CHANGE_FEED": "maybe"})

@@ -3,6 +3,7 @@
 from .config import Config
 from .engine import (
     AsyncSessionWard,
+    ChangeFeedState,
     ClientInfo,
     SessionInformation,
     SessionTokens,
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncSessionWard",
+    "ChangeFeedState",
     "ClientInfo",
     "Config",
     "ConfigError",

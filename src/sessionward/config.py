@@ -30,6 +30,9 @@ TOKEN_TRANSFER_VALUES = ("any", "cookie", "header")
 STORE_SCHEMES = ("sqlite", "postgresql", "postgres", "redis", "rediss")
 # 100 years: keeps expiry times (ms) within SQLite's 64-bit integers and cookie dates.
 MAX_REFRESH_TOKEN_VALIDITY = 3_153_600_000
+#: Bounds of ``change_feed_max_lag`` (seconds).
+MIN_CHANGE_FEED_MAX_LAG = 0.05
+MAX_CHANGE_FEED_MAX_LAG = 60.0
 _FORBIDDEN_IN_COOKIE_ATTRIBUTES = frozenset(";,\r\n\t \x00\x7f")
 # "package.module:function" (the attribute may be dotted: "package.module:Class.method").
 _IMPORT_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
@@ -69,6 +72,8 @@ class Config:
     non_persistent_refresh_token_validity: int = 86_400
     trusted_proxies: tuple[str, ...] = ()
     event_subscribers: tuple[Callable[..., object] | str, ...] = ()
+    change_feed: bool = True
+    change_feed_max_lag: float = 1.0
 
     def __post_init__(self) -> None:
         _check_str(self, "store")
@@ -116,6 +121,8 @@ class Config:
         _check_int(self, "non_persistent_refresh_token_validity", 1, MAX_REFRESH_TOKEN_VALIDITY)
         _check_trusted_proxies(self)
         _check_subscribers(self)
+        _check_bool(self, "change_feed")
+        _check_float(self, "change_feed_max_lag", MIN_CHANGE_FEED_MAX_LAG, MAX_CHANGE_FEED_MAX_LAG)
 
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any]) -> Config:
@@ -161,6 +168,11 @@ def _parse_env_value(name: str, type_name: str, raw: str) -> Any:
         raise ConfigError(f"{name}: expected a boolean (true/false) in the environment; got {raw!r}")
     if type_name.startswith("tuple"):
         return tuple(item.strip() for item in text.split(",") if item.strip())
+    if type_name.startswith("float"):
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{name}: expected a number in the environment; got {raw!r}") from None
     if type_name.startswith("int"):
         try:
             return int(text, 10)
@@ -174,6 +186,14 @@ def _check_int(config: Config, name: str, low: int, high: int | None) -> None:
     allowed = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
     if type(value) is not int or value < low or (high is not None and value > high):
         raise ConfigError(f"{name}: expected {allowed}; got {value!r}")
+
+
+def _check_float(config: Config, name: str, low: float, high: float) -> None:
+    value = getattr(config, name)
+    if type(value) not in (int, float) or not low <= value <= high:  # NaN fails the comparison
+        raise ConfigError(f"{name}: expected a number of seconds from {low} to {high}; got {value!r}")
+    if type(value) is int:
+        object.__setattr__(config, name, float(value))
 
 
 def _check_bool(config: Config, name: str) -> None:

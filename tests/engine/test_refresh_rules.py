@@ -611,7 +611,8 @@ def test_blacklisting_rejects_expired_rows(make_env: Callable[..., Env]) -> None
         env.engine.get_session(again.new_access_token.value)
 
 
-def test_without_blacklisting_revoked_token_lives_until_expiry(env: Env) -> None:
+def test_without_blacklisting_revoked_token_lives_until_expiry(make_env: Callable[..., Env]) -> None:
+    env = make_env(change_feed=False)  # nor the change feed
     tokens = env.engine.create_new_session("alice")
     env.engine.revoke_session(tokens.handle)
     assert env.engine.get_session(tokens.access_token.value).handle == tokens.handle  # bounded

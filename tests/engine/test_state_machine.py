@@ -113,6 +113,9 @@ class SessionMachine(RuleBasedStateMachine):
             session_max_lifetime=self.MAX_LIFETIME,
             access_token_signing_key_update_interval=3600,
             cookie_secure=False,
+            # The model is the decision tables without the change feed (its checks are
+            # tested in test_change_feed_engine.py).
+            change_feed=False,
         )
         self.engine = SessionWard(self.config, clock=self.clock)
         self.sessions: list[SessionModel] = []

@@ -2,10 +2,19 @@
 
 from .aio import AsyncSessionWard
 from .sync import SessionWard
-from .types import ClientInfo, KeyInfo, SessionInformation, SessionTokens, Token, VerifiedSession
+from .types import (
+    ChangeFeedState,
+    ClientInfo,
+    KeyInfo,
+    SessionInformation,
+    SessionTokens,
+    Token,
+    VerifiedSession,
+)
 
 __all__ = [
     "AsyncSessionWard",
+    "ChangeFeedState",
     "ClientInfo",
     "KeyInfo",
     "SessionInformation",

@@ -17,7 +17,7 @@ from ..tokens.access import UnknownKeyId
 from . import management, rotation
 from .core import SessionCore
 from .flow import Flow, aperform
-from .types import ClientInfo, KeyInfo, SessionInformation, SessionTokens, VerifiedSession
+from .types import ChangeFeedState, ClientInfo, KeyInfo, SessionInformation, SessionTokens, VerifiedSession
 
 __all__ = ["AsyncSessionWard"]
 
@@ -63,6 +63,7 @@ class AsyncSessionWard:
         self._owns_store = isinstance(target, str)
         self.store: AsyncStore = open_async_store(target) if isinstance(target, str) else target
         self._core = SessionCore(self.config, clock)
+        self._core.feed.attach(self.store)
         self._start_locks = _LoopLocks()
         self._reload_locks = _LoopLocks()
 
@@ -78,6 +79,8 @@ class AsyncSessionWard:
         async with self._start_locks.get():
             if not self._core.ready:
                 await self._perform(self._core.startup())
+                if self._core.feed.enabled:
+                    await asyncio.to_thread(self._core.start_feed)
 
     async def create_new_session(
         self,
@@ -222,12 +225,21 @@ class AsyncSessionWard:
         to the next scheduled key's publication, at most an hour; see docs/jwks.md."""
         return await self._drive(self._core.keys.jwks_with_max_age())
 
+    def change_feed_state(self) -> ChangeFeedState:
+        """See :meth:`sessionward.SessionWard.change_feed_state` (a plain method: no I/O)."""
+        return self._core.change_feed_state()
+
     async def delete_expired_sessions(self) -> int:
         """Delete expired session rows; return how many."""
         return await self._drive(management.delete_expired(self._core))
 
     async def aclose(self) -> None:
-        """Close the store if the engine opened it from a URL."""
+        """Stop the change feed's listener and close the store if the engine opened it
+        from a URL."""
+        if self._core.feed.listener is not None:
+            await asyncio.to_thread(self._core.close_feed)  # joins the listener's thread
+        else:
+            self._core.close_feed()
         if self._owns_store:
             await self.store.close()
 

@@ -18,7 +18,8 @@ class VerifiedTokenCache:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.entries: OrderedDict[str, tuple[VerifiedSession, float, str | None]] = OrderedDict()
+        # token -> (session, valid until, anti-CSRF token, the token's iat in ms)
+        self.entries: OrderedDict[str, tuple[VerifiedSession, float, str | None, int]] = OrderedDict()
 
     def put(
         self,
@@ -26,8 +27,9 @@ class VerifiedTokenCache:
         session: VerifiedSession,
         valid_until: float,
         csrf: str | None,
+        issued_at_ms: int,
         *,
-        into: OrderedDict[str, tuple[VerifiedSession, float, str | None]] | None = None,
+        into: OrderedDict[str, tuple[VerifiedSession, float, str | None, int]] | None = None,
     ) -> None:
         """Remember a verified token until ``valid_until``. ``into``: the dict the
         verification read before decoding the token (default: the current one); when the
@@ -42,7 +44,7 @@ class VerifiedTokenCache:
                 entries.popitem(last=False)
             except KeyError:  # emptied by another thread meanwhile
                 break
-        entries[token] = (session, valid_until, csrf)
+        entries[token] = (session, valid_until, csrf, issued_at_ms)
 
     def clear(self) -> None:
         """Forget every entry (a new dict: readers holding the old one are unaffected)."""

@@ -32,6 +32,7 @@ from ..errors import (
 )
 from ..events import EventBus, SessionCreated
 from ..stores.base import SessionRow, Store, StoredKey
+from ..stores.changes import ChangeFeed
 from ..tokens.access import MAX_ACCESS_TOKEN_LENGTH, AccessTokenCodec, InvalidAccessToken, UnknownKeyId
 from ..tokens.encoding import b64url_decode, b64url_encode, dumps_compact
 from ..tokens.encoding import sha256_hex as hash_hex
@@ -39,13 +40,14 @@ from ..tokens.keys import SigningKey
 from ..tokens.refresh import MASTER_SECRET_BYTES, RefreshTokenCodec
 from .budget import PayloadBudget
 from .cache import VerifiedTokenCache
-from .decisions import row_alive
+from .decisions import SKEW_ALLOWANCE, row_alive
+from .feed import FeedState, PayloadChange
 from .flow import Flow, call
 from .keys import KeyManager
 from .minting import TokenMinter
 from .rotation import promote
 from .rows import read_row
-from .types import ClientInfo, SessionTokens, VerifiedSession
+from .types import ChangeFeedState, ClientInfo, SessionTokens, VerifiedSession
 from .validation import check_client, check_json_object, check_lifetime, check_user_id
 
 __all__ = ["SessionCore"]
@@ -75,6 +77,13 @@ class SessionCore:
         self.anti_csrf = config.enable_anti_csrf
         self.blacklisting = config.access_token_blacklisting
         self.leeway = config.clock_skew_leeway
+        self.feed = FeedState(config, clock, self.keys)
+        #: The feed verification consults: ``None`` while it is off (``change_feed=False``,
+        #: a store without a feed) or not started yet.
+        self.feeding: FeedState | None = None
+        # A payload change more than this many ms after a token's iat (whole seconds)
+        # certainly postdates the token; closer, the row tells (clocks differ).
+        self.payload_margin_ms = (1 + config.clock_skew_leeway + SKEW_ALLOWANCE) * 1000
         self.ready = False
 
     # -- start-up -----------------------------------------------------------------------
@@ -93,7 +102,31 @@ class SessionCore:
         except ValueError as exc:
             raise GeneralError(f"the stored {REFRESH_KEY_NAME} is corrupt") from exc
         yield from self.keys.sync(self.clock())
+        if self.feed.enabled and self.feed.start_seq is None:
+            # Where the listener starts: no history is replayed at boot.
+            self.feed.start_seq = yield from call(ChangeFeed.last_change_seq)  # type: ignore[arg-type]
         self.ready = True
+
+    def start_feed(self) -> None:
+        """After start-up: start following the store's change feed (when on and offered)
+        and wait up to ``change_feed_max_lag`` for it to connect (blocking: an async
+        driver calls this in a worker thread). Until it is live, verification reads the
+        store."""
+        feed = self.feed
+        if feed.enabled and feed.start_seq is not None and self.feeding is None:
+            feed.start()
+            listener = feed.listener
+            if listener is not None:
+                self.feeding = feed
+                listener.wait_connected(feed.max_lag)
+
+    def close_feed(self) -> None:
+        """Stop the change feed's listener; verification reads the store from now on."""
+        self.feed.close()
+
+    def change_feed_state(self) -> ChangeFeedState:
+        """See :meth:`sessionward.SessionWard.change_feed_state`."""
+        return self.feed.state()
 
     @property
     def refresh_codec(self) -> RefreshTokenCodec:
@@ -199,6 +232,8 @@ class SessionCore:
                 _check_anti_csrf(entry[2], anti_csrf_token)
             if self.blacklisting:
                 return self._require_row(entry[0])
+            if self.feeding is not None:
+                return self._check_feed(access_token, entry[0], entry[3])
             return entry[0]
         try:
             claims = self.access_codec.decode(access_token, now)
@@ -219,12 +254,67 @@ class SessionCore:
             None,
             0 if auth_time is None else auth_time * 1000,
         )
+        issued_at_ms = claims.issued_at * 1000
         if self.cache.capacity:
             self.cache.put(
-                access_token, session, claims.expires_at + self.leeway, claims.anti_csrf_token, into=entries
+                access_token,
+                session,
+                claims.expires_at + self.leeway,
+                claims.anti_csrf_token,
+                issued_at_ms,
+                into=entries,
             )
         if self.blacklisting:
             return self._require_row(session)
+        if self.feeding is not None:
+            return self._check_feed(access_token, session, issued_at_ms)
+        return session
+
+    def _check_feed(
+        self, access_token: str, session: VerifiedSession, issued_at_ms: int
+    ) -> VerifiedSession | Flow[VerifiedSession]:
+        """The change feed's checks of a verified token: revoked session →
+        ``UnauthorizedError``; JWT payload changed after the token was issued →
+        ``TryRefreshTokenError``. While the feed is not live, the row tells instead."""
+        feed = self.feeding
+        assert feed is not None
+        if not feed.live():
+            feed.restart_if_forked()
+            return self._require_current_row(session)
+        handle = session.handle
+        if handle in feed.revoked:
+            raise UnauthorizedError("the session has been revoked")
+        change = feed.payload_changed.get(handle)
+        if change is None or change.at_ms <= issued_at_ms:
+            return session
+        if change.at_ms > issued_at_ms + self.payload_margin_ms or change.verdicts.get(access_token) is False:
+            raise TryRefreshTokenError("the session's JWT payload has changed: refresh")
+        if change.verdicts.get(access_token):
+            return session
+        return self._confirm_payload(access_token, session, change)
+
+    def _require_current_row(self, session: VerifiedSession) -> Flow[VerifiedSession]:
+        """The row check of a verification while the change feed is not live: the session
+        must exist and be alive, and the token must carry its current JWT payload."""
+        row = yield from read_row(session.handle)
+        if row is None or not row_alive(row, int(self.clock() * 1000), self.config):
+            raise UnauthorizedError("the session has been revoked or has expired")
+        if row.jwt_user_payload != session.jwt_payload:
+            raise TryRefreshTokenError("the session's JWT payload has changed: refresh")
+        return session
+
+    def _confirm_payload(
+        self, access_token: str, session: VerifiedSession, change: PayloadChange
+    ) -> Flow[VerifiedSession]:
+        """A token issued about when its session's payload changed: the row tells whether
+        it carries the new payload (the verdict is remembered for this token)."""
+        row = yield from read_row(session.handle)
+        if row is None or not row_alive(row, int(self.clock() * 1000), self.config):
+            raise UnauthorizedError("the session has been revoked or has expired")
+        current = row.jwt_user_payload == session.jwt_payload
+        change.verdicts[access_token] = current
+        if not current:
+            raise TryRefreshTokenError("the session's JWT payload has changed: refresh")
         return session
 
     def verify_again(

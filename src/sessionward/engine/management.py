@@ -115,6 +115,7 @@ def revoke_others(core: SessionCore, user_id: str, keep: str) -> Flow[list[str]]
 
 
 def _revoked(core: SessionCore, handles: list[str], user_id: str | None, reason: RevocationReason) -> None:
+    core.feed.note_revoked(handles)  # refused here at once; other engines learn it from the feed
     now_ms = int(core.clock() * 1000)
     for handle in handles:
         core.events.emit(SessionRevoked(handle, user_id, now_ms, reason))

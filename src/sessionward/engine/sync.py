@@ -16,7 +16,7 @@ from ..tokens.access import UnknownKeyId
 from . import management, rotation
 from .core import SessionCore
 from .flow import Flow, perform
-from .types import ClientInfo, KeyInfo, SessionInformation, SessionTokens, VerifiedSession
+from .types import ChangeFeedState, ClientInfo, KeyInfo, SessionInformation, SessionTokens, VerifiedSession
 
 __all__ = ["SessionWard"]
 
@@ -48,6 +48,7 @@ class SessionWard:
         self._owns_store = isinstance(target, str)
         self.store: Store = open_store(target) if isinstance(target, str) else target
         self._core = SessionCore(self.config, clock)
+        self._core.feed.attach(self.store)
         self._start_lock = threading.Lock()
         self._reload_lock = threading.Lock()
 
@@ -65,6 +66,7 @@ class SessionWard:
         with self._start_lock:
             if not self._core.ready:
                 self._perform(self._core.startup())
+                self._core.start_feed()
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -258,12 +260,20 @@ class SessionWard:
         to the next scheduled key's publication, at most an hour; see docs/jwks.md."""
         return self._drive(self._core.keys.jwks_with_max_age())
 
+    def change_feed_state(self) -> ChangeFeedState:
+        """The change feed as this engine sees it (see docs/change-feed.md): whether it is
+        on, connected and live (verification trusts it), the last change applied, the lag,
+        the disconnections so far and how many revoked sessions are held in memory."""
+        return self._core.change_feed_state()
+
     def delete_expired_sessions(self) -> int:
         """Delete expired session rows; return how many."""
         return self._drive(management.delete_expired(self._core))
 
     def close(self) -> None:
-        """Close the store if the engine opened it from a URL."""
+        """Stop the change feed's listener and close the store if the engine opened it
+        from a URL."""
+        self._core.close_feed()
         if self._owns_store:
             self.store.close()
 

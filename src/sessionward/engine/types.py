@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-__all__ = ["ClientInfo", "KeyInfo", "SessionInformation", "SessionTokens", "Token", "VerifiedSession"]
+__all__ = [
+    "ChangeFeedState",
+    "ClientInfo",
+    "KeyInfo",
+    "SessionInformation",
+    "SessionTokens",
+    "Token",
+    "VerifiedSession",
+]
 
 #: The longest user agent the engine keeps (longer ones are cut to this many characters).
 MAX_USER_AGENT_LENGTH = 512
@@ -118,3 +126,25 @@ class KeyInfo(NamedTuple):
     algorithm: str
     not_before: int
     signing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeFeedState:
+    """What ``change_feed_state()`` reports about an engine's change feed.
+
+    ``enabled``: ``Config.change_feed`` is on and the store offers a feed. ``connected``:
+    the listener's connection is up and has caught up. ``live``: verification trusts the
+    feed now (connected, and heard from within ``change_feed_max_lag``); when false it reads
+    the store instead. ``last_seq``: the last change applied. ``lag_ms``: ms since the
+    listener's last successful read or notification (``None`` before the first).
+    ``disconnects``: connections lost or refused so far. ``revoked_tracked``: revoked
+    sessions held in memory (each until its last access token has expired).
+    """
+
+    enabled: bool
+    connected: bool
+    live: bool
+    last_seq: int
+    lag_ms: float | None
+    disconnects: int
+    revoked_tracked: int

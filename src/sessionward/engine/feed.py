@@ -1,0 +1,232 @@
+"""What one engine knows from its store's change feed, and whether it may trust it now.
+
+:class:`FeedState` (owned by :class:`~sessionward.engine.core.SessionCore`) follows the
+store's change log through the store's :class:`~sessionward.stores.changes.ChangeListener`
+(a daemon thread) and keeps:
+
+- ``revoked``: session handles revoked since start-up, each until every access token of
+  that session that could still exist has expired (now + ``access_token_validity`` +
+  ``clock_skew_leeway``);
+- ``payload_changed``: session handles whose JWT payload changed, with the store's time of
+  the change, for as long.
+
+Verification trusts these only while the feed is *live*: the listener is connected, has
+caught up, and its last successful read or notification is younger than
+``change_feed_max_lag``. Otherwise the engine reads the session's row instead (fail safe).
+
+The listener starts when the engine has started up (from the ``seq`` read then, so no
+history is replayed), is restarted in a forked child on its first verification there, and
+stops in ``close()`` / ``aclose()``. Key changes are handed to the key manager's
+``on_store_key_change`` when it has one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..config import Config
+from ..stores.changes import AsyncChangeFeed, Change, ChangeFeed, ChangeListener
+from .types import ChangeFeedState
+
+if TYPE_CHECKING:
+    from .keys import KeyManager
+
+__all__ = ["FeedState", "PayloadChange", "feed_source"]
+
+logger = logging.getLogger("sessionward.engine")
+
+#: Seconds between two prunings of the tracked handles (at most; done on the listener's thread).
+PRUNE_INTERVAL = 5.0
+
+
+class PayloadChange:
+    """The latest JWT payload change of one session: ``at_ms`` (the store's time of the
+    change), ``drop_at`` (engine clock, seconds: when no token that predates it can still be
+    valid) and ``verdicts``: access tokens issued about when the change was made, whose
+    payload was compared with the stored one (``True``: equal), so that each is read once."""
+
+    __slots__ = ("at_ms", "drop_at", "verdicts")
+
+    def __init__(self, at_ms: int, drop_at: float) -> None:
+        self.at_ms = at_ms
+        self.drop_at = drop_at
+        self.verdicts: dict[str, bool] = {}
+
+
+def feed_source(store: object) -> Any | None:
+    """The object whose ``change_listener`` follows ``store``'s change log, or ``None``
+    when the store offers no change feed (a custom store without it, or a
+    ``ThreadedAsyncStore`` around such a store)."""
+    inner = getattr(store, "sync_store", None)
+    if inner is not None and not isinstance(inner, ChangeFeed):
+        return None
+    if isinstance(store, (ChangeFeed, AsyncChangeFeed)):
+        return store
+    return None
+
+
+class FeedState:
+    """The engine's view of the change feed (see the module docstring).
+
+    Readers (verification) never lock: they look up ``revoked`` and ``payload_changed``,
+    which are only mutated under ``_lock`` and replaced wholesale when pruned.
+    """
+
+    def __init__(self, config: Config, clock: Callable[[], float], keys: KeyManager) -> None:
+        self.enabled = config.change_feed
+        self.max_lag = config.change_feed_max_lag
+        self.retention = config.access_token_validity + config.clock_skew_leeway
+        self.clock = clock
+        self.keys = keys
+        self.revoked: dict[str, float] = {}
+        self.payload_changed: dict[str, PayloadChange] = {}
+        self.listener: ChangeListener | None = None
+        #: The ``seq`` read at start-up, where the listener starts.
+        self.start_seq: int | None = None
+        self.closed = False
+        self._lock = threading.Lock()
+        self._next_prune = 0.0
+        self._was_live = False
+        self._source: Any | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def attach(self, store: object) -> None:
+        """Follow ``store`` (the engine's); with a store that offers no feed, the feed is
+        off (verification behaves as with ``change_feed=False``)."""
+        self._source = feed_source(store) if self.enabled else None
+        if self._source is None:
+            self.enabled = False
+
+    def start(self) -> None:
+        """Start following the store's feed from :attr:`start_seq` (after start-up)."""
+        source = self._source
+        if source is None or self.closed or self.listener is not None or self.start_seq is None:
+            return
+        listener: ChangeListener = source.change_listener(self.on_changes, self.start_seq)
+        # Wake at least twice per max_lag: a quiet feed must not look stale.
+        for attribute in ("heartbeat", "poll_interval"):
+            value = getattr(listener, attribute, None)
+            if isinstance(value, float) and value > self.max_lag / 2:
+                setattr(listener, attribute, self.max_lag / 2)
+        self.listener = listener
+
+    def restart_if_forked(self) -> None:
+        """In a forked child, start the listener inherited (stopped) from the parent."""
+        listener = self.listener
+        if listener is not None and not self.closed and not listener.running:
+            with contextlib.suppress(RuntimeError):  # closed meanwhile
+                listener.start()
+
+    def close(self) -> None:
+        """Stop the listener (idempotent); verification falls back to the store afterwards."""
+        self.closed = True
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            listener.close()
+        self._was_live = False
+
+    # -- the listener's callback ----------------------------------------------------------
+
+    def on_changes(self, batch: list[Change]) -> None:
+        """Record a batch of changes (on the listener's thread)."""
+        now = self.clock()
+        drop_at = now + self.retention
+        key_changes: list[Change] = []
+        with self._lock:
+            revoked = self.revoked
+            payload_changed = self.payload_changed
+            for change in batch:
+                kind = change.kind
+                if kind == "revoked":
+                    revoked[change.subject] = drop_at
+                elif kind == "payload":
+                    payload_changed[change.subject] = PayloadChange(change.at, drop_at)
+                elif kind.startswith("key_"):
+                    key_changes.append(change)
+            if now >= self._next_prune:
+                self._prune(now)
+        if key_changes:
+            hook = getattr(self.keys, "on_store_key_change", None)
+            if hook is not None:
+                for change in key_changes:
+                    hook(change)
+
+    def note_revoked(self, handles: list[str]) -> None:
+        """Record revocations made by this engine at once (the feed confirms them later)."""
+        if not self.enabled or not handles:
+            return
+        drop_at = self.clock() + self.retention
+        with self._lock:
+            for handle in handles:
+                self.revoked[handle] = drop_at
+
+    def _prune(self, now: float) -> None:
+        self._next_prune = now + PRUNE_INTERVAL
+        if self.revoked:
+            self.revoked = {handle: at for handle, at in self.revoked.items() if at > now}
+        if self.payload_changed:
+            self.payload_changed = {
+                handle: entry for handle, entry in self.payload_changed.items() if entry.drop_at > now
+            }
+
+    # -- liveness ------------------------------------------------------------------------
+
+    def live(self) -> bool:
+        """Whether verification may trust the feed now: connected, caught up, and heard
+        from within ``change_feed_max_lag``."""
+        listener = self.listener
+        if listener is None:
+            live = False
+        else:
+            contact = listener._last_contact
+            live = (
+                contact is not None
+                and listener._connected.is_set()
+                and time.monotonic() - contact < self.max_lag
+            )
+        if live is not self._was_live:
+            self._transition(live)
+        return live
+
+    def _transition(self, live: bool) -> None:
+        self._was_live = live
+        if live:
+            logger.info("change feed live: verification trusts it (no store reads)")
+        elif not self.closed:
+            state = self.listener.state() if self.listener is not None else None
+            logger.warning(
+                "change feed not live (connected=%s, lag_ms=%s): verification reads the store",
+                None if state is None else state.connected,
+                None if state is None or state.lag_ms is None else round(state.lag_ms),
+            )
+
+    def state(self) -> ChangeFeedState:
+        """A snapshot for :meth:`~sessionward.SessionWard.change_feed_state`."""
+        listener = self.listener
+        live = self.live()
+        if listener is None:
+            return ChangeFeedState(
+                enabled=self.enabled,
+                connected=False,
+                live=False,
+                last_seq=self.start_seq or 0,
+                lag_ms=None,
+                disconnects=0,
+                revoked_tracked=len(self.revoked),
+            )
+        snapshot = listener.state()
+        return ChangeFeedState(
+            enabled=True,
+            connected=snapshot.connected,
+            live=live,
+            last_seq=snapshot.last_seq,
+            lag_ms=snapshot.lag_ms,
+            disconnects=snapshot.disconnects,
+            revoked_tracked=len(self.revoked),
+        )

@@ -1,0 +1,379 @@
+"""The change feed as engines use it (docs/change-feed.md): a revocation or payload update
+made through one engine (or process) reaches the others within about
+``change_feed_max_lag``; while the feed is live verification makes no store call; while it
+is not, verification reads the store and still refuses revoked sessions.
+
+Run on SQLite, PostgreSQL and Redis with the sync and the async engine. The measured
+delays are printed (``pytest -s``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from support.clock import FakeClock
+from support.engines import Driven
+from support.processes import child_environment
+from support.stores import RecordingStore
+
+from sessionward import (
+    AsyncSessionWard,
+    ChangeFeedState,
+    Config,
+    SessionWard,
+    TokenTheftDetectedError,
+    TryRefreshTokenError,
+    UnauthorizedError,
+)
+from sessionward.stores.urls import open_async_store, open_store
+
+DEADLINE = 5.0
+GRACE_PERIOD = 10  # refresh_token_reuse_grace_period of the engine fixtures
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = DEADLINE) -> float:
+    """Poll ``condition`` until true; return the seconds it took (fails after ``timeout``)."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"not within {timeout} s")
+        time.sleep(0.002)
+    return time.monotonic() - start
+
+
+def wait_live(engine: Driven) -> None:
+    wait_until(lambda: engine.change_feed_state().live)
+
+
+def refused(engine: Driven, token: str, error: type[Exception] = UnauthorizedError) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            engine.get_session(token)
+        except error:
+            return True
+        return False
+
+    return check
+
+
+def listener_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("sessionward-changes")]
+
+
+@pytest.fixture
+def recorded(
+    store_url: str, runner: asyncio.Runner | None, fake_clock: FakeClock
+) -> Iterator[Callable[..., tuple[Driven, RecordingStore]]]:
+    """Engines on a :class:`RecordingStore` of their own (counting store calls)."""
+    made: list[tuple[Driven, Any]] = []
+
+    def make(**options: Any) -> tuple[Driven, RecordingStore]:
+        config = Config(
+            store=store_url,
+            **{
+                "access_token_algorithm": "HS256",
+                "access_token_validity": 60,
+                "refresh_token_validity": 300,
+                "cookie_secure": False,
+                **options,
+            },
+        )
+        engine: SessionWard | AsyncSessionWard
+        if runner is None:
+            store = RecordingStore(open_store(store_url))
+            engine = SessionWard(config, store=store, clock=fake_clock)  # type: ignore[arg-type]
+        else:
+            store = RecordingStore(open_async_store(store_url))
+            engine = AsyncSessionWard(config, store=store, clock=fake_clock)  # type: ignore[arg-type]
+        driven = Driven(engine, runner)
+        made.append((driven, store))
+        return driven, store
+
+    yield make
+    for driven, store in reversed(made):
+        driven.close()
+        closing = store.inner.close()
+        if runner is not None:
+            runner.run(closing)
+
+
+# -- revocations reach the other engine ----------------------------------------------------------
+
+
+def test_revocations_by_one_engine_reach_another_within_the_bound(
+    make_engine: Callable[..., Driven], fake_clock: FakeClock, backend: str, driver: str
+) -> None:
+    a, b = make_engine(), make_engine()
+    s1 = a.create_new_session("alice", {"role": "user"})
+    s2 = a.create_new_session("alice")
+    s3 = a.create_new_session("bob")
+    s4 = a.create_new_session("bob")
+    for session in (s1, s2, s3, s4):
+        b.get_session(session.access_token.value)  # cached in B from now on
+    wait_live(b)
+    delays: dict[str, float] = {}
+
+    assert a.revoke_session(s1.handle)
+    # A refuses at once; B within the bound (its cached token too).
+    with pytest.raises(UnauthorizedError):
+        a.get_session(s1.access_token.value)
+    delays["revoke_session"] = wait_until(refused(b, s1.access_token.value))
+    b.get_session(s2.access_token.value)  # the others still verify
+
+    assert a.revoke_all_sessions_for_user("alice") == [s2.handle]
+    delays["revoke_all_sessions_for_user"] = wait_until(refused(b, s2.access_token.value))
+
+    assert a.revoke_other_sessions("bob", s3.handle) == [s4.handle]
+    delays["revoke_other_sessions"] = wait_until(refused(b, s4.access_token.value))
+    b.get_session(s3.access_token.value)
+
+    # Theft: a refresh token reused after its child was committed ends the session.
+    child = a.refresh_session(s3.refresh_token.value)
+    promoted = b.get_session(child.access_token.value)  # first use: the rotation commits
+    current = promoted.new_access_token or child.access_token
+    b.get_session(current.value)
+    fake_clock.advance(GRACE_PERIOD + 1)
+    with pytest.raises(TokenTheftDetectedError):
+        a.refresh_session(s3.refresh_token.value)
+    delays["theft"] = wait_until(refused(b, current.value))
+    print(f"\n{backend}/{driver}: " + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in delays.items()))
+    assert max(delays.values()) < 2 * Config().change_feed_max_lag
+
+
+def test_a_payload_update_makes_older_tokens_refresh_elsewhere(make_engine: Callable[..., Driven]) -> None:
+    a, b = make_engine(), make_engine()
+    session = a.create_new_session("alice", {"plan": "free"})
+    assert b.get_session(session.access_token.value).jwt_payload == {"plan": "free"}
+    wait_live(b)
+    a.update_jwt_payload(session.handle, {"plan": "pro"})
+    wait_until(refused(b, session.access_token.value, TryRefreshTokenError))
+    with pytest.raises(TryRefreshTokenError):  # the cached token, again
+        b.get_session(session.access_token.value)
+    fresh = b.refresh_session(session.refresh_token.value)
+    assert fresh.jwt_payload == {"plan": "pro"}
+    verified = b.get_session(fresh.access_token.value)
+    assert verified.jwt_payload == {"plan": "pro"}
+    token = verified.new_access_token.value if verified.new_access_token else fresh.access_token.value
+    for _ in range(3):
+        assert b.get_session(token).jwt_payload == {"plan": "pro"}
+        assert a.get_session(token).jwt_payload == {"plan": "pro"}
+
+
+# -- no store call while live; the fallback while not --------------------------------------------
+
+
+def test_no_store_call_per_verification_while_live(
+    make_engine: Callable[..., Driven], recorded: Callable[..., tuple[Driven, RecordingStore]]
+) -> None:
+    a = make_engine()
+    b, store = recorded()
+    tokens = [a.create_new_session(f"user{i}").access_token.value for i in range(5)]
+    b.get_session(tokens[0])
+    wait_live(b)
+    store.calls.clear()
+    for _ in range(20):
+        for token in tokens:  # misses first, then cache hits
+            b.get_session(token)
+    assert sum(store.calls.values()) == 0
+    state = b.change_feed_state()
+    assert state.enabled and state.connected and state.live and state.disconnects == 0
+
+
+def test_while_not_live_verification_reads_the_store_and_misses_nothing(
+    make_engine: Callable[..., Driven], recorded: Callable[..., tuple[Driven, RecordingStore]]
+) -> None:
+    a = make_engine()
+    b, store = recorded()
+    keep = a.create_new_session("alice")
+    gone = a.create_new_session("bob")
+    b.get_session(keep.access_token.value)
+    b.get_session(gone.access_token.value)
+    wait_live(b)
+    feed = b.core.feed
+    feed.max_lag = 0.0  # the listener's last contact is now always too old: not live
+    try:
+        assert not b.change_feed_state().live
+        store.calls.clear()
+        b.get_session(keep.access_token.value)
+        assert store.calls["get_session"] == 1  # the row is read, as with blacklisting
+        a.revoke_session(gone.handle)
+        with pytest.raises(UnauthorizedError):  # refused at once: the row is gone
+            b.get_session(gone.access_token.value)
+        # A payload change is seen through the row too.
+        a.update_jwt_payload(keep.handle, {"v": 2})
+        with pytest.raises(TryRefreshTokenError):
+            b.get_session(keep.access_token.value)
+    finally:
+        feed.max_lag = Config().change_feed_max_lag
+    wait_live(b)
+    # Delivered by the listener meanwhile (it stayed connected; only its age was refused).
+    wait_until(lambda: b.change_feed_state().revoked_tracked == 1 and keep.handle in feed.payload_changed)
+    store.calls.clear()
+    with pytest.raises(UnauthorizedError):  # from the feed now: nothing was missed
+        b.get_session(gone.access_token.value)
+    assert sum(store.calls.values()) == 0
+    # A token issued within seconds of the payload change: the row tells once, then the
+    # verdict is remembered.
+    for _ in range(3):
+        with pytest.raises(TryRefreshTokenError):
+            b.get_session(keep.access_token.value)
+    assert store.calls["get_session"] <= 1 and sum(store.calls.values()) <= 1
+
+
+def test_a_killed_listener_connection_falls_back_then_resumes(
+    make_engine: Callable[..., Driven],
+    recorded: Callable[..., tuple[Driven, RecordingStore]],
+    backend: str,
+    store_url: str,
+) -> None:
+    if backend != "postgres":
+        pytest.skip("pg_terminate_backend is PostgreSQL's")
+    import psycopg
+
+    a = make_engine()
+    b, store = recorded()
+    victim = a.create_new_session("alice")
+    b.get_session(victim.access_token.value)
+    wait_live(b)
+    listener: Any = b.core.feed.listener
+    with psycopg.connect(store_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (listener.backend_pid,))
+    a.revoke_session(victim.handle)
+    # Refused within the bound: from the row once the listener is known to be down (or
+    # too quiet), or from the feed once it has reconnected and caught up.
+    delay = wait_until(refused(b, victim.access_token.value))
+    print(f"\nrefused {delay * 1000:.1f} ms after the revocation, listener connection killed")
+    assert delay < 2 * Config().change_feed_max_lag
+    wait_until(lambda: b.change_feed_state().disconnects >= 1)
+    wait_live(b)
+    store.calls.clear()
+    with pytest.raises(UnauthorizedError):
+        b.get_session(victim.access_token.value)
+    assert sum(store.calls.values()) == 0
+
+
+# -- off, closing, processes ---------------------------------------------------------------------
+
+
+def test_change_feed_off_behaves_as_before(
+    make_engine: Callable[..., Driven], recorded: Callable[..., tuple[Driven, RecordingStore]]
+) -> None:
+    before = set(listener_threads())
+    a = make_engine(change_feed=False)
+    b, store = recorded(change_feed=False)
+    session = a.create_new_session("alice")
+    b.get_session(session.access_token.value)
+    assert set(listener_threads()) == before
+    assert b.change_feed_state() == ChangeFeedState(False, False, False, 0, None, 0, 0)
+    store.calls.clear()
+    a.revoke_session(session.handle)
+    time.sleep(0.2)
+    # As without the feed: the token verifies until it expires, without a store read.
+    assert b.get_session(session.access_token.value).handle == session.handle
+    assert sum(store.calls.values()) == 0
+
+
+def test_no_listener_thread_is_left_after_close(make_engine: Callable[..., Driven]) -> None:
+    before = set(listener_threads())
+    engines = [make_engine() for _ in range(3)]
+    for engine in engines:
+        engine.create_new_session("alice")
+    assert len(set(listener_threads()) - before) == 3
+    for engine in engines:
+        engine.close()
+        assert not engine.change_feed_state().live
+    assert set(listener_threads()) == before
+
+
+CHILD = """
+import sys
+from sessionward import Config, SessionWard
+config = Config.from_env()
+with SessionWard(config, store=config.store) as engine:
+    print(engine.revoke_session(sys.argv[1]), flush=True)
+"""
+
+
+def test_a_revocation_in_another_process_reaches_this_one(
+    make_engine: Callable[..., Driven], store_url: str, backend: str, driver: str
+) -> None:
+    if driver == "async":
+        pytest.skip("one driver is enough: the other process is the point")
+    b = make_engine()
+    session = b.create_new_session("alice")
+    b.get_session(session.access_token.value)
+    wait_live(b)
+    env = child_environment({"SESSIONWARD_STORE": store_url, "SESSIONWARD_ACCESS_TOKEN_ALGORITHM": "HS256"})
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, session.handle], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
+    finished = time.monotonic()
+    delay = wait_until(refused(b, session.access_token.value))
+    print(f"\n{backend}: refused {delay * 1000:.1f} ms after the other process exited")
+    assert time.monotonic() - finished < DEADLINE
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_starts_its_own_listener(make_engine: Callable[..., Driven], driver: str) -> None:
+    if driver == "async":
+        pytest.skip("forking under a running event loop is not supported")
+    a, b = make_engine(), make_engine()
+    first = a.create_new_session("alice")
+    second = a.create_new_session("bob")
+    b.get_session(first.access_token.value)
+    b.get_session(second.access_token.value)
+    wait_live(b)
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # "fork() in a multi-threaded process"
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        code = 2
+        try:
+            os.close(ready_r)
+            os.close(go_w)
+            inherited_live = b.change_feed_state().live
+            b.get_session(first.access_token.value)  # not live: the row is read, the listener restarts
+            deadline = time.monotonic() + DEADLINE
+            while not b.change_feed_state().live and time.monotonic() < deadline:
+                time.sleep(0.01)
+            own = [t for t in listener_threads() if t.is_alive()]
+            os.write(ready_w, b"1")
+            os.read(go_r, 1)  # the parent revoked
+            refused_in_time = False
+            while time.monotonic() < deadline + DEADLINE:
+                try:
+                    b.get_session(first.access_token.value)
+                except UnauthorizedError:
+                    refused_in_time = True
+                    break
+                time.sleep(0.005)
+            code = 0 if (not inherited_live and len(own) == 1 and refused_in_time) else 1
+            b.engine.close()
+        finally:
+            os._exit(code)
+    os.close(ready_w)
+    os.close(go_r)
+    assert os.read(ready_r, 1) == b"1"
+    a.revoke_session(first.handle)
+    os.write(go_w, b"1")
+    _, status = os.waitpid(pid, 0)
+    os.close(ready_r)
+    os.close(go_w)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # The parent's own listener is unaffected.
+    wait_until(refused(b, first.access_token.value))
+    assert b.change_feed_state().disconnects == 0
+    b.get_session(second.access_token.value)
