@@ -275,6 +275,8 @@ class Outcome:
 
     latency_ms: dict[str, float | None] = field(default_factory=dict)
     error: dict[str, str | None] = field(default_factory=dict)
+    call_ms: float = 0.0
+    """How long the call itself took."""
 
 
 class Drill:
@@ -378,10 +380,11 @@ class Drill:
         """Make the change (``action``) while every verifier loops on ``tokens``; wait for
         each verifier's first refusal (up to ``deadline`` seconds)."""
         ident = self._ident
+        called = time.monotonic()
         action()
         returned = time.monotonic()
         failed = self._collect(ident, "fail", returned + deadline)
-        outcome = Outcome()
+        outcome = Outcome(call_ms=(returned - called) * 1000)
         for verifier in self.verifiers:
             message = failed.get(verifier.kind)
             if message is None:
@@ -568,19 +571,25 @@ def wrong(
 
 def table(title: str, by_store: dict[str, list[Outcome]], expected: str, bound_ms: float = 1000.0) -> str:
     """A Markdown table: one row per store; the number of changes, how many refusals were
-    missing, wrong or later than ``bound_ms``, and p50 / p99 / max per verifier kind and over all."""
+    missing, wrong or later than ``bound_ms``, p50 / p99 / max per verifier kind and over all,
+    and the median duration of the call itself."""
     lines = [
         f"#### {title}",
         "",
-        "ms from the call's return to the first refusal, p50 / p99 / max",
+        "ms from the call's return to the first refusal, p50 / p99 / max (negative: refused"
+        " before the call returned); the call's own duration, median",
         "",
-        f"| store | changes | missing, wrong or > {bound_ms:.0f} ms | " + " | ".join(KINDS) + " | all |",
-        "|---|---|---|" + "---|" * (len(KINDS) + 1),
+        f"| store | changes | missing, wrong or > {bound_ms:.0f} ms | "
+        + " | ".join(KINDS)
+        + " | all | call |",
+        "|---|---|---|" + "---|" * (len(KINDS) + 2),
     ]
     for store, outcomes in by_store.items():
         by_kind = latencies(outcomes)
         every = [value for kind in KINDS for value in by_kind[kind]]
         cells = [summary(by_kind[kind]) for kind in KINDS]
         bad = len(wrong(outcomes, expected, bound_ms))
-        lines.append(f"| {store} | {len(outcomes)} | {bad} | " + " | ".join(cells) + f" | {summary(every)} |")
+        call = percentile([outcome.call_ms for outcome in outcomes], 0.5) if outcomes else 0.0
+        row = f"| {store} | {len(outcomes)} | {bad} | " + " | ".join(cells)
+        lines.append(row + f" | {summary(every)} | {call:.1f} |")
     return "\n".join(lines)
