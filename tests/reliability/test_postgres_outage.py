@@ -5,7 +5,11 @@ While threads (sync driver) or tasks (async driver) keep verifying and refreshin
 is cut for several seconds — open connections reset, new ones refused — and then restored.
 Asserted:
 
-- verification of access tokens keeps working throughout, from the keys the engine holds;
+- with ``change_feed=False``, verification of access tokens keeps working throughout, from
+  the keys the engine holds; with the change feed (the default), whose listener loses its
+  connection too, verification falls back to reading the store and answers
+  ``StorageUnavailableError`` during the outage (fail safe: a revocation made meanwhile
+  must not be missed), and verifies again once the server is back;
 - refresh during the outage answers ``StorageUnavailableError``, promptly, and nothing else;
 - no session is lost and no theft verdict is given, before, during or after;
 - every client refreshes successfully again within 10 s of the server's return, on the same
@@ -187,10 +191,25 @@ def recovered_at(client: Client, timeline: Timeline) -> float | None:
     return None
 
 
-def check(clients: list[Client], timeline: Timeline) -> dict[str, Any]:
+def check(clients: list[Client], timeline: Timeline, feed: bool = False) -> dict[str, Any]:
     """The assertions shared by both drivers; returns the measured numbers."""
     events = [event for client in clients for event in client.events]
     verify_failures = [e for e in events if e[1] == "verify" and e[2] != "ok"]
+    if feed:
+        # Fail safe: the store is read while the feed is down, so the outage shows.
+        unexpected = [
+            e
+            for e in verify_failures
+            if e[2] != "StorageUnavailableError"
+            or not timeline.cut_at < e[0] < timeline.restored_at + RECOVERY_LIMIT
+        ]
+        assert not unexpected, f"verification failed outside the outage: {unexpected[:5]}"
+        # Once every client refreshed again, verification works again (from the store
+        # until the feed has reconnected, then from the feed).
+        back = max(recovered_at(c, timeline) or timeline.restored_at for c in clients)
+        late = [e for e in events if e[1] == "verify" and e[0] - e[3] > back]
+        assert late and all(e[2] == "ok" for e in late), "verification did not recover"
+        verify_failures = []
     assert not verify_failures, f"verification failed while the store was away: {verify_failures[:5]}"
     verdicts = [e for e in events if e[2] in ("UnauthorizedError", "TokenTheftDetectedError")]
     assert not verdicts, f"a session was lost: {verdicts[:5]}"
@@ -231,9 +250,10 @@ def assert_sessions_intact(url: str, clients: list[Client]) -> None:
         store.close()
 
 
-def test_postgres_outage_sync_driver(proxied_url: tuple[str, CuttableProxy]) -> None:
+@pytest.mark.parametrize("feed", [False, True], ids=["no-feed", "feed"])
+def test_postgres_outage_sync_driver(proxied_url: tuple[str, CuttableProxy], feed: bool) -> None:
     url, proxy = proxied_url
-    with SessionWard(Config(store=url, **OPTIONS)) as engine:
+    with SessionWard(Config(store=url, change_feed=feed, **OPTIONS)) as engine:
         clients = []
         for index in range(CLIENTS):
             tokens = engine.create_new_session(f"user{index}")
@@ -253,24 +273,25 @@ def test_postgres_outage_sync_driver(proxied_url: tuple[str, CuttableProxy]) -> 
             for thread in threads:
                 thread.join(timeout=30)
         assert not any(thread.is_alive() for thread in threads), "a client hung"
-        numbers = check([*clients, verifier], timeline)
+        numbers = check([*clients, verifier], timeline, feed)
         for client in clients:  # the same engine, never restarted, serves every session
             refreshed = engine.refresh_session(client.refresh_token)
             assert engine.get_session(refreshed.access_token.value).new_access_token is not None
         with pytest.raises(UnauthorizedError):
             engine.get_session_data("00000000-0000-4000-8000-000000000000")
     assert_sessions_intact(url, clients)
-    print(f"postgres outage (sync): {numbers}")
+    print(f"postgres outage (sync, feed={feed}): {numbers}")
 
 
-def test_postgres_outage_async_driver(proxied_url: tuple[str, CuttableProxy]) -> None:
+@pytest.mark.parametrize("feed", [False, True], ids=["no-feed", "feed"])
+def test_postgres_outage_async_driver(proxied_url: tuple[str, CuttableProxy], feed: bool) -> None:
     url, proxy = proxied_url
     stop = threading.Event()
     clients: list[Client] = []
     verifier = Client(VERIFIER, "", "")
 
     async def main() -> dict[str, Any]:
-        async with AsyncSessionWard(Config(store=url, **OPTIONS)) as engine:
+        async with AsyncSessionWard(Config(store=url, change_feed=feed, **OPTIONS)) as engine:
             for index in range(CLIENTS):
                 tokens = await engine.create_new_session(f"user{index}")
                 clients.append(Client(tokens.handle, tokens.refresh_token.value, tokens.access_token.value))
@@ -279,7 +300,7 @@ def test_postgres_outage_async_driver(proxied_url: tuple[str, CuttableProxy]) ->
             loops.append(asyncio.create_task(async_verifier_loop(engine, first_tokens, verifier, stop)))
             timeline = await asyncio.to_thread(drive_outage, proxy, clients, stop)
             await asyncio.wait_for(asyncio.gather(*loops), timeout=30)
-            numbers = check([*clients, verifier], timeline)
+            numbers = check([*clients, verifier], timeline, feed)
             for client in clients:
                 refreshed = await engine.refresh_session(client.refresh_token)
                 assert (await engine.get_session(refreshed.access_token.value)).new_access_token is not None
@@ -287,4 +308,4 @@ def test_postgres_outage_async_driver(proxied_url: tuple[str, CuttableProxy]) ->
 
     numbers = asyncio.run(main())
     assert_sessions_intact(url, clients)
-    print(f"postgres outage (async): {numbers}")
+    print(f"postgres outage (async, feed={feed}): {numbers}")

@@ -21,6 +21,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable
+from time import monotonic as _monotonic
 from typing import Any
 
 from ..config import Config, resolve_subscribers
@@ -278,7 +279,16 @@ class SessionCore:
         ``TryRefreshTokenError``. While the feed is not live, the row tells instead."""
         feed = self.feeding
         assert feed is not None
-        if not feed.live():
+        # FeedState.live() inlined for the steady state (live, and live last time too);
+        # anything else takes the method, which also logs the transitions.
+        listener = feed.listener
+        contact = None if listener is None else listener._last_contact
+        if (
+            contact is None
+            or not feed._was_live
+            or not listener._connected._flag  # type: ignore[union-attr]  # Event.is_set() without the call
+            or _monotonic() - contact >= feed.max_lag
+        ) and not feed.live():
             feed.restart_if_forked()
             return self._require_current_row(session)
         handle = session.handle
@@ -295,7 +305,12 @@ class SessionCore:
 
     def _require_current_row(self, session: VerifiedSession) -> Flow[VerifiedSession]:
         """The row check of a verification while the change feed is not live: the session
-        must exist and be alive, and the token must carry its current JWT payload."""
+        must exist and be alive, and the token must carry its current JWT payload. The
+        keys are re-read too, at most once per ``change_feed_max_lag`` (a key retired
+        meanwhile), when the key manager offers it."""
+        recheck = getattr(self.keys, "recheck", None)
+        if recheck is not None:
+            yield from recheck(self.feed.max_lag)
         row = yield from read_row(session.handle)
         if row is None or not row_alive(row, int(self.clock() * 1000), self.config):
             raise UnauthorizedError("the session has been revoked or has expired")

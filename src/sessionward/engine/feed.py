@@ -92,6 +92,7 @@ class FeedState:
         self._lock = threading.Lock()
         self._next_prune = 0.0
         self._was_live = False
+        self._ever_live = False
         self._source: Any | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -198,6 +199,11 @@ class FeedState:
         self._was_live = live
         if live:
             logger.info("change feed live: verification trusts it (no store reads)")
+            # Key changes missed while away (a log pruned meanwhile): the keys are re-read.
+            mark_stale = getattr(self.keys, "mark_stale", None)
+            if mark_stale is not None and self._ever_live:
+                mark_stale()
+            self._ever_live = True
         elif not self.closed:
             state = self.listener.state() if self.listener is not None else None
             logger.warning(
