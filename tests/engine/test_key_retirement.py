@@ -21,6 +21,7 @@ from sessionward.engine.keyring import KEYS_ROOT, RETIRED_KEY_PREFIX
 from sessionward.stores.base import StoredKey
 from sessionward.stores.changes import Change
 from sessionward.stores.sqlite import SQLiteStore
+from sessionward.tokens.access import UnknownKeyId
 
 
 def kid_of(token: str) -> str:
@@ -305,3 +306,89 @@ def test_changes_that_are_not_this_engines_keys_change_nothing(
         keys.on_store_key_change(change(kind, subject))
     assert keys.state is state and not keys.stale
     assert engine.get_session(token).user_id == "alice"
+
+
+def test_no_verification_that_starts_after_a_drop_accepts_the_key(tmp_path: Path) -> None:
+    """Threads verify one token while the feed drops its key: a verification that began
+    before the drop may still pass, but none that begins after it, even though one under
+    way may put the token into the cache after the drop emptied it."""
+    import threading
+
+    from sessionward import Config, SessionWard
+    from sessionward.engine.flow import perform
+
+    url = f"sqlite:///{tmp_path / 'threads.db'}"
+    with SessionWard(Config(store=url, access_token_algorithm="HS256")) as engine:
+        token = engine.create_new_session("alice").access_token.value
+        kid = kid_of(token)
+        keys = engine._core.keys
+        core = engine._core
+        late_accepts: list[int] = []
+        for round_ in range(60):
+            perform(engine.store, keys.sync(core.clock()))  # learn the key again
+            core.cache.clear()
+            dropped = threading.Event()
+            stop = threading.Event()
+
+            def verify(
+                round_: int = round_, dropped: threading.Event = dropped, stop: threading.Event = stop
+            ) -> None:
+                while not stop.is_set():
+                    after = dropped.is_set()
+                    try:
+                        core.verify(token, None, False, None)
+                    except (TryRefreshTokenError, UnknownKeyId):
+                        continue  # refused (or sent to the driver to reload keys)
+                    if after:
+                        late_accepts.append(round_)
+
+            workers = [threading.Thread(target=verify) for _ in range(3)]
+            for worker in workers:
+                worker.start()
+            keys.drop(kid)
+            dropped.set()
+            stop.wait(0.002)
+            stop.set()
+            for worker in workers:
+                worker.join()
+        assert late_accepts == []
+
+
+def test_recheck_rereads_the_keys_at_most_once_per_max_age(make_engine: Callable[..., Driven]) -> None:
+    """While the change feed is not live, verification may call ``keys.recheck(max_lag)``:
+    a retirement the feed missed is seen within ``max_lag``."""
+    import time
+
+    from sessionward.engine.flow import aperform, perform
+
+    first, second = make_engine(), make_engine()
+    token = first.create_new_session("alice").access_token.value
+    assert second.get_session(token).user_id == "alice"
+    keys = second.core.keys
+
+    def recheck(max_age: float) -> None:
+        if second.runner is None:
+            perform(second.engine.store, keys.recheck(max_age))
+        else:
+            second.runner.run(aperform(second.engine.store, keys.recheck(max_age)))
+
+    first.retire_signing_key(kid_of(token))
+    recheck(60.0)  # synced just now: nothing read
+    assert second.get_session(token).user_id == "alice"
+    time.sleep(0.06)
+    recheck(0.05)
+    assert refused(second, token)
+
+
+def test_a_retirement_is_on_the_change_feed(make_engine: Callable[..., Driven]) -> None:
+    """What other engines' listeners receive: the tombstone's ``key_added``, then the key
+    entry's ``key_removed`` (triggers on SQL stores, the scripts on Redis)."""
+    engine = make_engine()
+    kid = kid_of(engine.create_new_session("alice").access_token.value)
+    name = name_of(engine, kid)
+    since = store_call(engine, "last_change_seq")
+    engine.retire_signing_key(kid)
+    logged = [(c.kind, c.subject) for c in store_call(engine, "changes_since", since)]
+    tombstone = ("key_added", RETIRED_KEY_PREFIX + kid)
+    assert tombstone in logged and ("key_removed", name) in logged
+    assert logged.index(tombstone) < logged.index(("key_removed", name))

@@ -87,6 +87,7 @@ class KeyManager:
         self._lock = threading.Lock()
         self._reload_guard = threading.Lock()
         self._last_reload = -math.inf
+        self._checked_at = -math.inf  # time.monotonic() of the last sync (or claim of one)
 
     def sync(self, now: float, extra: StoredKey | None = None) -> Flow[KeyState]:
         """Load signing keys, create the ones the schedule requires, drop obsolete ones."""
@@ -135,6 +136,7 @@ class KeyManager:
                 self.stale = False
             else:  # the store changed while we read it: the next signing syncs again
                 state = dataclasses.replace(state, next_check=-math.inf)
+            self._checked_at = max(self._checked_at, time.monotonic())
             previous = self.state
             self.access_codec.set_keys(state.verification_keys)
             self.state = state
@@ -223,6 +225,20 @@ class KeyManager:
                 return False
             self._last_reload = now
             return True
+
+    def recheck(self, max_age: float) -> Flow[None]:
+        """Sync the keys if the last sync is older than ``max_age`` seconds (one caller
+        at a time does it; the others go on with the keys in memory).
+
+        For verification while the change feed is not live: the feed may have missed a
+        retirement, so the keys are re-read at most once per ``max_age`` instead.
+        """
+        with self._reload_guard:
+            now = time.monotonic()
+            if now - self._checked_at < max_age:
+                return
+            self._checked_at = now
+        yield from self.sync(self.clock())
 
     def reload_for(self, kid: str) -> Flow[None]:
         """After :class:`UnknownKeyId`: reload the keys, unless another caller did so within
