@@ -12,7 +12,7 @@ change:
 - revocations while the listeners' connections are cut again and again (PostgreSQL,
   Redis; a SQLite listener has no connection to cut): none is missed.
 
-The bound is 5 s (a loaded CI machine); the real figures are printed (``-s``) — see
+The bound is 5 s (a loaded CI machine); the real figures are printed (captured or not) — see
 ``bench/revocation_drill.py`` for the full measurement.
 """
 
@@ -55,12 +55,20 @@ def backend_of(drill: Drill) -> str:
     return drill.url.split(":", 1)[0].replace("postgresql", "postgres")
 
 
+def show(capsys: pytest.CaptureFixture[str], text: str) -> None:
+    """Print the measured figures even when the output is captured."""
+    with capsys.disabled():
+        print(text)
+
+
 def assert_all(outcomes: list[Outcome], error: str) -> None:
     bad = wrong(outcomes, error, BOUND_MS)
     assert not bad, f"{len(bad)} refusals missing, late or wrong (first ones): {bad[:8]}"
 
 
-def test_revocation_reaches_every_verifier_without_store_reads(drill: Drill) -> None:
+def test_revocation_reaches_every_verifier_without_store_reads(
+    drill: Drill, capsys: pytest.CaptureFixture[str]
+) -> None:
     drill.reset_counts()
     outcomes: list[Outcome] = []
     tokens_seen: list[str] = []
@@ -70,8 +78,8 @@ def test_revocation_reaches_every_verifier_without_store_reads(drill: Drill) -> 
         outcomes.append(drill.change(tokens, partial(drill.engine.revoke_session, tokens.handle)))
     calls = drill.store_calls()
     verifications = drill.verifications()
-    print("\n" + table("revoke_session", {backend_of(drill): outcomes}, "UnauthorizedError"))
-    print(f"verifications: {verifications}; store calls meanwhile: {calls}")
+    show(capsys, "\n" + table("revoke_session", {backend_of(drill): outcomes}, "UnauthorizedError"))
+    show(capsys, f"verifications: {verifications}; store calls meanwhile: {calls}")
     assert_all(outcomes, "UnauthorizedError")
     # Live feed: not one store call to verify, neither the valid tokens nor the revoked ones.
     assert all(count > REVOCATIONS * 5 for count in verifications.values()), verifications
@@ -80,7 +88,9 @@ def test_revocation_reaches_every_verifier_without_store_reads(drill: Drill) -> 
         assert all(answer == ["err", "UnauthorizedError"] for answer in answers), (kind, answers)
 
 
-def test_payload_update_asks_for_a_refresh_then_serves_the_new_payload(drill: Drill) -> None:
+def test_payload_update_asks_for_a_refresh_then_serves_the_new_payload(
+    drill: Drill, capsys: pytest.CaptureFixture[str]
+) -> None:
     if not hasattr(drill.engine, "change_feed_state"):
         pytest.fail("the engine has no change feed (change_feed_state is missing)")
     outcomes = []
@@ -91,11 +101,13 @@ def test_payload_update_asks_for_a_refresh_then_serves_the_new_payload(drill: Dr
         refreshed = drill.engine.refresh_session(tokens.refresh_token.value)
         for kind, answers in drill.check_all([refreshed.access_token.value]).items():
             assert answers == [["ok", new]], (kind, answers)
-    print("\n" + table("update_jwt_payload", {backend_of(drill): outcomes}, "TryRefreshTokenError"))
+    show(capsys, "\n" + table("update_jwt_payload", {backend_of(drill): outcomes}, "TryRefreshTokenError"))
     assert_all(outcomes, "TryRefreshTokenError")
 
 
-def test_a_retired_key_is_refused_everywhere_at_once(drill: Drill) -> None:
+def test_a_retired_key_is_refused_everywhere_at_once(
+    drill: Drill, capsys: pytest.CaptureFixture[str]
+) -> None:
     retire = getattr(drill.engine, "retire_signing_key", None)
     if retire is None:
         pytest.fail("the engine has no retire_signing_key")
@@ -111,11 +123,13 @@ def test_a_retired_key_is_refused_everywhere_at_once(drill: Drill) -> None:
         ).items():
             assert answers[0] == ["err", "TryRefreshTokenError"], (kind, answers)
             assert answers[1][0] == "ok", (kind, answers)
-    print("\n" + table("retire_signing_key", {backend_of(drill): outcomes}, "TryRefreshTokenError"))
+    show(capsys, "\n" + table("retire_signing_key", {backend_of(drill): outcomes}, "TryRefreshTokenError"))
     assert_all(outcomes, "TryRefreshTokenError")
 
 
-def test_no_revocation_is_missed_while_the_listeners_are_cut(drill: Drill) -> None:
+def test_no_revocation_is_missed_while_the_listeners_are_cut(
+    drill: Drill, capsys: pytest.CaptureFixture[str]
+) -> None:
     backend = backend_of(drill)
     if backend == "sqlite":
         pytest.skip("not applicable: a SQLite listener reads the database file, it has no connection to cut")
@@ -129,15 +143,16 @@ def test_no_revocation_is_missed_while_the_listeners_are_cut(drill: Drill) -> No
             outcomes.append(drill.change(tokens, partial(drill.engine.revoke_session, tokens.handle)))
             time.sleep(0.02)
     feed = (drill.by_kind("engine").counts() or {}).get("feed")
-    print(
+    show(
+        capsys,
         "\n"
         + table(
             f"revoke_session, listeners cut every 0.25 s ({sum(cuts)} connections cut)",
             {backend: outcomes},
             "UnauthorizedError",
-        )
+        ),
     )
-    print(f"plain engine process's feed after the cuts: {feed}")
+    show(capsys, f"plain engine process's feed after the cuts: {feed}")
     assert sum(cuts) >= MIN_CUTS // 2, cuts
     assert_all(outcomes, "UnauthorizedError")
     # Once the listeners are back, the feed alone refuses every revoked token: no change
