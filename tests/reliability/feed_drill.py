@@ -327,7 +327,7 @@ class Drill:
         return calls
 
     def verifications(self) -> dict[str, int]:
-        """How many verifications each verifier made so far (HTTP: requests answered)."""
+        """How many verifications each verifier made since :meth:`reset_counts` (HTTP: requests answered)."""
         made = {verifier.kind: verifier.verifications() for verifier in self.verifiers}
         return made
 
