@@ -26,9 +26,11 @@ sessionward`` never does.
 
 from __future__ import annotations
 
+import itertools
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+import weakref
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics as otel_metrics
 
@@ -43,9 +45,18 @@ from .events import (
 )
 
 if TYPE_CHECKING:
-    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.metrics import CallbackOptions, MeterProvider
 
-__all__ = ["INSTRUMENT_NAMES", "METER_NAME", "REFRESH_DURATION_BUCKETS", "SessionMetrics", "metrics_for"]
+__all__ = [
+    "FEED_INSTRUMENT_NAMES",
+    "INSTRUMENT_NAMES",
+    "METER_NAME",
+    "REFRESH_DURATION_BUCKETS",
+    "ChangeFeedGauges",
+    "SessionMetrics",
+    "metrics_for",
+    "observe_change_feed",
+]
 
 #: The name of the meter (the OpenTelemetry instrumentation scope).
 METER_NAME = "sessionward"
@@ -58,6 +69,9 @@ INSTRUMENT_NAMES = (
     "sessionward.token_theft.detected",
     "sessionward.refresh.duration",
 )
+#: The observable gauges of the change feed (:class:`ChangeFeedGauges`), one series per
+#: engine (attribute ``engine``: a number given in the order the engines started).
+FEED_INSTRUMENT_NAMES = ("sessionward.change_feed.lag", "sessionward.change_feed.connected")
 #: Bucket boundaries (seconds) advised for ``sessionward.refresh.duration``: a refresh takes
 #: from a fraction of a millisecond (SQLite) to tens of milliseconds (a remote store).
 REFRESH_DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -142,3 +156,76 @@ def metrics_for(meter_provider: MeterProvider | None) -> SessionMetrics:
         if _global is None:
             _global = SessionMetrics()
         return _global
+
+
+class ChangeFeedGauges:
+    """The change feed's observable gauges on the meter ``"sessionward"`` of
+    ``meter_provider`` (the global one when ``None``), observing every engine registered
+    with :meth:`add` (held weakly: a collected engine stops reporting).
+
+    ``sessionward.change_feed.lag`` (ms): time since the engine's listener last heard from
+    the store (no point before the first time). ``sessionward.change_feed.connected``
+    (``1`` / ``0``): whether verification trusts the feed now (``live``).
+    """
+
+    def __init__(self, meter_provider: MeterProvider | None = None) -> None:
+        from opentelemetry.metrics import Observation
+
+        from . import __version__
+
+        self._observation = Observation
+        self._feeds: weakref.WeakKeyDictionary[Any, Mapping[str, str]] = weakref.WeakKeyDictionary()
+        self._numbers = itertools.count(1)
+        self._lock = threading.Lock()
+        meter = otel_metrics.get_meter(METER_NAME, __version__, meter_provider=meter_provider)
+        meter.create_observable_gauge(
+            "sessionward.change_feed.lag",
+            callbacks=[self._lag],
+            unit="ms",
+            description="Time since the change feed's listener last heard from the store.",
+        )
+        meter.create_observable_gauge(
+            "sessionward.change_feed.connected",
+            callbacks=[self._connected],
+            unit="1",
+            description="1 while verification trusts the change feed (live), else 0 (the store is read).",
+        )
+
+    def add(self, feed: Any) -> None:
+        """Observe ``feed`` (an engine's :class:`~sessionward.engine.feed.FeedState`)."""
+        with self._lock:
+            if feed not in self._feeds:
+                self._feeds[feed] = {"engine": str(next(self._numbers))}
+
+    def _states(self) -> list[tuple[Any, Mapping[str, str]]]:
+        with self._lock:
+            feeds = list(self._feeds.items())
+        return [(feed.state(), attributes) for feed, attributes in feeds if not feed.closed]
+
+    def _lag(self, options: CallbackOptions) -> Iterable[Any]:
+        for state, attributes in self._states():
+            if state.lag_ms is not None:
+                yield self._observation(state.lag_ms, attributes)
+
+    def _connected(self, options: CallbackOptions) -> Iterable[Any]:
+        for state, attributes in self._states():
+            yield self._observation(1 if state.live else 0, attributes)
+
+
+_gauges_lock = threading.Lock()
+_global_gauges: ChangeFeedGauges | None = None
+
+
+def observe_change_feed(feed: Any, meter_provider: MeterProvider | None = None) -> ChangeFeedGauges:
+    """Report ``feed`` on the change-feed gauges of ``meter_provider`` (engines use the
+    global provider, whose gauges are created once); returns the gauges."""
+    global _global_gauges
+    if meter_provider is not None:
+        gauges = ChangeFeedGauges(meter_provider)
+    else:
+        with _gauges_lock:
+            if _global_gauges is None:
+                _global_gauges = ChangeFeedGauges()
+            gauges = _global_gauges
+    gauges.add(feed)
+    return gauges

@@ -10,6 +10,7 @@ delays are printed (``pytest -s``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -168,6 +169,49 @@ def test_a_payload_update_makes_older_tokens_refresh_elsewhere(make_engine: Call
         assert a.get_session(token).jwt_payload == {"plan": "pro"}
 
 
+def test_a_token_issued_well_before_the_payload_change_is_refused_without_a_store_read(
+    make_engine: Callable[..., Driven],
+    recorded: Callable[..., tuple[Driven, RecordingStore]],
+    fake_clock: FakeClock,
+) -> None:
+    a = make_engine()
+    b, store = recorded()
+    fake_clock.advance(-30)  # the token is issued 30 s before the change (and still valid)
+    session = a.create_new_session("alice", {"plan": "free"})
+    fake_clock.advance(30)
+    b.get_session(session.access_token.value)
+    wait_live(b)
+    a.update_jwt_payload(session.handle, {"plan": "pro"})
+    wait_until(lambda: session.handle in b.core.feed.payload_changed)
+    store.calls.clear()
+    for _ in range(3):
+        with pytest.raises(TryRefreshTokenError):
+            b.get_session(session.access_token.value)
+    assert sum(store.calls.values()) == 0
+
+
+def test_revoked_sessions_are_forgotten_once_their_tokens_have_expired(
+    make_engine: Callable[..., Driven], fake_clock: FakeClock
+) -> None:
+    a, b = make_engine(), make_engine()
+    first = a.create_new_session("alice")
+    second = a.create_new_session("bob")
+    b.get_session(first.access_token.value)
+    wait_live(b)
+    a.revoke_session(first.handle)
+    wait_until(lambda: b.change_feed_state().revoked_tracked == 1)
+    fake_clock.advance(59)  # access_token_validity is 60: a token of the session may still live
+    a.revoke_session(second.handle)
+    wait_until(lambda: b.change_feed_state().revoked_tracked == 2)
+    fake_clock.advance(10)  # the first session's tokens have all expired now
+    third = a.create_new_session("carol")
+    a.revoke_session(third.handle)  # any change: the listener's thread prunes
+    wait_until(lambda: third.handle in b.core.feed.revoked)
+    assert b.change_feed_state().revoked_tracked == 2
+    assert first.handle not in b.core.feed.revoked
+    assert set(b.core.feed.revoked) == {second.handle, third.handle}
+
+
 # -- no store call while live; the fallback while not --------------------------------------------
 
 
@@ -189,8 +233,11 @@ def test_no_store_call_per_verification_while_live(
 
 
 def test_while_not_live_verification_reads_the_store_and_misses_nothing(
-    make_engine: Callable[..., Driven], recorded: Callable[..., tuple[Driven, RecordingStore]]
+    make_engine: Callable[..., Driven],
+    recorded: Callable[..., tuple[Driven, RecordingStore]],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="sessionward.engine")
     a = make_engine()
     b, store = recorded()
     keep = a.create_new_session("alice")
@@ -202,6 +249,7 @@ def test_while_not_live_verification_reads_the_store_and_misses_nothing(
     feed.max_lag = 0.0  # the listener's last contact is now always too old: not live
     try:
         assert not b.change_feed_state().live
+        assert [r.levelname for r in caplog.records if "change feed not live" in r.message] == ["WARNING"]
         store.calls.clear()
         b.get_session(keep.access_token.value)
         assert store.calls["get_session"] == 1  # the row is read, as with blacklisting
@@ -215,6 +263,9 @@ def test_while_not_live_verification_reads_the_store_and_misses_nothing(
     finally:
         feed.max_lag = Config().change_feed_max_lag
     wait_live(b)
+    # Live at start-up, not live, live again.
+    transitions = [r.levelname for r in caplog.records if r.message.startswith("change feed")]
+    assert transitions == ["INFO", "WARNING", "INFO"]
     # Delivered by the listener meanwhile (it stayed connected; only its age was refused).
     wait_until(lambda: b.change_feed_state().revoked_tracked == 1 and keep.handle in feed.payload_changed)
     store.calls.clear()
@@ -229,24 +280,38 @@ def test_while_not_live_verification_reads_the_store_and_misses_nothing(
     assert store.calls["get_session"] <= 1 and sum(store.calls.values()) <= 1
 
 
+def kill_listener_connection(listener: Any, store_url: str, backend: str) -> None:
+    """End the listener's connection from the server's side."""
+    if backend == "postgres":
+        import psycopg
+
+        with psycopg.connect(store_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (listener.backend_pid,))
+    else:
+        import redis
+
+        admin = redis.Redis.from_url(store_url.split("?", 1)[0])
+        try:
+            assert admin.client_kill_filter(_id=listener.client_id) == 1
+        finally:
+            admin.close()
+
+
 def test_a_killed_listener_connection_falls_back_then_resumes(
     make_engine: Callable[..., Driven],
     recorded: Callable[..., tuple[Driven, RecordingStore]],
     backend: str,
     store_url: str,
 ) -> None:
-    if backend != "postgres":
-        pytest.skip("pg_terminate_backend is PostgreSQL's")
-    import psycopg
+    if backend == "sqlite":
+        pytest.skip("an SQLite listener's connection is a file: nothing to kill")
 
     a = make_engine()
     b, store = recorded()
     victim = a.create_new_session("alice")
     b.get_session(victim.access_token.value)
     wait_live(b)
-    listener: Any = b.core.feed.listener
-    with psycopg.connect(store_url, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (listener.backend_pid,))
+    kill_listener_connection(b.core.feed.listener, store_url, backend)
     a.revoke_session(victim.handle)
     # Refused within the bound: from the row once the listener is known to be down (or
     # too quiet), or from the feed once it has reconnected and caught up.
@@ -396,3 +461,49 @@ def test_a_forked_child_starts_its_own_listener(make_engine: Callable[..., Drive
     wait_until(refused(b, first.access_token.value))
     assert b.change_feed_state().disconnects == 0
     b.get_session(second.access_token.value)
+
+
+# -- gauges --------------------------------------------------------------------------------------
+
+
+def test_the_gauges_report_lag_and_liveness_per_engine(make_engine: Callable[..., Driven]) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from sessionward.metrics import FEED_INSTRUMENT_NAMES, ChangeFeedGauges
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+
+    def points() -> dict[str, dict[str, float]]:
+        data = reader.get_metrics_data()
+        assert data is not None
+        return {
+            metric.name: {
+                str((point.attributes or {})["engine"]): point.value for point in metric.data.data_points
+            }
+            for resource in data.resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+        }
+
+    try:
+        a, b = make_engine(), make_engine()
+        a.create_new_session("alice")
+        b.create_new_session("bob")
+        wait_live(a)
+        wait_live(b)
+        gauges = ChangeFeedGauges(provider)
+        for feed in (a.core.feed, b.core.feed, b.core.feed):  # once per engine
+            gauges.add(feed)
+        seen = points()
+        assert set(seen) == set(FEED_INSTRUMENT_NAMES)
+        assert seen["sessionward.change_feed.connected"] == {"1": 1, "2": 1}
+        lags = seen["sessionward.change_feed.lag"]
+        assert set(lags) == {"1", "2"}
+        assert all(0 <= lag < 1000 * Config().change_feed_max_lag for lag in lags.values())
+        a.core.feed.max_lag = 0.0  # not live: reported as 0
+        b.close()  # a closed engine stops reporting
+        assert points()["sessionward.change_feed.connected"] == {"1": 0}
+    finally:
+        provider.shutdown()

@@ -138,7 +138,6 @@ def test_unknown_and_already_retired_kids(make_engine: Callable[..., Driven]) ->
 def test_another_engine_refuses_once_the_feed_reports_the_retirement(
     make_engine: Callable[..., Driven],
 ) -> None:
-    # The feed's word is handed over by hand here: no listener may deliver it first.
     first, second = make_engine(change_feed=False), make_engine(change_feed=False)
     token = first.create_new_session("alice").access_token.value
     assert second.get_session(token).user_id == "alice"  # cached in the second engine
@@ -163,7 +162,7 @@ def test_another_engine_refuses_once_the_feed_reports_the_retirement(
 def test_a_removed_key_is_dropped_on_the_feeds_word_alone(make_engine: Callable[..., Driven]) -> None:
     """``key_removed`` of an entry (an operator's DELETE, no tombstone) drops its kid at once,
     before any reload; the next signing reloads and follows the store."""
-    first, second = make_engine(), make_engine()
+    first, second = make_engine(change_feed=False), make_engine(change_feed=False)
     old = first.create_new_session("alice").access_token.value
     new_kid = first.rotate_signing_key()
     current = first.create_new_session("bob").access_token.value
@@ -182,7 +181,6 @@ def test_a_key_added_elsewhere_signs_here_after_the_feed_reports_it(
 ) -> None:
     """A manual rotation by another engine (or ``sessionward keys rotate``): this engine
     verifies the new key's tokens and its next signing follows the store's rules."""
-    # The feed's word is handed over by hand here: no listener may deliver it first.
     first, second = make_engine(change_feed=False), make_engine(change_feed=False)
     second.create_new_session("alice")
     first.rotate_signing_key()
@@ -361,7 +359,6 @@ def test_recheck_rereads_the_keys_at_most_once_per_max_age(make_engine: Callable
 
     from sessionward.engine.flow import aperform, perform
 
-    # No listener: the retirement must reach the second engine through recheck alone.
     first, second = make_engine(change_feed=False), make_engine(change_feed=False)
     token = first.create_new_session("alice").access_token.value
     assert second.get_session(token).user_id == "alice"
@@ -393,3 +390,96 @@ def test_a_retirement_is_on_the_change_feed(make_engine: Callable[..., Driven]) 
     tombstone = ("key_added", RETIRED_KEY_PREFIX + kid)
     assert tombstone in logged and ("key_removed", name) in logged
     assert logged.index(tombstone) < logged.index(("key_removed", name))
+
+
+# -- end to end, through the change feed -------------------------------------------------
+
+FEED_DEADLINE = 5.0
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = FEED_DEADLINE) -> float:
+    """Poll ``condition`` until true; return the seconds it took (fails after ``timeout``)."""
+    import time
+
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"not within {timeout} s")
+        time.sleep(0.005)
+    return time.monotonic() - start
+
+
+def test_a_retirement_reaches_other_engines_through_the_feed(make_engine: Callable[..., Driven]) -> None:
+    first, second = make_engine(), make_engine()
+    token = first.create_new_session("alice").access_token.value
+    other = first.create_new_session("bob").access_token.value
+    assert second.get_session(token).user_id == "alice"  # cached there
+    wait_until(lambda: second.change_feed_state().live)
+    kid = kid_of(token)
+
+    first.retire_signing_key(kid)
+
+    wait_until(lambda: refused(second, token))
+    assert refused(second, other)  # every token of that key
+    signer = next(key.kid for key in first.signing_keys() if key.signing)
+    # Its next login follows the store's rules (the new key), without a clock change.
+    assert kid_of(second.create_new_session("carol").access_token.value) == signer
+    assert second.change_feed_state().live
+
+
+def test_a_rotation_elsewhere_signs_here_through_the_feed(
+    make_engine: Callable[..., Driven], fake_clock: FakeClock
+) -> None:
+    first, second = make_engine(), make_engine()
+    old_kid = kid_of(second.create_new_session("alice").access_token.value)
+    wait_until(lambda: second.change_feed_state().live)
+    fake_clock.advance(1)
+    new_kid = first.rotate_signing_key()
+    signed_there = first.create_new_session("bob").access_token.value
+    # The frozen clock never reaches the schedule's next check: only the feed tells it.
+    wait_until(lambda: kid_of(second.create_new_session("carol").access_token.value) != old_kid)
+    assert kid_of(second.create_new_session("dave").access_token.value) == new_kid
+    assert second.get_session(signed_there).user_id == "bob"
+
+
+def test_cli_rotate_and_retire_in_another_process_reach_a_running_engine(
+    make_engine: Callable[..., Driven], store_url: str, driver: str, fake_clock: FakeClock
+) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from support.processes import child_environment
+
+    if driver == "async":
+        pytest.skip("one driver is enough: the other process is the point")
+    engine = make_engine()
+    old = engine.create_new_session("alice").access_token.value
+    wait_until(lambda: engine.change_feed_state().live)
+    env = child_environment({"SESSIONWARD_ACCESS_TOKEN_ALGORITHM": "HS256"})
+
+    def cli(action: str, *kid: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "sessionward", "keys", action, "--store", store_url]
+            + (["--", *kid] if kid else []),
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    new_kid = cli("rotate").split()[-1]
+    # The other process signs from its own wall-clock second; this engine's clock catches up
+    # (the schedule's next check is still far: only the feed makes it reload).
+    fake_clock.now = max(fake_clock.now, float(int(time.time())) + 1)
+    # The engine's next signing choice follows the store's rules: the key that signs from now.
+    wait_until(lambda: kid_of(engine.create_new_session("bob").access_token.value) == new_kid)
+    assert engine.get_session(engine.create_new_session("carol").access_token.value).user_id == "carol"
+
+    assert engine.get_session(old).user_id == "alice"
+    cli("retire", kid_of(old))
+    wait_until(lambda: refused(engine, old))
+    assert kid_of(engine.create_new_session("dave").access_token.value) == new_kid

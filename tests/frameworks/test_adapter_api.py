@@ -41,6 +41,7 @@ ADAPTERS = ["sessionward.flask", "sessionward.fastapi", "sessionward.django"]
 PUBLIC_NAMES = {
     "sessionward": [
         "AsyncSessionWard",
+        "ChangeFeedState",
         "ClientInfo",
         "Config",
         "ConfigError",

@@ -233,9 +233,22 @@ class SessionCore:
                 _check_anti_csrf(entry[2], anti_csrf_token)
             if self.blacklisting:
                 return self._require_row(entry[0])
-            if self.feeding is not None:
-                return self._check_feed(access_token, entry[0], entry[3])
-            return entry[0]
+            feed = self.feeding
+            if feed is None:
+                return entry[0]
+            # The steady state inlined (feed live, nothing known about this session); any
+            # other case takes _check_feed.
+            listener = feed.listener
+            if (
+                listener is not None
+                and feed._was_live
+                and listener._connected._flag  # type: ignore[attr-defined]  # Event.is_set(), no call
+                and _monotonic() - listener._last_contact < feed.max_lag  # type: ignore[operator]
+            ):
+                handle = entry[0].handle
+                if handle not in feed.revoked and handle not in feed.payload_changed:
+                    return entry[0]
+            return self._check_feed(access_token, entry[0], entry[3])
         try:
             claims = self.access_codec.decode(access_token, now)
         except InvalidAccessToken as exc:

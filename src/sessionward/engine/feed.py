@@ -116,6 +116,11 @@ class FeedState:
             if isinstance(value, float) and value > self.max_lag / 2:
                 setattr(listener, attribute, self.max_lag / 2)
         self.listener = listener
+        try:
+            from ..metrics import observe_change_feed
+        except ImportError:  # no opentelemetry: no gauges
+            return
+        observe_change_feed(self)
 
     def restart_if_forked(self) -> None:
         """In a forked child, start the listener inherited (stopped) from the parent."""
