@@ -483,3 +483,35 @@ def test_cli_rotate_and_retire_in_another_process_reach_a_running_engine(
     cli("retire", kid_of(old))
     wait_until(lambda: refused(engine, old))
     assert kid_of(engine.create_new_session("dave").access_token.value) == new_kid
+
+
+def test_a_newer_sync_does_not_let_an_older_one_bring_a_dropped_key_back(tmp_path: Path) -> None:
+    """Two reloads overlap a removal (no tombstone: an operator's DELETE): the one that
+    started after it finishes first, the one that read before it finishes last."""
+    from sessionward import Config, SessionWard
+    from sessionward.engine.flow import perform
+
+    url = f"sqlite:///{tmp_path / 'overlap.db'}"
+    config = Config(store=url, access_token_algorithm="HS256", change_feed=False)
+    with SessionWard(config) as first, SessionWard(config) as second:
+        old = first.create_new_session("alice").access_token.value
+        first.rotate_signing_key()
+        token = first.create_new_session("bob").access_token.value
+        kid = kid_of(token)
+        assert second.get_session(token).user_id == "bob"
+        keys, core = second._core.keys, second._core
+        older = keys.sync(core.clock())
+        request = next(older)
+        stale = getattr(second.store, request.method)(*request.args)  # read before the removal
+        name = next(n for n, known in keys._kid_by_name.items() if known == kid)
+        first.store.delete_keys([name])
+        keys.on_store_key_change(change("key_removed", name))
+        perform(second.store, keys.sync(core.clock()))  # the newer reload completes first
+        result: Any = stale
+        with pytest.raises(StopIteration):
+            while True:
+                request = older.send(result)
+                result = getattr(second.store, request.method)(*request.args)
+        assert refused(Driven(second, None), token)
+        assert second.get_session(old).user_id == "alice"
+        assert kid_of(second.create_new_session("carol").access_token.value) != kid

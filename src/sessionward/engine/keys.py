@@ -21,7 +21,8 @@ verification keys) change in three ways:
 
 A sync that read the store before a removal was notified must not bring the removed key
 back: every drop gets a generation number, and a sync filters out the keys dropped after
-it started (keys dropped before it started are absent from what it read). Retired keys
+it started (keys dropped before it started are absent from what it read); drops are
+remembered for :data:`DROP_MEMORY` seconds. Retired keys
 (tombstoned, see :mod:`sessionward.engine.keyring`) are filtered by every sync, forever.
 """
 
@@ -49,6 +50,9 @@ from .types import KeyInfo
 __all__ = ["KEY_RELOAD_MIN_INTERVAL", "KeyManager"]
 
 KEY_RELOAD_MIN_INTERVAL = 5.0
+DROP_MEMORY = 600.0
+"""Seconds a dropped ``kid`` is remembered, to filter it out of syncs that read the store
+before the drop (far longer than any store read may take)."""
 MAX_KID_LENGTH = 256
 
 
@@ -82,7 +86,8 @@ class KeyManager:
         self.stale = False
         """The store's keys changed since the last sync (set by the change feed)."""
         self._kid_by_name: dict[str, str] = {}
-        self._dropped: dict[str, int] = {}  # kid -> generation of its drop
+        # kid -> (generation of its drop, time.monotonic() of it); kept DROP_MEMORY seconds
+        self._dropped: dict[str, tuple[int, float]] = {}
         self._generation = 0
         self._lock = threading.Lock()
         self._reload_guard = threading.Lock()
@@ -127,11 +132,10 @@ class KeyManager:
         """Make ``state`` (read at ``generation``) the keys in force, minus the keys dropped
         since that generation."""
         with self._lock:
-            late = {kid for kid, at in self._dropped.items() if at > generation}
+            late = {kid for kid, (at, _) in self._dropped.items() if at > generation}
             if late:
                 keys = tuple(key for key in state.verification_keys if key.kid not in late)
                 state = dataclasses.replace(state, verification_keys=keys)
-            self._dropped = {kid: at for kid, at in self._dropped.items() if at > generation}
             if self._generation == generation:
                 self.stale = False
             else:  # the store changed while we read it: the next signing syncs again
@@ -154,7 +158,10 @@ class KeyManager:
         store still holds it (and it is not retired)."""
         with self._lock:
             self._generation += 1
-            self._dropped[kid] = self._generation
+            now = time.monotonic()
+            if self._dropped:  # forget drops no sync under way can predate
+                self._dropped = {k: v for k, v in self._dropped.items() if now - v[1] < DROP_MEMORY}
+            self._dropped[kid] = (self._generation, now)
             self.stale = True
             state = self.state
             if state is None or not any(key.kid == kid for key in state.verification_keys):
