@@ -4,7 +4,8 @@ Runs, one after the other with the same interpreter (never in parallel: the mach
 cores), ``verify.py``, ``engine.py``, ``stores.py`` (needs PostgreSQL and Redis),
 ``http_servers.py``, ``http_ab.py`` and ``http_vs_bare.py`` (need ``wrk``), ``http_profile.py``
 (needs ``wrk`` and ``py-spy``), ``http_inprocess.py`` and ``peers.py`` (needs ``wrk`` and the
-``[bench]`` extra; writes docs/benchmarks-peers.svg), and prints their reports.
+``[bench]`` extra; writes docs/benchmarks-peers.svg) and ``revocation_drill.py`` (needs
+PostgreSQL and Redis), and prints their reports.
 ``--only verify,engine`` selects scripts; ``--rounds N`` is passed to each that has rounds.
 """
 
@@ -26,8 +27,9 @@ SCRIPTS = (
     "http_profile",
     "http_inprocess",
     "peers",
+    "revocation_drill",
 )
-WITHOUT_ROUNDS = frozenset({"http_profile"})
+WITHOUT_ROUNDS = frozenset({"http_profile", "revocation_drill"})
 
 
 def main() -> int:
