@@ -46,6 +46,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("sessionward.stores.changes")
+# The reconnection jitter's own generator: listener threads never touch the random
+# module's shared state (which other code, such as property-based tests, may own).
+_JITTER = random.Random()  # noqa: S311 - jitter, not secrets
 
 ChangeKind = Literal["revoked", "payload", "key_added", "key_updated", "key_removed"]
 CHANGE_KINDS: tuple[ChangeKind, ...] = ("revoked", "payload", "key_added", "key_updated", "key_removed")
@@ -305,7 +308,7 @@ class ChangeListener(ABC):
                 self._connected.clear()
                 logger.warning("change feed connection lost (%s: %s); reconnecting", type(exc).__name__, exc)
                 self._disconnect()
-                delay = backoff * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not secrets
+                delay = backoff * (0.5 + _JITTER.random() / 2)
                 backoff = min(self.max_backoff, backoff * 2)
                 if self._stop.wait(delay):
                     break
