@@ -13,7 +13,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.cookies import SimpleCookie
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import httpx
 from support.processes import TESTS, child_environment, config_environment, free_port
@@ -172,20 +173,27 @@ def _server_command(framework: str, port: int, entry_points: str) -> list[str]:
 
 @contextmanager
 def running_server(
-    framework: str, config: Config, entry_points: str = "frameworks.apps.serve"
+    framework: str, config: Config, entry_points: str = "frameworks.apps.serve", log: Path | None = None
 ) -> Iterator[str]:
     """Serve a test app on 127.0.0.1 in a child process (one of :data:`SERVERS`) until the
     block ends; yields its base URL. ``entry_points`` is the module (under ``tests/``)
     whose ``flask_app``, ``fastapi_app`` and ``django_app`` build the apps; the app must
-    answer ``GET /health`` with 200."""
+    answer ``GET /health`` with 200. ``log``: a file that receives the server's output
+    (otherwise a pipe that nobody reads while it runs: a server that logs a lot, such as
+    one answering 503 in a loop, would block on it)."""
     port = free_port()
     env = child_environment({**config_environment(config), "PYTHONUNBUFFERED": "1"})
-    process = subprocess.Popen(
-        _server_command(framework, port, entry_points),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    output: IO[bytes] | int = subprocess.PIPE if log is None else log.open("ab")
+    try:
+        process = subprocess.Popen(
+            _server_command(framework, port, entry_points),
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    finally:
+        if not isinstance(output, int):
+            output.close()  # the child has its own copy
     base = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=base, timeout=10) as probe:
@@ -197,8 +205,11 @@ def running_server(
                 except httpx.TransportError:
                     pass
                 if process.poll() is not None or time.monotonic() > deadline:
-                    output = process.stdout.read().decode(errors="replace") if process.stdout else ""
-                    raise RuntimeError(f"{framework} server did not start:\n{output[-3000:]}")
+                    if log is not None:
+                        said = log.read_text(errors="replace")
+                    else:
+                        said = process.stdout.read().decode(errors="replace") if process.stdout else ""
+                    raise RuntimeError(f"{framework} server did not start:\n{said[-3000:]}")
                 time.sleep(0.05)
         yield base
     finally:

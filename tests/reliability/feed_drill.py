@@ -63,6 +63,7 @@ ERROR_OF_MESSAGE = {
     "unauthorised": "UnauthorizedError",
     "try refresh token": "TryRefreshTokenError",
     "token theft detected": "TokenTheftDetectedError",
+    "session store unavailable": "StorageUnavailableError",
 }
 
 
@@ -74,14 +75,19 @@ def kid_of(token: str) -> str:
 
 class Verifier:
     """One verifier: :meth:`watch` starts checking a token in a loop; ``events`` receives
-    ``{"event": "ready" | "fail", "id": ..., "at": ..., "error": ...}``."""
+    ``{"event": "ready" | "fail", "id": ..., "at": ..., "error": ..., "last_ok": ...,
+    "tolerated": ...}``."""
 
     kind: str
 
     def __init__(self) -> None:
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
 
-    def watch(self, ident: int, token: str, ready: int = READY) -> None:
+    def watch(self, ident: int, token: str, ready: int = READY, tolerate: tuple[str, ...] = ()) -> None:
+        """Verify ``token`` in a loop until the first refusal other than the errors named in
+        ``tolerate`` (those are counted, ``tolerated``, and the loop goes on). The ``fail``
+        event carries ``last_ok``: when the last verification that passed began
+        (CLOCK_MONOTONIC seconds, ``None`` if none did)."""
         raise NotImplementedError
 
     def check(self, tokens: list[str]) -> list[list[Any]]:
@@ -120,7 +126,7 @@ class HttpVerifier(Verifier):
         super().__init__()
         self.kind = kind
         self.base_url = base_url
-        self._watch: tuple[int, str, int] | None = None
+        self._watch: tuple[int, str, int, tuple[str, ...]] | None = None
         self._wake = threading.Event()
         self._closed = False
         self.requests = 0
@@ -132,8 +138,8 @@ class HttpVerifier(Verifier):
     def _headers(token: str) -> dict[str, str]:
         return {"authorization": f"Bearer {token}", "st-auth-mode": "header"}
 
-    def watch(self, ident: int, token: str, ready: int = READY) -> None:
-        self._watch = (ident, token, ready)
+    def watch(self, ident: int, token: str, ready: int = READY, tolerate: tuple[str, ...] = ()) -> None:
+        self._watch = (ident, token, ready, tolerate)
         self._wake.set()
 
     def _run(self) -> None:
@@ -144,10 +150,12 @@ class HttpVerifier(Verifier):
                     self._wake.wait(0.5)
                     self._wake.clear()
                     continue
-                ident, token, ready = watch
+                ident, token, ready, tolerate = watch
                 headers = self._headers(token)
-                seen = 0
+                seen = tolerated = 0
+                last_ok: float | None = None
                 while not self._closed:
+                    began = time.monotonic()
                     try:
                         response = http.get("/protected", headers=headers)
                     except httpx.TransportError as exc:
@@ -159,10 +167,25 @@ class HttpVerifier(Verifier):
                     if response.status_code != 200:
                         at = time.monotonic()
                         error = _http_outcome(response)[1]
+                        if error in tolerate:
+                            tolerated += 1
+                            time.sleep(0.001)  # a store outage: leave the CPU to the others
+                            if self._watch is not watch:
+                                break
+                            continue
                         self.events.put(
-                            {"event": "fail", "id": ident, "at": at, "error": error, "verifies": seen + 1}
+                            {
+                                "event": "fail",
+                                "id": ident,
+                                "at": at,
+                                "error": error,
+                                "verifies": seen + 1,
+                                "last_ok": last_ok,
+                                "tolerated": tolerated,
+                            }
                         )
                         break
+                    last_ok = began
                     seen += 1
                     if seen == ready:
                         self.events.put({"event": "ready", "id": ident})
@@ -239,8 +262,8 @@ class EngineVerifier(Verifier):
             if reply.get("id") == -self._next:
                 return reply
 
-    def watch(self, ident: int, token: str, ready: int = READY) -> None:
-        self._send({"cmd": "watch", "id": ident, "token": token, "ready": ready})
+    def watch(self, ident: int, token: str, ready: int = READY, tolerate: tuple[str, ...] = ()) -> None:
+        self._send({"cmd": "watch", "id": ident, "token": token, "ready": ready, "tolerate": list(tolerate)})
 
     def check(self, tokens: list[str]) -> list[list[Any]]:
         return list(self._ask({"cmd": "check", "tokens": tokens})["results"])
@@ -277,15 +300,36 @@ class Outcome:
     error: dict[str, str | None] = field(default_factory=dict)
     call_ms: float = 0.0
     """How long the call itself took."""
+    accepted_ms: dict[str, float | None] = field(default_factory=dict)
+    """When the last verification that passed began, in ms from the call's return
+    (negative: before it; ``None``: none passed)."""
+    tolerated: dict[str, int] = field(default_factory=dict)
+    """How many tolerated refusals (see :attr:`Drill.tolerate`) the verifier answered."""
 
 
 class Drill:
-    """The four verifiers on one store and the engine of this process that makes the changes."""
+    """The four verifiers on one store and the engine of this process that makes the changes.
 
-    def __init__(self, url: str, logs: Path, options: dict[str, Any] | None = None) -> None:
+    ``verifier_url``: the store URL of the verifiers (default ``url``: another way to the
+    same store, such as a proxy). ``tolerate``: the refusals (error class names) that do not
+    end a verifier's loop (see :meth:`Verifier.watch`).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        logs: Path,
+        options: dict[str, Any] | None = None,
+        *,
+        verifier_url: str | None = None,
+        tolerate: tuple[str, ...] = (),
+    ) -> None:
         self.url = url
+        self.verifier_url = verifier_url or url
+        self.tolerate = tolerate
         self.options = {**OPTIONS, **(options or {})}
         self.config = Config(store=url, **self.options)
+        verifier_config = Config(store=self.verifier_url, **self.options)
         self.engine = SessionWard(self.config)
         self.engine.jwks()  # migrations and keys before the verifiers start
         self._stack = ExitStack()
@@ -297,10 +341,13 @@ class Drill:
         try:
             for kind in SERVERS:
                 with _environment(SESSIONWARD_TEST_DRILL_COUNTS=str(self.counts_dir)):
-                    server = running_server(kind, self.config, entry_points="reliability.drill_apps")
+                    server = running_server(
+                        kind, verifier_config, entry_points="reliability.drill_apps", log=logs / f"{kind}.log"
+                    )
                     base = self._stack.enter_context(server)
                 self.verifiers.append(HttpVerifier(kind, base))
-            self.verifiers.append(EngineVerifier(url, self.options, logs / "engine-verifier.log"))
+            log = logs / "engine-verifier.log"
+            self.verifiers.append(EngineVerifier(self.verifier_url, self.options, log))
         except BaseException:
             self.close()
             raise
@@ -364,13 +411,17 @@ class Drill:
                     raise AssertionError(f"{verifier.kind} refused a fresh token: {message}")
         return found
 
+    def create(self, user_id: str, payload: dict[str, Any] | None) -> SessionTokens:
+        """Create the session of :meth:`session` (a subclass may retry)."""
+        return self.engine.create_new_session(user_id, payload)
+
     def session(self, payload: dict[str, Any] | None = None) -> SessionTokens:
         """A new session, its access token verified by every verifier (each in its loop now)."""
         self._ident += 1
-        tokens = self.engine.create_new_session(f"drill-{self._ident}", payload)
+        tokens = self.create(f"drill-{self._ident}", payload)
         token = tokens.access_token.value
         for verifier in self.verifiers:
-            verifier.watch(self._ident, token)
+            verifier.watch(self._ident, token, tolerate=self.tolerate)
         ready = self._collect(self._ident, "ready", time.monotonic() + 30)
         missing = [verifier.kind for verifier in self.verifiers if verifier.kind not in ready]
         assert not missing, f"never verified the fresh token: {missing}"
@@ -393,6 +444,9 @@ class Drill:
             else:
                 outcome.latency_ms[verifier.kind] = (message["at"] - returned) * 1000
                 outcome.error[verifier.kind] = message["error"]
+                last_ok = message.get("last_ok")
+                outcome.accepted_ms[verifier.kind] = None if last_ok is None else (last_ok - returned) * 1000
+                outcome.tolerated[verifier.kind] = int(message.get("tolerated") or 0)
         return outcome
 
     def wait_live(self, timeout: float = 10.0, settle: float = 1.5) -> bool:

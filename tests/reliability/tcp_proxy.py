@@ -93,3 +93,66 @@ class CuttableProxy:
             for sock in (source, sink):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+
+
+class FaultyProxy(CuttableProxy):
+    """A :class:`CuttableProxy` with the faults of a network in between, for the change-feed
+    drills, while it keeps listening:
+
+    - :meth:`reset` resets every proxied connection (both ends, RST), as a restarted load
+      balancer or a NAT that lost its table does; new connections go through at once;
+    - :meth:`blackhole` makes the network quiet: nothing is forwarded any more, in either
+      direction, on open or new connections, and nothing is closed: the proxy's own TCP
+      stack acknowledges what it receives, so the peers see neither an error nor data (as
+      behind a stalled proxy, or a partition that TCP rides out) — until :meth:`heal`,
+      which forwards everything held meanwhile, late.
+    """
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self._flowing = threading.Event()
+        self._flowing.set()
+        self.resets = 0
+        """Connections reset so far (each proxied connection counts once)."""
+        super().__init__(target)
+
+    def reset(self) -> int:
+        """Reset every open proxied connection; how many (client sides) were reset."""
+        with self._lock:
+            open_sockets, self._sockets = self._sockets, set()
+        for sock in open_sockets:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        count = len(open_sockets) // 2
+        self.resets += count
+        return count
+
+    def blackhole(self) -> None:
+        """Stop forwarding (until :meth:`heal`), closing nothing."""
+        self._flowing.clear()
+
+    def heal(self) -> None:
+        """Forward again, the data held since :meth:`blackhole` first."""
+        self._flowing.set()
+
+    @property
+    def quiet(self) -> bool:
+        """Whether the network is blackholed now."""
+        return not self._flowing.is_set()
+
+    def close(self) -> None:
+        self.heal()
+        super().close()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                self._flowing.wait()
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)

@@ -103,6 +103,14 @@ class RedisServer:
             self.process.wait(timeout=10)
             self.process = None
 
+    def kill(self) -> None:
+        """SIGKILL, a crash: nothing is written on the way out (with ``persistent``, every
+        acknowledged write is in the append-only file already)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
 
 @contextmanager
 def private_redis_server(directory: Path, *, persistent: bool = False) -> Iterator[RedisServer]:
