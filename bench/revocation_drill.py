@@ -4,6 +4,7 @@ iterations, printing Markdown tables.
 
     .venv/bin/python bench/revocation_drill.py [--revocations 200] [--payload-updates 50]
         [--retirements 20] [--cut-revocations 100] [--stores sqlite,postgres,redis]
+        [--faults restart,proxy] [--restart-revocations 24] [--proxy-revocations 24]
 
 Per store (a private SQLite file, PostgreSQL schema or Redis prefix), four verifier
 processes each verify one session's access token in a tight loop: a Flask/gunicorn, a
@@ -21,6 +22,17 @@ refusal each verifier saw (CLOCK_MONOTONIC, shared by the processes):
 - ``revoke_session`` while the listeners' connections are cut every 0.25 s (PostgreSQL:
   ``pg_terminate_backend``; Redis: ``CLIENT KILL``; not applicable to SQLite).
 
+Then the faults of ``tests/reliability/feed_faults.py`` (``--faults``), each revocation at
+one phase of one fault:
+
+- ``restart``: the four verifiers on a private ``redis-server`` (append-only file, fsync on
+  every write) that is stopped (SIGTERM and SIGKILL in turn) and started again after 1 s,
+  once per revocation: just before the revocation, during it (the call fails and is made
+  again), just after, 1.5 s after;
+- ``proxy``: the verifiers reach PostgreSQL and Redis through a TCP proxy that resets every
+  connection or goes quiet for 2.5 s (forwards nothing, closes nothing), once per
+  revocation.
+
 Needs the PostgreSQL and Redis of the machine (see ``tests/support/backends.py``); a store
 that cannot be reached is left out. Everything runs on this machine's two cores together:
 the figures include the scheduling of ~8 busy processes.
@@ -29,6 +41,7 @@ the figures include the scheduling of ~8 busy processes.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -43,7 +56,9 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from _harness import machine_info  # noqa: E402
 from _harness import table as markdown_table  # noqa: E402
 from reliability.feed_drill import KINDS, Drill, Outcome, cutting, kid_of, table  # noqa: E402
+from reliability.feed_faults import FaultRun, fault_notes, fault_table, proxy_drill, restart_drill  # noqa: E402
 from support.backends import POSTGRES_URL, REDIS_URL, isolated_store_url  # noqa: E402
+from support.redis_server import REDIS_SERVER  # noqa: E402
 from support.services import reachable  # noqa: E402
 
 MIN_CUTS = 8
@@ -62,7 +77,10 @@ class Results:
         self.feed_after_cuts: dict[str, Any] = {}
         self.calls: dict[str, dict[str, dict[str, int]]] = {}
         self.verifications: dict[str, dict[str, int]] = {}
+        self.restarts: list[FaultRun] = []
+        self.proxy_cuts: list[FaultRun] = []
         self.problems: list[str] = []
+        self.fault_bound_ms = 5000.0
 
 
 def run_store(backend: str, args: argparse.Namespace, results: Results) -> None:
@@ -144,6 +162,51 @@ def run_store(backend: str, args: argparse.Namespace, results: Results) -> None:
             drill.close()
 
 
+def run_faults(args: argparse.Namespace, results: Results) -> None:
+    """The drills of ``--faults``."""
+    faults = {fault for fault in args.faults.split(",") if fault}
+    unknown = faults - {"restart", "proxy"}
+    if unknown:
+        raise SystemExit(f"unknown --faults: {sorted(unknown)} (known: restart, proxy)")
+    if "restart" in faults:
+        if not shutil.which(REDIS_SERVER):
+            results.problems.append(f"restart: no redis-server binary ({REDIS_SERVER}): left out")
+        else:
+            began = time.monotonic()
+            with tempfile.TemporaryDirectory() as tmp:
+                results.restarts.append(restart_drill(Path(tmp), args.restart_revocations))
+            print(f"redis restarts: {time.monotonic() - began:.0f} s", file=sys.stderr)
+    if "proxy" in faults:
+        for backend in args.stores.split(","):
+            if backend == "sqlite":
+                continue
+            if not reachable(POSTGRES_URL if backend == "postgres" else REDIS_URL):
+                continue  # reported already
+            began = time.monotonic()
+            with tempfile.TemporaryDirectory() as tmp, isolated_store_url(backend, Path(tmp)) as url:
+                results.proxy_cuts.append(proxy_drill(backend, url, Path(tmp), args.proxy_revocations))
+            print(f"{backend} proxy cuts: {time.monotonic() - began:.0f} s", file=sys.stderr)
+    for run in results.restarts + results.proxy_cuts:
+        missed = run.missed(args.fault_bound_ms)
+        if missed:
+            first = missed[:4]
+            results.problems.append(f"{run.store}: {len(missed)} missed under faults (first ones): {first}")
+        results.problems.extend(f"{run.store} after the faults: {problem}" for problem in run.problems)
+
+
+def report_faults(results: Results, bound_ms: float) -> None:
+    """The tables of the fault drills."""
+    for title, runs in (
+        ("revoke_session while Redis restarts (AOF, fsync always; SIGTERM and SIGKILL)", results.restarts),
+        ("revoke_session while the verifiers' proxy resets or goes quiet", results.proxy_cuts),
+    ):
+        if runs:
+            print(fault_table(title, runs, bound_ms))
+            print()
+            print("\n".join(fault_notes(runs)))
+            print()
+
+
 def report(results: Results, bound_ms: float) -> None:
     print(table("revoke_session", results.revoked, "UnauthorizedError", bound_ms))
     print()
@@ -181,6 +244,7 @@ def report(results: Results, bound_ms: float) -> None:
             )
         )
         print()
+    report_faults(results, results.fault_bound_ms)
     if results.problems:
         print("Problems:")
         for problem in results.problems:
@@ -197,12 +261,25 @@ def main() -> None:
     parser.add_argument("--cut-revocations", type=int, default=100)
     parser.add_argument("--stores", default="sqlite,postgres,redis")
     parser.add_argument("--bound-ms", type=float, default=1000.0, help="a later refusal counts as a failure")
+    parser.add_argument(
+        "--faults", default="restart,proxy", help="fault drills: restart (Redis), proxy (PostgreSQL, Redis)"
+    )
+    parser.add_argument("--restart-revocations", type=int, default=24, help="one Redis restart each")
+    parser.add_argument("--proxy-revocations", type=int, default=24, help="per store, one proxy fault each")
+    parser.add_argument(
+        "--fault-bound-ms",
+        type=float,
+        default=5000.0,
+        help="under faults, a later refusal counts as missed (the outage or quiet network lasts up to 2.5 s)",
+    )
     args = parser.parse_args()
     for line in machine_info():
         print(line)
     print(
         f"revocations {args.revocations}, payload updates {args.payload_updates}, "
-        f"retirements {args.retirements}, revocations under cuts {args.cut_revocations} per store"
+        f"retirements {args.retirements}, revocations under cuts {args.cut_revocations} per store; "
+        f"faults {args.faults or 'none'}: revocations under Redis restarts {args.restart_revocations}, "
+        f"under proxy faults {args.proxy_revocations} per store"
     )
     print()
     results = Results()
@@ -213,6 +290,8 @@ def main() -> None:
         began = time.monotonic()
         run_store(backend, args, results)
         print(f"{backend}: {time.monotonic() - began:.0f} s", file=sys.stderr)
+    results.fault_bound_ms = args.fault_bound_ms
+    run_faults(args, results)
     report(results, args.bound_ms)
 
 
