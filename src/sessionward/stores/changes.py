@@ -182,6 +182,8 @@ class ChangeListener(ABC):
         self.max_backoff = max_backoff
         self._since = since
         self._last_seq = 0 if since is None else since
+        # The last change delivered: a log that lost data may hold another change at its seq.
+        self._last_change: Change | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._connected = threading.Event()
@@ -290,6 +292,23 @@ class ChangeListener(ABC):
         if on_status is not None:
             on_status(False)
 
+    def _check_log(self) -> bool:
+        """Whether the log went back behind :attr:`last_seq` (a store that lost data hands
+        out the same ``seq`` values again); if so, call :meth:`_log_went_back`. Run on every
+        (re)connection before the catch-up. The default: logs never go back."""
+        return False
+
+    def _log_went_back(self, reason: str) -> None:
+        """The log lost changes this listener had delivered, and its ``seq`` values are (or
+        will be) given to new changes: deliver everything it holds again, from the start.
+        Consumers see some changes twice; none is skipped."""
+        logger.warning(
+            "change feed: the change log went back (%s); every change it holds is delivered again",
+            reason,
+        )
+        self._last_seq = 0
+        self._last_change = None
+
     # -- the loop ------------------------------------------------------------------------
 
     def _forked(self) -> None:
@@ -315,6 +334,8 @@ class ChangeListener(ABC):
                 if self._since is None:
                     self._last_seq = self._latest()
                     self._since = self._last_seq
+                else:
+                    self._check_log()
                 self._catch_up()
                 self._connected.set()
                 self._contact()
@@ -350,5 +371,6 @@ class ChangeListener(ABC):
                 except Exception:
                     logger.exception("a change feed callback raised; its batch is skipped")
                 self._last_seq = fresh[-1].seq
+                self._last_change = fresh[-1]
             if len(batch) < self.batch_size:
                 return

@@ -16,6 +16,18 @@ The stream is capped at about :data:`~.scripts.CHANGES_MAXLEN` entries; ``prune_
 removes older ones by time. ``seq`` values have no gaps here, so a listener that finds the
 first entry after its position further on than the next ``seq`` knows that entries were
 trimmed before it read them, and logs a warning.
+
+Redis may lose data: a restart without persistence (or a crash with snapshots only), a
+failover to a replica that lagged, a ``FLUSHALL``. The counter then starts again below the
+position the listeners had reached and hands out their ``seq`` values anew: reading only
+after its position, a listener would never see those changes. So the listener checks the
+log on every (re)connection and after every quiet ``XREAD``: the log went back when its last
+``seq`` (the counter, or the stream's last entry) is below the listener's position, or when
+the entry at that position is not the change the listener delivered. It then delivers
+everything the stream holds again, from the start (see ``ChangeListener._log_went_back``).
+A flush followed by more changes than the listener's position before its next check (half
+a second) shows neither sign on a connection that stayed up; a restart always drops the
+connection, and is checked before the listener reads again.
 """
 
 from __future__ import annotations
@@ -194,6 +206,26 @@ class RedisChangeListener(ChangeListener):
     def _latest(self) -> int:
         return int(self._live().get(self._counter) or 0)
 
+    def _check_log(self) -> bool:
+        position = self._last_seq
+        if position <= 0:
+            return False
+        pipeline = self._live().pipeline(transaction=False)
+        pipeline.get(self._counter)
+        pipeline.xrevrange(self._stream, "+", "-", count=1)
+        pipeline.xrange(self._stream, f"{position}-0", f"{position}-0")
+        counter, last_entries, at_position = pipeline.execute()
+        newest = max([int(counter or 0), *(change.seq for change in _decode_entries(last_entries))])
+        if newest < position:
+            self._log_went_back(f"its last seq is {newest}, this listener had reached {position}")
+            return True
+        delivered = self._last_change
+        found = _decode_entries(at_position)
+        if delivered is not None and delivered.seq == position and found and found[0] != delivered:
+            self._log_went_back(f"seq {position} holds another change than the one delivered")
+            return True
+        return False
+
     def _wait(self) -> bool:
         reply: Any = self._live().xread(
             {self._stream: f"{self._last_seq}-0"},
@@ -203,4 +235,7 @@ class RedisChangeListener(ChangeListener):
         self._contact()
         for _, entries in reply or ():
             self._read_ahead = _decode_entries(entries)
-        return bool(self._read_ahead)
+        if not self._read_ahead:
+            # A quiet moment: also when a FLUSHALL on this very connection reset the log.
+            return self._check_log()
+        return True
