@@ -305,6 +305,46 @@ def test_a_listener_delivers_new_changes_once_in_order(store: AnyStore) -> None:
         assert state.last_seq == changes[-1].seq and state.lag_ms is not None and state.lag_ms < 2000
 
 
+def test_a_healthy_listener_stays_fresh_quiet_or_busy(store: AnyStore) -> None:
+    """The age of what a listener knows (``lag_ms``, counted from when its last read was
+    asked) stays below the wake-up interval, on a quiet log and while changes come in: an
+    engine waking its listener twice per ``change_feed_max_lag`` never sees it go stale."""
+    interval = 0.5  # what an engine sets with the default change_feed_max_lag of 1 s
+    insert_live(store, *(f"h{i}" for i in range(20)))
+    collector = Collector()
+    with store.change_listener(collector) as listener:
+        for attribute in ("heartbeat", "poll_interval"):
+            if hasattr(listener, attribute):
+                setattr(listener, attribute, min(interval, getattr(listener, attribute)))
+        assert listener.wait_connected(5)
+        time.sleep(interval)  # a wake-up with the new interval
+
+        def oldest(seconds: float) -> float:
+            """The highest ``lag_ms`` sampled every 5 ms for ``seconds``."""
+            worst = 0.0
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                state = listener.state()
+                assert state.connected
+                worst = max(worst, state.lag_ms or 0.0)
+                time.sleep(0.005)
+            return worst
+
+        def revoke_some() -> None:
+            for i in range(20):
+                store.delete_sessions([f"h{i}"])
+                time.sleep(0.07 * (i % 4))
+
+        quiet = oldest(1.5)
+        writer = threading.Thread(target=revoke_some)
+        writer.start()
+        busy = oldest(1.5)
+        writer.join()
+        assert len(collector.wait_for(20)) == 20
+    print(f"\nlag_ms: quiet max {quiet:.0f}, busy max {busy:.0f}")
+    assert quiet < 1000 * 2 * interval and busy < 1000 * 2 * interval
+
+
 def test_a_listener_replays_from_a_given_seq(store: AnyStore) -> None:
     insert_live(store, "h1", "h2", "h3")
     for handle in ("h1", "h2", "h3"):

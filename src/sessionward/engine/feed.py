@@ -11,8 +11,9 @@ store's change log through the store's :class:`~sessionward.stores.changes.Chang
   the change, for as long.
 
 Verification trusts these only while the feed is *live*: the listener is connected, has
-caught up, and its last successful read or notification is younger than
-``change_feed_max_lag``. Otherwise the engine reads the session's row instead (fail safe).
+caught up, and what it knows of the log (its last successful read, counted from when it
+was asked) is younger than ``change_feed_max_lag``. Otherwise the engine reads the
+session's row instead (fail safe).
 
 The hot path decides with what it already holds: the listener marks every contact in the
 engine's clock (``fresh_from``, ``fresh_until = fresh_from + change_feed_max_lag``; both
@@ -227,9 +228,14 @@ class FeedState:
             return
         if not self._was_live and not self.live():
             return
-        now = self.clock()
-        self.fresh_from = now
-        self.fresh_until = now + self.max_lag
+        # From when the listener's last read was asked, not answered (an answer held up by
+        # a quiet network is no fresher than its question).
+        listener = self.listener
+        contact = None if listener is None else listener._last_contact
+        age = 0.0 if contact is None else max(0.0, time.monotonic() - contact)
+        since = self.clock() - age
+        self.fresh_from = since
+        self.fresh_until = since + self.max_lag
 
     # -- liveness ------------------------------------------------------------------------
 

@@ -135,8 +135,9 @@ class ChangeFeedState:
     ``enabled``: ``Config.change_feed`` is on and the store offers a feed. ``connected``:
     the listener's connection is up and has caught up. ``live``: verification trusts the
     feed now (connected, and heard from within ``change_feed_max_lag``); when false it reads
-    the store instead. ``last_seq``: the last change applied. ``lag_ms``: ms since the
-    listener's last successful read or notification (``None`` before the first).
+    the store instead. ``last_seq``: the last change applied. ``lag_ms``: the age of what the
+    listener knows of the log: ms since its last successful read was asked (``None``
+    before the first).
     ``disconnects``: connections lost or refused so far. ``revoked_tracked``: revoked
     sessions held in memory (each until its last access token has expired).
     """

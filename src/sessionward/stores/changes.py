@@ -77,9 +77,10 @@ ChangeCallback = Callable[[list[Change]], None]
 """Receives each batch of new changes, in ``seq`` order, on the listener's thread."""
 
 StatusCallback = Callable[[bool], None]
-"""Told, on the listener's thread, ``True`` after every successful read or notification
-while connected and caught up, and ``False`` when the connection is lost, the listener
-stops, or the process forks."""
+"""Told, on the listener's thread, ``True`` after every successful read while connected and
+caught up (what the listener knows then dates from when that read was asked: see
+``ListenerState.lag_ms``), and ``False`` when the connection is lost, the listener stops,
+or the process forks."""
 
 
 @runtime_checkable
@@ -120,11 +121,12 @@ class ListenerState:
     """A snapshot of a :class:`ChangeListener`.
 
     ``connected``: whether its connection is up (and its first catch-up read done).
-    ``last_seq``: the highest ``seq`` delivered (or the starting point). ``lag_ms``: ms since
-    the last successful read or notification (``None`` before the first one): while
-    connected it stays below the listener's heartbeat or poll interval. ``disconnects``: how
-    many times the connection was lost or could not be made. ``running``: whether the
-    thread runs in this process.
+    ``last_seq``: the highest ``seq`` delivered (or the starting point). ``lag_ms``: the age
+    of what the listener knows of the log, in ms since its last successful read was *asked*
+    (an answer held up on the way is no fresher than its question; ``None`` before the
+    first read): while connected it stays below the listener's heartbeat or poll interval.
+    ``disconnects``: how many times the connection was lost or could not be made.
+    ``running``: whether the thread runs in this process.
     """
 
     connected: bool
@@ -272,15 +274,27 @@ class ChangeListener(ABC):
     @abstractmethod
     def _wait(self) -> bool:
         """Block until changes may be there (``True``) or a heartbeat is due (``False``);
-        raise on a lost connection. Return early once :meth:`close` was called."""
+        raise on a lost connection. Return early once :meth:`close` was called. A wait
+        that tells the log had nothing new (an empty poll) may record it with
+        :meth:`_contact`; a notification must not (it may have been held up on the way:
+        the catch-up read that follows dates what the listener knows)."""
 
     @abstractmethod
     def _abandon(self) -> None:
         """In a forked child: drop the connection without closing it (see ``ABANDONED``)."""
 
-    def _contact(self) -> None:
-        """Record a successful read or notification (for ``lag_ms``)."""
-        self._last_contact = time.monotonic()
+    def _contact(self, asked: float) -> None:
+        """Record a successful read (for ``lag_ms`` and liveness) and tell
+        :attr:`on_status`: ``asked`` is the ``time.monotonic()`` the log is known as of —
+        when the read was *sent*, not when its answer came: an answer held up by a quiet
+        network tells nothing about the time since it was asked, and must not make the feed
+        look fresh."""
+        if self._last_contact is None or asked > self._last_contact:
+            self._last_contact = asked
+        self._report_contact()
+
+    def _report_contact(self) -> None:
+        """Tell :attr:`on_status` of the last contact, once connected and caught up."""
         on_status = self.on_status
         if on_status is not None and self._connected.is_set():
             on_status(True)
@@ -338,7 +352,7 @@ class ChangeListener(ABC):
                     self._check_log()
                 self._catch_up()
                 self._connected.set()
-                self._contact()
+                self._report_contact()
                 backoff = self.min_backoff
                 while not self._stop.is_set():
                     self._wait()
@@ -362,8 +376,9 @@ class ChangeListener(ABC):
     def _catch_up(self) -> None:
         """Deliver every change after :attr:`last_seq`, in batches."""
         while not self._stop.is_set():
+            asked = time.monotonic()
             batch = self._read(self._last_seq, self.batch_size)
-            self._contact()
+            self._contact(asked)
             fresh = [change for change in batch if change.seq > self._last_seq]
             if fresh:
                 try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -125,8 +126,9 @@ class SQLiteChangeListener(ChangeListener):
         while not self._stop.wait(self.poll_interval):
             if self._memory:
                 return True
+            asked = time.monotonic()
             version = int(self._live().execute("PRAGMA data_version").fetchone()[0])
-            self._contact()
+            self._contact(asked)
             if version != self._version:
                 self._version = version
                 return True

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
@@ -151,7 +152,6 @@ class RedisChangeListener(ChangeListener):
         self._counter = settings.prefix + "change_seq"
         self._client: redis.Redis | None = None
         self._client_id: int | None = None
-        self._read_ahead: list[Change] = []
 
     @property
     def client_id(self) -> int | None:
@@ -174,7 +174,6 @@ class RedisChangeListener(ChangeListener):
     def _disconnect(self) -> None:
         client, self._client = self._client, None
         self._client_id = None
-        self._read_ahead = []
         if client is not None:
             with contextlib.suppress(redis.RedisError, OSError):
                 client.close()
@@ -191,10 +190,7 @@ class RedisChangeListener(ChangeListener):
         return self._client
 
     def _read(self, seq: int, limit: int) -> list[Change]:
-        ahead, self._read_ahead = self._read_ahead, []
-        changes = [change for change in ahead if change.seq > seq]
-        if not changes:
-            changes = _decode_entries(self._live().xrange(self._stream, f"({seq}-0", "+", count=limit))
+        changes = _decode_entries(self._live().xrange(self._stream, f"({seq}-0", "+", count=limit))
         if changes and changes[0].seq > seq + 1 and seq > 0:
             logger.warning(
                 "change feed: %d changes after seq %d were trimmed before this listener read them",
@@ -227,15 +223,16 @@ class RedisChangeListener(ChangeListener):
         return False
 
     def _wait(self) -> bool:
-        reply: Any = self._live().xread(
-            {self._stream: f"{self._last_seq}-0"},
-            count=self.batch_size,
-            block=max(1, int(self.heartbeat * 1000)),
-        )
-        self._contact()
-        for _, entries in reply or ():
-            self._read_ahead = _decode_entries(entries)
-        if not self._read_ahead:
-            # A quiet moment: also when a FLUSHALL on this very connection reset the log.
-            return self._check_log()
-        return True
+        block = max(1, int(self.heartbeat * 1000))
+        asked = time.monotonic()
+        # A wake-up only: the catch-up reads the entries (XRANGE), and its answer dates
+        # from when it was asked, where an XREAD's entries would date from an unknown
+        # moment of its block.
+        reply: Any = self._live().xread({self._stream: f"{self._last_seq}-0"}, count=1, block=block)
+        if reply:
+            return True
+        # An empty answer: the stream had nothing new until the block ended, which is at
+        # least ``block`` after the question (an answer held up on the way is no fresher).
+        self._contact(min(time.monotonic(), asked + block / 1000))
+        # A quiet moment: also when a FLUSHALL on this very connection reset the log.
+        return self._check_log()
