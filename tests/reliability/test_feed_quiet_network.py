@@ -49,7 +49,7 @@ def test_an_answer_held_by_a_quiet_network_does_not_make_the_feed_look_live(stor
         while not verifier.change_feed_state().live:
             assert time.monotonic() < deadline, verifier.change_feed_state()
             time.sleep(0.02)
-        listener = verifier._core.feed.listener  # type: ignore[attr-defined]
+        listener = verifier._core.feed.listener
         assert listener is not None
         read = listener._read
         healed = threading.Event()
@@ -67,7 +67,7 @@ def test_an_answer_held_by_a_quiet_network_does_not_make_the_feed_look_live(stor
             result: list[Change] = read(seq, limit)
             return result
 
-        listener._read = checked_read
+        listener._read = checked_read  # type: ignore[method-assign]
         proxy.blackhole()
         time.sleep(0.3)
         changer.revoke_session(tokens.handle)
