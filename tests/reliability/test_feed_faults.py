@@ -72,5 +72,7 @@ def test_no_revocation_is_missed_while_the_proxy_cuts(
         run = proxy_drill(backend, url, tmp_path, PROXY_ROUNDS)
     show(capsys, "revoke_session while the verifiers' proxy resets or goes quiet", run)
     assert run.connections_reset >= 4 * 3, run.connections_reset  # four processes, three resets
-    assert (run.feed_after or {}).get("disconnects", 0) >= 3
+    # The listeners were cut (a reset that finds a listener still in its backoff after the
+    # previous one has nothing of it to cut: not every reset counts).
+    assert (run.feed_after or {}).get("disconnects", 0) >= 1
     assert_none_missed(run, PROXY_ROUNDS)
