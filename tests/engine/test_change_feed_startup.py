@@ -11,6 +11,8 @@ Run on SQLite, PostgreSQL and Redis; the engine-level tests with both drivers.
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 import threading
 import time
@@ -156,6 +158,45 @@ def test_changes_older_than_the_tokens_are_not_replayed(
     a.revoke_session(recent.handle)
     wait_until(lambda: b.change_feed_state().revoked_tracked == 1)
     assert set(b.core.feed.revoked) == {recent.handle}
+
+
+class InterleavingStore(FeedRecordingStore):
+    """Runs ``action`` once, just before the first ``last_change_seq`` (the start-up's)."""
+
+    def __init__(self, inner: Any, action: Callable[[], None]) -> None:
+        super().__init__(inner)
+        self.action: Callable[[], None] | None = action
+
+    def last_change_seq(self) -> Any:
+        action, self.action = self.action, None
+        if action is not None:
+            action()
+        return super().last_change_seq()
+
+
+def kid_of(token: str) -> str:
+    header = token.split(".", 1)[0]
+    return str(json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"])
+
+
+def test_a_key_retired_while_an_engine_starts_is_not_missed(store_url: str) -> None:
+    """A key change is either in the keys the starting engine loads or delivered by its
+    listener, whichever side of the start-up's read of the log's end it falls."""
+    config = Config(store=store_url, cookie_secure=False)
+    a = SessionWard(config)
+    token = a.create_new_session("alice").access_token.value
+    store = InterleavingStore(open_store(store_url), lambda: a.retire_signing_key(kid_of(token)))
+    b = SessionWard(config, store=store)
+    try:
+        with pytest.raises(TryRefreshTokenError):  # its first call: start-up, then this
+            b.get_session(token)
+        wait_until(lambda: b.change_feed_state().live)
+        with pytest.raises(TryRefreshTokenError):
+            b.get_session(token)
+    finally:
+        b.close()
+        a.close()
+        store.inner.close()
 
 
 class GatedListenerStore(FeedRecordingStore):

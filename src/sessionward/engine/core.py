@@ -103,10 +103,14 @@ class SessionCore:
             self.minter.codec = RefreshTokenCodec(b64url_decode(stored.value))
         except ValueError as exc:
             raise GeneralError(f"the stored {REFRESH_KEY_NAME} is corrupt") from exc
-        yield from self.keys.sync(self.clock())
         feed = self.feed
+        last = None
         if feed.enabled and feed.start_seq is None:
+            # Read before the keys: a key change up to ``last`` is in the keys loaded next,
+            # a later one is delivered by the listener.
             last = yield from call(ChangeFeed.last_change_seq)  # type: ignore[arg-type]
+        yield from self.keys.sync(self.clock())
+        if last is not None:
             # The changes that may still concern a valid access token are replayed: a
             # process started after a revocation must refuse the session as the others do.
             window = self.config.access_token_validity + self.leeway + REPLAY_MARGIN
