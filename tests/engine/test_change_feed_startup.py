@@ -4,7 +4,7 @@ session like every other process, because a starting engine replays the changes 
 last access-token lifetime (``replay_from``: a binary search, a handful of store reads
 however long the log); and no verification slips between the engine becoming ready and
 its feed being consulted (another thread verifying while the first one starts the
-listener reads the row).
+listener reads the row); and a key retired while an engine starts is not missed.
 
 Run on SQLite, PostgreSQL and Redis; the engine-level tests with both drivers.
 """
