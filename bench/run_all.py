@@ -2,7 +2,8 @@
 
 Runs, one after the other with the same interpreter (never in parallel: the machine has 2
 cores), ``verify.py``, ``engine.py``, ``stores.py`` (needs PostgreSQL and Redis),
-``http_servers.py``, ``http_ab.py`` and ``http_vs_bare.py`` (need ``wrk``), ``http_profile.py``
+``http_servers.py``, ``http_ab.py``, ``http_ab.py --feed`` (step ``http_ab_feed``) and
+``http_vs_bare.py`` (need ``wrk``), ``http_profile.py``
 (needs ``wrk`` and ``py-spy``), ``http_inprocess.py`` and ``peers.py`` (needs ``wrk`` and the
 ``[bench]`` extra; writes docs/benchmarks-peers.svg) and ``revocation_drill.py`` (needs
 PostgreSQL and Redis), and prints their reports.
@@ -23,6 +24,7 @@ SCRIPTS = (
     "stores",
     "http_servers",
     "http_ab",
+    "http_ab_feed",
     "http_vs_bare",
     "http_profile",
     "http_inprocess",
@@ -30,6 +32,8 @@ SCRIPTS = (
     "revocation_drill",
 )
 WITHOUT_ROUNDS = frozenset({"http_profile", "revocation_drill"})
+# Steps that run a script with arguments: step -> (script, arguments).
+VARIANTS = {"http_ab_feed": ("http_ab", ["--feed"])}
 
 
 def main() -> int:
@@ -42,10 +46,11 @@ def main() -> int:
     if unknown:
         parser.error(f"--only: unknown {', '.join(unknown)}; choose from {', '.join(SCRIPTS)}")
     for name in chosen:
-        command = [sys.executable, "-W", "error", str(HERE / f"{name}.py")]
+        script, extra = VARIANTS.get(name, (name, []))
+        command = [sys.executable, "-W", "error", str(HERE / f"{script}.py"), *extra]
         if args.rounds is not None and name not in WITHOUT_ROUNDS:
             command += ["--rounds", str(args.rounds)]
-        print(f"[run_all] {name}.py", file=sys.stderr, flush=True)
+        print(f"[run_all] {script}.py {' '.join(extra)}".rstrip(), file=sys.stderr, flush=True)
         result = subprocess.run(command, check=False)
         if result.returncode:
             return result.returncode

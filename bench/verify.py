@@ -13,7 +13,10 @@ verifies that same token string:
 - ``get_session miss, cache C``: an engine with cache size C verifying a pool of distinct
   tokens (distinct sessions) in a cycle longer than C, so every call misses and evicts;
   compared with ``floor (pool)``, the floor cycling the same pool;
-- ``PyJWT jwt.decode``: the peer reference, with a pre-loaded key object.
+- ``PyJWT jwt.decode``: the peer reference, with a pre-loaded key object;
+- ``... feed off``: the same engines with ``change_feed=False`` (the others follow the
+  SQLite store's change feed, live before the first round), for the feed's cost on the
+  hot path: cache hit, cache off, and misses cycling the pool.
 
 Then the pieces of the engine's path are timed one by one (the same way) for HS256 and
 RS256, to show where the time over the floor goes. Blacklisting and anti-CSRF are off.
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import dataclasses
 import hmac
 import itertools
 import json
@@ -127,14 +131,16 @@ class AlgSetup:
 def setup_alg(alg: str, directory: Path, pool_size: int) -> AlgSetup:
     url = f"sqlite:///{directory / (alg + '.db')}"
     base = Config(store=url, access_token_algorithm=alg)
-    engines = {
-        "hit": SessionWard(base),
-        "uncached": SessionWard(Config(store=url, access_token_algorithm=alg, verified_token_cache_size=0)),
-    }
-    for size in MISS_CACHE_SIZES:
-        engines[f"miss{size}"] = SessionWard(
-            Config(store=url, access_token_algorithm=alg, verified_token_cache_size=size)
+    engines = {}
+    for suffix, feed in (("", True), ("_off", False)):
+        engines["hit" + suffix] = SessionWard(dataclasses.replace(base, change_feed=feed))
+        engines["uncached" + suffix] = SessionWard(
+            dataclasses.replace(base, verified_token_cache_size=0, change_feed=feed)
         )
+        for size in MISS_CACHE_SIZES:
+            engines[f"miss{size}{suffix}"] = SessionWard(
+                dataclasses.replace(base, verified_token_cache_size=size, change_feed=feed)
+            )
     creator = engines["hit"]
     token = creator.create_new_session("user-000000", JWT_PAYLOAD).access_token.value
     print(f"  {alg}: minting a pool of {pool_size} tokens ...", file=sys.stderr, flush=True)
@@ -152,6 +158,14 @@ def setup_alg(alg: str, directory: Path, pool_size: int) -> AlgSetup:
     assert floor(token)["sub"] == "user-000000"
     for engine in engines.values():
         assert engine.get_session(token).user_id == "user-000000"
+    for name, engine in engines.items():
+        state = engine.change_feed_state()
+        deadline = time.monotonic() + 5
+        while state.enabled and not state.live and time.monotonic() < deadline:
+            time.sleep(0.01)
+            state = engine.change_feed_state()
+        if state.live != (not name.endswith("_off")):
+            raise SystemExit(f"{alg}/{name}: change feed live={state.live}, not as the case needs")
     assert pyjwt_decoder(alg, key)(token)["sub"] == "user-000000"
     assert floor(pool[-1])["sub"] == f"user-{pool_size:06d}"
     return AlgSetup(alg, token, pool, key, engines, floor)
@@ -194,7 +208,17 @@ CASES = [
     ("pyjwt", "PyJWT jwt.decode"),
     ("floor_pool", "floor (pool)"),
     *[(f"miss{size}", f"get_session miss, cache {size:,}") for size in MISS_CACHE_SIZES],
+    ("hit_off", "get_session (cache hit), feed off"),
+    ("uncached_off", "get_session (cache off), feed off"),
+    *[(f"miss{size}_off", f"get_session miss, cache {size:,}, feed off") for size in MISS_CACHE_SIZES],
 ]
+# Feed on / feed off pairs for the change-feed table.
+FEED_PAIRS = [
+    ("hit", "cache hit"),
+    ("uncached", "cache off"),
+    *[(f"miss{size}", f"miss, cache {size:,}") for size in MISS_CACHE_SIZES],
+]
+TARGET_FEED = 1.05
 
 
 def verify_cases(setup: AlgSetup) -> list[tuple[str, Callable[[int], float]]]:
@@ -206,8 +230,11 @@ def verify_cases(setup: AlgSetup) -> list[tuple[str, Callable[[int], float]]]:
         "pyjwt": single(pyjwt_decoder(setup.alg, setup.key), setup.token),
         "floor_pool": pooled(setup.floor, setup.pool),
     }
-    for size in MISS_CACHE_SIZES:
-        funcs[f"miss{size}"] = pooled(e[f"miss{size}"].get_session, setup.pool)
+    for suffix in ("", "_off"):
+        for size in MISS_CACHE_SIZES:
+            funcs[f"miss{size}{suffix}"] = pooled(e[f"miss{size}{suffix}"].get_session, setup.pool)
+    funcs["hit_off"] = single(e["hit_off"].get_session, setup.token)
+    funcs["uncached_off"] = single(e["uncached_off"].get_session, setup.token)
     return [(f"{setup.alg}/{name}", funcs[name]) for name, _ in CASES]
 
 
@@ -392,6 +419,31 @@ def report_verify(setups: list[AlgSetup], results: dict[str, list[float]]) -> No
             rows,
         )
     )
+    print()
+    report_feed(setups, results)
+
+
+def report_feed(setups: list[AlgSetup], results: dict[str, list[float]]) -> None:
+    """Feed on against feed off: the median of the per-round ratios (both ran in each round)."""
+    print("## The change feed on the hot path: feed on / feed off (median of per-round ratios)\n")
+    rows = []
+    for s in setups:
+        for name, label in FEED_PAIRS:
+            on, off = results[f"{s.alg}/{name}"], results[f"{s.alg}/{name}_off"]
+            ratios = [a / b for a, b in zip(on, off, strict=True)]
+            ratio = median(ratios)
+            rows.append(
+                [
+                    s.alg,
+                    label,
+                    f"{median(on):.2f}",
+                    f"{median(off):.2f}",
+                    f"{ratio:.3f}x",
+                    f"{min(ratios):.2f}-{max(ratios):.2f}",
+                    "met" if ratio <= TARGET_FEED else "MISSED",
+                ]
+            )
+    print(table(["alg", "case", "on µs", "off µs", f"on/off (≤ {TARGET_FEED}x)", "min-max", ""], rows))
     print()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from sessionward import (
     TryRefreshTokenError,
     UnauthorizedError,
 )
+from sessionward.stores.changes import Change
 from sessionward.stores.urls import open_async_store, open_store
 
 DEADLINE = 5.0
@@ -238,7 +240,7 @@ def test_while_not_live_verification_reads_the_store_and_misses_nothing(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="sessionward.engine")
-    a = make_engine()
+    a = make_engine(change_feed=False)  # only b's feed logs
     b, store = recorded()
     keep = a.create_new_session("alice")
     gone = a.create_new_session("bob")
@@ -247,6 +249,7 @@ def test_while_not_live_verification_reads_the_store_and_misses_nothing(
     wait_live(b)
     feed = b.core.feed
     feed.max_lag = 0.0  # the listener's last contact is now always too old: not live
+    feed.fresh_until = -math.inf  # and the window it opened at its last contact is closed
     try:
         assert not b.change_feed_state().live
         assert [r.levelname for r in caplog.records if "change feed not live" in r.message] == ["WARNING"]
@@ -324,6 +327,126 @@ def test_a_killed_listener_connection_falls_back_then_resumes(
     with pytest.raises(UnauthorizedError):
         b.get_session(victim.access_token.value)
     assert sum(store.calls.values()) == 0
+
+
+# -- the cached path: freshness window and eviction ----------------------------------------------
+
+
+def test_the_freshness_window_follows_the_listener(
+    make_engine: Callable[..., Driven], fake_clock: FakeClock, backend: str, store_url: str
+) -> None:
+    engine = make_engine()
+    engine.create_new_session("alice")
+    wait_live(engine)
+    feed = engine.core.feed
+    wait_until(lambda: feed.fresh_from <= fake_clock() < feed.fresh_until)
+    assert feed.fresh_until - feed.fresh_from == pytest.approx(feed.max_lag)
+    if backend != "sqlite":
+        kill_listener_connection(feed.listener, store_url, backend)
+        # Closed as soon as the listener sees the loss, whatever the clock says.
+        wait_until(lambda: feed.fresh_until == -math.inf or engine.change_feed_state().disconnects >= 1)
+        wait_until(lambda: feed.fresh_from <= fake_clock() < feed.fresh_until)  # reconnected
+    engine.close()
+    assert feed.fresh_until == -math.inf
+
+
+def test_a_flagged_session_leaves_the_cache(
+    make_engine: Callable[..., Driven], recorded: Callable[..., tuple[Driven, RecordingStore]]
+) -> None:
+    a = make_engine()
+    b, store = recorded()
+    gone = a.create_new_session("alice")
+    changed = a.create_new_session("bob", {"plan": "free"})
+    kept = a.create_new_session("carol")
+    for session in (gone, changed, kept):
+        b.get_session(session.access_token.value)
+    wait_live(b)
+    entries = b.core.cache.entries
+    assert {gone.access_token.value, changed.access_token.value} <= set(entries)
+    a.revoke_session(gone.handle)
+    a.update_jwt_payload(changed.handle, {"plan": "pro"})
+    wait_until(lambda: changed.handle in b.core.feed.payload_changed)
+    entries = b.core.cache.entries
+    assert gone.access_token.value not in entries
+    assert changed.access_token.value not in entries
+    assert kept.access_token.value in entries
+    store.calls.clear()
+    with pytest.raises(UnauthorizedError):
+        b.get_session(gone.access_token.value)
+    assert b.get_session(kept.access_token.value).handle == kept.handle
+    assert sum(store.calls.values()) == 0
+
+
+def test_a_token_cached_after_its_sessions_flag_is_refused_and_not_kept(
+    make_engine: Callable[..., Driven], fake_clock: FakeClock
+) -> None:
+    # The order the cached path relies on: a verification caches first and checks the
+    # flags second; the feed flags first and evicts second. Here the flag (and its
+    # eviction) comes before the token is ever cached.
+    a, b = make_engine(), make_engine()
+    victim = a.create_new_session("alice")
+    b.create_new_session("warm-up")
+    wait_live(b)
+    feed = b.core.feed
+    feed.on_changes([Change(10**12, "revoked", victim.handle, int(fake_clock() * 1000))])
+    for _ in range(3):  # never served from the cache: it was refused before
+        with pytest.raises(UnauthorizedError):
+            b.get_session(victim.access_token.value)
+        assert victim.access_token.value not in b.core.cache.entries
+
+
+def test_a_token_issued_after_a_payload_change_stays_cached(
+    make_engine: Callable[..., Driven],
+    recorded: Callable[..., tuple[Driven, RecordingStore]],
+    fake_clock: FakeClock,
+) -> None:
+    a = make_engine()
+    b, store = recorded()
+    fake_clock.advance(-30)
+    session = a.create_new_session("alice", {"plan": "free"})
+    fake_clock.advance(30)
+    b.get_session(session.access_token.value)
+    wait_live(b)
+    a.update_jwt_payload(session.handle, {"plan": "pro"})
+    wait_until(lambda: session.handle in b.core.feed.payload_changed)
+    fake_clock.advance(10)  # the new token is issued well after the change: no row to read
+    fresh = a.refresh_session(session.refresh_token.value)
+    token = a.get_session(fresh.access_token.value).new_access_token
+    assert token is not None
+    wait_until(lambda: b.core.feed.fresh_from <= fake_clock() < b.core.feed.fresh_until)
+    store.calls.clear()
+    for _ in range(3):
+        assert b.get_session(token.value).jwt_payload == {"plan": "pro"}
+    assert token.value in b.core.cache.entries
+    assert sum(store.calls.values()) == 0
+
+
+def test_a_clock_set_back_falls_back_to_the_monotonic_check(
+    make_engine: Callable[..., Driven],
+    recorded: Callable[..., tuple[Driven, RecordingStore]],
+    fake_clock: FakeClock,
+) -> None:
+    a = make_engine()
+    b, store = recorded()
+    victim = a.create_new_session("alice")
+    kept = a.create_new_session("bob")
+    b.get_session(victim.access_token.value)
+    b.get_session(kept.access_token.value)
+    wait_live(b)
+    fake_clock.advance(10)
+    feed = b.core.feed
+    wait_until(lambda: feed.fresh_from <= fake_clock() < feed.fresh_until)
+    a.revoke_session(victim.handle)
+    wait_until(lambda: victim.handle in feed.revoked)
+    # Back before the window the listener opened (the tokens are still not from the
+    # future): the window alone is not trusted.
+    fake_clock.advance(-5)
+    assert not feed.fresh_from <= fake_clock() < feed.fresh_until
+    store.calls.clear()
+    with pytest.raises(UnauthorizedError):
+        b.get_session(victim.access_token.value)
+    assert b.get_session(kept.access_token.value).handle == kept.handle
+    assert sum(store.calls.values()) == 0  # live by the monotonic clock: no row read
 
 
 # -- off, closing, processes ---------------------------------------------------------------------

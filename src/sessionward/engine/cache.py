@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Collection
 
 from .types import VerifiedSession
 
@@ -49,3 +50,19 @@ class VerifiedTokenCache:
     def clear(self) -> None:
         """Forget every entry (a new dict: readers holding the old one are unaffected)."""
         self.entries = OrderedDict()
+
+    def evict_sessions(self, handles: Collection[str]) -> int:
+        """Forget every entry of the sessions ``handles`` (another thread may verify
+        meanwhile); return how many were dropped."""
+        entries = self.entries
+        while True:
+            try:
+                # list() copies in one step: no other thread runs while the C loop does.
+                snapshot = list(entries.items())
+                break
+            except RuntimeError:  # changed by another thread during the copy: copy again
+                continue
+        doomed = [token for token, entry in snapshot if entry[0].handle in handles]
+        for token in doomed:
+            entries.pop(token, None)
+        return len(doomed)

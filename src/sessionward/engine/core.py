@@ -21,7 +21,6 @@ import os
 import secrets
 import time
 from collections.abc import Callable
-from time import monotonic as _monotonic
 from typing import Any
 
 from ..config import Config, resolve_subscribers
@@ -54,6 +53,8 @@ from .validation import check_client, check_json_object, check_lifetime, check_u
 __all__ = ["SessionCore"]
 
 REFRESH_KEY_NAME = "refresh_token_key"
+PAYLOAD_CHANGED = "the session's JWT payload has changed: refresh"
+REVOKED_OR_EXPIRED = "the session has been revoked or has expired"
 
 
 class SessionCore:
@@ -78,7 +79,7 @@ class SessionCore:
         self.anti_csrf = config.enable_anti_csrf
         self.blacklisting = config.access_token_blacklisting
         self.leeway = config.clock_skew_leeway
-        self.feed = FeedState(config, clock, self.keys)
+        self.feed = FeedState(config, clock, self.keys, self.cache)
         #: The feed verification consults: ``None`` while it is off (``change_feed=False``,
         #: a store without a feed) or before start-up; from start-up on, verification
         #: reads the row whenever its listener is not live (not started yet included).
@@ -120,6 +121,8 @@ class SessionCore:
             # Before ``ready``: a verification on another thread must not find the engine
             # ready and the feed not consulted yet (it reads the row until the listener is live).
             self.feeding = feed
+            # Tokens cached before the feed was consulted were never checked against it.
+            self.cache.clear()
         self.ready = True
 
     def start_feed(self) -> None:
@@ -249,19 +252,11 @@ class SessionCore:
             feed = self.feeding
             if feed is None:
                 return entry[0]
-            # The steady state inlined (feed live, nothing known about this session); any
-            # other case takes _check_feed.
-            listener = feed.listener
-            if (
-                listener is not None
-                and feed._was_live
-                and listener._connected._flag  # type: ignore[attr-defined]  # Event.is_set(), no call
-                and _monotonic() - listener._last_contact < feed.max_lag  # type: ignore[operator]
-            ):
-                handle = entry[0].handle
-                if handle not in feed.revoked and handle not in feed.payload_changed:
-                    return entry[0]
-            return self._check_feed(access_token, entry[0], entry[3])
+            # A cached token while the feed is fresh by the clock read above: the feed
+            # evicts the entries of every session it flags, so there is nothing to look up.
+            if feed.fresh_from <= now < feed.fresh_until:
+                return entry[0]
+            return self._check_feed(access_token, entry[0], entry[3], now)
         try:
             claims = self.access_codec.decode(access_token, now)
         except InvalidAccessToken as exc:
@@ -294,42 +289,47 @@ class SessionCore:
         if self.blacklisting:
             return self._require_row(session)
         if self.feeding is not None:
-            return self._check_feed(access_token, session, issued_at_ms)
+            return self._check_feed(access_token, session, issued_at_ms, now)
         return session
 
     def _check_feed(
-        self, access_token: str, session: VerifiedSession, issued_at_ms: int
+        self, access_token: str, session: VerifiedSession, issued_at_ms: int, now: float
     ) -> VerifiedSession | Flow[VerifiedSession]:
-        """The change feed's checks of a verified token: revoked session →
-        ``UnauthorizedError``; JWT payload changed after the token was issued →
-        ``TryRefreshTokenError``. While the feed is not live, the row tells instead."""
+        """The change feed's checks of a verified token (already in the cache): revoked
+        session → ``UnauthorizedError``; JWT payload changed after the token was issued →
+        ``TryRefreshTokenError``. While the feed is not live, the row tells instead.
+
+        A refused token leaves the cache. Together with the feed's eviction of flagged
+        sessions (flag first, then evict) this keeps the invariant the cached path relies
+        on: every entry was checked against every flag set before it was cached, or was
+        cached before the eviction that followed the flag."""
         feed = self.feeding
         assert feed is not None
-        # FeedState.live() inlined for the steady state (live, and live last time too);
-        # anything else takes the method, which also logs the transitions.
-        listener = feed.listener
-        contact = None if listener is None else listener._last_contact
-        if (
-            contact is None
-            or not feed._was_live
-            or not listener._connected._flag  # type: ignore[union-attr]  # Event.is_set() without the call
-            or _monotonic() - contact >= feed.max_lag
-        ) and not feed.live():
+        # Fresh by the engine's clock: live. Otherwise FeedState.live() decides on the
+        # monotonic clock (and logs the transitions).
+        if not feed.fresh_from <= now < feed.fresh_until and not feed.live():
             feed.restart_if_forked()
-            return self._require_current_row(session)
+            return self._require_current_row(access_token, session)
         handle = session.handle
+        if handle not in feed.flagged:
+            return session
         if handle in feed.revoked:
-            raise UnauthorizedError("the session has been revoked")
+            raise self._refuse(access_token, UnauthorizedError("the session has been revoked"))
         change = feed.payload_changed.get(handle)
         if change is None or change.at_ms <= issued_at_ms:
             return session
         if change.at_ms > issued_at_ms + self.payload_margin_ms or change.verdicts.get(access_token) is False:
-            raise TryRefreshTokenError("the session's JWT payload has changed: refresh")
+            raise self._refuse(access_token, TryRefreshTokenError(PAYLOAD_CHANGED))
         if change.verdicts.get(access_token):
             return session
         return self._confirm_payload(access_token, session, change)
 
-    def _require_current_row(self, session: VerifiedSession) -> Flow[VerifiedSession]:
+    def _refuse(self, access_token: str, error: Exception) -> Exception:
+        """Drop a refused token from the cache; return ``error`` for the caller to raise."""
+        self.cache.entries.pop(access_token, None)
+        return error
+
+    def _require_current_row(self, access_token: str, session: VerifiedSession) -> Flow[VerifiedSession]:
         """The row check of a verification while the change feed is not live: the session
         must exist and be alive, and the token must carry its current JWT payload. The
         keys are re-read too, at most once per ``change_feed_max_lag`` (a key retired
@@ -339,9 +339,9 @@ class SessionCore:
             yield from recheck(self.feed.max_lag)
         row = yield from read_row(session.handle)
         if row is None or not row_alive(row, int(self.clock() * 1000), self.config):
-            raise UnauthorizedError("the session has been revoked or has expired")
+            raise self._refuse(access_token, UnauthorizedError(REVOKED_OR_EXPIRED))
         if row.jwt_user_payload != session.jwt_payload:
-            raise TryRefreshTokenError("the session's JWT payload has changed: refresh")
+            raise self._refuse(access_token, TryRefreshTokenError(PAYLOAD_CHANGED))
         return session
 
     def _confirm_payload(
@@ -351,11 +351,11 @@ class SessionCore:
         it carries the new payload (the verdict is remembered for this token)."""
         row = yield from read_row(session.handle)
         if row is None or not row_alive(row, int(self.clock() * 1000), self.config):
-            raise UnauthorizedError("the session has been revoked or has expired")
+            raise self._refuse(access_token, UnauthorizedError(REVOKED_OR_EXPIRED))
         current = row.jwt_user_payload == session.jwt_payload
         change.verdicts[access_token] = current
         if not current:
-            raise TryRefreshTokenError("the session's JWT payload has changed: refresh")
+            raise self._refuse(access_token, TryRefreshTokenError(PAYLOAD_CHANGED))
         return session
 
     def verify_again(

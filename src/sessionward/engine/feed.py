@@ -4,15 +4,22 @@
 store's change log through the store's :class:`~sessionward.stores.changes.ChangeListener`
 (a daemon thread) and keeps:
 
-- ``revoked``: session handles revoked since start-up, each until every access token of
-  that session that could still exist has expired (now + ``access_token_validity`` +
-  ``clock_skew_leeway``);
+- ``revoked``: session handles revoked since start-up (or shortly before it: see below),
+  each until every access token of that session that could still exist has expired (now +
+  ``access_token_validity`` + ``clock_skew_leeway``);
 - ``payload_changed``: session handles whose JWT payload changed, with the store's time of
   the change, for as long.
 
 Verification trusts these only while the feed is *live*: the listener is connected, has
 caught up, and its last successful read or notification is younger than
 ``change_feed_max_lag``. Otherwise the engine reads the session's row instead (fail safe).
+
+The hot path decides with what it already holds: the listener marks every contact in the
+engine's clock (``fresh_from``, ``fresh_until = fresh_from + change_feed_max_lag``; both
+reset when the connection is lost), so a cached token's verification compares the time
+it has read anyway, and ``flagged`` holds every handle of ``revoked`` and
+``payload_changed`` (one lookup). A clock that went back before the last contact fails
+the comparison, and :meth:`FeedState.live` (on the monotonic clock) decides instead.
 
 The listener starts when the engine has started up, from the ``seq`` :func:`replay_from`
 finds then: the changes of the last ``access_token_validity`` + ``clock_skew_leeway`` (and
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Config
 from ..stores.changes import AsyncChangeFeed, Change, ChangeFeed, ChangeListener
+from .cache import VerifiedTokenCache
 from .flow import Flow, call
 from .types import ChangeFeedState
 
@@ -111,18 +120,28 @@ def feed_source(store: object) -> Any | None:
 class FeedState:
     """The engine's view of the change feed (see the module docstring).
 
-    Readers (verification) never lock: they look up ``revoked`` and ``payload_changed``,
-    which are only mutated under ``_lock`` and replaced wholesale when pruned.
+    Readers (verification) never lock: they look up ``flagged``, ``revoked`` and
+    ``payload_changed``, which are only mutated under ``_lock`` and replaced wholesale when
+    pruned.
     """
 
-    def __init__(self, config: Config, clock: Callable[[], float], keys: KeyManager) -> None:
+    def __init__(
+        self, config: Config, clock: Callable[[], float], keys: KeyManager, cache: VerifiedTokenCache
+    ) -> None:
         self.enabled = config.change_feed
         self.max_lag = config.change_feed_max_lag
         self.retention = config.access_token_validity + config.clock_skew_leeway
         self.clock = clock
         self.keys = keys
+        self.cache = cache
         self.revoked: dict[str, float] = {}
         self.payload_changed: dict[str, PayloadChange] = {}
+        #: Every handle of ``revoked`` and ``payload_changed``, until its latest drop time.
+        self.flagged: dict[str, float] = {}
+        #: The engine-clock window in which the feed counts as live without a closer look:
+        #: from the listener's last contact to ``change_feed_max_lag`` after it.
+        self.fresh_from = math.inf
+        self.fresh_until = -math.inf
         self.listener: ChangeListener | None = None
         #: Where the listener starts (found at start-up, see :func:`replay_from`).
         self.start_seq: int | None = None
@@ -130,6 +149,7 @@ class FeedState:
         self.replay_until = 0
         self.closed = False
         self._lock = threading.Lock()
+        self._transition_lock = threading.Lock()
         self._next_prune = 0.0
         self._was_live = False
         self._ever_live = False
@@ -150,6 +170,7 @@ class FeedState:
         if source is None or self.closed or self.listener is not None or self.start_seq is None:
             return
         listener: ChangeListener = source.change_listener(self.on_changes, self.start_seq)
+        listener.on_status = self.on_status
         # Wake at least twice per max_lag: a quiet feed must not look stale.
         for attribute in ("heartbeat", "poll_interval"):
             value = getattr(listener, attribute, None)
@@ -172,6 +193,7 @@ class FeedState:
     def close(self) -> None:
         """Stop the listener (idempotent); verification falls back to the store afterwards."""
         self.closed = True
+        self.fresh_until = -math.inf
         listener, self.listener = self.listener, None
         if listener is not None:
             listener.close()
@@ -187,16 +209,24 @@ class FeedState:
         with self._lock:
             revoked = self.revoked
             payload_changed = self.payload_changed
+            flagged = self.flagged
+            newly_flagged: set[str] = set()
             for change in batch:
                 kind = change.kind
                 if kind == "revoked":
-                    revoked[change.subject] = drop_at
+                    revoked[change.subject] = flagged[change.subject] = drop_at
+                    newly_flagged.add(change.subject)
                 elif kind == "payload":
                     payload_changed[change.subject] = PayloadChange(change.at, drop_at)
+                    flagged[change.subject] = drop_at
+                    newly_flagged.add(change.subject)
                 elif kind.startswith("key_") and change.seq > self.replay_until:
                     key_changes.append(change)
             if now >= self._next_prune:
                 self._prune(now)
+        # After flagging: a token cached from now on is checked against the flags first.
+        if newly_flagged:
+            self.cache.evict_sessions(newly_flagged)
         if key_changes:
             hook = getattr(self.keys, "on_store_key_change", None)
             if hook is not None:
@@ -210,7 +240,8 @@ class FeedState:
         drop_at = self.clock() + self.retention
         with self._lock:
             for handle in handles:
-                self.revoked[handle] = drop_at
+                self.revoked[handle] = self.flagged[handle] = drop_at
+        self.cache.evict_sessions(set(handles))
 
     def _prune(self, now: float) -> None:
         self._next_prune = now + PRUNE_INTERVAL
@@ -220,6 +251,25 @@ class FeedState:
             self.payload_changed = {
                 handle: entry for handle, entry in self.payload_changed.items() if entry.drop_at > now
             }
+        if self.flagged:
+            self.flagged = {handle: at for handle, at in self.flagged.items() if at > now}
+
+    def on_status(self, ok: bool) -> None:
+        """The listener's contact (``True``) or loss (``False``), on its thread: move the
+        freshness window (see the module docstring)."""
+        if not ok:
+            self.fresh_until = -math.inf
+            listener = self.listener
+            # Not in a forked child (an at-fork hook: no logging there); its first
+            # verification notices instead.
+            if self._was_live and not self.closed and listener is not None and listener.running:
+                self._transition(False)
+            return
+        if not self._was_live and not self.live():
+            return
+        now = self.clock()
+        self.fresh_from = now
+        self.fresh_until = now + self.max_lag
 
     # -- liveness ------------------------------------------------------------------------
 
@@ -241,7 +291,11 @@ class FeedState:
         return live
 
     def _transition(self, live: bool) -> None:
-        self._was_live = live
+        # The listener's thread and verifications may both notice: log each change once.
+        with self._transition_lock:
+            if live is self._was_live:
+                return
+            self._was_live = live
         if live:
             logger.info("change feed live: verification trusts it (no store reads)")
             # Key changes missed while away (a log pruned meanwhile): the keys are re-read.

@@ -43,6 +43,7 @@ __all__ = [
     "ChangeKind",
     "ChangeListener",
     "ListenerState",
+    "StatusCallback",
 ]
 
 logger = logging.getLogger("sessionward.stores.changes")
@@ -74,6 +75,11 @@ class Change:
 
 ChangeCallback = Callable[[list[Change]], None]
 """Receives each batch of new changes, in ``seq`` order, on the listener's thread."""
+
+StatusCallback = Callable[[bool], None]
+"""Told, on the listener's thread, ``True`` after every successful read or notification
+while connected and caught up, and ``False`` when the connection is lost, the listener
+stops, or the process forks."""
 
 
 @runtime_checkable
@@ -154,6 +160,10 @@ class ChangeListener(ABC):
 
     A callback that raises is logged and its batch counts as delivered: one bad consumer
     must not stall the feed. Use as a context manager or call :meth:`close`.
+
+    :attr:`on_status` (a :data:`StatusCallback`, default ``None``) lets a consumer keep its
+    own freshness mark, so that it never has to read the listener's clock: it must be quick
+    and must not raise.
     """
 
     batch_size = 1000
@@ -181,6 +191,7 @@ class ChangeListener(ABC):
         self._name = name
         self._thread: threading.Thread | None = None
         self._closed = False
+        self.on_status: StatusCallback | None = None
 
     # -- public --------------------------------------------------------------------------
 
@@ -268,6 +279,16 @@ class ChangeListener(ABC):
     def _contact(self) -> None:
         """Record a successful read or notification (for ``lag_ms``)."""
         self._last_contact = time.monotonic()
+        on_status = self.on_status
+        if on_status is not None and self._connected.is_set():
+            on_status(True)
+
+    def _lost(self) -> None:
+        """The connection is down (or the listener stops): tell :attr:`on_status`."""
+        self._connected.clear()
+        on_status = self.on_status
+        if on_status is not None:
+            on_status(False)
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -282,6 +303,7 @@ class ChangeListener(ABC):
         self._thread = None
         self._pid = os.getpid()
         self._last_contact = None
+        self._lost()
 
     def _main(self) -> None:
         backoff = self.min_backoff
@@ -295,6 +317,7 @@ class ChangeListener(ABC):
                     self._since = self._last_seq
                 self._catch_up()
                 self._connected.set()
+                self._contact()
                 backoff = self.min_backoff
                 while not self._stop.is_set():
                     self._wait()
@@ -305,14 +328,14 @@ class ChangeListener(ABC):
                 if self._stop.is_set():
                     break
                 self._disconnects += 1
-                self._connected.clear()
+                self._lost()
                 logger.warning("change feed connection lost (%s: %s); reconnecting", type(exc).__name__, exc)
                 self._disconnect()
                 delay = backoff * (0.5 + _JITTER.random() / 2)
                 backoff = min(self.max_backoff, backoff * 2)
                 if self._stop.wait(delay):
                     break
-        self._connected.clear()
+        self._lost()
         self._disconnect()
 
     def _catch_up(self) -> None:
