@@ -41,7 +41,7 @@ from ..tokens.refresh import MASTER_SECRET_BYTES, RefreshTokenCodec
 from .budget import PayloadBudget
 from .cache import VerifiedTokenCache
 from .decisions import SKEW_ALLOWANCE, row_alive
-from .feed import FeedState, PayloadChange
+from .feed import REPLAY_MARGIN, FeedState, PayloadChange, replay_from
 from .flow import Flow, call
 from .keys import KeyManager
 from .minting import TokenMinter
@@ -81,7 +81,8 @@ class SessionCore:
         self.leeway = config.clock_skew_leeway
         self.feed = FeedState(config, clock, self.keys, self.cache)
         #: The feed verification consults: ``None`` while it is off (``change_feed=False``,
-        #: a store without a feed) or not started yet.
+        #: a store without a feed) or before start-up; from start-up on, verification
+        #: reads the row whenever its listener is not live (not started yet included).
         self.feeding: FeedState | None = None
         # A payload change more than this many ms after a token's iat (whole seconds)
         # certainly postdates the token; closer, the row tells (clocks differ).
@@ -103,10 +104,25 @@ class SessionCore:
             self.minter.codec = RefreshTokenCodec(b64url_decode(stored.value))
         except ValueError as exc:
             raise GeneralError(f"the stored {REFRESH_KEY_NAME} is corrupt") from exc
+        feed = self.feed
+        last = None
+        if feed.enabled and feed.start_seq is None:
+            # Read before the keys: a key change up to ``last`` is in the keys loaded next,
+            # a later one is delivered by the listener.
+            last = yield from call(ChangeFeed.last_change_seq)  # type: ignore[arg-type]
         yield from self.keys.sync(self.clock())
-        if self.feed.enabled and self.feed.start_seq is None:
-            # Where the listener starts: no history is replayed at boot.
-            self.feed.start_seq = yield from call(ChangeFeed.last_change_seq)  # type: ignore[arg-type]
+        if last is not None:
+            # The changes that may still concern a valid access token are replayed: a
+            # process started after a revocation must refuse the session as the others do.
+            window = self.config.access_token_validity + self.leeway + REPLAY_MARGIN
+            feed.start_seq = yield from replay_from(last, int((self.clock() - window) * 1000))
+            feed.replay_until = last
+        if feed.enabled:
+            # Before ``ready``: a verification on another thread must not find the engine
+            # ready and the feed not consulted yet (it reads the row until the listener is live).
+            self.feeding = feed
+            # Tokens cached before the feed was consulted were never checked against it.
+            self.cache.clear()
         self.ready = True
 
     def start_feed(self) -> None:
@@ -114,14 +130,11 @@ class SessionCore:
         and wait up to ``change_feed_max_lag`` for it to connect (blocking: an async
         driver calls this in a worker thread). Until it is live, verification reads the
         store."""
-        feed = self.feed
-        if feed.enabled and feed.start_seq is not None and self.feeding is None:
+        feed = self.feeding
+        if feed is not None and feed.listener is None:
             feed.start()
             listener = feed.listener
             if listener is not None:
-                self.feeding = feed
-                # Tokens cached before the feed was consulted were never checked against it.
-                self.cache.clear()
                 listener.wait_connected(feed.max_lag)
 
     def close_feed(self) -> None:

@@ -4,9 +4,9 @@
 store's change log through the store's :class:`~sessionward.stores.changes.ChangeListener`
 (a daemon thread) and keeps:
 
-- ``revoked``: session handles revoked since start-up, each until every access token of
-  that session that could still exist has expired (now + ``access_token_validity`` +
-  ``clock_skew_leeway``);
+- ``revoked``: session handles revoked since start-up (or shortly before it: see below),
+  each until every access token of that session that could still exist has expired (now +
+  ``access_token_validity`` + ``clock_skew_leeway``);
 - ``payload_changed``: session handles whose JWT payload changed, with the store's time of
   the change, for as long.
 
@@ -22,10 +22,14 @@ it has read anyway, and ``flagged`` holds every handle of ``revoked`` and
 ``payload_changed`` (one lookup). A clock that went back before the last contact fails
 the comparison, and :meth:`FeedState.live` (on the monotonic clock) decides instead.
 
-The listener starts when the engine has started up (from the ``seq`` read then, so no
-history is replayed), is restarted in a forked child on its first verification there, and
-stops in ``close()`` / ``aclose()``. Key changes are handed to the key manager's
-``on_store_key_change`` when it has one.
+The listener starts when the engine has started up, from the ``seq`` :func:`replay_from`
+finds then: the changes of the last ``access_token_validity`` + ``clock_skew_leeway`` (and
+:data:`REPLAY_MARGIN`) are replayed, so an engine started after a revocation — a worker
+process started or respawned later than the others — refuses the revoked session as they
+do. It is restarted in a forked child on its first verification there, and stops in
+``close()`` / ``aclose()``. Key changes are handed to the key manager's
+``on_store_key_change`` when it has one (not the replayed ones: the keys loaded at start-up
+already reflect them).
 """
 
 from __future__ import annotations
@@ -41,17 +45,21 @@ from typing import TYPE_CHECKING, Any
 from ..config import Config
 from ..stores.changes import AsyncChangeFeed, Change, ChangeFeed, ChangeListener
 from .cache import VerifiedTokenCache
+from .flow import Flow, call
 from .types import ChangeFeedState
 
 if TYPE_CHECKING:
     from .keys import KeyManager
 
-__all__ = ["FeedState", "PayloadChange", "feed_source"]
+__all__ = ["REPLAY_MARGIN", "FeedState", "PayloadChange", "feed_source", "replay_from"]
 
 logger = logging.getLogger("sessionward.engine")
 
 #: Seconds between two prunings of the tracked handles (at most; done on the listener's thread).
 PRUNE_INTERVAL = 5.0
+#: Seconds replayed at start-up beyond the access tokens' lifetime: the store stamps each
+#: change with its own clock, the engine judges with its own.
+REPLAY_MARGIN = 60.0
 
 
 class PayloadChange:
@@ -66,6 +74,36 @@ class PayloadChange:
         self.at_ms = at_ms
         self.drop_at = drop_at
         self.verdicts: dict[str, bool] = {}
+
+
+def replay_from(last: int, cutoff_ms: int) -> Flow[int]:
+    """The ``seq`` a starting engine follows the feed from, given the log's last ``seq``:
+    that of the newest change written before ``cutoff_ms`` (store clock, ms), so that every
+    later change is replayed (0: the whole log is recent; ``last``: none is).
+
+    A binary search over ``changes_since(seq, 1)``, each an indexed read of one change:
+    about 2 + log2(length of the log) store calls, however long the log has grown
+    unpruned. ``seq`` values may be skipped; ``at`` grows with ``seq`` (the log's writers
+    are serialised), up to clock adjustments, which :data:`REPLAY_MARGIN` absorbs.
+    """
+    if last <= 0:
+        return 0
+    newest = yield from call(ChangeFeed.changes_since, last - 1, 1)  # type: ignore[arg-type]
+    if not newest or newest[0].at < cutoff_ms:
+        return last
+    oldest = yield from call(ChangeFeed.changes_since, 0, 1)  # type: ignore[arg-type]
+    if not oldest or oldest[0].at >= cutoff_ms:
+        return 0
+    # The change at ``low`` is old; every change after ``high`` is recent.
+    low, high = oldest[0].seq, last - 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        found = yield from call(ChangeFeed.changes_since, middle - 1, 1)  # type: ignore[arg-type]
+        if found and found[0].seq <= high and found[0].at < cutoff_ms:
+            low = found[0].seq
+        else:  # none between middle and high, or the first one is recent
+            high = middle - 1
+    return low
 
 
 def feed_source(store: object) -> Any | None:
@@ -106,8 +144,10 @@ class FeedState:
         self.fresh_from = math.inf
         self.fresh_until = -math.inf
         self.listener: ChangeListener | None = None
-        #: The ``seq`` read at start-up, where the listener starts.
+        #: Where the listener starts (found at start-up, see :func:`replay_from`).
         self.start_seq: int | None = None
+        #: The log's last ``seq`` at start-up: changes up to it are replayed ones.
+        self.replay_until = 0
         self.closed = False
         self._lock = threading.Lock()
         self._transition_lock = threading.Lock()
@@ -181,7 +221,7 @@ class FeedState:
                     payload_changed[change.subject] = PayloadChange(change.at, drop_at)
                     flagged[change.subject] = drop_at
                     newly_flagged.add(change.subject)
-                elif kind.startswith("key_"):
+                elif kind.startswith("key_") and change.seq > self.replay_until:
                     key_changes.append(change)
             if now >= self._next_prune:
                 self._prune(now)
