@@ -288,9 +288,10 @@ class SessionCore:
             )
         if self.blacklisting:
             return self._require_row(session)
-        if self.feeding is not None:
-            return self._check_feed(access_token, session, issued_at_ms, now)
-        return session
+        feed = self.feeding
+        if feed is None or (feed.fresh_from <= now < feed.fresh_until and session.handle not in feed.flagged):
+            return session
+        return self._check_feed(access_token, session, issued_at_ms, now)
 
     def _check_feed(
         self, access_token: str, session: VerifiedSession, issued_at_ms: int, now: float
