@@ -3,6 +3,9 @@
 ``make_engine(**config_options)`` builds an engine (sync, or async behind plain calls) on
 the test's own store namespace, with a fake clock starting at the current second
 (``fake_clock`` fixture; Redis keys expire in real time, so the clock only moves forward).
+``recorded(**config_options)`` does the same on a store object of its own wrapped in a
+:class:`~support.stores.RecordingStore` (``wrapper=``: a subclass of it), and returns the
+engine and that store, which counts the calls made through it.
 Isolation and skipping rules: see ``tests/support/backends.py``.
 """
 
@@ -17,8 +20,10 @@ import pytest
 from support.backends import BACKENDS, DRIVERS, isolated_store_url
 from support.clock import FakeClock
 from support.engines import Driven
+from support.stores import RecordingStore
 
 from sessionward import AsyncSessionWard, Config, SessionWard
+from sessionward.stores.urls import open_async_store, open_store
 
 BASE_OPTIONS: dict[str, Any] = {
     "access_token_algorithm": "HS256",
@@ -80,3 +85,30 @@ def make_engine(
     yield make
     for driven in reversed(made):
         driven.close()
+
+
+@pytest.fixture
+def recorded(
+    store_url: str, runner: asyncio.Runner | None, fake_clock: FakeClock
+) -> Iterator[Callable[..., tuple[Driven, RecordingStore]]]:
+    made: list[tuple[Driven, RecordingStore]] = []
+
+    def make(wrapper: type[RecordingStore] = RecordingStore, **options: Any) -> tuple[Driven, RecordingStore]:
+        config = Config(store=store_url, **{**BASE_OPTIONS, **options})
+        engine: SessionWard | AsyncSessionWard
+        if runner is None:
+            store = wrapper(open_store(store_url))
+            engine = SessionWard(config, store=store, clock=fake_clock)
+        else:
+            store = wrapper(open_async_store(store_url))
+            engine = AsyncSessionWard(config, store=store, clock=fake_clock)
+        driven = Driven(engine, runner)
+        made.append((driven, store))
+        return driven, store
+
+    yield make
+    for driven, store in reversed(made):
+        driven.close()
+        closing = store.inner.close()
+        if runner is not None:
+            runner.run(closing)

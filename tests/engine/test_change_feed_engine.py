@@ -9,7 +9,6 @@ delays are printed (``pytest -s``).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import os
@@ -18,7 +17,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -26,9 +25,9 @@ from support.clock import FakeClock
 from support.engines import Driven
 from support.processes import child_environment
 from support.stores import RecordingStore
+from support.waiting import DEADLINE, wait_until
 
 from sessionward import (
-    AsyncSessionWard,
     ChangeFeedState,
     Config,
     SessionWard,
@@ -37,20 +36,8 @@ from sessionward import (
     UnauthorizedError,
 )
 from sessionward.stores.changes import Change
-from sessionward.stores.urls import open_async_store, open_store
 
-DEADLINE = 5.0
 GRACE_PERIOD = 10  # refresh_token_reuse_grace_period of the engine fixtures
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = DEADLINE) -> float:
-    """Poll ``condition`` until true; return the seconds it took (fails after ``timeout``)."""
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout:
-            pytest.fail(f"not within {timeout} s")
-        time.sleep(0.002)
-    return time.monotonic() - start
 
 
 def wait_live(engine: Driven) -> None:
@@ -70,43 +57,6 @@ def refused(engine: Driven, token: str, error: type[Exception] = UnauthorizedErr
 
 def listener_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("sessionward-changes")]
-
-
-@pytest.fixture
-def recorded(
-    store_url: str, runner: asyncio.Runner | None, fake_clock: FakeClock
-) -> Iterator[Callable[..., tuple[Driven, RecordingStore]]]:
-    """Engines on a :class:`RecordingStore` of their own (counting store calls)."""
-    made: list[tuple[Driven, Any]] = []
-
-    def make(**options: Any) -> tuple[Driven, RecordingStore]:
-        config = Config(
-            store=store_url,
-            **{
-                "access_token_algorithm": "HS256",
-                "access_token_validity": 60,
-                "refresh_token_validity": 300,
-                "cookie_secure": False,
-                **options,
-            },
-        )
-        engine: SessionWard | AsyncSessionWard
-        if runner is None:
-            store = RecordingStore(open_store(store_url))
-            engine = SessionWard(config, store=store, clock=fake_clock)
-        else:
-            store = RecordingStore(open_async_store(store_url))
-            engine = AsyncSessionWard(config, store=store, clock=fake_clock)
-        driven = Driven(engine, runner)
-        made.append((driven, store))
-        return driven, store
-
-    yield make
-    for driven, store in reversed(made):
-        driven.close()
-        closing = store.inner.close()
-        if runner is not None:
-            runner.run(closing)
 
 
 # -- revocations reach the other engine ----------------------------------------------------------

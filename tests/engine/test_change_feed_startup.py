@@ -11,9 +11,10 @@ Run on SQLite, PostgreSQL and Redis; the engine-level tests with both drivers.
 
 from __future__ import annotations
 
-import base64
 import json
 import math
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -22,23 +23,16 @@ from typing import Any
 import pytest
 from support.clock import FakeClock
 from support.engines import Driven
+from support.processes import child_environment
 from support.stores import RecordingStore
+from support.tokens import kid_of
+from support.waiting import DEADLINE, wait_until
 
 from sessionward import Config, SessionWard, TryRefreshTokenError, UnauthorizedError
 from sessionward.engine.feed import REPLAY_MARGIN, replay_from
 from sessionward.engine.flow import perform
 from sessionward.stores.changes import Change
 from sessionward.stores.urls import open_store
-
-DEADLINE = 5.0
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout} s")
-        time.sleep(0.005)
 
 
 class FeedRecordingStore(RecordingStore):
@@ -174,11 +168,6 @@ class InterleavingStore(FeedRecordingStore):
         return super().last_change_seq()
 
 
-def kid_of(token: str) -> str:
-    header = token.split(".", 1)[0]
-    return str(json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"])
-
-
 def test_a_key_retired_while_an_engine_starts_is_not_missed(store_url: str) -> None:
     """A key change is either in the keys the starting engine loads or delivered by its
     listener, whichever side of the start-up's read of the log's end it falls."""
@@ -241,3 +230,82 @@ def test_a_verification_while_the_listener_is_being_started_reads_the_row(store_
         b.close()
         a.close()
         store.inner.close()
+
+
+def test_a_payload_changed_before_start_up_makes_older_tokens_refresh_without_store_reads(
+    make_engine: Callable[..., Driven],
+    recorded: Callable[..., tuple[Driven, RecordingStore]],
+    fake_clock: FakeClock,
+) -> None:
+    a = make_engine()
+    fake_clock.advance(-30)  # issued well before the change (and still valid)
+    session = a.create_new_session("alice", {"plan": "free"})
+    fake_clock.advance(30)
+    a.update_jwt_payload(session.handle, {"plan": "pro"})
+    b, store = recorded()  # a process started after the change
+    b.create_new_session("warm-up")
+    wait_until(lambda: b.change_feed_state().live)
+    store.calls.clear()
+    for _ in range(3):
+        with pytest.raises(TryRefreshTokenError):
+            b.get_session(session.access_token.value)
+    assert sum(store.calls.values()) == 0
+    assert b.refresh_session(session.refresh_token.value).jwt_payload == {"plan": "pro"}
+
+
+def test_key_changes_before_start_up_are_not_replayed(
+    make_engine: Callable[..., Driven], recorded: Callable[..., tuple[Driven, RecordingStore]]
+) -> None:
+    a = make_engine()
+    token = a.create_new_session("alice").access_token.value
+    a.rotate_signing_key()
+    a.retire_signing_key(kid_of(token))
+    b, store = recorded()
+    with pytest.raises(TryRefreshTokenError):  # signed by the retired key
+        b.get_session(token)
+    wait_until(lambda: b.change_feed_state().live)
+    assert not b.core.keys.stale  # the keys read at start-up are current: no reload due
+    store.calls.clear()
+    b.create_new_session("carol")
+    assert dict(store.calls) == {"insert_session": 1}
+
+
+CHILD = """
+import json, sys, time
+from sessionward import Config, SessionWard
+config = Config.from_env()
+with SessionWard(config, store=config.store) as engine:
+    engine.jwks()  # start-up
+    deadline = time.monotonic() + 10
+    while not engine.change_feed_state().live and time.monotonic() < deadline:
+        time.sleep(0.01)
+    outcomes = [engine.change_feed_state().live]
+    for token in sys.argv[1:]:
+        try:
+            outcomes.append(engine.get_session(token).handle)
+        except Exception as exc:
+            outcomes.append(type(exc).__name__)
+    print(json.dumps(outcomes), flush=True)
+"""
+
+
+def test_a_process_started_after_a_revocation_refuses_the_session(
+    make_engine: Callable[..., Driven], store_url: str, driver: str
+) -> None:
+    if driver == "async":
+        pytest.skip("one driver is enough: the new process is the point")
+    a = make_engine()
+    gone = a.create_new_session("alice")
+    kept = a.create_new_session("bob")
+    a.revoke_session(gone.handle)
+    env = child_environment({"SESSIONWARD_STORE": store_url, "SESSIONWARD_ACCESS_TOKEN_ALGORITHM": "HS256"})
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, gone.access_token.value, kept.access_token.value],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [True, "UnauthorizedError", kept.handle]

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from support.clock import FakeClock
 from support.engines import Driven
+from support.waiting import wait_until
 
 from sessionward import GeneralError, TryRefreshTokenError
 from sessionward.engine.keyring import KEYS_ROOT, RETIRED_KEY_PREFIX
@@ -393,20 +394,6 @@ def test_a_retirement_is_on_the_change_feed(make_engine: Callable[..., Driven]) 
 
 
 # -- end to end, through the change feed -------------------------------------------------
-
-FEED_DEADLINE = 5.0
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = FEED_DEADLINE) -> float:
-    """Poll ``condition`` until true; return the seconds it took (fails after ``timeout``)."""
-    import time
-
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout:
-            pytest.fail(f"not within {timeout} s")
-        time.sleep(0.005)
-    return time.monotonic() - start
 
 
 def test_a_retirement_reaches_other_engines_through_the_feed(make_engine: Callable[..., Driven]) -> None:

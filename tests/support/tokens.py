@@ -18,3 +18,10 @@ def claims(token: str) -> dict[str, Any]:
     segment = token.split(".")[1]
     decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
     return decoded
+
+
+def kid_of(token: str) -> str:
+    """The ``kid`` of an access token's (unverified) header."""
+    segment = token.split(".")[0]
+    header: dict[str, Any] = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    return str(header["kid"])
