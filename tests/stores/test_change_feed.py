@@ -405,6 +405,96 @@ def test_memory_sqlite_listener_reads_through_the_store() -> None:
         store.close()
 
 
+# -- failures no reconnection mends ----------------------------------------------------------------
+
+
+def wait_stopped(listener: ChangeListener, timeout: float = 5.0) -> str:
+    """Wait until ``listener`` has stopped for good; return the cause it reports."""
+    deadline = time.monotonic() + timeout
+    while listener.state().running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    state = listener.state()
+    assert not state.running and not state.connected, state
+    assert state.stopped is not None
+    return state.stopped
+
+
+def feed_records(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    return [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "sessionward.stores.changes"]
+
+
+def test_a_listener_stops_for_good_when_its_store_is_closed(
+    store: AnyStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    with store.change_listener(Collector()) as listener:
+        assert listener.wait_connected(5)
+        store.close()
+        assert wait_stopped(listener) == "the store was closed by its owner"
+        time.sleep(0.3)  # no reconnection attempt follows
+        assert feed_records(caplog) == [
+            ("ERROR", "change feed stopped for good: the store was closed by its owner")
+        ]
+        assert listener.state().disconnects == 0
+
+
+def test_a_memory_sqlite_listener_stops_when_its_store_is_closed(caplog: pytest.LogCaptureFixture) -> None:
+    store = SQLiteStore("sqlite:///:memory:")
+    store.migrate()
+    with store.change_listener(Collector()) as listener:
+        assert listener.wait_connected(5)
+        store.close()
+        assert wait_stopped(listener) == "the store was closed by its owner"
+        assert [level for level, _ in feed_records(caplog)] == ["ERROR"]
+
+
+def test_a_listener_stops_for_good_when_the_schema_is_dropped(
+    store: AnyStore, url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    if isinstance(store, RedisStore):
+        pytest.skip("Redis has no schema")
+    with store.change_listener(Collector()) as listener:
+        assert listener.wait_connected(5)
+        if isinstance(store, SQLiteStore):
+            raw = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+            raw.execute("DROP TABLE change_log")
+            raw.close()
+            expected = "the change_log table is missing"
+        else:
+            schema = store.settings.conninfo.rsplit("search_path%3D", 1)[1]
+            with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+                admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+            expected = "schema"
+        cause = wait_stopped(listener)
+        assert expected in cause
+        time.sleep(0.3)
+        records = feed_records(caplog)
+        assert [level for level, _ in records] == ["ERROR"] and cause in records[0][1], records
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_an_sqlite_listener_stops_when_its_file_is_deleted_or_replaced(
+    how: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "sessions.db"
+    store = SQLiteStore(f"sqlite:///{path}")
+    store.migrate()
+    try:
+        with store.change_listener(Collector()) as listener:
+            assert listener.wait_connected(5)
+            if how == "deleted":
+                path.unlink()
+            else:
+                other = SQLiteStore(f"sqlite:///{tmp_path / 'other.db'}")
+                other.migrate()
+                other.close()
+                (tmp_path / "other.db").replace(path)
+            assert wait_stopped(listener) == f"the database file {path} was {how}"
+            assert [level for level, _ in feed_records(caplog)] == ["ERROR"]
+        assert how == "replaced" or not path.exists()  # the listener never creates the file
+    finally:
+        store.close()
+
+
 _REVOKER = textwrap.dedent(
     """
     import sys, time

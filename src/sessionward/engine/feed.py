@@ -311,6 +311,11 @@ class FeedState:
             self._ever_live = True
         elif not self.closed:
             state = self.listener.state() if self.listener is not None else None
+            if state is not None and state.stopped is not None:
+                logger.warning(
+                    "change feed not live (stopped: %s): verification reads the store", state.stopped
+                )
+                return
             logger.warning(
                 "change feed not live (connected=%s, lag_ms=%s): verification reads the store",
                 None if state is None else state.connected,
@@ -340,4 +345,5 @@ class FeedState:
             lag_ms=snapshot.lag_ms,
             disconnects=snapshot.disconnects,
             revoked_tracked=len(self.revoked),
+            stopped=snapshot.stopped,
         )

@@ -139,7 +139,9 @@ class ChangeFeedState:
     listener knows of the log: ms since its last successful read was asked (``None``
     before the first).
     ``disconnects``: connections lost or refused so far. ``revoked_tracked``: revoked
-    sessions held in memory (each until its last access token has expired).
+    sessions held in memory (each until its last access token has expired). ``stopped``:
+    why the listener stopped for good (its store was closed, the store's schema is gone),
+    ``None`` otherwise; verification reads the store from then on.
     """
 
     enabled: bool
@@ -149,3 +151,4 @@ class ChangeFeedState:
     lag_ms: float | None
     disconnects: int
     revoked_tracked: int
+    stopped: str | None = None

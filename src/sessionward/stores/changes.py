@@ -15,6 +15,12 @@ while the log still holds it (see ``prune_changes``). One thread serves sync and
 engines alike: the callback runs on the listener's thread, so it must be thread-safe and
 quick (an async user hops to its loop with ``loop.call_soon_threadsafe``).
 
+A listener stops for good, with one ERROR log naming the cause, on a failure that no
+reconnection can mend: the store that made it was closed by its owner, or the store's
+schema is gone after the listener had caught up once (see each listener's
+``_permanent``; before that, the store may just not be migrated yet, and the listener
+retries). ``state().stopped`` then tells why.
+
 A listener belongs to the process that started it: a forked child never inherits the
 thread, and the child's copy of the listener is stopped (``running`` is false; its
 connection is dropped without being closed, so the parent's is untouched); calling
@@ -43,6 +49,7 @@ __all__ = [
     "ChangeKind",
     "ChangeListener",
     "ListenerState",
+    "PermanentFeedError",
     "StatusCallback",
 ]
 
@@ -116,6 +123,14 @@ class AsyncChangeFeed(Protocol):
     def change_listener(self, callback: ChangeCallback, since: int | None = None) -> ChangeListener: ...
 
 
+STORE_CLOSED = "the store was closed by its owner"
+
+
+class PermanentFeedError(Exception):
+    """A failure of a listener that no reconnection can mend (its message is the cause):
+    the listener stops for good."""
+
+
 @dataclass(frozen=True, slots=True)
 class ListenerState:
     """A snapshot of a :class:`ChangeListener`.
@@ -126,7 +141,8 @@ class ListenerState:
     (an answer held up on the way is no fresher than its question; ``None`` before the
     first read): while connected it stays below the listener's heartbeat or poll interval.
     ``disconnects``: how many times the connection was lost or could not be made.
-    ``running``: whether the thread runs in this process.
+    ``running``: whether the thread runs in this process. ``stopped``: why the listener
+    stopped for good (a failure no reconnection can mend), ``None`` otherwise.
     """
 
     connected: bool
@@ -134,6 +150,7 @@ class ListenerState:
     lag_ms: float | None
     disconnects: int
     running: bool
+    stopped: str | None = None
 
 
 # Listeners started in this process, made inert in a forked child.
@@ -166,6 +183,9 @@ class ChangeListener(ABC):
     :attr:`on_status` (a :data:`StatusCallback`, default ``None``) lets a consumer keep its
     own freshness mark, so that it never has to read the listener's clock: it must be quick
     and must not raise.
+
+    ``store_closed`` (a callable, default ``None``) tells whether the store that made the
+    listener was closed: the listener then stops for good (checked at every wake-up).
     """
 
     batch_size = 1000
@@ -178,6 +198,7 @@ class ChangeListener(ABC):
         name: str = "sessionward-changes",
         min_backoff: float = 0.05,
         max_backoff: float = 2.0,
+        store_closed: Callable[[], bool] | None = None,
     ) -> None:
         self.callback = callback
         self.min_backoff = min_backoff
@@ -195,6 +216,9 @@ class ChangeListener(ABC):
         self._name = name
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._store_closed = store_closed
+        self._stopped: str | None = None
+        self._caught_up_once = False
         self.on_status: StatusCallback | None = None
 
     # -- public --------------------------------------------------------------------------
@@ -231,6 +255,7 @@ class ChangeListener(ABC):
             lag_ms=lag,
             disconnects=self._disconnects,
             running=self.running,
+            stopped=self._stopped,
         )
 
     def wait_connected(self, timeout: float) -> bool:
@@ -293,6 +318,21 @@ class ChangeListener(ABC):
             self._last_contact = asked
         self._report_contact()
 
+    def _permanent(self, exc: Exception) -> str | None:
+        """Why ``exc`` can never be mended by reconnecting (the listener then stops for
+        good), or ``None`` for a failure worth retrying. Subclasses name their store's."""
+        return None
+
+    def _check_store(self) -> None:
+        """Raise :class:`PermanentFeedError` once the store that made the listener is
+        closed (called at every wake-up)."""
+        if self._store_is_closed():
+            raise PermanentFeedError(STORE_CLOSED)
+
+    def _store_is_closed(self) -> bool:
+        store_closed = self._store_closed
+        return store_closed is not None and store_closed()
+
     def _report_contact(self) -> None:
         """Tell :attr:`on_status` of the last contact, once connected and caught up."""
         on_status = self.on_status
@@ -336,12 +376,14 @@ class ChangeListener(ABC):
         self._thread = None
         self._pid = os.getpid()
         self._last_contact = None
+        self._stopped = None
         self._lost()
 
     def _main(self) -> None:
         backoff = self.min_backoff
         while not self._stop.is_set():
             try:
+                self._check_store()
                 self._connect()
                 if self._stop.is_set():
                     break
@@ -352,15 +394,24 @@ class ChangeListener(ABC):
                     self._check_log()
                 self._catch_up()
                 self._connected.set()
+                self._caught_up_once = True
                 self._report_contact()
                 backoff = self.min_backoff
                 while not self._stop.is_set():
                     self._wait()
                     if self._stop.is_set():
                         break
+                    self._check_store()
                     self._catch_up()
             except Exception as exc:  # any failure of the connection: reconnect
                 if self._stop.is_set():
+                    break
+                cause = self._stop_cause(exc)
+                if cause is not None:
+                    self._connected.clear()  # before ``stopped`` is seen: never both
+                    self._stopped = cause
+                    detail = "" if str(exc) == cause else f" ({type(exc).__name__}: {exc})"
+                    logger.error("change feed stopped for good: %s%s", cause, detail)
                     break
                 self._disconnects += 1
                 self._lost()
@@ -372,6 +423,15 @@ class ChangeListener(ABC):
                     break
         self._lost()
         self._disconnect()
+
+    def _stop_cause(self, exc: Exception) -> str | None:
+        if self._store_is_closed():
+            return STORE_CLOSED  # whatever the failure it caused
+        if not self._caught_up_once:
+            return None  # the schema may not be migrated yet
+        if isinstance(exc, PermanentFeedError):
+            return str(exc)
+        return self._permanent(exc)
 
     def _catch_up(self) -> None:
         """Deliver every change after :attr:`last_seq`, in batches."""

@@ -6,17 +6,24 @@ this or another process) commits to the file — every ``poll_interval`` seconds
 0.05) and reads the log only when it moved. Writers are serialised by SQLite, so ``seq``
 values become visible in their order. An in-memory database exists only in the store's own
 connection: its listener reads through the store every ``poll_interval``.
+
+The listener stops for good when its store is closed, when the ``change_log`` table is gone
+and when the file it follows is deleted or replaced (an open connection keeps reading the
+deleted file, so writers that open the path anew would go unheard). It never creates the
+file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
+from urllib.parse import quote
 
-from .changes import ABANDONED, Change, ChangeCallback, ChangeListener
+from .changes import ABANDONED, Change, ChangeCallback, ChangeListener, PermanentFeedError
 
 if TYPE_CHECKING:
     from .sqlite import SQLiteStore
@@ -62,7 +69,8 @@ class SQLiteChangeFeed:
 
     def change_listener(self, callback: ChangeCallback, since: int | None = None) -> SQLiteChangeListener:
         """A started :class:`SQLiteChangeListener` on this store's database."""
-        return SQLiteChangeListener(cast("SQLiteStore", self), callback, since).start()
+        store = cast("SQLiteStore", self)
+        return SQLiteChangeListener(store, callback, since, store_closed=lambda: store._closed).start()
 
 
 class SQLiteChangeListener(ChangeListener):
@@ -75,12 +83,14 @@ class SQLiteChangeListener(ChangeListener):
         since: int | None = None,
         *,
         poll_interval: float = 0.05,
+        store_closed: Callable[[], bool] | None = None,
     ) -> None:
-        super().__init__(callback, since, name="sessionward-changes-sqlite")
+        super().__init__(callback, since, name="sessionward-changes-sqlite", store_closed=store_closed)
         self.store = store
         self.poll_interval = poll_interval
         self._connection: sqlite3.Connection | None = None
         self._version: int | None = None
+        self._file: tuple[int, int] | None = None
 
     @property
     def _memory(self) -> bool:
@@ -89,10 +99,17 @@ class SQLiteChangeListener(ChangeListener):
     def _connect(self) -> None:
         if self._memory:
             return
+        path = self.store._path
+        # mode=rw: a missing file is an error, never a new empty database.
         connection = sqlite3.connect(
-            self.store._path, timeout=self.store._timeout, isolation_level=None, check_same_thread=False
+            f"file:{quote(path)}?mode=rw",
+            uri=True,
+            timeout=self.store._timeout,
+            isolation_level=None,
+            check_same_thread=False,
         )
         self._connection = connection
+        self._file = self._identity()
         # Read the counter before the catch-up: a commit in between moves it again.
         self._version = int(connection.execute("PRAGMA data_version").fetchone()[0])
 
@@ -106,6 +123,20 @@ class SQLiteChangeListener(ChangeListener):
         if self._connection is not None:
             ABANDONED.append(self._connection)
         self._connection = None
+
+    def _identity(self) -> tuple[int, int]:
+        try:
+            found = os.stat(self.store._path)
+        except FileNotFoundError:
+            raise PermanentFeedError(f"the database file {self.store._path} was deleted") from None
+        return found.st_dev, found.st_ino
+
+    def _permanent(self, exc: Exception) -> str | None:
+        if isinstance(exc, sqlite3.OperationalError) and str(exc).startswith("no such table"):
+            return "the change_log table is missing: the store's schema was dropped (or never migrated)"
+        if not self._memory and not os.path.exists(self.store._path):
+            return f"the database file {self.store._path} was deleted"
+        return None
 
     def _live(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -126,6 +157,9 @@ class SQLiteChangeListener(ChangeListener):
         while not self._stop.wait(self.poll_interval):
             if self._memory:
                 return True
+            self._check_store()
+            if self._identity() != self._file:
+                raise PermanentFeedError(f"the database file {self.store._path} was replaced")
             asked = time.monotonic()
             version = int(self._live().execute("PRAGMA data_version").fetchone()[0])
             self._contact(asked)

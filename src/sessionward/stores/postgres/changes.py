@@ -14,18 +14,21 @@ on it, reads the log after each notification and at least every ``heartbeat`` se
 missed), and reconnects with backoff when the connection fails. TCP keepalives and
 ``tcp_user_timeout`` are set on that connection (unless the URL sets them) so that a
 vanished server is noticed within seconds rather than the operating system's minutes.
+It stops for good when its store is closed or the store's schema is gone (the table
+``change_log`` or the schema of the ``search_path`` does not exist).
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from ..changes import ABANDONED, Change, ChangeCallback, ChangeListener
+from ..changes import ABANDONED, Change, ChangeCallback, ChangeListener, PermanentFeedError
 from .drivers import drive
 from .errors import translate
 from .operations import Operation, Query
@@ -43,6 +46,11 @@ __all__ = [
 
 T = TypeVar("T")
 CHANNEL = "sessionward_changes"
+# SQLSTATEs no reconnection mends: the schema is gone.
+_PERMANENT = {
+    "42P01": "the change_log table is missing: the store's schema was dropped (or never migrated)",
+    "3F000": "the store's schema does not exist",
+}
 _KEEPALIVES = {
     "keepalives": "1",
     "keepalives_idle": "5",
@@ -82,6 +90,7 @@ class PostgresChangeFeed:
 
     if TYPE_CHECKING:
         settings: PostgresSettings
+        _closed: bool
 
         def _run(self, operation: Operation[T], transaction: bool = False) -> T: ...
 
@@ -99,7 +108,9 @@ class PostgresChangeFeed:
 
     def change_listener(self, callback: ChangeCallback, since: int | None = None) -> PostgresChangeListener:
         """A started :class:`PostgresChangeListener` on this store's database and schema."""
-        return PostgresChangeListener(self.settings, callback, since).start()
+        return PostgresChangeListener(
+            self.settings, callback, since, store_closed=lambda: bool(self._closed)
+        ).start()
 
 
 class AsyncPostgresChangeFeed:
@@ -110,6 +121,7 @@ class AsyncPostgresChangeFeed:
 
     if TYPE_CHECKING:
         settings: PostgresSettings
+        _closed: bool
 
         async def _run(self, operation: Operation[T], transaction: bool = False) -> T: ...
 
@@ -127,7 +139,9 @@ class AsyncPostgresChangeFeed:
 
     def change_listener(self, callback: ChangeCallback, since: int | None = None) -> PostgresChangeListener:
         """A started :class:`PostgresChangeListener` on this store's database and schema."""
-        return PostgresChangeListener(self.settings, callback, since).start()
+        return PostgresChangeListener(
+            self.settings, callback, since, store_closed=lambda: bool(self._closed)
+        ).start()
 
 
 class PostgresChangeListener(ChangeListener):
@@ -141,8 +155,9 @@ class PostgresChangeListener(ChangeListener):
         *,
         heartbeat: float = 1.0,
         tick: float = 0.1,
+        store_closed: Callable[[], bool] | None = None,
     ) -> None:
-        super().__init__(callback, since, name="sessionward-changes-postgres")
+        super().__init__(callback, since, name="sessionward-changes-postgres", store_closed=store_closed)
         self.settings = settings
         self.heartbeat = heartbeat
         self.tick = tick
@@ -169,7 +184,7 @@ class PostgresChangeListener(ChangeListener):
         connection.execute(f"LISTEN {CHANNEL}")
         row = connection.execute("SELECT current_schema(), pg_backend_pid()").fetchone()
         if row is None or row[0] is None:
-            raise psycopg.OperationalError("no schema is selected by the search_path")
+            raise PermanentFeedError("no schema of the search_path exists: the store's schema was dropped")
         self._schema, self._backend_pid = str(row[0]), int(row[1])
 
     def _disconnect(self) -> None:
@@ -184,6 +199,14 @@ class PostgresChangeListener(ChangeListener):
             ABANDONED.append(self._connection)
         self._connection = None
         self._backend_pid = None
+
+    def _permanent(self, exc: Exception) -> str | None:
+        failure: BaseException | None = exc
+        while failure is not None:
+            if isinstance(failure, psycopg.Error) and failure.sqlstate in _PERMANENT:
+                return _PERMANENT[failure.sqlstate]
+            failure = failure.__cause__
+        return None
 
     def _live(self) -> psycopg.Connection[Any]:
         if self._connection is None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
@@ -84,6 +85,7 @@ class RedisChangeFeed:
 
     if TYPE_CHECKING:
         settings: RedisSettings
+        _closed: bool
 
         def _run(self, op: Op[T]) -> T: ...
 
@@ -101,7 +103,9 @@ class RedisChangeFeed:
 
     def change_listener(self, callback: ChangeCallback, since: int | None = None) -> RedisChangeListener:
         """A started :class:`RedisChangeListener` on this store's server and prefix."""
-        return RedisChangeListener(self.settings, callback, since).start()
+        return RedisChangeListener(
+            self.settings, callback, since, store_closed=lambda: bool(self._closed)
+        ).start()
 
 
 class AsyncRedisChangeFeed:
@@ -111,6 +115,7 @@ class AsyncRedisChangeFeed:
 
     if TYPE_CHECKING:
         settings: RedisSettings
+        _closed: bool
 
         async def _run(self, op: Op[T]) -> T: ...
 
@@ -128,7 +133,9 @@ class AsyncRedisChangeFeed:
 
     def change_listener(self, callback: ChangeCallback, since: int | None = None) -> RedisChangeListener:
         """A started :class:`RedisChangeListener` on this store's server and prefix."""
-        return RedisChangeListener(self.settings, callback, since).start()
+        return RedisChangeListener(
+            self.settings, callback, since, store_closed=lambda: bool(self._closed)
+        ).start()
 
 
 class RedisChangeListener(ChangeListener):
@@ -144,8 +151,9 @@ class RedisChangeListener(ChangeListener):
         since: int | None = None,
         *,
         heartbeat: float = 0.5,
+        store_closed: Callable[[], bool] | None = None,
     ) -> None:
-        super().__init__(callback, since, name="sessionward-changes-redis")
+        super().__init__(callback, since, name="sessionward-changes-redis", store_closed=store_closed)
         self.settings = settings
         self.heartbeat = heartbeat
         self._stream = settings.prefix + "changes"
