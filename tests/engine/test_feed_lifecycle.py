@@ -1,6 +1,7 @@
 """The change feed over an engine's life (docs/change-feed.md): a listener that can never
 succeed stops (one ERROR naming the cause) and verification reads the store, which answers
-with its own error.
+with its own error; the listener of an engine never closed ends when the engine is
+collected.
 
 Run on SQLite, PostgreSQL and Redis with the sync and the async engine, on real stores.
 """
@@ -8,8 +9,12 @@ Run on SQLite, PostgreSQL and Redis with the sync and the async engine, on real 
 from __future__ import annotations
 
 import asyncio
+import gc
 import sqlite3
+import threading
+import weakref
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from support.backends import POSTGRES_URL
@@ -17,7 +22,8 @@ from support.engines import Driven
 from support.stores import RecordingStore
 from support.waiting import wait_until
 
-from sessionward import GeneralError
+from sessionward import AsyncSessionWard, Config, GeneralError, SessionWard
+from sessionward.stores.urls import open_async_store, open_store
 
 
 def wait_live(engine: Driven) -> None:
@@ -83,3 +89,46 @@ def test_an_engine_whose_schema_is_dropped_stops_following_the_feed(
         b.get_session(session.access_token.value)
     errors = [r for r in caplog.records if r.name == "sessionward.stores.changes" and r.levelname == "ERROR"]
     assert len(errors) == 1 and "schema" in errors[0].getMessage()
+
+
+# -- engines never closed ------------------------------------------------------------------------
+
+
+def listener_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("sessionward-changes") and t.is_alive()}
+
+
+def test_the_listener_of_an_engine_never_closed_ends_when_the_engine_is_collected(
+    store_url: str, runner: asyncio.Runner | None
+) -> None:
+    before = listener_threads()
+    config = Config(store=store_url, access_token_algorithm="HS256", cookie_secure=False)
+    store: Any = open_store(store_url) if runner is None else open_async_store(store_url)
+    try:
+        engine: SessionWard | AsyncSessionWard = (
+            SessionWard(config, store=store) if runner is None else AsyncSessionWard(config, store=store)
+        )
+        driven = Driven(engine, runner)
+        driven.create_new_session("alice")  # starts the engine and its listener
+        wait_live(driven)
+        started = listener_threads() - before
+        assert len(started) == 1
+        collected = weakref.ref(engine)
+        del engine, driven
+        gc.collect()
+        assert collected() is None  # the listener's thread does not keep the engine alive
+        wait_until(lambda: not any(thread.is_alive() for thread in started))
+    finally:
+        closing = store.close()
+        if runner is not None:
+            runner.run(closing)
+
+
+def test_a_closed_engine_leaves_no_finaliser_behind(make_engine: Callable[..., Driven]) -> None:
+    engine = make_engine()
+    engine.create_new_session("alice")
+    feed = engine.core.feed
+    finalizer = feed._finalizer
+    assert finalizer is not None and finalizer.alive
+    engine.close()
+    assert not finalizer.alive

@@ -27,7 +27,9 @@ finds then: the changes of the last ``access_token_validity`` + ``clock_skew_lee
 :data:`REPLAY_MARGIN`) are replayed, so an engine started after a revocation — a worker
 process started or respawned later than the others — refuses the revoked session as they
 do. It is restarted in a forked child on its first verification there, and stops in
-``close()`` / ``aclose()``. Key changes are handed to the key manager's
+``close()`` / ``aclose()`` — or, for an engine never closed, when the engine is
+garbage-collected: the listener holds this state only weakly (its callbacks are weak
+methods, :func:`weakly`), and a finaliser of the state stops it. Key changes are handed to the key manager's
 ``on_store_key_change`` when it has one (not the replayed ones: the keys loaded at start-up
 already reflect them).
 """
@@ -39,8 +41,9 @@ import logging
 import math
 import threading
 import time
+import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..config import Config
 from ..stores.changes import AsyncChangeFeed, Change, ChangeFeed, ChangeListener
@@ -51,7 +54,7 @@ from .types import ChangeFeedState
 if TYPE_CHECKING:
     from .keys import KeyManager
 
-__all__ = ["REPLAY_MARGIN", "FeedState", "PayloadChange", "feed_source", "replay_from"]
+__all__ = ["REPLAY_MARGIN", "FeedState", "PayloadChange", "feed_source", "replay_from", "weakly"]
 
 logger = logging.getLogger("sessionward.engine")
 
@@ -106,6 +109,29 @@ def replay_from(last: int, cutoff_ms: int) -> Flow[int]:
     return low
 
 
+T = TypeVar("T")
+
+
+def weakly(method: Callable[[T], None]) -> Callable[[T], None]:
+    """``method`` (a bound method) called through a weak reference to its object: once the
+    object is collected, calls do nothing. The listener's thread must not keep an engine
+    alive."""
+    reference = weakref.WeakMethod(method)
+
+    def call(argument: T) -> None:
+        target = reference()
+        if target is not None:
+            target(argument)
+
+    return call
+
+
+def _stop_listener(listener: ChangeListener) -> None:
+    """The finaliser of a collected :class:`FeedState`: stop its listener without waiting
+    (the collection may run on any thread, the listener's own included)."""
+    listener.close(timeout=0)
+
+
 def feed_source(store: object) -> Any | None:
     """The object whose ``change_listener`` follows ``store``'s change log, or ``None``
     when the store offers no change feed (a custom store without it, or a
@@ -155,6 +181,7 @@ class FeedState:
         self._was_live = False
         self._ever_live = False
         self._source: Any | None = None
+        self._finalizer: weakref.finalize[[ChangeListener], FeedState] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -170,8 +197,10 @@ class FeedState:
         source = self._source
         if source is None or self.closed or self.listener is not None or self.start_seq is None:
             return
-        listener: ChangeListener = source.change_listener(self.on_changes, self.start_seq)
-        listener.on_status = self.on_status
+        listener: ChangeListener = source.change_listener(weakly(self.on_changes), self.start_seq)
+        listener.on_status = weakly(self.on_status)
+        self._finalizer = weakref.finalize(self, _stop_listener, listener)
+        self._finalizer.atexit = False  # daemon threads end with the interpreter anyway
         # Wake at least twice per max_lag: a quiet feed must not look stale.
         for attribute in ("heartbeat", "poll_interval"):
             value = getattr(listener, attribute, None)
@@ -196,6 +225,8 @@ class FeedState:
         self.closed = True
         self.fresh_until = -math.inf
         listener, self.listener = self.listener, None
+        if self._finalizer is not None:
+            self._finalizer.detach()
         if listener is not None:
             listener.close()
         self._was_live = False
