@@ -29,6 +29,7 @@ connection is dropped without being closed, so the parent's is untouched); calli
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -38,7 +39,7 @@ import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol, Self, runtime_checkable
+from typing import Generic, Literal, Protocol, Self, TypeVar, runtime_checkable
 
 __all__ = [
     "CHANGE_KINDS",
@@ -48,6 +49,7 @@ __all__ = [
     "ChangeFeed",
     "ChangeKind",
     "ChangeListener",
+    "ConnectionListener",
     "ListenerState",
     "PermanentFeedError",
     "StatusCallback",
@@ -449,3 +451,47 @@ class ChangeListener(ABC):
                 self._last_change = fresh[-1]
             if len(batch) < self.batch_size:
                 return
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Closable)
+
+
+class ConnectionListener(ChangeListener, Generic[C]):
+    """A :class:`ChangeListener` on one dedicated connection of type ``C``, kept in
+    ``_connection``: closing it, dropping it in a forked child and checking that it is
+    there are the same for every store. Subclasses set :attr:`close_errors` and
+    :attr:`not_connected`, and reset what else belongs to the connection in
+    :meth:`_forget`."""
+
+    #: What closing the connection may raise (ignored: the connection is gone either way).
+    close_errors: tuple[type[Exception], ...] = ()
+    #: What :meth:`_live` raises while there is no connection.
+    not_connected: type[Exception] = ConnectionError
+    _connection: C | None = None
+
+    def _forget(self) -> None:
+        """Drop what belongs to the connection besides itself (server-side ids)."""
+
+    def _disconnect(self) -> None:
+        connection, self._connection = self._connection, None
+        self._forget()
+        if connection is not None:
+            with contextlib.suppress(*self.close_errors):
+                connection.close()
+
+    def _abandon(self) -> None:
+        if self._connection is not None:
+            ABANDONED.append(self._connection)
+        self._connection = None
+        self._forget()
+
+    def _live(self) -> C:
+        """The connection; :attr:`not_connected` when there is none."""
+        connection = self._connection
+        if connection is None:
+            raise self.not_connected("the change listener is not connected")
+        return connection

@@ -15,7 +15,6 @@ file.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 import time
@@ -23,7 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import quote
 
-from .changes import ABANDONED, Change, ChangeCallback, ChangeListener, PermanentFeedError
+from .changes import Change, ChangeCallback, ConnectionListener, PermanentFeedError
 
 if TYPE_CHECKING:
     from .sqlite import SQLiteStore
@@ -73,8 +72,11 @@ class SQLiteChangeFeed:
         return SQLiteChangeListener(store, callback, since, store_closed=lambda: store._closed).start()
 
 
-class SQLiteChangeListener(ChangeListener):
+class SQLiteChangeListener(ConnectionListener[sqlite3.Connection]):
     """Follows an SQLite store's change log by polling (see the module docstring)."""
+
+    close_errors = (sqlite3.Error,)
+    not_connected = sqlite3.OperationalError
 
     def __init__(
         self,
@@ -88,7 +90,6 @@ class SQLiteChangeListener(ChangeListener):
         super().__init__(callback, since, name="sessionward-changes-sqlite", store_closed=store_closed)
         self.store = store
         self.poll_interval = poll_interval
-        self._connection: sqlite3.Connection | None = None
         self._version: int | None = None
         self._file: tuple[int, int] | None = None
 
@@ -113,17 +114,6 @@ class SQLiteChangeListener(ChangeListener):
         # Read the counter before the catch-up: a commit in between moves it again.
         self._version = int(connection.execute("PRAGMA data_version").fetchone()[0])
 
-    def _disconnect(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            with contextlib.suppress(sqlite3.Error):
-                connection.close()
-
-    def _abandon(self) -> None:
-        if self._connection is not None:
-            ABANDONED.append(self._connection)
-        self._connection = None
-
     def _identity(self) -> tuple[int, int]:
         try:
             found = os.stat(self.store._path)
@@ -137,11 +127,6 @@ class SQLiteChangeListener(ChangeListener):
         if not self._memory and not os.path.exists(self.store._path):
             return f"the database file {self.store._path} was deleted"
         return None
-
-    def _live(self) -> sqlite3.Connection:
-        if self._connection is None:
-            raise sqlite3.OperationalError("the change listener is not connected")
-        return self._connection
 
     def _read(self, seq: int, limit: int) -> list[Change]:
         if self._memory:

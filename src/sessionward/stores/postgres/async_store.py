@@ -11,8 +11,9 @@ import psycopg
 
 from ...errors import GeneralError
 from ..base import Promoted, Promotion, SessionRow, StoredKey
+from ..change_operations import AsyncOperationsChangeFeed
 from . import operations as ops
-from .changes import AsyncPostgresChangeFeed
+from .changes import CHANGE_OPERATIONS, PostgresChangeListener
 from .drivers import drive_async
 from .errors import CLOSED, translate
 from .pool import (
@@ -31,12 +32,15 @@ __all__ = ["AsyncPostgresStore"]
 T = TypeVar("T")
 
 
-class AsyncPostgresStore(AsyncPostgresChangeFeed):
-    """An :class:`~sessionward.stores.base.AsyncStore` on psycopg's async connection pool.
+class AsyncPostgresStore(AsyncOperationsChangeFeed[PostgresChangeListener]):
+    """An :class:`~sessionward.stores.base.AsyncStore` on psycopg's async connection pool,
+    with the change feed (its listener is the thread-based one of the sync store).
 
     One pool per event loop (a pool cannot outlive or cross its loop); pools of loops that
     have been closed are discarded when the next pool is made.
     """
+
+    change_operations = CHANGE_OPERATIONS
 
     def __init__(self, url: str) -> None:
         self.settings = parse_postgres_url(url)

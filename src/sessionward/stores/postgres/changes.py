@@ -20,31 +20,29 @@ It stops for good when its store is closed or the store's schema is gone (the ta
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from ..changes import ABANDONED, Change, ChangeCallback, ChangeListener, PermanentFeedError
+from ..change_operations import ChangeOperations
+from ..changes import Change, ChangeCallback, ConnectionListener, PermanentFeedError
 from .drivers import drive
 from .errors import translate
 from .operations import Operation, Query
 from .settings import PostgresSettings
 
 __all__ = [
+    "CHANGE_OPERATIONS",
     "CHANNEL",
-    "AsyncPostgresChangeFeed",
-    "PostgresChangeFeed",
     "PostgresChangeListener",
     "changes_since",
     "last_change_seq",
     "prune_changes",
 ]
 
-T = TypeVar("T")
 CHANNEL = "sessionward_changes"
 # SQLSTATEs no reconnection mends: the schema is gone.
 _PERMANENT = {
@@ -84,68 +82,11 @@ def prune_changes(before_ms: int) -> Operation[int]:
     return int(deleted)
 
 
-class PostgresChangeFeed:
-    """The :class:`~sessionward.stores.changes.ChangeFeed` operations of
-    :class:`~sessionward.stores.postgres.PostgresStore` (a base class of it)."""
-
-    if TYPE_CHECKING:
-        settings: PostgresSettings
-        _closed: bool
-
-        def _run(self, operation: Operation[T], transaction: bool = False) -> T: ...
-
-    def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
-        """At most ``limit`` changes with a ``seq`` above ``seq``, in ``seq`` order."""
-        return self._run(changes_since(seq, limit))
-
-    def last_change_seq(self) -> int:
-        """The highest committed ``seq`` in the log (0 when it is empty)."""
-        return self._run(last_change_seq())
-
-    def prune_changes(self, before_ms: int) -> int:
-        """Delete changes written before ``before_ms``; return how many."""
-        return self._run(prune_changes(before_ms))
-
-    def change_listener(self, callback: ChangeCallback, since: int | None = None) -> PostgresChangeListener:
-        """A started :class:`PostgresChangeListener` on this store's database and schema."""
-        return PostgresChangeListener(
-            self.settings, callback, since, store_closed=lambda: bool(self._closed)
-        ).start()
-
-
-class AsyncPostgresChangeFeed:
-    """The :class:`~sessionward.stores.changes.AsyncChangeFeed` operations of
-    :class:`~sessionward.stores.postgres.AsyncPostgresStore` (a base class of it). Its
-    listener is the same thread-based :class:`PostgresChangeListener`: it needs a
-    connection of its own anyway, and serves every event loop of the process."""
-
-    if TYPE_CHECKING:
-        settings: PostgresSettings
-        _closed: bool
-
-        async def _run(self, operation: Operation[T], transaction: bool = False) -> T: ...
-
-    async def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
-        """At most ``limit`` changes with a ``seq`` above ``seq``, in ``seq`` order."""
-        return await self._run(changes_since(seq, limit))
-
-    async def last_change_seq(self) -> int:
-        """The highest committed ``seq`` in the log (0 when it is empty)."""
-        return await self._run(last_change_seq())
-
-    async def prune_changes(self, before_ms: int) -> int:
-        """Delete changes written before ``before_ms``; return how many."""
-        return await self._run(prune_changes(before_ms))
-
-    def change_listener(self, callback: ChangeCallback, since: int | None = None) -> PostgresChangeListener:
-        """A started :class:`PostgresChangeListener` on this store's database and schema."""
-        return PostgresChangeListener(
-            self.settings, callback, since, store_closed=lambda: bool(self._closed)
-        ).start()
-
-
-class PostgresChangeListener(ChangeListener):
+class PostgresChangeListener(ConnectionListener[psycopg.Connection[Any]]):
     """Follows a PostgreSQL store's change log with LISTEN/NOTIFY (see the module docstring)."""
+
+    close_errors = (psycopg.Error,)
+    not_connected = psycopg.OperationalError
 
     def __init__(
         self,
@@ -161,7 +102,6 @@ class PostgresChangeListener(ChangeListener):
         self.settings = settings
         self.heartbeat = heartbeat
         self.tick = tick
-        self._connection: psycopg.Connection[Any] | None = None
         self._schema = ""
         self._backend_pid: int | None = None
 
@@ -187,17 +127,7 @@ class PostgresChangeListener(ChangeListener):
             raise PermanentFeedError("no schema of the search_path exists: the store's schema was dropped")
         self._schema, self._backend_pid = str(row[0]), int(row[1])
 
-    def _disconnect(self) -> None:
-        connection, self._connection = self._connection, None
-        self._backend_pid = None
-        if connection is not None:
-            with contextlib.suppress(psycopg.Error):
-                connection.close()
-
-    def _abandon(self) -> None:
-        if self._connection is not None:
-            ABANDONED.append(self._connection)
-        self._connection = None
+    def _forget(self) -> None:
         self._backend_pid = None
 
     def _permanent(self, exc: Exception) -> str | None:
@@ -207,11 +137,6 @@ class PostgresChangeListener(ChangeListener):
                 return _PERMANENT[failure.sqlstate]
             failure = failure.__cause__
         return None
-
-    def _live(self) -> psycopg.Connection[Any]:
-        if self._connection is None:
-            raise psycopg.OperationalError("the change listener is not connected")
-        return self._connection
 
     def _read(self, seq: int, limit: int) -> list[Change]:
         return drive(self._live(), changes_since(seq, limit))
@@ -232,3 +157,10 @@ class PostgresChangeListener(ChangeListener):
                 if notify.payload == self._schema:
                     return True
         return False
+
+
+#: The PostgreSQL builders of the change-feed operations and the listener: what the stores
+#: (through :class:`~sessionward.stores.change_operations.OperationsChangeFeed`) offer.
+CHANGE_OPERATIONS: ChangeOperations[PostgresChangeListener] = ChangeOperations(
+    changes_since, last_change_seq, prune_changes, PostgresChangeListener
+)

@@ -11,8 +11,9 @@ import psycopg
 
 from ...errors import GeneralError
 from ..base import Promoted, Promotion, SessionRow, StoredKey
+from ..change_operations import OperationsChangeFeed
 from . import operations as ops
-from .changes import PostgresChangeFeed
+from .changes import CHANGE_OPERATIONS, PostgresChangeListener
 from .drivers import drive
 from .errors import CLOSED, translate
 from .pool import ABANDONED, Pool, checked_out, pool_options
@@ -24,8 +25,11 @@ __all__ = ["PostgresStore"]
 T = TypeVar("T")
 
 
-class PostgresStore(PostgresChangeFeed):
-    """A synchronous :class:`~sessionward.stores.base.Store` on a psycopg connection pool."""
+class PostgresStore(OperationsChangeFeed[PostgresChangeListener]):
+    """A synchronous :class:`~sessionward.stores.base.Store` on a psycopg connection pool,
+    with the change feed."""
+
+    change_operations = CHANGE_OPERATIONS
 
     def __init__(self, url: str) -> None:
         self.settings = parse_postgres_url(url)

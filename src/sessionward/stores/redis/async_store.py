@@ -13,8 +13,9 @@ import redis.asyncio
 
 from ...errors import GeneralError
 from ..base import Promoted, Promotion, SessionRow, StoredKey
+from ..change_operations import AsyncOperationsChangeFeed
 from . import operations as ops
-from .changes import AsyncRedisChangeFeed
+from .changes import CHANGE_OPERATIONS, RedisChangeListener
 from .errors import CLOSED, translate
 from .scripts import SCRIPTS
 from .settings import parse_redis_url
@@ -34,13 +35,16 @@ class _LoopClient:
     armed: bool = False
 
 
-class AsyncRedisStore(AsyncRedisChangeFeed):
-    """An :class:`~sessionward.stores.base.AsyncStore` on ``redis.asyncio``.
+class AsyncRedisStore(AsyncOperationsChangeFeed[RedisChangeListener]):
+    """An :class:`~sessionward.stores.base.AsyncStore` on ``redis.asyncio``, with the change
+    feed (its listener is the thread-based one of the sync store).
 
     Connections are made per event loop: an engine may outlive a loop (successive
     ``asyncio.run`` calls in tests and CLIs). A loop's client is closed when that loop
     shuts down its async generators (as ``asyncio.run`` does) or by :meth:`close`.
     """
+
+    change_operations = CHANGE_OPERATIONS
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0") -> None:
         self.url = url

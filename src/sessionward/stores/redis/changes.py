@@ -32,23 +32,22 @@ connection, and is checked before the listener reads again.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ..changes import ABANDONED, Change, ChangeCallback, ChangeListener
+from ..change_operations import ChangeOperations
+from ..changes import Change, ChangeCallback, ConnectionListener
 from .operations import Op
 from .settings import RedisSettings
 
-__all__ = ["AsyncRedisChangeFeed", "RedisChangeFeed", "RedisChangeListener"]
+__all__ = ["CHANGE_OPERATIONS", "RedisChangeListener"]
 
-T = TypeVar("T")
 logger = logging.getLogger("sessionward.stores.changes")
 
 
@@ -79,70 +78,14 @@ def prune_changes(before_ms: int) -> Op[int]:
     return Op("prune_changes", (int(before_ms),), int)
 
 
-class RedisChangeFeed:
-    """The :class:`~sessionward.stores.changes.ChangeFeed` operations of
-    :class:`~sessionward.stores.redis.RedisStore` (a base class of it)."""
-
-    if TYPE_CHECKING:
-        settings: RedisSettings
-        _closed: bool
-
-        def _run(self, op: Op[T]) -> T: ...
-
-    def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
-        """At most ``limit`` changes with a ``seq`` above ``seq``, in ``seq`` order."""
-        return self._run(changes_since(seq, limit))
-
-    def last_change_seq(self) -> int:
-        """The last ``seq`` handed out (0 before the first change)."""
-        return self._run(last_change_seq())
-
-    def prune_changes(self, before_ms: int) -> int:
-        """Delete changes written before ``before_ms``; return how many."""
-        return self._run(prune_changes(before_ms))
-
-    def change_listener(self, callback: ChangeCallback, since: int | None = None) -> RedisChangeListener:
-        """A started :class:`RedisChangeListener` on this store's server and prefix."""
-        return RedisChangeListener(
-            self.settings, callback, since, store_closed=lambda: bool(self._closed)
-        ).start()
-
-
-class AsyncRedisChangeFeed:
-    """The :class:`~sessionward.stores.changes.AsyncChangeFeed` operations of
-    :class:`~sessionward.stores.redis.AsyncRedisStore` (a base class of it); its listener
-    is the same thread-based :class:`RedisChangeListener`."""
-
-    if TYPE_CHECKING:
-        settings: RedisSettings
-        _closed: bool
-
-        async def _run(self, op: Op[T]) -> T: ...
-
-    async def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
-        """At most ``limit`` changes with a ``seq`` above ``seq``, in ``seq`` order."""
-        return await self._run(changes_since(seq, limit))
-
-    async def last_change_seq(self) -> int:
-        """The last ``seq`` handed out (0 before the first change)."""
-        return await self._run(last_change_seq())
-
-    async def prune_changes(self, before_ms: int) -> int:
-        """Delete changes written before ``before_ms``; return how many."""
-        return await self._run(prune_changes(before_ms))
-
-    def change_listener(self, callback: ChangeCallback, since: int | None = None) -> RedisChangeListener:
-        """A started :class:`RedisChangeListener` on this store's server and prefix."""
-        return RedisChangeListener(
-            self.settings, callback, since, store_closed=lambda: bool(self._closed)
-        ).start()
-
-
-class RedisChangeListener(ChangeListener):
+class RedisChangeListener(ConnectionListener[redis.Redis]):
     """Follows a Redis store's change stream with ``XREAD BLOCK`` on a connection of its own
     (see the module docstring). Each blocking read lasts at most ``heartbeat`` seconds
     (default 0.5), so a dead connection is noticed within about ``heartbeat`` plus the
     URL's ``timeout``."""
+
+    close_errors = (redis.RedisError, OSError)
+    not_connected = redis.ConnectionError
 
     def __init__(
         self,
@@ -158,7 +101,6 @@ class RedisChangeListener(ChangeListener):
         self.heartbeat = heartbeat
         self._stream = settings.prefix + "changes"
         self._counter = settings.prefix + "change_seq"
-        self._client: redis.Redis | None = None
         self._client_id: int | None = None
 
     @property
@@ -176,26 +118,11 @@ class RedisChangeListener(ChangeListener):
             single_connection_client=True,
             retry=Retry(NoBackoff(), 0),
         )
-        self._client = client
+        self._connection = client
         self._client_id = int(client.client_id())
 
-    def _disconnect(self) -> None:
-        client, self._client = self._client, None
+    def _forget(self) -> None:
         self._client_id = None
-        if client is not None:
-            with contextlib.suppress(redis.RedisError, OSError):
-                client.close()
-
-    def _abandon(self) -> None:
-        if self._client is not None:
-            ABANDONED.append(self._client)
-        self._client = None
-        self._client_id = None
-
-    def _live(self) -> redis.Redis:
-        if self._client is None:
-            raise redis.ConnectionError("the change listener is not connected")
-        return self._client
 
     def _read(self, seq: int, limit: int) -> list[Change]:
         changes = _decode_entries(self._live().xrange(self._stream, f"({seq}-0", "+", count=limit))
@@ -244,3 +171,10 @@ class RedisChangeListener(ChangeListener):
         self._contact(min(time.monotonic(), asked + block / 1000))
         # A quiet moment: also when a FLUSHALL on this very connection reset the log.
         return self._check_log()
+
+
+#: The Redis builders of the change-feed operations and the listener: what the stores
+#: (through :class:`~sessionward.stores.change_operations.OperationsChangeFeed`) offer.
+CHANGE_OPERATIONS: ChangeOperations[RedisChangeListener] = ChangeOperations(
+    changes_since, last_change_seq, prune_changes, RedisChangeListener
+)

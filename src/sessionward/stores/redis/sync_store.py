@@ -6,8 +6,9 @@ from typing import Any, TypeVar
 
 from ...errors import GeneralError
 from ..base import Promoted, Promotion, SessionRow, StoredKey
+from ..change_operations import OperationsChangeFeed
 from . import operations as ops
-from .changes import RedisChangeFeed
+from .changes import CHANGE_OPERATIONS, RedisChangeListener
 from .errors import CLOSED, translate
 from .scripts import SCRIPTS
 from .settings import parse_redis_url
@@ -17,12 +18,15 @@ __all__ = ["RedisStore"]
 T = TypeVar("T")
 
 
-class RedisStore(RedisChangeFeed):
-    """A synchronous :class:`~sessionward.stores.base.Store` on one Redis server.
+class RedisStore(OperationsChangeFeed[RedisChangeListener]):
+    """A synchronous :class:`~sessionward.stores.base.Store` on one Redis server, with the
+    change feed.
 
     Thread-safe (redis-py's connection pool); after a fork the child opens its own
     connections (redis-py checks the process id).
     """
+
+    change_operations = CHANGE_OPERATIONS
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0") -> None:
         self.url = url
