@@ -12,12 +12,12 @@ import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Match, Mount, Route
+from starlette.routing import Match, Mount, NoMatchFound, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from sessionward import Config
 from sessionward import fastapi as sw
-from sessionward.fastapi.app import _FixedPathRoute
+from sessionward.fastapi.app import _SessionRoutes
 from sessionward.fastapi.middleware import STATE_CONTEXT_KEY, _current
 
 SESSION_COOKIES = ("sAccessToken", "sRefreshToken", "sIdRefreshToken")
@@ -225,37 +225,80 @@ def test_websocket_and_lifespan_scopes_pass(tmp_path: Path, loop: asyncio.Abstra
     assert seen == [("websocket", True, True), ("lifespan", False, True)]
 
 
-@pytest.mark.parametrize("route_path", ["/session/refresh", "/sessionward/sessionward.js", "/auth/{name}"])
+ROUTE_PATHS = ["/session/refresh", "/sessionward/sessionward.js", "/auth/{name}", "/session"]
+REQUEST_PATHS = [
+    "/session/refresh",
+    "/session/refresh/",
+    "/session/refresh\n",
+    "/x/session/refresh",
+    "/session/refreshing",
+    "/sessionward/sessionward.js",
+    "/auth/alice",
+    "/session",
+    "/plain",
+    "",
+    "/",
+]
+
+
 @pytest.mark.parametrize(
-    "path",
-    [
-        "/session/refresh",
-        "/session/refresh/",
-        "/session/refresh\n",
-        "/x/session/refresh",
-        "/session/refreshing",
-        "/sessionward/sessionward.js",
-        "/auth/alice",
-        "/plain",
-        "",
-        "/",
-    ],
+    "route_paths", [[path] for path in ROUTE_PATHS] + [ROUTE_PATHS[:2], ROUTE_PATHS[::-1], ROUTE_PATHS[1:]]
 )
+@pytest.mark.parametrize("path", REQUEST_PATHS)
 @pytest.mark.parametrize("method", ["GET", "POST", "OPTIONS"])
 @pytest.mark.parametrize("root_path", ["", "/prefix"])
-def test_fixed_path_route_matches_exactly_as_route(
-    route_path: str, path: str, method: str, root_path: str
+def test_session_routes_match_exactly_as_their_routes_in_turn(
+    route_paths: list[str], path: str, method: str, root_path: str
 ) -> None:
+    """The session routes' one router entry answers what the same routes tried in turn by
+    the router answer: the first full match, else the first partial one, else none."""
+
     async def endpoint(request: Request) -> Response:
         return Response()
 
-    fast = _FixedPathRoute(route_path, endpoint, methods=["POST", "OPTIONS"])
-    reference = Route(route_path, endpoint, methods=["POST", "OPTIONS"])
+    # Different methods per route, so that a path can match one route partially and a
+    # later one fully.
+    routes = [
+        Route(route_path, endpoint, methods=["POST", "OPTIONS"] if index % 2 == 0 else ["GET"])
+        for index, route_path in enumerate(route_paths)
+    ]
+    entry = _SessionRoutes(routes)
     for full_path in (path, root_path + path):
         scope = {"type": "http", "path": full_path, "root_path": root_path, "method": method}
-        fast_match, fast_child = fast.matches(dict(scope))
-        reference_match, reference_child = reference.matches(dict(scope))
-        assert fast_match == reference_match
-        if reference_match != Match.NONE:
-            assert fast_child == reference_child
-    assert fast.matches({"type": "websocket", "path": route_path, "root_path": ""})[0] == Match.NONE
+        expected: tuple[Match, Scope] = (Match.NONE, {})
+        for route in routes:
+            match, child = route.matches(dict(scope))
+            if match == Match.FULL:
+                expected = (match, child)
+                break
+            if match == Match.PARTIAL and expected[0] == Match.NONE:
+                expected = (match, child)
+        assert entry.matches(dict(scope)) == expected
+    assert entry.matches({"type": "websocket", "path": route_paths[0], "root_path": ""})[0] == Match.NONE
+
+
+def test_session_routes_keep_their_names_and_answer_through_the_app(
+    tmp_path: Path, loop: asyncio.AbstractEventLoop
+) -> None:
+    app = make_app(tmp_path, RawEndpoint())
+    entries = [route for route in app.router.routes if isinstance(route, _SessionRoutes)]
+    assert len(entries) == 1 and app.router.routes[0] is entries[0]
+    assert [route.name for route in entries[0].routes] == [  # type: ignore[attr-defined]
+        "sessionward_jwks",
+        "sessionward_refresh",
+        "sessionward_sign_out",
+        "sessionward_client_script",
+    ]
+    assert app.url_path_for("sessionward_refresh") == "/session/refresh"
+    assert app.url_path_for("sessionward_sign_out") == "/signout"
+    assert app.url_path_for("sessionward_jwks") == "/.well-known/jwks.json"
+    with pytest.raises(NoMatchFound):
+        entries[0].url_path_for("login")
+    start = call(loop, app, "GET", "/session/refresh")[0]
+    assert start["status"] == 405
+    assert set(dict(start["headers"])[b"allow"].split(b", ")) == {b"POST", b"OPTIONS"}
+    assert call(loop, app, "POST", "/session/refresh")[0]["status"] == 401
+    assert call(loop, app, "GET", "/.well-known/jwks.json")[0]["status"] == 200
+    assert call(loop, app, "HEAD", "/.well-known/jwks.json")[0]["status"] == 200
+    assert call(loop, app, "GET", "/sessionward/sessionward.js")[0]["status"] == 200
+    assert call(loop, app, "GET", "/nowhere")[0]["status"] == 404

@@ -10,10 +10,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import URLPath
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Match, Route
-from starlette.types import Scope
+from starlette.routing import BaseRoute, Match, NoMatchFound, Route
+from starlette.types import Receive, Scope, Send
 
 from ..browser import CLIENT_SCRIPT_HEADERS, CLIENT_SCRIPT_PATH, client_script
 from ..config import Config
@@ -82,71 +83,110 @@ def init(
     app.state.sessionward_binding = binding
     app.add_middleware(SessionWardMiddleware, binding=binding)
     app.add_exception_handler(SessionWardError, _exception_handler(binding))
-    app.router.routes.insert(
-        0,
-        _FixedPathRoute(
+    routes: list[Route] = []
+    if config.jwks_api_path is not None:
+        routes.append(_jwks_route(binding, config.jwks_api_path))
+    routes.append(
+        Route(
             config.refresh_api_path,
             _refresh_endpoint,
             methods=["POST", "OPTIONS"],
             name="sessionward_refresh",
             include_in_schema=False,
-        ),
+        )
     )
-    app.router.routes.insert(
-        1,
-        _FixedPathRoute(
-            CLIENT_SCRIPT_PATH,
-            _client_script_endpoint,
-            methods=["GET"],
-            name="sessionward_client_script",
-            include_in_schema=False,
-        ),
-    )
-    _add_jwks_route(app, binding, config)
     sign_out_path = binding.handler.sign_out_path
     if sign_out_path is not None:
-        app.router.routes.insert(
-            2,
-            _FixedPathRoute(
+        routes.append(
+            Route(
                 sign_out_path,
                 _sign_out_endpoint,
                 methods=["POST", "OPTIONS"],
                 name="sessionward_sign_out",
                 include_in_schema=False,
-            ),
+            )
         )
+    routes.append(
+        Route(
+            CLIENT_SCRIPT_PATH,
+            _client_script_endpoint,
+            methods=["GET"],
+            name="sessionward_client_script",
+            include_in_schema=False,
+        )
+    )
+    # First in the router, so that no catch-all defined earlier shadows them.
+    app.router.routes.insert(0, _SessionRoutes(routes))
     _close_on_shutdown(app, binding)
     return binding.engine
 
 
-def _add_jwks_route(app: Starlette, binding: _Binding, config: Config) -> None:
-    if config.jwks_api_path is None:
-        return
-
+def _jwks_route(binding: _Binding, path: str) -> Route:
     async def jwks_endpoint(request: Request) -> Response:
         body, headers = jwks_answer(*await binding.engine.jwks_with_max_age())
         return Response(body, headers=dict(headers))
 
-    route = _FixedPathRoute(
-        config.jwks_api_path, jwks_endpoint, methods=["GET"], name="sessionward_jwks", include_in_schema=False
-    )
-    app.router.routes.insert(0, route)
+    return Route(path, jwks_endpoint, methods=["GET"], name="sessionward_jwks", include_in_schema=False)
 
 
-class _FixedPathRoute(Route):
-    """A ``Route`` of one fixed path that turns other paths away with a substring test.
+_NONE = Match.NONE
+_FULL = Match.FULL
 
-    The session routes sit first in the router (so that no catch-all shadows them) and are
-    therefore tried on every request; a request path that does not contain the route's
-    path cannot match it (the path matched is a suffix of ``scope["path"]``), which spares
-    the regular expression. Everything else is ``Route``'s own matching.
+
+class _SessionRoutes(BaseRoute):
+    """The session routes (refresh, sign-out, JWKS, client script) as one entry of the router.
+
+    They sit first in the router, so they are tried on every request: one entry that turns
+    away, with one ``str.endswith``, every path that cannot be one of theirs costs a
+    request a quarter of four routes tried in turn. A request path matching a route ends
+    with the route's path (the path matched is ``scope["path"]`` less any ``root_path``;
+    ``Route``'s pattern also accepts one trailing ``"\n"``); other paths are given to each
+    route's own ``matches``, in order (a full match wins over a partial one, as in the
+    router). ``routes`` holds the :class:`~starlette.routing.Route` objects, named
+    ``sessionward_jwks``, ``sessionward_refresh``, ``sessionward_client_script`` and
+    ``sessionward_sign_out`` for ``url_path_for``.
     """
+
+    def __init__(self, routes: list[Route]) -> None:
+        self.routes = routes
+        paths = [route.path for route in routes]
+        # A path with parameters has no fixed suffix: "" lets every path through.
+        self._suffixes = (
+            ("",) if any("{" in path for path in paths) else tuple(paths) + tuple(f"{p}\n" for p in paths)
+        )
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         path = scope.get("path")
-        if isinstance(path, str) and self.path not in path and "{" not in self.path:
-            return Match.NONE, {}
-        return super().matches(scope)
+        if type(path) is str and not path.endswith(self._suffixes):
+            return _NONE, {}
+        return self._match(scope)[:2]
+
+    def _match(self, scope: Scope) -> tuple[Match, Scope, Route | None]:
+        partial: tuple[Match, Scope, Route | None] = (_NONE, {}, None)
+        for route in self.routes:
+            match, child_scope = route.matches(scope)
+            if match is _FULL:
+                return match, child_scope, route
+            if match is not _NONE and partial[2] is None:
+                partial = (match, child_scope, route)
+        return partial
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        for route in self.routes:
+            try:
+                return route.url_path_for(name, **path_params)
+            except NoMatchFound:
+                pass
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self._match(scope)[2]
+        if route is None:  # pragma: no cover - the router calls handle after a match only
+            raise NoMatchFound(str(scope.get("path")), {})
+        await route.handle(scope, receive, send)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.routes!r})"
 
 
 def _config_fields(config: Config) -> dict[str, Any]:
