@@ -284,7 +284,7 @@ class _HandlerBase(Generic[E, S]):
     def _refresh_token(
         self,
         effects: ResponseEffects,
-        cookie_header: str | None,
+        cookie_header: str | bytes | None,
         auth_mode: str | None,
         authorization: str | None,
     ) -> str:
@@ -308,7 +308,7 @@ class _HandlerBase(Generic[E, S]):
     def _verification(
         self,
         effects: ResponseEffects,
-        cookie_header: str | None,
+        cookie_header: str | bytes | None,
         method: str,
         anti_csrf_check: bool | None,
         auth_mode: str | None,
@@ -386,7 +386,7 @@ class SessionHandler(_HandlerBase[SessionWard, Session]):
     def verify(
         self,
         effects: ResponseEffects,
-        cookie_header: str | None,
+        cookie_header: str | bytes | None,
         anti_csrf_header: str | None,
         method: str,
         anti_csrf_check: bool | None,
@@ -422,7 +422,7 @@ class SessionHandler(_HandlerBase[SessionWard, Session]):
     def refresh(
         self,
         effects: ResponseEffects,
-        cookie_header: str | None,
+        cookie_header: str | bytes | None,
         auth_mode: str | None = None,
         authorization: str | None = None,
         *,
@@ -437,7 +437,7 @@ class SessionHandler(_HandlerBase[SessionWard, Session]):
     def sign_out(
         self,
         effects: ResponseEffects,
-        cookie_header: str | None,
+        cookie_header: str | bytes | None,
         anti_csrf_header: str | None,
         auth_mode: str | None = None,
         authorization: str | None = None,
@@ -503,7 +503,7 @@ class AsyncSessionHandler(_HandlerBase[AsyncSessionWard, AsyncSession]):
     async def verify(
         self,
         effects: ResponseEffects,
-        cookie_header: str | None,
+        cookie_header: str | bytes | None,
         anti_csrf_header: str | None,
         method: str,
         anti_csrf_check: bool | None,
@@ -539,7 +539,7 @@ class AsyncSessionHandler(_HandlerBase[AsyncSessionWard, AsyncSession]):
     async def refresh(
         self,
         effects: ResponseEffects,
-        cookie_header: str | None,
+        cookie_header: str | bytes | None,
         auth_mode: str | None = None,
         authorization: str | None = None,
         *,
@@ -554,7 +554,7 @@ class AsyncSessionHandler(_HandlerBase[AsyncSessionWard, AsyncSession]):
     async def sign_out(
         self,
         effects: ResponseEffects,
-        cookie_header: str | None,
+        cookie_header: str | bytes | None,
         anti_csrf_header: str | None,
         auth_mode: str | None = None,
         authorization: str | None = None,

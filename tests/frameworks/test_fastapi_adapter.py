@@ -139,7 +139,20 @@ def test_verification_headers_are_read_in_one_pass() -> None:
         ]
     }
     assert _verification_headers(scope) == ("a=1; b=\xe9", "c1,c2", "cookie", "Bearer t,Bearer u")
-    assert _verification_headers({"headers": [(b"cookie", b"a=1")]}) == ("a=1", None, None, None)
+    # One Cookie header is handed on as received (the cookie parser reads bytes as latin-1).
+    assert _verification_headers({"headers": [(b"cookie", b"a=1")]}) == (b"a=1", None, None, None)
+    assert _verification_headers({"headers": [(b"COOKIE", bytearray(b"a=\xe9"))]}) == (
+        b"a=\xe9",
+        None,
+        None,
+        None,
+    )
+    assert _verification_headers({"headers": [(b"x-cookie", b"a=1"), (b"123", b"")]}) == (
+        None,
+        None,
+        None,
+        None,
+    )
     assert _verification_headers({}) == (None, None, None, None)
 
 

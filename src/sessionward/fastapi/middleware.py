@@ -148,28 +148,56 @@ _bindings: weakref.WeakSet[_Binding] = weakref.WeakSet()
 # -- header plumbing ------------------------------------------------------------------------------
 
 
-def _verification_headers(scope: Scope) -> tuple[str | None, str | None, str | None, str | None]:
-    """The ``Cookie`` header(s) joined with ``"; "``, and every ``anti-csrf``,
-    ``st-auth-mode`` and ``Authorization`` header, each name's copies joined with ``","``
-    (as a WSGI server joins them; the transport layer decides), read in one pass over the
-    request headers."""
-    cookies: list[str] = []
+# The request headers verification reads, by their (lowercase) ASGI names.
+_COOKIE_SLOT, _ANTI_CSRF_SLOT, _AUTH_MODE_SLOT, _AUTHORIZATION_SLOT = range(4)
+_VERIFICATION_HEADERS = {
+    b"cookie": _COOKIE_SLOT,
+    _ANTI_CSRF: _ANTI_CSRF_SLOT,
+    _AUTH_MODE: _AUTH_MODE_SLOT,
+    _AUTHORIZATION: _AUTHORIZATION_SLOT,
+}
+
+
+def _verification_headers(scope: Scope) -> tuple[bytes | str | None, str | None, str | None, str | None]:
+    """The ``Cookie`` header, and every ``anti-csrf``, ``st-auth-mode`` and
+    ``Authorization`` header, each name's copies joined with ``","`` (as a WSGI server
+    joins them; the transport layer decides), read in one pass over the request headers.
+
+    One ``Cookie`` header is returned as the bytes received (the cookie parser reads them
+    as latin-1, and remembers them without decoding); several are decoded and joined with
+    ``"; "``. Names are matched in any case (servers send them in lowercase: one dict
+    lookup per header)."""
+    cookie: bytes | None = None
+    more_cookies: list[bytes] | None = None
     anti_csrf: str | None = None
     auth_mode: str | None = None
     authorization: str | None = None
+    slots = _VERIFICATION_HEADERS
     for name, value in scope.get("headers", ()):
-        name = name.lower()
-        if name == b"cookie":
-            cookies.append(value.decode("latin-1"))
-        elif name == _ANTI_CSRF:
+        slot = slots.get(name)
+        if slot is None:
+            if name.islower():
+                continue
+            slot = slots.get(bytes(name).lower())
+            if slot is None:
+                continue
+        if slot == _COOKIE_SLOT:
+            if cookie is None:
+                cookie = value if type(value) is bytes else bytes(value)
+            elif more_cookies is None:
+                more_cookies = [value]
+            else:
+                more_cookies.append(value)
+        elif slot == _ANTI_CSRF_SLOT:
             anti_csrf = _joined(anti_csrf, value)
-        elif name == _AUTH_MODE:
+        elif slot == _AUTH_MODE_SLOT:
             auth_mode = _joined(auth_mode, value)
-        elif name == _AUTHORIZATION:
+        else:
             authorization = _joined(authorization, value)
-    if not cookies:
-        return None, anti_csrf, auth_mode, authorization
-    return (cookies[0] if len(cookies) == 1 else "; ".join(cookies)), anti_csrf, auth_mode, authorization
+    if more_cookies is not None and cookie is not None:
+        joined = "; ".join(bytes(value).decode("latin-1") for value in [cookie, *more_cookies])
+        return joined, anti_csrf, auth_mode, authorization
+    return cookie, anti_csrf, auth_mode, authorization
 
 
 def _joined(previous: str | None, value: bytes) -> str:
