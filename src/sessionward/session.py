@@ -41,6 +41,7 @@ from .transport.client_address import TrustedProxies, client_ip, user_agent
 from .transport.error_responses import ErrorResponse, error_response
 from .transport.protocol import WireMode, bearer_token, choose_mode, sign_out_path
 from .transport.request import (
+    SAFE_METHODS,
     RequestTokens,
     parse_session_cookies,
     single_header,
@@ -68,6 +69,8 @@ ClientSource = Callable[[], ClientInfo]
 """What an adapter gives verification: a zero-argument callable that reads the request's
 client (IP address and user agent), called only when verification writes to the store."""
 _NO_TOKENS = RequestTokens(None, None, None)
+_LEGACY = WireMode.LEGACY
+_INFERRED_COOKIE = WireMode.INFERRED_COOKIE
 
 
 class _SessionBase(Generic[E]):
@@ -269,6 +272,7 @@ class _HandlerBase(Generic[E, S]):
         self.sign_out_path = sign_out_path(self.config)
         #: :attr:`Config.trusted_proxies <sessionward.Config>`, parsed once.
         self.trusted_proxies = TrustedProxies.from_config(self.config)
+        self._reads_cookies = self.config.token_transfer != "header"  # noqa: S105
 
     def client_info(
         self, peer: str | None, forwarded_for: str | None, user_agent_header: str | None
@@ -314,6 +318,19 @@ class _HandlerBase(Generic[E, S]):
         auth_mode: str | None,
         authorization: str | None,
     ) -> tuple[str, bool]:
+        if auth_mode is None and authorization is None and self._reads_cookies:
+            # What choose_mode and tokens_for_verification decide for a request with one
+            # access cookie (and at most one sIdRefreshToken), no st-auth-mode and no
+            # Authorization, without their calls: the request of every page a client
+            # loads. Anything else takes the general path below.
+            tokens = parse_session_cookies(cookie_header)
+            access_token = tokens.access_token
+            id_refresh_token = tokens.id_refresh_token
+            if type(access_token) is str and (id_refresh_token is None or type(id_refresh_token) is str):
+                effects.mode = _INFERRED_COOKIE if id_refresh_token is None else _LEGACY
+                if anti_csrf_check is None:
+                    anti_csrf_check = method not in SAFE_METHODS and method.upper() not in SAFE_METHODS
+                return access_token, anti_csrf_check
         config = self.config
         transfer = config.token_transfer
         tokens = _NO_TOKENS if transfer == "header" else parse_session_cookies(cookie_header)
