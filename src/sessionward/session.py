@@ -537,17 +537,57 @@ class AsyncSessionHandler(_HandlerBase[AsyncSessionWard, AsyncSession]):
         ``Authorization`` headers (every copy, comma-joined); ``check_database``,
         ``max_auth_age`` and ``client`` (called only if verification writes to the
         store) go to the engine's ``get_session``."""
+        session = self.verify_nowait(
+            effects,
+            cookie_header,
+            anti_csrf_header,
+            method,
+            anti_csrf_check,
+            auth_mode,
+            authorization,
+            check_database,
+            max_auth_age,
+            client,
+        )
+        return session if isinstance(session, AsyncSession) else await session
+
+    def verify_nowait(
+        self,
+        effects: ResponseEffects,
+        cookie_header: str | bytes | None,
+        anti_csrf_header: str | None,
+        method: str,
+        anti_csrf_check: bool | None,
+        auth_mode: str | None = None,
+        authorization: str | None = None,
+        # Positional (see AsyncSessionWard.get_session): this is the hot path.
+        check_database: bool = False,
+        max_auth_age: int | None = None,
+        client: ClientSource | None = None,
+    ) -> AsyncSession | Awaitable[AsyncSession]:
+        """:meth:`verify` without a coroutine when it needs no I/O: the session itself
+        when the engine answers at once and nothing is written to ``effects`` (a cached
+        token), else an awaitable of it. Errors found at once are raised at once."""
         access_token, check = self._verification(
             effects, cookie_header, method, anti_csrf_check, auth_mode, authorization
         )
-        verified = await self.engine.get_session(
-            access_token,
-            single_header(anti_csrf_header),
-            check,
-            check_database=check_database,
-            max_auth_age=max_auth_age,
-            client=client,
+        if anti_csrf_header is not None:
+            anti_csrf_header = single_header(anti_csrf_header)
+        engine = self.engine
+        verified = engine.get_session_nowait(
+            access_token, anti_csrf_header, check, check_database, max_auth_age, client
         )
+        if type(verified) is VerifiedSession and verified.new_access_token is None:
+            return AsyncSession(engine, verified, access_token, effects)
+        return self._verified_later(effects, access_token, verified)
+
+    async def _verified_later(
+        self,
+        effects: ResponseEffects,
+        access_token: str,
+        pending: VerifiedSession | Awaitable[VerifiedSession],
+    ) -> AsyncSession:
+        verified = pending if isinstance(pending, VerifiedSession) else await pending
         session = AsyncSession(self.engine, verified, access_token, effects)
         if verified.new_access_token is not None:
             await aperform(self.engine, session._reissue(verified))

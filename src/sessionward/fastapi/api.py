@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from starlette.applications import Starlette
@@ -152,8 +153,29 @@ async def get_session(
     context = _scope_context(scope)
     if context is None:
         raise _missing_context()
-    cookie_header, anti_csrf, auth_mode, authorization = _verification_headers(scope)
-    session = await context.handler.verify(
+    session = _verify(
+        scope, context, _verification_headers(scope), anti_csrf_check, check_database, max_auth_age
+    )
+    if not isinstance(session, AsyncSession):
+        session = await session
+    _remember_in(scope, session)
+    if response is not None and context.pending:
+        _apply_to_response(response, context.effects)
+    return session
+
+
+def _verify(
+    scope: Scope,
+    context: _RequestContext,
+    headers: tuple[bytes | str | None, str | None, str | None, str | None],
+    anti_csrf_check: bool | None,
+    check_database: bool,
+    max_auth_age: int | None,
+) -> AsyncSession | Awaitable[AsyncSession]:
+    """The request's session, verified without a coroutine when no I/O is needed (see
+    ``AsyncSessionHandler.verify_nowait``)."""
+    cookie_header, anti_csrf, auth_mode, authorization = headers
+    return context.handler.verify_nowait(
         context.effects,
         cookie_header,
         anti_csrf,
@@ -161,14 +183,10 @@ async def get_session(
         anti_csrf_check,
         auth_mode,
         authorization,
-        check_database=check_database,
-        max_auth_age=max_auth_age,
-        client=context.client,
+        check_database,
+        max_auth_age,
+        context.client,
     )
-    _remember_in(scope, session)
-    if response is not None:
-        _apply_to_response(response, context.effects)
-    return session
 
 
 async def refresh_session(request: HTTPConnection, response: Response | None = None) -> AsyncSession:
