@@ -30,12 +30,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from .engine.aio import AsyncSessionWard
 from .engine.flow import Flow, aperform, engine_call, perform
 from .engine.sync import SessionWard
-from .engine.types import ClientInfo, SessionInformation, SessionTokens, VerifiedSession
+from .engine.types import ClientInfo, SessionInformation, SessionTokens, Token, VerifiedSession
 from .errors import GeneralError, SessionWardError, TokenTheftDetectedError, UnauthorizedError
 from .transport.client_address import TrustedProxies, client_ip, user_agent
 from .transport.error_responses import ErrorResponse, error_response
@@ -55,6 +55,7 @@ __all__ = [
     "AsyncSession",
     "AsyncSessionHandler",
     "ClientSource",
+    "EffectsTarget",
     "ErrorHandler",
     "Session",
     "SessionHandler",
@@ -71,6 +72,22 @@ client (IP address and user agent), called only when verification writes to the 
 _NO_TOKENS = RequestTokens(None, None, None)
 _LEGACY = WireMode.LEGACY
 _INFERRED_COOKIE = WireMode.INFERRED_COOKIE
+
+
+class EffectsTarget(Protocol):
+    """What a verification writes to: the request's protocol mode, and later (a replaced
+    access token, a revocation) the response's tokens. A
+    :class:`~sessionward.transport.ResponseEffects` is one; an adapter may pass an object
+    that creates its ``ResponseEffects`` only when a token is written (the FastAPI
+    middleware's request context), so that a verification writing nothing makes none."""
+
+    mode: WireMode
+
+    def set_access_token(self, token: Token, front_token: str, persistent: bool = True) -> None:
+        """As :meth:`sessionward.transport.ResponseEffects.set_access_token`."""
+
+    def clear_session(self) -> None:
+        """As :meth:`sessionward.transport.ResponseEffects.clear_session`."""
 
 
 class _SessionBase(Generic[E]):
@@ -90,7 +107,7 @@ class _SessionBase(Generic[E]):
         engine: E,
         verified: VerifiedSession,
         access_token: str,
-        effects: ResponseEffects,
+        effects: EffectsTarget,
         persistent: bool | None = None,
     ) -> None:
         # One flat __init__ (no super() chain): a session object is built on every request.
@@ -311,7 +328,7 @@ class _HandlerBase(Generic[E, S]):
 
     def _verification(
         self,
-        effects: ResponseEffects,
+        effects: EffectsTarget,
         cookie_header: str | bytes | None,
         method: str,
         anti_csrf_check: bool | None,
@@ -519,7 +536,7 @@ class AsyncSessionHandler(_HandlerBase[AsyncSessionWard, AsyncSession]):
 
     async def verify(
         self,
-        effects: ResponseEffects,
+        effects: EffectsTarget,
         cookie_header: str | bytes | None,
         anti_csrf_header: str | None,
         method: str,
@@ -553,7 +570,7 @@ class AsyncSessionHandler(_HandlerBase[AsyncSessionWard, AsyncSession]):
 
     def verify_nowait(
         self,
-        effects: ResponseEffects,
+        effects: EffectsTarget,
         cookie_header: str | bytes | None,
         anti_csrf_header: str | None,
         method: str,
@@ -583,7 +600,7 @@ class AsyncSessionHandler(_HandlerBase[AsyncSessionWard, AsyncSession]):
 
     async def _verified_later(
         self,
-        effects: ResponseEffects,
+        effects: EffectsTarget,
         access_token: str,
         pending: VerifiedSession | Awaitable[VerifiedSession],
     ) -> AsyncSession:

@@ -13,12 +13,14 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Match, Mount, NoMatchFound, Route
+from starlette.testclient import TestClient
 from starlette.types import Message, Receive, Scope, Send
 
 from sessionward import Config
 from sessionward import fastapi as sw
 from sessionward.fastapi.app import _SessionRoutes
 from sessionward.fastapi.middleware import STATE_CONTEXT_KEY, _current
+from sessionward.transport.protocol import WireMode
 
 SESSION_COOKIES = ("sAccessToken", "sRefreshToken", "sIdRefreshToken")
 
@@ -302,3 +304,75 @@ def test_session_routes_keep_their_names_and_answer_through_the_app(
     assert call(loop, app, "HEAD", "/.well-known/jwks.json")[0]["status"] == 200
     assert call(loop, app, "GET", "/sessionward/sessionward.js")[0]["status"] == 200
     assert call(loop, app, "GET", "/nowhere")[0]["status"] == 404
+
+
+def test_a_verification_that_writes_nothing_makes_no_effects_and_a_later_write_keeps_its_mode(
+    tmp_path: Path,
+) -> None:
+    contexts: list[Any] = []
+
+    async def login(request: Request) -> Response:
+        await sw.create_new_session(request, "alice")
+        return JSONResponse({})
+
+    async def check(request: Request) -> Response:
+        session = await sw.get_session(request)
+        contexts.append(request.state.sessionward_context)
+        return JSONResponse({"user": session.user_id})
+
+    async def revoke(request: Request) -> Response:
+        session = await sw.get_session(request)
+        assert request.state.sessionward_context._effects is None
+        await session.revoke_session()
+        return JSONResponse({})
+
+    app = Starlette(
+        routes=[
+            Route("/login", login, methods=["POST"]),
+            Route("/check", check),
+            Route("/revoke", revoke),
+        ]
+    )
+    sw.init(app, Config(store=f"sqlite:///{tmp_path}/sessions.db", cookie_secure=False))
+    with TestClient(app) as client:
+
+        def login_as(auth_mode: str | None) -> Any:
+            headers = {} if auth_mode is None else {"st-auth-mode": auth_mode}
+            return client.post("/login", headers=headers)
+
+        def cookie_of(answer: Any, *names: str) -> str:
+            return "; ".join(f"{name}={answer.cookies[name]}" for name in names)
+
+        legacy = login_as(None)
+        legacy_cookie = cookie_of(legacy, "sAccessToken", "sIdRefreshToken")
+        client.cookies.clear()
+        answer = client.get("/check", headers={"cookie": legacy_cookie})
+        assert answer.status_code == 200 and answer.json() == {"user": "alice"}
+        assert "set-cookie" not in answer.headers and "front-token" not in answer.headers
+        assert contexts[-1]._effects is None and contexts[-1].mode is WireMode.LEGACY
+        # The mode the verification chose reaches the effects made later: 2020 clearing.
+        answer = client.get("/revoke", headers={"cookie": legacy_cookie})
+        assert answer.headers["id-refresh-token"] == "remove"
+        assert "front-token" not in answer.headers
+        assert len(answer.headers.get_list("set-cookie")) == 3
+
+        current = login_as("cookie")
+        current_cookie = cookie_of(current, "sAccessToken")
+        client.cookies.clear()
+        answer = client.get("/check", headers={"cookie": current_cookie})
+        assert answer.status_code == 200 and contexts[-1].mode is WireMode.INFERRED_COOKIE
+        answer = client.get("/revoke", headers={"cookie": current_cookie})
+        # Inferred cookie mode: the cookies expire, no front-token (the client may be a 2020 one).
+        assert "front-token" not in answer.headers and "id-refresh-token" not in answer.headers
+        assert len(answer.headers.get_list("set-cookie")) == 2
+
+        header = login_as("header")
+        bearer = {"authorization": f"Bearer {header.headers['st-access-token']}"}
+        client.cookies.clear()
+        answer = client.get("/check", headers=bearer)
+        assert answer.status_code == 200 and contexts[-1].mode is WireMode.HEADER
+        assert contexts[-1]._effects is None
+        answer = client.get("/revoke", headers=bearer)
+        assert answer.headers["front-token"] == "remove"
+        assert answer.headers["st-access-token"] == "" and answer.headers["st-refresh-token"] == ""
+        assert "set-cookie" not in answer.headers

@@ -173,10 +173,10 @@ def _verify(
     max_auth_age: int | None,
 ) -> AsyncSession | Awaitable[AsyncSession]:
     """The request's session, verified without a coroutine when no I/O is needed (see
-    ``AsyncSessionHandler.verify_nowait``)."""
+    ``AsyncSessionHandler.verify_nowait``); the context is the effects' target."""
     cookie_header, anti_csrf, auth_mode, authorization = headers
     return context.handler.verify_nowait(
-        context.effects,
+        context,
         cookie_header,
         anti_csrf,
         scope.get("method", "GET"),

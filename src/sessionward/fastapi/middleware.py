@@ -22,11 +22,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Config
 from ..engine.aio import AsyncSessionWard
-from ..engine.types import ClientInfo
+from ..engine.types import ClientInfo, Token
 from ..session import AsyncSessionHandler, ErrorHandler
 from ..stores.base import AsyncStore
 from ..transport.client_address import FORWARDED_FOR_HEADER, USER_AGENT_HEADER
 from ..transport.headers import ANTI_CSRF_HEADER, AUTH_MODE_HEADER, AUTHORIZATION_HEADER
+from ..transport.protocol import WireMode
 from ..transport.response import ResponseEffects, final_response_headers
 
 __all__ = ["STATE_CONTEXT_KEY", "STATE_SESSION_KEY", "SessionWardMiddleware", "TheftHook"]
@@ -41,6 +42,7 @@ _AUTHORIZATION = AUTHORIZATION_HEADER.encode("latin-1")
 _FORWARDED_FOR = FORWARDED_FOR_HEADER.encode("latin-1")
 _USER_AGENT = USER_AGENT_HEADER.encode("latin-1")
 _SECURE_SCHEMES = frozenset({"https", "wss"})
+_LEGACY = WireMode.LEGACY
 
 
 class _Binding:
@@ -93,10 +95,12 @@ class _RequestContext:
     """What sessionward keeps for one request: in ``scope["state"]`` and a context var.
 
     The :class:`ResponseEffects` are made on first use, so that a request which never
-    touches the session costs one small object.
+    writes a token (every request that only verifies a cached one) costs one small
+    object. Until then the context holds the protocol mode a verification chose (it is
+    an :class:`~sessionward.session.EffectsTarget`), and the effects start from it.
     """
 
-    __slots__ = ("_effects", "handler", "peer", "request_headers")
+    __slots__ = ("_effects", "_mode", "handler", "peer", "request_headers")
 
     def __init__(self, handler: AsyncSessionHandler, request_headers: Any = (), peer: Any = None) -> None:
         self.handler = handler
@@ -106,14 +110,37 @@ class _RequestContext:
         self.request_headers = request_headers
         self.peer = peer
         self._effects: ResponseEffects | None = None
+        self._mode = _LEGACY
 
     @property
     def effects(self) -> ResponseEffects:
         """What the response must carry (created on first access)."""
         effects = self._effects
         if effects is None:
-            effects = self._effects = ResponseEffects(self.handler.config)
+            effects = self._effects = ResponseEffects(self.handler.config, mode=self._mode)
         return effects
+
+    @property
+    def mode(self) -> WireMode:
+        """The protocol mode of the request's session work (that of its effects)."""
+        effects = self._effects
+        return self._mode if effects is None else effects.mode
+
+    @mode.setter
+    def mode(self, mode: WireMode) -> None:
+        effects = self._effects
+        if effects is None:
+            self._mode = mode
+        else:
+            effects.mode = mode
+
+    def set_access_token(self, token: Token, front_token: str, persistent: bool = True) -> None:
+        """:meth:`ResponseEffects.set_access_token` on the request's effects."""
+        self.effects.set_access_token(token, front_token, persistent)
+
+    def clear_session(self) -> None:
+        """:meth:`ResponseEffects.clear_session` on the request's effects."""
+        self.effects.clear_session()
 
     def client(self) -> ClientInfo:
         """The request's client: the connection peer (``scope["client"]``), every
