@@ -390,6 +390,43 @@ def test_refresh_route_is_not_shadowed_by_a_catch_all(tmp_path: Path, open_app: 
     assert_message(client.request("POST", "/session/refresh"), 401, "unauthorised")
 
 
+def test_fastapi_routes_go_before_the_session_routes_included_routers_after(tmp_path: Path) -> None:
+    from fastapi import APIRouter
+
+    from sessionward.fastapi.routes import _SessionRoutes
+
+    app = FastAPI()
+    sw.init(app, make_config(tmp_path))
+
+    @app.get("/a")
+    async def first() -> dict[str, str]:
+        return {"route": "a"}
+
+    api = APIRouter(prefix="/api")
+
+    @api.get("/b")
+    async def second() -> dict[str, str]:
+        return {"route": "b"}
+
+    app.include_router(api)
+
+    @app.post("/session/refresh")
+    async def shadowing() -> dict[str, str]:  # defined after init: never reached
+        return {"route": "app's"}
+
+    with TestClient(app) as client:
+        kinds = [type(route).__name__ for route in app.router.routes]
+        # FastAPI's own routes (docs, /a) cannot match the session paths: the entry moved
+        # after them, and stays before the included router (this cannot tell its routes).
+        entry = next(
+            index for index, route in enumerate(app.router.routes) if isinstance(route, _SessionRoutes)
+        )
+        assert kinds[entry - 1] == "APIRoute" and kinds[entry + 1] != "APIRoute"
+        assert client.get("/a").json() == {"route": "a"}
+        assert client.get("/api/b").json() == {"route": "b"}
+        assert client.post("/session/refresh").status_code == 401
+
+
 def test_request_functions_outside_the_middleware_are_a_clear_error() -> None:
     with pytest.raises(GeneralError, match=r"init\(app\)"):
         asyncio.run(sw.create_new_session(Response(), "alice"))

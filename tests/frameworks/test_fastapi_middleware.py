@@ -4,23 +4,29 @@ and the session routes' cheap path matching."""
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.applications import Starlette
+from starlette.exceptions import StarletteDeprecationWarning
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Match, Mount, NoMatchFound, Route
-from starlette.testclient import TestClient
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Host, Match, Mount, NoMatchFound, Route, WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
 
 from sessionward import Config
 from sessionward import fastapi as sw
-from sessionward.fastapi.app import _SessionRoutes
 from sessionward.fastapi.middleware import STATE_CONTEXT_KEY, _current
+from sessionward.fastapi.routes import _SessionRoutes
 from sessionward.transport.protocol import WireMode
+
+with warnings.catch_warnings():
+    # Starlette >= 1.0 prefers httpx2 and warns when its TestClient falls back to httpx.
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient
 
 SESSION_COOKIES = ("sAccessToken", "sRefreshToken", "sIdRefreshToken")
 
@@ -304,6 +310,81 @@ def test_session_routes_keep_their_names_and_answer_through_the_app(
     assert call(loop, app, "HEAD", "/.well-known/jwks.json")[0]["status"] == 200
     assert call(loop, app, "GET", "/sessionward/sessionward.js")[0]["status"] == 200
     assert call(loop, app, "GET", "/nowhere")[0]["status"] == 404
+    # Started: the entry went after the app's routes, none of which can match its paths.
+    assert app.router.routes[-1] is entries[0]
+
+
+def _endpoint(request: Request) -> Response:
+    return PlainTextResponse("app")
+
+
+class _OwnRoute(Route):
+    """A Route subclass: it may match otherwise, so the entry stays before it."""
+
+
+async def _websocket_endpoint(websocket: Any) -> None:
+    await websocket.close()
+
+
+@pytest.mark.parametrize(
+    ("shadow", "stays_before"),
+    [
+        (None, False),
+        (Route("/{path:path}", _endpoint, methods=["GET", "POST"]), True),
+        (Route("/session/{name}", _endpoint, methods=["POST"]), True),
+        (Route("/signout", _endpoint, methods=["GET"]), True),  # same path, other method
+        (Route("/session/refresh/extra", _endpoint), False),
+        (Mount("", app=Starlette()), True),
+        (Mount("/session", app=Starlette()), True),
+        (Mount("/static", app=Starlette()), False),
+        (Host("api.example.org", app=Starlette()), True),
+        (_OwnRoute("/other", _endpoint), True),
+        (WebSocketRoute("/session/refresh", _websocket_endpoint), False),
+    ],
+)
+def test_session_routes_move_after_the_routes_that_cannot_shadow_them(
+    tmp_path: Path, shadow: BaseRoute | None, stays_before: bool
+) -> None:
+    harmless = [Route("/a", _endpoint), Route("/b/{id:int}", _endpoint), Mount("/raw", app=Starlette())]
+    routes: list[BaseRoute] = [*harmless, *([] if shadow is None else [shadow]), Route("/z", _endpoint)]
+    app = Starlette(routes=list(routes))
+    sw.init(app, Config(store=f"sqlite:///{tmp_path}/sessions.db", cookie_secure=False))
+    entry = app.router.routes[0]
+    assert isinstance(entry, _SessionRoutes)
+    with TestClient(app) as client:
+        if shadow is None:
+            assert app.router.routes == [*routes, entry]
+        elif stays_before:
+            assert app.router.routes == [*harmless, entry, shadow, routes[-1]]
+        else:
+            assert app.router.routes == [*harmless, shadow, routes[-1], entry]
+        # Never shadowed: the refresh route answers its own 401, the app's routes theirs.
+        answer = client.post("/session/refresh")
+        assert answer.status_code == 401 and answer.json() == {"message": "unauthorised"}
+        assert client.get("/a").text == "app"
+        if shadow is not None and isinstance(shadow, Route) and shadow.path == "/signout":
+            assert client.post("/signout").status_code == 401  # the session route's own answer
+
+        async def later(request: Request) -> Response:
+            return PlainTextResponse("later")
+
+        app.router.routes.append(Route("/later", later))
+        probe = {"type": "http", "path": "/later", "root_path": "", "method": "GET", "headers": []}
+        if shadow is None or shadow.matches(probe)[0] == Match.NONE:
+            assert client.get("/later").text == "later"
+
+
+def test_session_routes_stay_first_when_a_path_has_parameters_or_they_were_removed(tmp_path: Path) -> None:
+    app = Starlette(routes=[Route("/a", _endpoint)])
+    sw.init(app, Config(store=f"sqlite:///{tmp_path}/a.db", refresh_api_path="/s/{tenant}/session/refresh"))
+    entry = app.router.routes[0]
+    with TestClient(app):
+        assert app.router.routes[0] is entry
+    removed = Starlette(routes=[Route("/a", _endpoint)])
+    sw.init(removed, Config(store=f"sqlite:///{tmp_path}/b.db"))
+    del removed.router.routes[0]
+    with TestClient(removed):
+        assert not any(isinstance(route, _SessionRoutes) for route in removed.router.routes)
 
 
 def test_a_verification_that_writes_nothing_makes_no_effects_and_a_later_write_keeps_its_mode(

@@ -10,11 +10,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.datastructures import URLPath
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Match, NoMatchFound, Route
-from starlette.types import Receive, Scope, Send
+from starlette.routing import Route
 
 from ..browser import CLIENT_SCRIPT_HEADERS, CLIENT_SCRIPT_PATH, client_script
 from ..config import Config
@@ -35,6 +33,7 @@ from .middleware import (
     _bindings,
     _verification_headers,
 )
+from .routes import _SessionRoutes
 
 __all__ = ["init", "logger"]
 
@@ -116,7 +115,9 @@ def init(
         )
     )
     # First in the router, so that no catch-all defined earlier shadows them.
-    app.router.routes.insert(0, _SessionRoutes(routes))
+    entry = _SessionRoutes(routes)
+    app.router.routes.insert(0, entry)
+    binding.session_routes = entry
     _close_on_shutdown(app, binding)
     return binding.engine
 
@@ -127,66 +128,6 @@ def _jwks_route(binding: _Binding, path: str) -> Route:
         return Response(body, headers=dict(headers))
 
     return Route(path, jwks_endpoint, methods=["GET"], name="sessionward_jwks", include_in_schema=False)
-
-
-_NONE = Match.NONE
-_FULL = Match.FULL
-
-
-class _SessionRoutes(BaseRoute):
-    """The session routes (refresh, sign-out, JWKS, client script) as one entry of the router.
-
-    They sit first in the router, so they are tried on every request: one entry that turns
-    away, with one ``str.endswith``, every path that cannot be one of theirs costs a
-    request a quarter of four routes tried in turn. A request path matching a route ends
-    with the route's path (the path matched is ``scope["path"]`` less any ``root_path``;
-    ``Route``'s pattern also accepts one trailing ``"\n"``); other paths are given to each
-    route's own ``matches``, in order (a full match wins over a partial one, as in the
-    router). ``routes`` holds the :class:`~starlette.routing.Route` objects, named
-    ``sessionward_jwks``, ``sessionward_refresh``, ``sessionward_client_script`` and
-    ``sessionward_sign_out`` for ``url_path_for``.
-    """
-
-    def __init__(self, routes: list[Route]) -> None:
-        self.routes = routes
-        paths = [route.path for route in routes]
-        # A path with parameters has no fixed suffix: "" lets every path through.
-        self._suffixes = (
-            ("",) if any("{" in path for path in paths) else tuple(paths) + tuple(f"{p}\n" for p in paths)
-        )
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        path = scope.get("path")
-        if type(path) is str and not path.endswith(self._suffixes):
-            return _NONE, {}
-        return self._match(scope)[:2]
-
-    def _match(self, scope: Scope) -> tuple[Match, Scope, Route | None]:
-        partial: tuple[Match, Scope, Route | None] = (_NONE, {}, None)
-        for route in self.routes:
-            match, child_scope = route.matches(scope)
-            if match is _FULL:
-                return match, child_scope, route
-            if match is not _NONE and partial[2] is None:
-                partial = (match, child_scope, route)
-        return partial
-
-    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
-        for route in self.routes:
-            try:
-                return route.url_path_for(name, **path_params)
-            except NoMatchFound:
-                pass
-        raise NoMatchFound(name, path_params)
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self._match(scope)[2]
-        if route is None:  # pragma: no cover - the router calls handle after a match only
-            raise NoMatchFound(str(scope.get("path")), {})
-        await route.handle(scope, receive, send)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.routes!r})"
 
 
 def _config_fields(config: Config) -> dict[str, Any]:

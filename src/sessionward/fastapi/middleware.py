@@ -29,6 +29,7 @@ from ..transport.client_address import FORWARDED_FOR_HEADER, USER_AGENT_HEADER
 from ..transport.headers import ANTI_CSRF_HEADER, AUTH_MODE_HEADER, AUTHORIZATION_HEADER
 from ..transport.protocol import WireMode
 from ..transport.response import ResponseEffects, final_response_headers
+from .routes import _SessionRoutes, place_session_routes
 
 __all__ = ["STATE_CONTEXT_KEY", "STATE_SESSION_KEY", "SessionWardMiddleware", "TheftHook"]
 
@@ -65,6 +66,8 @@ class _Binding:
         self.closed = False
         self.running = False
         self.handler = self._open()
+        #: The session routes' router entry (set by ``init``).
+        self.session_routes: _SessionRoutes | None = None
 
     def _open(self) -> AsyncSessionHandler:
         engine = AsyncSessionWard(self._config, store=self._store)
@@ -78,6 +81,13 @@ class _Binding:
     @property
     def engine(self) -> AsyncSessionWard:
         return self.handler.engine
+
+    def place_session_routes(self) -> None:
+        """Move the session routes' entry after the routes that cannot shadow it (see
+        :func:`~sessionward.fastapi.routes.place_session_routes`)."""
+        app = self._app()
+        if app is not None and self.session_routes is not None:
+            place_session_routes(app.router.routes, self.session_routes)
 
     def start(self) -> None:
         if self.closed:
@@ -273,6 +283,8 @@ class SessionWardMiddleware:
     def __init__(self, app: ASGIApp, binding: _Binding) -> None:
         self.app = app
         self.binding = binding
+        # Built when the app starts (its first ASGI call): the routes are all there.
+        binding.place_session_routes()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
