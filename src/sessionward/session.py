@@ -35,7 +35,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from .engine.aio import AsyncSessionWard
 from .engine.flow import Flow, aperform, engine_call, perform
 from .engine.sync import SessionWard
-from .engine.types import ClientInfo, SessionInformation, SessionTokens, Token, VerifiedSession
+from .engine.types import ClientInfo, SessionInformation, SessionTokens, VerifiedSession
 from .errors import GeneralError, SessionWardError, TokenTheftDetectedError, UnauthorizedError
 from .transport.client_address import TrustedProxies, client_ip, user_agent
 from .transport.error_responses import ErrorResponse, error_response
@@ -75,19 +75,19 @@ _INFERRED_COOKIE = WireMode.INFERRED_COOKIE
 
 
 class EffectsTarget(Protocol):
-    """What a verification writes to: the request's protocol mode, and later (a replaced
-    access token, a revocation) the response's tokens. A
-    :class:`~sessionward.transport.ResponseEffects` is one; an adapter may pass an object
-    that creates its ``ResponseEffects`` only when a token is written (the FastAPI
-    middleware's request context), so that a verification writing nothing makes none."""
+    """What a verification writes to: ``mode``, the request's protocol mode (a plain
+    attribute: it is written on every verification), and ``effects``, the
+    :class:`~sessionward.transport.ResponseEffects` that a later write (a replaced access
+    token, a revocation) goes to. A ``ResponseEffects`` is one (its ``effects`` is
+    itself); an adapter may pass an object that creates its ``ResponseEffects``, starting
+    from ``mode``, only when ``effects`` is first read (the FastAPI middleware's request
+    context), so that a verification writing nothing makes none."""
 
     mode: WireMode
 
-    def set_access_token(self, token: Token, front_token: str, persistent: bool = True) -> None:
-        """As :meth:`sessionward.transport.ResponseEffects.set_access_token`."""
-
-    def clear_session(self) -> None:
-        """As :meth:`sessionward.transport.ResponseEffects.clear_session`."""
+    @property
+    def effects(self) -> ResponseEffects:
+        """The effects to write to (made on first access, for an adapter's target)."""
 
 
 class _SessionBase(Generic[E]):
@@ -128,7 +128,7 @@ class _SessionBase(Generic[E]):
         try:
             yield
         except UnauthorizedError:
-            self._effects.clear_session()
+            self._effects.effects.clear_session()
             raise
 
     def _persistence(self, verified_persistent: bool | None = None) -> Flow[bool]:
@@ -136,7 +136,7 @@ class _SessionBase(Generic[E]):
         if persistent is None:
             persistent = self._persistent = verified_persistent
         if persistent is None:
-            if self._effects.mode is WireMode.HEADER:
+            if self._effects.effects.mode is WireMode.HEADER:
                 return True  # no cookie is written: nothing to look up
 
             persistent = yield from _stored_persistence(self.handle)
@@ -148,7 +148,9 @@ class _SessionBase(Generic[E]):
         if verified.new_access_token is not None:
             assert verified.front_token is not None
             persistent = yield from self._persistence(verified.persistent)
-            self._effects.set_access_token(verified.new_access_token, verified.front_token, persistent)
+            self._effects.effects.set_access_token(
+                verified.new_access_token, verified.front_token, persistent
+            )
             self.access_token = verified.new_access_token.value
 
     def _update_jwt_payload(self, payload: dict[str, Any]) -> Flow[None]:
@@ -169,7 +171,7 @@ class _SessionBase(Generic[E]):
 
     def _revoke_session(self) -> Flow[None]:
         yield from engine_call(SessionWard.revoke_session, self.handle)
-        self._effects.clear_session()
+        self._effects.effects.clear_session()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} user_id={self.user_id!r} handle={self.handle!r}>"
@@ -585,9 +587,25 @@ class AsyncSessionHandler(_HandlerBase[AsyncSessionWard, AsyncSession]):
         """:meth:`verify` without a coroutine when it needs no I/O: the session itself
         when the engine answers at once and nothing is written to ``effects`` (a cached
         token), else an awaitable of it. Errors found at once are raised at once."""
-        access_token, check = self._verification(
-            effects, cookie_header, method, anti_csrf_check, auth_mode, authorization
-        )
+        if auth_mode is None and authorization is None and self._reads_cookies:
+            # _verification's shortcut for a request carrying only cookies, inline: this
+            # is every protected request of a page.
+            tokens = parse_session_cookies(cookie_header)
+            access_token = tokens[0]
+            id_refresh_token = tokens[2]
+            if type(access_token) is str and (id_refresh_token is None or type(id_refresh_token) is str):
+                effects.mode = _INFERRED_COOKIE if id_refresh_token is None else _LEGACY
+                if anti_csrf_check is None:
+                    anti_csrf_check = method not in SAFE_METHODS and method.upper() not in SAFE_METHODS
+                check = anti_csrf_check
+            else:
+                access_token, check = self._verification(
+                    effects, cookie_header, method, anti_csrf_check, auth_mode, authorization
+                )
+        else:
+            access_token, check = self._verification(
+                effects, cookie_header, method, anti_csrf_check, auth_mode, authorization
+            )
         if anti_csrf_header is not None:
             anti_csrf_header = single_header(anti_csrf_header)
         engine = self.engine

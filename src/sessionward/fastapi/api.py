@@ -14,8 +14,9 @@ from starlette.types import Scope
 from ..engine.aio import AsyncSessionWard
 from ..engine.types import SessionInformation
 from ..errors import GeneralError
-from ..session import AsyncSession
+from ..session import AsyncSession, EffectsTarget
 from ..transport.cors import preflight_headers
+from ..transport.request import session_cookie_present
 from .middleware import (
     STATE_CONTEXT_KEY,
     STATE_SESSION_KEY,
@@ -150,33 +151,49 @@ async def get_session(
     by verification goes on the outgoing response (and on ``response`` if given).
     """
     scope = request.scope
-    context = _scope_context(scope)
-    if context is None:
-        raise _missing_context()
-    session = _verify(
-        scope, context, _verification_headers(scope), anti_csrf_check, check_database, max_auth_age
-    )
+    session = _verify(scope, anti_csrf_check, check_database, max_auth_age, False)
     if not isinstance(session, AsyncSession):
+        assert session is not None
         session = await session
-    _remember_in(scope, session)
-    if response is not None and context.pending:
-        _apply_to_response(response, context.effects)
+    # _verify made sure the scope has a state.
+    scope["state"][STATE_SESSION_KEY] = session
+    if response is not None:
+        context = _scope_context(scope)
+        if context is not None and context.pending:
+            _apply_to_response(response, context.effects)
     return session
 
 
 def _verify(
     scope: Scope,
-    context: _RequestContext,
-    headers: tuple[bytes | str | None, str | None, str | None, str | None],
     anti_csrf_check: bool | None,
     check_database: bool,
     max_auth_age: int | None,
-) -> AsyncSession | Awaitable[AsyncSession]:
+    optional: bool,
+) -> AsyncSession | Awaitable[AsyncSession] | None:
     """The request's session, verified without a coroutine when no I/O is needed (see
-    ``AsyncSessionHandler.verify_nowait``); the context is the effects' target."""
-    cookie_header, anti_csrf, auth_mode, authorization = headers
-    return context.handler.verify_nowait(
-        context,
+    ``AsyncSessionHandler.verify_nowait``); ``optional``: ``None`` when the request has
+    no session at all (``session_cookie_present``). Makes sure ``scope["state"]`` exists.
+
+    The hot path of every protected request, written flat (each call and each object
+    touched costs more on a busy server than a tight loop shows)."""
+    state = scope.get("state")
+    context = None if state is None else state.get(STATE_CONTEXT_KEY)
+    if type(context) is not _RequestContext:
+        context = _current.get()
+        if context is None:
+            raise _missing_context()
+        if state is None:
+            scope["state"] = {}
+    cookie_header, anti_csrf, auth_mode, authorization = _verification_headers(scope)
+    handler = context.handler
+    if optional and not session_cookie_present(cookie_header, auth_mode, authorization, handler.config):
+        return None
+    # The mode goes to the effects once they exist (the context's own is only where
+    # they start from).
+    target: EffectsTarget = context._effects or context
+    return handler.verify_nowait(
+        target,
         cookie_header,
         anti_csrf,
         scope.get("method", "GET"),

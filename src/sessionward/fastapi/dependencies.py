@@ -9,9 +9,8 @@ from starlette.requests import Request
 
 from ..session import AsyncSession
 from ..transport.error_responses import bare_factory_error
-from ..transport.request import session_cookie_present
-from .api import _missing_context, _remember_in, _scope_context, _verify
-from .middleware import _verification_headers
+from .api import _verify
+from .middleware import STATE_SESSION_KEY
 
 __all__ = ["verify_session"]
 
@@ -77,18 +76,12 @@ def verify_session(
     async def session_dependency(request: Request) -> AsyncSession | None:
         # get_session's work, without a call of it (one coroutine fewer per request).
         scope = request.scope
-        context = _scope_context(scope)
-        if context is None:
-            raise _missing_context()
-        headers = _verification_headers(scope)
-        if not session_required:
-            cookie_header, _, auth_mode, authorization = headers
-            if not session_cookie_present(cookie_header, auth_mode, authorization, context.handler.config):
-                return None
-        session = _verify(scope, context, headers, anti_csrf_check, check_database, max_auth_age)
+        session = _verify(scope, anti_csrf_check, check_database, max_auth_age, not session_required)
+        if session is None:
+            return None
         if not isinstance(session, AsyncSession):
             session = await session
-        _remember_in(scope, session)
+        scope["state"][STATE_SESSION_KEY] = session
         return session
 
     return session_dependency

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Config
 from ..engine.aio import AsyncSessionWard
-from ..engine.types import ClientInfo, Token
+from ..engine.types import ClientInfo
 from ..session import AsyncSessionHandler, ErrorHandler
 from ..stores.base import AsyncStore
 from ..transport.client_address import FORWARDED_FOR_HEADER, USER_AGENT_HEADER
@@ -106,11 +106,12 @@ class _RequestContext:
 
     The :class:`ResponseEffects` are made on first use, so that a request which never
     writes a token (every request that only verifies a cached one) costs one small
-    object. Until then the context holds the protocol mode a verification chose (it is
-    an :class:`~sessionward.session.EffectsTarget`), and the effects start from it.
+    object. Until then ``mode`` holds the protocol mode a verification chose (the context
+    is a verification's :class:`~sessionward.session.EffectsTarget` while it has no
+    effects), and the effects start from it.
     """
 
-    __slots__ = ("_effects", "_mode", "handler", "peer", "request_headers")
+    __slots__ = ("_effects", "handler", "mode", "peer", "request_headers")
 
     def __init__(self, handler: AsyncSessionHandler, request_headers: Any = (), peer: Any = None) -> None:
         self.handler = handler
@@ -120,37 +121,15 @@ class _RequestContext:
         self.request_headers = request_headers
         self.peer = peer
         self._effects: ResponseEffects | None = None
-        self._mode = _LEGACY
+        self.mode = _LEGACY
 
     @property
     def effects(self) -> ResponseEffects:
-        """What the response must carry (created on first access)."""
+        """What the response must carry (created on first access, in ``mode``)."""
         effects = self._effects
         if effects is None:
-            effects = self._effects = ResponseEffects(self.handler.config, mode=self._mode)
+            effects = self._effects = ResponseEffects(self.handler.config, mode=self.mode)
         return effects
-
-    @property
-    def mode(self) -> WireMode:
-        """The protocol mode of the request's session work (that of its effects)."""
-        effects = self._effects
-        return self._mode if effects is None else effects.mode
-
-    @mode.setter
-    def mode(self, mode: WireMode) -> None:
-        effects = self._effects
-        if effects is None:
-            self._mode = mode
-        else:
-            effects.mode = mode
-
-    def set_access_token(self, token: Token, front_token: str, persistent: bool = True) -> None:
-        """:meth:`ResponseEffects.set_access_token` on the request's effects."""
-        self.effects.set_access_token(token, front_token, persistent)
-
-    def clear_session(self) -> None:
-        """:meth:`ResponseEffects.clear_session` on the request's effects."""
-        self.effects.clear_session()
 
     def client(self) -> ClientInfo:
         """The request's client: the connection peer (``scope["client"]``), every
