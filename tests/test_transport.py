@@ -152,6 +152,14 @@ def test_parse_matches_the_reference_parser_cached_or_not(header: str) -> None:
     assert parse_session_cookies(header) == expected  # parsed
     assert parse_session_cookies(header) == expected  # remembered
     assert parse_session_cookies("".join(list(header))) == expected  # an equal, distinct str
+    try:
+        raw = header.encode("latin-1")
+    except UnicodeEncodeError:
+        return
+    # An ASGI header value: the same bytes, read as latin-1, cached apart.
+    transport.request._parsed_raw_headers.pop(raw, None)
+    assert parse_session_cookies(raw) == expected
+    assert parse_session_cookies(bytes(bytearray(raw))) == expected
 
 
 def test_parsed_headers_are_remembered_per_exact_string() -> None:
@@ -160,27 +168,38 @@ def test_parsed_headers_are_remembered_per_exact_string() -> None:
     assert transport.request._parsed_headers[header] is first
     assert parse_session_cookies(header + " ") is not first
     assert parse_session_cookies(header + " ") == first
+    raw = parse_session_cookies(header.encode())
+    assert raw == first
+    assert transport.request._parsed_raw_headers[header.encode()] is raw
+    assert parse_session_cookies(b"sAccessToken=t\xe9; sIdRefreshToken=i") == ("t\xe9", None, "i")
 
 
 def test_parsed_header_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(transport.request, "_PARSED_CACHE_SIZE", 8)
     monkeypatch.setattr(transport.request, "_parsed_headers", {})
+    monkeypatch.setattr(transport.request, "_parsed_raw_headers", {})
     for i in range(50):
         assert parse_session_cookies(f"sAccessToken=t{i}; sAccessToken=u") == (DUPLICATE, None, None)
         assert parse_session_cookies(f"sIdRefreshToken=i{i}") == (None, None, f"i{i}")
+        assert parse_session_cookies(f"sIdRefreshToken=i{i}".encode()) == (None, None, f"i{i}")
         assert len(transport.request._parsed_headers) <= 8
+        assert len(transport.request._parsed_raw_headers) <= 8
 
 
 def test_long_headers_are_parsed_every_time_not_remembered() -> None:
     header = "a=" + "x" * transport.request._PARSED_MAX_LENGTH + "; sAccessToken=t; sIdRefreshToken=i"
     assert parse_session_cookies(header) == ("t", None, "i")
     assert header not in transport.request._parsed_headers
+    assert parse_session_cookies(header.encode()) == ("t", None, "i")
+    assert header.encode() not in transport.request._parsed_raw_headers
 
 
 @pytest.mark.parametrize("header", ["sRefreshToken=r", "sRefreshToken=r; sRefreshToken=s", "sRefreshToken="])
 def test_headers_carrying_a_refresh_token_are_not_remembered(header: str) -> None:
     assert parse_session_cookies(header).refresh_token is not None
     assert header not in transport.request._parsed_headers
+    assert parse_session_cookies(header.encode()).refresh_token is not None
+    assert header.encode() not in transport.request._parsed_raw_headers
 
 
 def test_missing_id_refresh_cookie_is_unauthorised_without_clearing() -> None:

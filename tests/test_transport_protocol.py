@@ -416,3 +416,55 @@ def test_protocol_and_preflight_header_lists() -> None:
 )
 def test_sign_out_path(refresh_api_path: str, expected: str | None) -> None:
     assert sign_out_path(config(refresh_api_path=refresh_api_path)) == expected
+
+
+_VERIFY_COOKIES = [
+    None,
+    "",
+    "sAccessToken=a",
+    "sAccessToken=a; sIdRefreshToken=i",
+    "sIdRefreshToken=i",
+    "sAccessToken=a; sAccessToken=b",
+    "sAccessToken=a; sIdRefreshToken=i; sIdRefreshToken=j",
+    "sAccessToken=a; sRefreshToken=r",
+    "other=1",
+]
+
+
+@pytest.mark.parametrize("transfer", ["any", "cookie", "header"])
+@pytest.mark.parametrize("cookie_header", _VERIFY_COOKIES)
+@pytest.mark.parametrize("auth_mode", [None, "cookie", "header", "junk"])
+@pytest.mark.parametrize("authorization", [None, "Bearer t", "Basic x"])
+def test_handler_verification_decides_as_the_transport_functions(
+    transfer: str, cookie_header: str | None, auth_mode: str | None, authorization: str | None
+) -> None:
+    """The request handlers' shortcut for the usual request (cookies only) decides exactly
+    what choose_mode and tokens_for_verification decide, for every method and option."""
+    from types import SimpleNamespace
+
+    from sessionward.session import SessionHandler
+
+    settings = config(token_transfer=transfer)
+    handler = SessionHandler(SimpleNamespace(config=settings))  # type: ignore[arg-type]
+    for method in ("GET", "get", "HEAD", "OPTIONS", "POST", "delete"):
+        for anti_csrf_check in (None, True, False):
+            tokens = parse_session_cookies(None if transfer == "header" else cookie_header)
+            bearer = bearer_token(authorization)
+            mode = choose_mode("verify", transfer, auth_mode, bearer, tokens)
+            try:
+                expected: object = tokens_for_verification(
+                    tokens, settings, method, anti_csrf_check, mode, bearer
+                )
+            except (UnauthorizedError, TryRefreshTokenError) as error:
+                expected = (type(error), str(error), getattr(error, "clear_cookies", None))
+            effects = ResponseEffects(settings, mode=COOKIE)
+            raw = None if cookie_header is None else cookie_header.encode()
+            for header in (cookie_header, raw):
+                try:
+                    got: object = handler._verification(
+                        effects, header, method, anti_csrf_check, auth_mode, authorization
+                    )
+                except (UnauthorizedError, TryRefreshTokenError) as error:
+                    got = (type(error), str(error), getattr(error, "clear_cookies", None))
+                assert got == expected
+                assert effects.mode is mode

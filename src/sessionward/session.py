@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from .engine.aio import AsyncSessionWard
 from .engine.flow import Flow, aperform, engine_call, perform
@@ -41,6 +41,7 @@ from .transport.client_address import TrustedProxies, client_ip, user_agent
 from .transport.error_responses import ErrorResponse, error_response
 from .transport.protocol import WireMode, bearer_token, choose_mode, sign_out_path
 from .transport.request import (
+    SAFE_METHODS,
     RequestTokens,
     parse_session_cookies,
     single_header,
@@ -54,6 +55,7 @@ __all__ = [
     "AsyncSession",
     "AsyncSessionHandler",
     "ClientSource",
+    "EffectsTarget",
     "ErrorHandler",
     "Session",
     "SessionHandler",
@@ -68,6 +70,24 @@ ClientSource = Callable[[], ClientInfo]
 """What an adapter gives verification: a zero-argument callable that reads the request's
 client (IP address and user agent), called only when verification writes to the store."""
 _NO_TOKENS = RequestTokens(None, None, None)
+_LEGACY = WireMode.LEGACY
+_INFERRED_COOKIE = WireMode.INFERRED_COOKIE
+
+
+class EffectsTarget(Protocol):
+    """What a verification writes to: ``mode``, the request's protocol mode (a plain
+    attribute: it is written on every verification), and ``effects``, the
+    :class:`~sessionward.transport.ResponseEffects` that a later write (a replaced access
+    token, a revocation) goes to. A ``ResponseEffects`` is one (its ``effects`` is
+    itself); an adapter may pass an object that creates its ``ResponseEffects``, starting
+    from ``mode``, only when ``effects`` is first read (the FastAPI middleware's request
+    context), so that a verification writing nothing makes none."""
+
+    mode: WireMode
+
+    @property
+    def effects(self) -> ResponseEffects:
+        """The effects to write to (made on first access, for an adapter's target)."""
 
 
 class _SessionBase(Generic[E]):
@@ -87,7 +107,7 @@ class _SessionBase(Generic[E]):
         engine: E,
         verified: VerifiedSession,
         access_token: str,
-        effects: ResponseEffects,
+        effects: EffectsTarget,
         persistent: bool | None = None,
     ) -> None:
         # One flat __init__ (no super() chain): a session object is built on every request.
@@ -108,7 +128,7 @@ class _SessionBase(Generic[E]):
         try:
             yield
         except UnauthorizedError:
-            self._effects.clear_session()
+            self._effects.effects.clear_session()
             raise
 
     def _persistence(self, verified_persistent: bool | None = None) -> Flow[bool]:
@@ -116,7 +136,7 @@ class _SessionBase(Generic[E]):
         if persistent is None:
             persistent = self._persistent = verified_persistent
         if persistent is None:
-            if self._effects.mode is WireMode.HEADER:
+            if self._effects.effects.mode is WireMode.HEADER:
                 return True  # no cookie is written: nothing to look up
 
             persistent = yield from _stored_persistence(self.handle)
@@ -128,7 +148,9 @@ class _SessionBase(Generic[E]):
         if verified.new_access_token is not None:
             assert verified.front_token is not None
             persistent = yield from self._persistence(verified.persistent)
-            self._effects.set_access_token(verified.new_access_token, verified.front_token, persistent)
+            self._effects.effects.set_access_token(
+                verified.new_access_token, verified.front_token, persistent
+            )
             self.access_token = verified.new_access_token.value
 
     def _update_jwt_payload(self, payload: dict[str, Any]) -> Flow[None]:
@@ -149,7 +171,7 @@ class _SessionBase(Generic[E]):
 
     def _revoke_session(self) -> Flow[None]:
         yield from engine_call(SessionWard.revoke_session, self.handle)
-        self._effects.clear_session()
+        self._effects.effects.clear_session()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} user_id={self.user_id!r} handle={self.handle!r}>"
@@ -269,6 +291,7 @@ class _HandlerBase(Generic[E, S]):
         self.sign_out_path = sign_out_path(self.config)
         #: :attr:`Config.trusted_proxies <sessionward.Config>`, parsed once.
         self.trusted_proxies = TrustedProxies.from_config(self.config)
+        self._reads_cookies = self.config.token_transfer != "header"  # noqa: S105
 
     def client_info(
         self, peer: str | None, forwarded_for: str | None, user_agent_header: str | None
@@ -284,7 +307,7 @@ class _HandlerBase(Generic[E, S]):
     def _refresh_token(
         self,
         effects: ResponseEffects,
-        cookie_header: str | None,
+        cookie_header: str | bytes | None,
         auth_mode: str | None,
         authorization: str | None,
     ) -> str:
@@ -307,13 +330,26 @@ class _HandlerBase(Generic[E, S]):
 
     def _verification(
         self,
-        effects: ResponseEffects,
-        cookie_header: str | None,
+        effects: EffectsTarget,
+        cookie_header: str | bytes | None,
         method: str,
         anti_csrf_check: bool | None,
         auth_mode: str | None,
         authorization: str | None,
     ) -> tuple[str, bool]:
+        if auth_mode is None and authorization is None and self._reads_cookies:
+            # What choose_mode and tokens_for_verification decide for a request with one
+            # access cookie (and at most one sIdRefreshToken), no st-auth-mode and no
+            # Authorization, without their calls: the request of every page a client
+            # loads. Anything else takes the general path below.
+            tokens = parse_session_cookies(cookie_header)
+            access_token = tokens.access_token
+            id_refresh_token = tokens.id_refresh_token
+            if type(access_token) is str and (id_refresh_token is None or type(id_refresh_token) is str):
+                effects.mode = _INFERRED_COOKIE if id_refresh_token is None else _LEGACY
+                if anti_csrf_check is None:
+                    anti_csrf_check = method not in SAFE_METHODS and method.upper() not in SAFE_METHODS
+                return access_token, anti_csrf_check
         config = self.config
         transfer = config.token_transfer
         tokens = _NO_TOKENS if transfer == "header" else parse_session_cookies(cookie_header)
@@ -386,7 +422,7 @@ class SessionHandler(_HandlerBase[SessionWard, Session]):
     def verify(
         self,
         effects: ResponseEffects,
-        cookie_header: str | None,
+        cookie_header: str | bytes | None,
         anti_csrf_header: str | None,
         method: str,
         anti_csrf_check: bool | None,
@@ -422,7 +458,7 @@ class SessionHandler(_HandlerBase[SessionWard, Session]):
     def refresh(
         self,
         effects: ResponseEffects,
-        cookie_header: str | None,
+        cookie_header: str | bytes | None,
         auth_mode: str | None = None,
         authorization: str | None = None,
         *,
@@ -437,7 +473,7 @@ class SessionHandler(_HandlerBase[SessionWard, Session]):
     def sign_out(
         self,
         effects: ResponseEffects,
-        cookie_header: str | None,
+        cookie_header: str | bytes | None,
         anti_csrf_header: str | None,
         auth_mode: str | None = None,
         authorization: str | None = None,
@@ -502,8 +538,8 @@ class AsyncSessionHandler(_HandlerBase[AsyncSessionWard, AsyncSession]):
 
     async def verify(
         self,
-        effects: ResponseEffects,
-        cookie_header: str | None,
+        effects: EffectsTarget,
+        cookie_header: str | bytes | None,
         anti_csrf_header: str | None,
         method: str,
         anti_csrf_check: bool | None,
@@ -520,17 +556,73 @@ class AsyncSessionHandler(_HandlerBase[AsyncSessionWard, AsyncSession]):
         ``Authorization`` headers (every copy, comma-joined); ``check_database``,
         ``max_auth_age`` and ``client`` (called only if verification writes to the
         store) go to the engine's ``get_session``."""
-        access_token, check = self._verification(
-            effects, cookie_header, method, anti_csrf_check, auth_mode, authorization
+        session = self.verify_nowait(
+            effects,
+            cookie_header,
+            anti_csrf_header,
+            method,
+            anti_csrf_check,
+            auth_mode,
+            authorization,
+            check_database,
+            max_auth_age,
+            client,
         )
-        verified = await self.engine.get_session(
-            access_token,
-            single_header(anti_csrf_header),
-            check,
-            check_database=check_database,
-            max_auth_age=max_auth_age,
-            client=client,
+        return session if isinstance(session, AsyncSession) else await session
+
+    def verify_nowait(
+        self,
+        effects: EffectsTarget,
+        cookie_header: str | bytes | None,
+        anti_csrf_header: str | None,
+        method: str,
+        anti_csrf_check: bool | None,
+        auth_mode: str | None = None,
+        authorization: str | None = None,
+        # Positional (see AsyncSessionWard.get_session): this is the hot path.
+        check_database: bool = False,
+        max_auth_age: int | None = None,
+        client: ClientSource | None = None,
+    ) -> AsyncSession | Awaitable[AsyncSession]:
+        """:meth:`verify` without a coroutine when it needs no I/O: the session itself
+        when the engine answers at once and nothing is written to ``effects`` (a cached
+        token), else an awaitable of it. Errors found at once are raised at once."""
+        if auth_mode is None and authorization is None and self._reads_cookies:
+            # _verification's shortcut for a request carrying only cookies, inline: this
+            # is every protected request of a page.
+            tokens = parse_session_cookies(cookie_header)
+            access_token = tokens[0]
+            id_refresh_token = tokens[2]
+            if type(access_token) is str and (id_refresh_token is None or type(id_refresh_token) is str):
+                effects.mode = _INFERRED_COOKIE if id_refresh_token is None else _LEGACY
+                if anti_csrf_check is None:
+                    anti_csrf_check = method not in SAFE_METHODS and method.upper() not in SAFE_METHODS
+                check = anti_csrf_check
+            else:
+                access_token, check = self._verification(
+                    effects, cookie_header, method, anti_csrf_check, auth_mode, authorization
+                )
+        else:
+            access_token, check = self._verification(
+                effects, cookie_header, method, anti_csrf_check, auth_mode, authorization
+            )
+        if anti_csrf_header is not None:
+            anti_csrf_header = single_header(anti_csrf_header)
+        engine = self.engine
+        verified = engine.get_session_nowait(
+            access_token, anti_csrf_header, check, check_database, max_auth_age, client
         )
+        if type(verified) is VerifiedSession and verified.new_access_token is None:
+            return AsyncSession(engine, verified, access_token, effects)
+        return self._verified_later(effects, access_token, verified)
+
+    async def _verified_later(
+        self,
+        effects: EffectsTarget,
+        access_token: str,
+        pending: VerifiedSession | Awaitable[VerifiedSession],
+    ) -> AsyncSession:
+        verified = pending if isinstance(pending, VerifiedSession) else await pending
         session = AsyncSession(self.engine, verified, access_token, effects)
         if verified.new_access_token is not None:
             await aperform(self.engine, session._reissue(verified))
@@ -539,7 +631,7 @@ class AsyncSessionHandler(_HandlerBase[AsyncSessionWard, AsyncSession]):
     async def refresh(
         self,
         effects: ResponseEffects,
-        cookie_header: str | None,
+        cookie_header: str | bytes | None,
         auth_mode: str | None = None,
         authorization: str | None = None,
         *,
@@ -554,7 +646,7 @@ class AsyncSessionHandler(_HandlerBase[AsyncSessionWard, AsyncSession]):
     async def sign_out(
         self,
         effects: ResponseEffects,
-        cookie_header: str | None,
+        cookie_header: str | bytes | None,
         anti_csrf_header: str | None,
         auth_mode: str | None = None,
         authorization: str | None = None,

@@ -32,7 +32,7 @@ from sessionward.stores.sqlite import SQLiteStore
 from sessionward.stores.threaded import ThreadedAsyncStore
 
 SYNC_ONLY = {"close"}
-ASYNC_ONLY = {"aclose"}
+ASYNC_ONLY = {"aclose", "get_session_nowait"}
 NOT_IO = {"subscribe", "change_feed_state"}  # plain methods on both engines
 
 
@@ -186,6 +186,25 @@ def test_async_engine_behaves_like_the_sync_engine(tmp_path: Path) -> None:
 
     sync_log, async_log = asyncio.run(run_both())
     assert async_log == sync_log
+    nowait_clock = FakeClock()
+
+    async def run_nowait() -> list[Any]:
+        async with AsyncSessionWard(config_for(tmp_path / "nowait.db"), clock=nowait_clock) as engine:
+            answered_at_once: list[bool] = []
+
+            async def nowait_call(name: str, *args: Any) -> Any:
+                if name != "get_session":
+                    return await getattr(engine, name)(*args)
+                result = engine.get_session_nowait(*args)
+                answered_at_once.append(isinstance(result, VerifiedSession))
+                return result if isinstance(result, VerifiedSession) else await result
+
+            log = await scenario(nowait_call, nowait_clock)
+            # Not started yet, then a promotion: an awaitable; a cached token: at once.
+            assert False in answered_at_once and True in answered_at_once
+            return log
+
+    assert asyncio.run(run_nowait()) == sync_log
     # The scenario reaches every error path.
     assert ("get_session", "TryRefreshTokenError") in sync_log
     assert ("refresh_session", "UnauthorizedError") in sync_log
@@ -293,6 +312,33 @@ def test_engine_survives_several_event_loops(tmp_path: Path) -> None:
     verified = asyncio.run(engine.get_session(child.access_token.value))
     assert verified.new_access_token is not None
     asyncio.run(engine.aclose())
+
+
+def test_get_session_nowait_answers_at_once_only_without_io(tmp_path: Path) -> None:
+    async def run() -> None:
+        # No change feed: it could load the other engine's new key before the call below.
+        config = config_for(tmp_path / "n.db", change_feed=False)
+        async with AsyncSessionWard(config) as engine, AsyncSessionWard(config) as other:
+            tokens = await engine.create_new_session("alice")
+            token = tokens.access_token.value
+            verified = engine.get_session_nowait(token)
+            assert isinstance(verified, VerifiedSession) and verified.user_id == "alice"
+            for pending in (
+                engine.get_session_nowait(token, None, False, True),  # check_database: a read
+                engine.get_session_nowait(token, None, False, False, 3600),  # max_auth_age
+            ):
+                assert not isinstance(pending, VerifiedSession)
+                assert (await pending).handle == tokens.handle
+            # A token signed by a key this engine has not loaded yet: the awaitable reloads.
+            await other.rotate_signing_key()
+            foreign = (await other.create_new_session("bob")).access_token.value
+            pending = engine.get_session_nowait(foreign)
+            assert not isinstance(pending, VerifiedSession)
+            assert (await pending).user_id == "bob"
+            with pytest.raises(SessionWardError):
+                engine.get_session_nowait("not-a-token")  # raised at once
+
+    asyncio.run(run())
 
 
 def test_async_errors_are_the_sync_errors(tmp_path: Path) -> None:

@@ -139,7 +139,20 @@ def test_verification_headers_are_read_in_one_pass() -> None:
         ]
     }
     assert _verification_headers(scope) == ("a=1; b=\xe9", "c1,c2", "cookie", "Bearer t,Bearer u")
-    assert _verification_headers({"headers": [(b"cookie", b"a=1")]}) == ("a=1", None, None, None)
+    # One Cookie header is handed on as received (the cookie parser reads bytes as latin-1).
+    assert _verification_headers({"headers": [(b"cookie", b"a=1")]}) == (b"a=1", None, None, None)
+    assert _verification_headers({"headers": [(b"COOKIE", bytearray(b"a=\xe9"))]}) == (
+        b"a=\xe9",
+        None,
+        None,
+        None,
+    )
+    assert _verification_headers({"headers": [(b"x-cookie", b"a=1"), (b"123", b"")]}) == (
+        None,
+        None,
+        None,
+        None,
+    )
     assert _verification_headers({}) == (None, None, None, None)
 
 
@@ -375,6 +388,43 @@ def test_refresh_route_is_not_shadowed_by_a_catch_all(tmp_path: Path, open_app: 
     sw.init(app, make_config(tmp_path))
     client, _ = open_app(app)
     assert_message(client.request("POST", "/session/refresh"), 401, "unauthorised")
+
+
+def test_fastapi_routes_go_before_the_session_routes_included_routers_after(tmp_path: Path) -> None:
+    from fastapi import APIRouter
+
+    from sessionward.fastapi.routes import _SessionRoutes
+
+    app = FastAPI()
+    sw.init(app, make_config(tmp_path))
+
+    @app.get("/a")
+    async def first() -> dict[str, str]:
+        return {"route": "a"}
+
+    api = APIRouter(prefix="/api")
+
+    @api.get("/b")
+    async def second() -> dict[str, str]:
+        return {"route": "b"}
+
+    app.include_router(api)
+
+    @app.post("/session/refresh")
+    async def shadowing() -> dict[str, str]:  # defined after init: never reached
+        return {"route": "app's"}
+
+    with TestClient(app) as client:
+        kinds = [type(route).__name__ for route in app.router.routes]
+        # FastAPI's own routes (docs, /a) cannot match the session paths: the entry moved
+        # after them, and stays before the included router (this cannot tell its routes).
+        entry = next(
+            index for index, route in enumerate(app.router.routes) if isinstance(route, _SessionRoutes)
+        )
+        assert kinds[entry - 1] == "APIRoute" and kinds[entry + 1] != "APIRoute"
+        assert client.get("/a").json() == {"route": "a"}
+        assert client.get("/api/b").json() == {"route": "b"}
+        assert client.post("/session/refresh").status_code == 401
 
 
 def test_request_functions_outside_the_middleware_are_a_clear_error() -> None:

@@ -4,21 +4,29 @@ and the session routes' cheap path matching."""
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.applications import Starlette
+from starlette.exceptions import StarletteDeprecationWarning
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Match, Mount, Route
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Host, Match, Mount, NoMatchFound, Route, WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
 
 from sessionward import Config
 from sessionward import fastapi as sw
-from sessionward.fastapi.app import _FixedPathRoute
 from sessionward.fastapi.middleware import STATE_CONTEXT_KEY, _current
+from sessionward.fastapi.routes import _SessionRoutes
+from sessionward.transport.protocol import WireMode
+
+with warnings.catch_warnings():
+    # Starlette >= 1.0 prefers httpx2 and warns when its TestClient falls back to httpx.
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient
 
 SESSION_COOKIES = ("sAccessToken", "sRefreshToken", "sIdRefreshToken")
 
@@ -225,37 +233,227 @@ def test_websocket_and_lifespan_scopes_pass(tmp_path: Path, loop: asyncio.Abstra
     assert seen == [("websocket", True, True), ("lifespan", False, True)]
 
 
-@pytest.mark.parametrize("route_path", ["/session/refresh", "/sessionward/sessionward.js", "/auth/{name}"])
+ROUTE_PATHS = ["/session/refresh", "/sessionward/sessionward.js", "/auth/{name}", "/session"]
+REQUEST_PATHS = [
+    "/session/refresh",
+    "/session/refresh/",
+    "/session/refresh\n",
+    "/x/session/refresh",
+    "/session/refreshing",
+    "/sessionward/sessionward.js",
+    "/auth/alice",
+    "/session",
+    "/plain",
+    "",
+    "/",
+]
+
+
 @pytest.mark.parametrize(
-    "path",
-    [
-        "/session/refresh",
-        "/session/refresh/",
-        "/session/refresh\n",
-        "/x/session/refresh",
-        "/session/refreshing",
-        "/sessionward/sessionward.js",
-        "/auth/alice",
-        "/plain",
-        "",
-        "/",
-    ],
+    "route_paths", [[path] for path in ROUTE_PATHS] + [ROUTE_PATHS[:2], ROUTE_PATHS[::-1], ROUTE_PATHS[1:]]
 )
+@pytest.mark.parametrize("path", REQUEST_PATHS)
 @pytest.mark.parametrize("method", ["GET", "POST", "OPTIONS"])
 @pytest.mark.parametrize("root_path", ["", "/prefix"])
-def test_fixed_path_route_matches_exactly_as_route(
-    route_path: str, path: str, method: str, root_path: str
+def test_session_routes_match_exactly_as_their_routes_in_turn(
+    route_paths: list[str], path: str, method: str, root_path: str
 ) -> None:
+    """The session routes' one router entry answers what the same routes tried in turn by
+    the router answer: the first full match, else the first partial one, else none."""
+
     async def endpoint(request: Request) -> Response:
         return Response()
 
-    fast = _FixedPathRoute(route_path, endpoint, methods=["POST", "OPTIONS"])
-    reference = Route(route_path, endpoint, methods=["POST", "OPTIONS"])
+    # Different methods per route, so that a path can match one route partially and a
+    # later one fully.
+    routes = [
+        Route(route_path, endpoint, methods=["POST", "OPTIONS"] if index % 2 == 0 else ["GET"])
+        for index, route_path in enumerate(route_paths)
+    ]
+    entry = _SessionRoutes(routes)
     for full_path in (path, root_path + path):
         scope = {"type": "http", "path": full_path, "root_path": root_path, "method": method}
-        fast_match, fast_child = fast.matches(dict(scope))
-        reference_match, reference_child = reference.matches(dict(scope))
-        assert fast_match == reference_match
-        if reference_match != Match.NONE:
-            assert fast_child == reference_child
-    assert fast.matches({"type": "websocket", "path": route_path, "root_path": ""})[0] == Match.NONE
+        expected: tuple[Match, Scope] = (Match.NONE, {})
+        for route in routes:
+            match, child = route.matches(dict(scope))
+            if match == Match.FULL:
+                expected = (match, child)
+                break
+            if match == Match.PARTIAL and expected[0] == Match.NONE:
+                expected = (match, child)
+        assert entry.matches(dict(scope)) == expected
+    assert entry.matches({"type": "websocket", "path": route_paths[0], "root_path": ""})[0] == Match.NONE
+
+
+def test_session_routes_keep_their_names_and_answer_through_the_app(
+    tmp_path: Path, loop: asyncio.AbstractEventLoop
+) -> None:
+    app = make_app(tmp_path, RawEndpoint())
+    entries = [route for route in app.router.routes if isinstance(route, _SessionRoutes)]
+    assert len(entries) == 1 and app.router.routes[0] is entries[0]
+    assert [route.name for route in entries[0].routes] == [  # type: ignore[attr-defined]
+        "sessionward_jwks",
+        "sessionward_refresh",
+        "sessionward_sign_out",
+        "sessionward_client_script",
+    ]
+    assert app.url_path_for("sessionward_refresh") == "/session/refresh"
+    assert app.url_path_for("sessionward_sign_out") == "/signout"
+    assert app.url_path_for("sessionward_jwks") == "/.well-known/jwks.json"
+    with pytest.raises(NoMatchFound):
+        entries[0].url_path_for("login")
+    start = call(loop, app, "GET", "/session/refresh")[0]
+    assert start["status"] == 405
+    assert set(dict(start["headers"])[b"allow"].split(b", ")) == {b"POST", b"OPTIONS"}
+    assert call(loop, app, "POST", "/session/refresh")[0]["status"] == 401
+    assert call(loop, app, "GET", "/.well-known/jwks.json")[0]["status"] == 200
+    assert call(loop, app, "HEAD", "/.well-known/jwks.json")[0]["status"] == 200
+    assert call(loop, app, "GET", "/sessionward/sessionward.js")[0]["status"] == 200
+    assert call(loop, app, "GET", "/nowhere")[0]["status"] == 404
+    # Started: the entry went after the app's routes, none of which can match its paths.
+    assert app.router.routes[-1] is entries[0]
+
+
+def _endpoint(request: Request) -> Response:
+    return PlainTextResponse("app")
+
+
+class _OwnRoute(Route):
+    """A Route subclass: it may match otherwise, so the entry stays before it."""
+
+
+async def _websocket_endpoint(websocket: Any) -> None:
+    await websocket.close()
+
+
+@pytest.mark.parametrize(
+    ("shadow", "stays_before"),
+    [
+        (None, False),
+        (Route("/{path:path}", _endpoint, methods=["GET", "POST"]), True),
+        (Route("/session/{name}", _endpoint, methods=["POST"]), True),
+        (Route("/signout", _endpoint, methods=["GET"]), True),  # same path, other method
+        (Route("/session/refresh/extra", _endpoint), False),
+        (Mount("", app=Starlette()), True),
+        (Mount("/session", app=Starlette()), True),
+        (Mount("/static", app=Starlette()), False),
+        (Host("api.example.org", app=Starlette()), True),
+        (_OwnRoute("/other", _endpoint), True),
+        (WebSocketRoute("/session/refresh", _websocket_endpoint), False),
+    ],
+)
+def test_session_routes_move_after_the_routes_that_cannot_shadow_them(
+    tmp_path: Path, shadow: BaseRoute | None, stays_before: bool
+) -> None:
+    harmless = [Route("/a", _endpoint), Route("/b/{id:int}", _endpoint), Mount("/raw", app=Starlette())]
+    routes: list[BaseRoute] = [*harmless, *([] if shadow is None else [shadow]), Route("/z", _endpoint)]
+    app = Starlette(routes=list(routes))
+    sw.init(app, Config(store=f"sqlite:///{tmp_path}/sessions.db", cookie_secure=False))
+    entry = app.router.routes[0]
+    assert isinstance(entry, _SessionRoutes)
+    with TestClient(app) as client:
+        if shadow is None:
+            assert app.router.routes == [*routes, entry]
+        elif stays_before:
+            assert app.router.routes == [*harmless, entry, shadow, routes[-1]]
+        else:
+            assert app.router.routes == [*harmless, shadow, routes[-1], entry]
+        # Never shadowed: the refresh route answers its own 401, the app's routes theirs.
+        answer = client.post("/session/refresh")
+        assert answer.status_code == 401 and answer.json() == {"message": "unauthorised"}
+        assert client.get("/a").text == "app"
+        if shadow is not None and isinstance(shadow, Route) and shadow.path == "/signout":
+            assert client.post("/signout").status_code == 401  # the session route's own answer
+
+        async def later(request: Request) -> Response:
+            return PlainTextResponse("later")
+
+        app.router.routes.append(Route("/later", later))
+        probe = {"type": "http", "path": "/later", "root_path": "", "method": "GET", "headers": []}
+        if shadow is None or shadow.matches(probe)[0] == Match.NONE:
+            assert client.get("/later").text == "later"
+
+
+def test_session_routes_stay_first_when_a_path_has_parameters_or_they_were_removed(tmp_path: Path) -> None:
+    app = Starlette(routes=[Route("/a", _endpoint)])
+    sw.init(app, Config(store=f"sqlite:///{tmp_path}/a.db", refresh_api_path="/s/{tenant}/session/refresh"))
+    entry = app.router.routes[0]
+    with TestClient(app):
+        assert app.router.routes[0] is entry
+    removed = Starlette(routes=[Route("/a", _endpoint)])
+    sw.init(removed, Config(store=f"sqlite:///{tmp_path}/b.db"))
+    del removed.router.routes[0]
+    with TestClient(removed):
+        assert not any(isinstance(route, _SessionRoutes) for route in removed.router.routes)
+
+
+def test_a_verification_that_writes_nothing_makes_no_effects_and_a_later_write_keeps_its_mode(
+    tmp_path: Path,
+) -> None:
+    contexts: list[Any] = []
+
+    async def login(request: Request) -> Response:
+        await sw.create_new_session(request, "alice")
+        return JSONResponse({})
+
+    async def check(request: Request) -> Response:
+        session = await sw.get_session(request)
+        contexts.append(request.state.sessionward_context)
+        return JSONResponse({"user": session.user_id})
+
+    async def revoke(request: Request) -> Response:
+        session = await sw.get_session(request)
+        assert request.state.sessionward_context._effects is None
+        await session.revoke_session()
+        return JSONResponse({})
+
+    app = Starlette(
+        routes=[
+            Route("/login", login, methods=["POST"]),
+            Route("/check", check),
+            Route("/revoke", revoke),
+        ]
+    )
+    sw.init(app, Config(store=f"sqlite:///{tmp_path}/sessions.db", cookie_secure=False))
+    with TestClient(app) as client:
+
+        def login_as(auth_mode: str | None) -> Any:
+            headers = {} if auth_mode is None else {"st-auth-mode": auth_mode}
+            return client.post("/login", headers=headers)
+
+        def cookie_of(answer: Any, *names: str) -> str:
+            return "; ".join(f"{name}={answer.cookies[name]}" for name in names)
+
+        legacy = login_as(None)
+        legacy_cookie = cookie_of(legacy, "sAccessToken", "sIdRefreshToken")
+        client.cookies.clear()
+        answer = client.get("/check", headers={"cookie": legacy_cookie})
+        assert answer.status_code == 200 and answer.json() == {"user": "alice"}
+        assert "set-cookie" not in answer.headers and "front-token" not in answer.headers
+        assert contexts[-1]._effects is None and contexts[-1].mode is WireMode.LEGACY
+        # The mode the verification chose reaches the effects made later: 2020 clearing.
+        answer = client.get("/revoke", headers={"cookie": legacy_cookie})
+        assert answer.headers["id-refresh-token"] == "remove"
+        assert "front-token" not in answer.headers
+        assert len(answer.headers.get_list("set-cookie")) == 3
+
+        current = login_as("cookie")
+        current_cookie = cookie_of(current, "sAccessToken")
+        client.cookies.clear()
+        answer = client.get("/check", headers={"cookie": current_cookie})
+        assert answer.status_code == 200 and contexts[-1].mode is WireMode.INFERRED_COOKIE
+        answer = client.get("/revoke", headers={"cookie": current_cookie})
+        # Inferred cookie mode: the cookies expire, no front-token (the client may be a 2020 one).
+        assert "front-token" not in answer.headers and "id-refresh-token" not in answer.headers
+        assert len(answer.headers.get_list("set-cookie")) == 2
+
+        header = login_as("header")
+        bearer = {"authorization": f"Bearer {header.headers['st-access-token']}"}
+        client.cookies.clear()
+        answer = client.get("/check", headers=bearer)
+        assert answer.status_code == 200 and contexts[-1].mode is WireMode.HEADER
+        assert contexts[-1]._effects is None
+        answer = client.get("/revoke", headers=bearer)
+        assert answer.headers["front-token"] == "remove"
+        assert answer.headers["st-access-token"] == "" and answer.headers["st-refresh-token"] == ""
+        assert "set-cookie" not in answer.headers

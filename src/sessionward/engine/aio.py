@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -128,6 +128,33 @@ class AsyncSessionWard:
         if max_auth_age is not None:
             core.check_auth_age(session, max_auth_age)
         return session
+
+    def get_session_nowait(
+        self,
+        access_token: str,
+        anti_csrf_token: str | None = None,
+        do_anti_csrf_check: bool = False,
+        check_database: bool = False,
+        max_auth_age: int | None = None,
+        client: Callable[[], ClientInfo] | None = None,
+    ) -> VerifiedSession | Awaitable[VerifiedSession]:
+        """:meth:`get_session` without a coroutine when the answer needs no I/O (a cached
+        token, or one verified by its signature alone): the session itself, else an
+        awaitable of it. Errors found at once are raised at once."""
+        core = self._core
+        if not core.ready or check_database or max_auth_age is not None:
+            return self.get_session(
+                access_token, anti_csrf_token, do_anti_csrf_check, check_database, max_auth_age, client
+            )
+        try:
+            outcome = core.verify(access_token, anti_csrf_token, do_anti_csrf_check, client)
+        except UnknownKeyId:
+            # get_session reloads the keys and verifies again (the kid is read before any
+            # signature is checked: the first attempt cost little).
+            return self.get_session(access_token, anti_csrf_token, do_anti_csrf_check, False, None, client)
+        if type(outcome) is VerifiedSession:
+            return outcome
+        return self._perform(outcome)  # type: ignore[arg-type]
 
     async def refresh_session(
         self, refresh_token: str, anti_csrf_token: str | None = None, *, client: ClientInfo | None = None

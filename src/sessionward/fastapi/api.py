@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from starlette.applications import Starlette
@@ -13,8 +14,9 @@ from starlette.types import Scope
 from ..engine.aio import AsyncSessionWard
 from ..engine.types import SessionInformation
 from ..errors import GeneralError
-from ..session import AsyncSession
+from ..session import AsyncSession, EffectsTarget
 from ..transport.cors import preflight_headers
+from ..transport.request import session_cookie_present
 from .middleware import (
     STATE_CONTEXT_KEY,
     STATE_SESSION_KEY,
@@ -149,26 +151,59 @@ async def get_session(
     by verification goes on the outgoing response (and on ``response`` if given).
     """
     scope = request.scope
-    context = _scope_context(scope)
-    if context is None:
-        raise _missing_context()
+    session = _verify(scope, anti_csrf_check, check_database, max_auth_age, False)
+    if not isinstance(session, AsyncSession):
+        assert session is not None
+        session = await session
+    # _verify made sure the scope has a state.
+    scope["state"][STATE_SESSION_KEY] = session
+    if response is not None:
+        context = _scope_context(scope)
+        if context is not None and context.pending:
+            _apply_to_response(response, context.effects)
+    return session
+
+
+def _verify(
+    scope: Scope,
+    anti_csrf_check: bool | None,
+    check_database: bool,
+    max_auth_age: int | None,
+    optional: bool,
+) -> AsyncSession | Awaitable[AsyncSession] | None:
+    """The request's session, verified without a coroutine when no I/O is needed (see
+    ``AsyncSessionHandler.verify_nowait``); ``optional``: ``None`` when the request has
+    no session at all (``session_cookie_present``). Makes sure ``scope["state"]`` exists.
+
+    The hot path of every protected request, written flat (each call and each object
+    touched costs more on a busy server than a tight loop shows)."""
+    state = scope.get("state")
+    context = None if state is None else state.get(STATE_CONTEXT_KEY)
+    if type(context) is not _RequestContext:
+        context = _current.get()
+        if context is None:
+            raise _missing_context()
+        if state is None:
+            scope["state"] = {}
     cookie_header, anti_csrf, auth_mode, authorization = _verification_headers(scope)
-    session = await context.handler.verify(
-        context.effects,
+    handler = context.handler
+    if optional and not session_cookie_present(cookie_header, auth_mode, authorization, handler.config):
+        return None
+    # The mode goes to the effects once they exist (the context's own is only where
+    # they start from).
+    target: EffectsTarget = context._effects or context
+    return handler.verify_nowait(
+        target,
         cookie_header,
         anti_csrf,
         scope.get("method", "GET"),
         anti_csrf_check,
         auth_mode,
         authorization,
-        check_database=check_database,
-        max_auth_age=max_auth_age,
-        client=context.client,
+        check_database,
+        max_auth_age,
+        context.client,
     )
-    _remember_in(scope, session)
-    if response is not None:
-        _apply_to_response(response, context.effects)
-    return session
 
 
 async def refresh_session(request: HTTPConnection, response: Response | None = None) -> AsyncSession:

@@ -12,8 +12,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Match, Route
-from starlette.types import Scope
+from starlette.routing import Route
 
 from ..browser import CLIENT_SCRIPT_HEADERS, CLIENT_SCRIPT_PATH, client_script
 from ..config import Config
@@ -34,6 +33,7 @@ from .middleware import (
     _bindings,
     _verification_headers,
 )
+from .routes import _SessionRoutes
 
 __all__ = ["init", "logger"]
 
@@ -82,71 +82,52 @@ def init(
     app.state.sessionward_binding = binding
     app.add_middleware(SessionWardMiddleware, binding=binding)
     app.add_exception_handler(SessionWardError, _exception_handler(binding))
-    app.router.routes.insert(
-        0,
-        _FixedPathRoute(
+    routes: list[Route] = []
+    if config.jwks_api_path is not None:
+        routes.append(_jwks_route(binding, config.jwks_api_path))
+    routes.append(
+        Route(
             config.refresh_api_path,
             _refresh_endpoint,
             methods=["POST", "OPTIONS"],
             name="sessionward_refresh",
             include_in_schema=False,
-        ),
+        )
     )
-    app.router.routes.insert(
-        1,
-        _FixedPathRoute(
-            CLIENT_SCRIPT_PATH,
-            _client_script_endpoint,
-            methods=["GET"],
-            name="sessionward_client_script",
-            include_in_schema=False,
-        ),
-    )
-    _add_jwks_route(app, binding, config)
     sign_out_path = binding.handler.sign_out_path
     if sign_out_path is not None:
-        app.router.routes.insert(
-            2,
-            _FixedPathRoute(
+        routes.append(
+            Route(
                 sign_out_path,
                 _sign_out_endpoint,
                 methods=["POST", "OPTIONS"],
                 name="sessionward_sign_out",
                 include_in_schema=False,
-            ),
+            )
         )
+    routes.append(
+        Route(
+            CLIENT_SCRIPT_PATH,
+            _client_script_endpoint,
+            methods=["GET"],
+            name="sessionward_client_script",
+            include_in_schema=False,
+        )
+    )
+    # First in the router, so that no catch-all defined earlier shadows them.
+    entry = _SessionRoutes(routes)
+    app.router.routes.insert(0, entry)
+    binding.session_routes = entry
     _close_on_shutdown(app, binding)
     return binding.engine
 
 
-def _add_jwks_route(app: Starlette, binding: _Binding, config: Config) -> None:
-    if config.jwks_api_path is None:
-        return
-
+def _jwks_route(binding: _Binding, path: str) -> Route:
     async def jwks_endpoint(request: Request) -> Response:
         body, headers = jwks_answer(*await binding.engine.jwks_with_max_age())
         return Response(body, headers=dict(headers))
 
-    route = _FixedPathRoute(
-        config.jwks_api_path, jwks_endpoint, methods=["GET"], name="sessionward_jwks", include_in_schema=False
-    )
-    app.router.routes.insert(0, route)
-
-
-class _FixedPathRoute(Route):
-    """A ``Route`` of one fixed path that turns other paths away with a substring test.
-
-    The session routes sit first in the router (so that no catch-all shadows them) and are
-    therefore tried on every request; a request path that does not contain the route's
-    path cannot match it (the path matched is a suffix of ``scope["path"]``), which spares
-    the regular expression. Everything else is ``Route``'s own matching.
-    """
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        path = scope.get("path")
-        if isinstance(path, str) and self.path not in path and "{" not in self.path:
-            return Match.NONE, {}
-        return super().matches(scope)
+    return Route(path, jwks_endpoint, methods=["GET"], name="sessionward_jwks", include_in_schema=False)
 
 
 def _config_fields(config: Config) -> dict[str, Any]:

@@ -27,7 +27,9 @@ from ..session import AsyncSessionHandler, ErrorHandler
 from ..stores.base import AsyncStore
 from ..transport.client_address import FORWARDED_FOR_HEADER, USER_AGENT_HEADER
 from ..transport.headers import ANTI_CSRF_HEADER, AUTH_MODE_HEADER, AUTHORIZATION_HEADER
+from ..transport.protocol import WireMode
 from ..transport.response import ResponseEffects, final_response_headers
+from .routes import _SessionRoutes, place_session_routes
 
 __all__ = ["STATE_CONTEXT_KEY", "STATE_SESSION_KEY", "SessionWardMiddleware", "TheftHook"]
 
@@ -41,6 +43,7 @@ _AUTHORIZATION = AUTHORIZATION_HEADER.encode("latin-1")
 _FORWARDED_FOR = FORWARDED_FOR_HEADER.encode("latin-1")
 _USER_AGENT = USER_AGENT_HEADER.encode("latin-1")
 _SECURE_SCHEMES = frozenset({"https", "wss"})
+_LEGACY = WireMode.LEGACY
 
 
 class _Binding:
@@ -63,6 +66,8 @@ class _Binding:
         self.closed = False
         self.running = False
         self.handler = self._open()
+        #: The session routes' router entry (set by ``init``).
+        self.session_routes: _SessionRoutes | None = None
 
     def _open(self) -> AsyncSessionHandler:
         engine = AsyncSessionWard(self._config, store=self._store)
@@ -76,6 +81,13 @@ class _Binding:
     @property
     def engine(self) -> AsyncSessionWard:
         return self.handler.engine
+
+    def place_session_routes(self) -> None:
+        """Move the session routes' entry after the routes that cannot shadow it (see
+        :func:`~sessionward.fastapi.routes.place_session_routes`)."""
+        app = self._app()
+        if app is not None and self.session_routes is not None:
+            place_session_routes(app.router.routes, self.session_routes)
 
     def start(self) -> None:
         if self.closed:
@@ -93,10 +105,13 @@ class _RequestContext:
     """What sessionward keeps for one request: in ``scope["state"]`` and a context var.
 
     The :class:`ResponseEffects` are made on first use, so that a request which never
-    touches the session costs one small object.
+    writes a token (every request that only verifies a cached one) costs one small
+    object. Until then ``mode`` holds the protocol mode a verification chose (the context
+    is a verification's :class:`~sessionward.session.EffectsTarget` while it has no
+    effects), and the effects start from it.
     """
 
-    __slots__ = ("_effects", "handler", "peer", "request_headers")
+    __slots__ = ("_effects", "handler", "mode", "peer", "request_headers")
 
     def __init__(self, handler: AsyncSessionHandler, request_headers: Any = (), peer: Any = None) -> None:
         self.handler = handler
@@ -106,13 +121,14 @@ class _RequestContext:
         self.request_headers = request_headers
         self.peer = peer
         self._effects: ResponseEffects | None = None
+        self.mode = _LEGACY
 
     @property
     def effects(self) -> ResponseEffects:
-        """What the response must carry (created on first access)."""
+        """What the response must carry (created on first access, in ``mode``)."""
         effects = self._effects
         if effects is None:
-            effects = self._effects = ResponseEffects(self.handler.config)
+            effects = self._effects = ResponseEffects(self.handler.config, mode=self.mode)
         return effects
 
     def client(self) -> ClientInfo:
@@ -148,28 +164,56 @@ _bindings: weakref.WeakSet[_Binding] = weakref.WeakSet()
 # -- header plumbing ------------------------------------------------------------------------------
 
 
-def _verification_headers(scope: Scope) -> tuple[str | None, str | None, str | None, str | None]:
-    """The ``Cookie`` header(s) joined with ``"; "``, and every ``anti-csrf``,
-    ``st-auth-mode`` and ``Authorization`` header, each name's copies joined with ``","``
-    (as a WSGI server joins them; the transport layer decides), read in one pass over the
-    request headers."""
-    cookies: list[str] = []
+# The request headers verification reads, by their (lowercase) ASGI names.
+_COOKIE_SLOT, _ANTI_CSRF_SLOT, _AUTH_MODE_SLOT, _AUTHORIZATION_SLOT = range(4)
+_VERIFICATION_HEADERS = {
+    b"cookie": _COOKIE_SLOT,
+    _ANTI_CSRF: _ANTI_CSRF_SLOT,
+    _AUTH_MODE: _AUTH_MODE_SLOT,
+    _AUTHORIZATION: _AUTHORIZATION_SLOT,
+}
+
+
+def _verification_headers(scope: Scope) -> tuple[bytes | str | None, str | None, str | None, str | None]:
+    """The ``Cookie`` header, and every ``anti-csrf``, ``st-auth-mode`` and
+    ``Authorization`` header, each name's copies joined with ``","`` (as a WSGI server
+    joins them; the transport layer decides), read in one pass over the request headers.
+
+    One ``Cookie`` header is returned as the bytes received (the cookie parser reads them
+    as latin-1, and remembers them without decoding); several are decoded and joined with
+    ``"; "``. Names are matched in any case (servers send them in lowercase: one dict
+    lookup per header)."""
+    cookie: bytes | None = None
+    more_cookies: list[bytes] | None = None
     anti_csrf: str | None = None
     auth_mode: str | None = None
     authorization: str | None = None
+    slots = _VERIFICATION_HEADERS
     for name, value in scope.get("headers", ()):
-        name = name.lower()
-        if name == b"cookie":
-            cookies.append(value.decode("latin-1"))
-        elif name == _ANTI_CSRF:
+        slot = slots.get(name)
+        if slot is None:
+            if name.islower():
+                continue
+            slot = slots.get(bytes(name).lower())
+            if slot is None:
+                continue
+        if slot == _COOKIE_SLOT:
+            if cookie is None:
+                cookie = value if type(value) is bytes else bytes(value)
+            elif more_cookies is None:
+                more_cookies = [value]
+            else:
+                more_cookies.append(value)
+        elif slot == _ANTI_CSRF_SLOT:
             anti_csrf = _joined(anti_csrf, value)
-        elif name == _AUTH_MODE:
+        elif slot == _AUTH_MODE_SLOT:
             auth_mode = _joined(auth_mode, value)
-        elif name == _AUTHORIZATION:
+        else:
             authorization = _joined(authorization, value)
-    if not cookies:
-        return None, anti_csrf, auth_mode, authorization
-    return (cookies[0] if len(cookies) == 1 else "; ".join(cookies)), anti_csrf, auth_mode, authorization
+    if more_cookies is not None and cookie is not None:
+        joined = "; ".join(bytes(value).decode("latin-1") for value in [cookie, *more_cookies])
+        return joined, anti_csrf, auth_mode, authorization
+    return cookie, anti_csrf, auth_mode, authorization
 
 
 def _joined(previous: str | None, value: bytes) -> str:
@@ -218,6 +262,8 @@ class SessionWardMiddleware:
     def __init__(self, app: ASGIApp, binding: _Binding) -> None:
         self.app = app
         self.binding = binding
+        # Built when the app starts (its first ASGI call): the routes are all there.
+        binding.place_session_routes()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

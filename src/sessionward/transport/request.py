@@ -8,7 +8,7 @@ hostile input such as duplicate cookie names; reading the protocol request heade
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from ..config import Config
@@ -60,35 +60,41 @@ _MIGRATE = (
     f"a session of the 2020 protocol ({ID_REFRESH_TOKEN_COOKIE} cookie) on a current-protocol "
     f"request: the client refreshes, which moves the session to the current protocol"
 )
-# Parsed Cookie headers, keyed by the exact header string: at most this many, each at most
-# this long (a longer one is parsed every time), so memory stays bounded (a few MB).
+# Parsed Cookie headers, keyed by the exact header string (or, for ASGI adapters, the raw
+# header bytes, in a dict of their own): at most this many in each, each at most this long
+# (a longer one is parsed every time), so memory stays bounded (a few MB).
 _PARSED_CACHE_SIZE = 1024
 _PARSED_MAX_LENGTH = 4096
 _parsed_headers: dict[str, RequestTokens] = {}
+_parsed_raw_headers: dict[bytes, RequestTokens] = {}
 
 
-def parse_session_cookies(cookie_header: str | None) -> RequestTokens:
+def parse_session_cookies(cookie_header: str | bytes | None) -> RequestTokens:
     """Read the three session cookies from the raw ``Cookie`` header value(s).
 
-    A name sent twice (cookie tossing, a stale cookie on another path or domain) is
-    reported as :data:`DUPLICATE` rather than picking one, so no framework ever lets an
-    attacker-chosen copy win.
+    ``bytes`` (an ASGI header value as received) are read as latin-1, like the header
+    strings of WSGI. A name sent twice (cookie tossing, a stale cookie on another path or
+    domain) is reported as :data:`DUPLICATE` rather than picking one, so no framework ever
+    lets an attacker-chosen copy win.
     """
     if not cookie_header:
         return _NO_TOKENS
     # A client repeats the same header on every request until its access token changes:
     # one hash of the header replaces the parse, and the token strings handed on are the
     # same objects each time, so the engine's cache lookup reuses their cached hash too.
-    tokens = _parsed_headers.get(cookie_header)
+    # Raw bytes are looked up as they are: no decoding on a hit.
+    text = isinstance(cookie_header, str)
+    cache: dict[Any, RequestTokens] = _parsed_headers if text else _parsed_raw_headers
+    tokens = cache.get(cookie_header)
     if tokens is None:
-        tokens = _parse(cookie_header)
+        tokens = _parse(cookie_header if isinstance(cookie_header, str) else cookie_header.decode("latin-1"))
         # A refresh token reaches only the refresh route, once per access-token lifetime:
         # remembering it would gain nothing and keep a long-lived secret in memory.
         if tokens.refresh_token is None and len(cookie_header) <= _PARSED_MAX_LENGTH:
-            if len(_parsed_headers) >= _PARSED_CACHE_SIZE:
+            if len(cache) >= _PARSED_CACHE_SIZE:
                 # Emptied wholesale: O(1) amortised, and safe against concurrent threads.
-                _parsed_headers.clear()
-            _parsed_headers[cookie_header] = tokens
+                cache.clear()
+            cache[cookie_header] = tokens
     return tokens
 
 
@@ -121,7 +127,7 @@ def _parse(cookie_header: str) -> RequestTokens:
 
 
 def session_cookie_present(
-    cookie_header: str | None,
+    cookie_header: str | bytes | None,
     auth_mode: str | None = None,
     authorization: str | None = None,
     config: Config | None = None,

@@ -80,6 +80,12 @@ class ResponseEffects:
         """Whether anything must be written to the response."""
         return bool(self.cookies or self.headers)
 
+    @property
+    def effects(self) -> ResponseEffects:
+        """These effects themselves (what a verification writes to later, see
+        :class:`sessionward.session.EffectsTarget`)."""
+        return self
+
     def set_session(self, tokens: SessionTokens) -> None:
         """Cookies and headers for a new or refreshed session, in the request's mode.
 
