@@ -135,6 +135,7 @@ def setup_alg(alg: str, directory: Path) -> AlgSetup:
             "userData": JWT_PAYLOAD,
             "iat": now,
             "exp": now + 3600,
+            "auth_time": now,
         }
         signing_input = header + "." + b64url(json.dumps(claims, separators=(",", ":")).encode())
         return signing_input + "." + b64url(sign(signing_input.encode("ascii")))
