@@ -27,7 +27,7 @@ from collections import Counter
 from pathlib import Path
 
 from http_ab import one_session
-from http_servers import free_port, server_command, wait_until_serving
+from http_servers import before_source, free_port, server_command, wait_until_serving
 
 # Package of a frame, from its file path: the first of these path parts found.
 PACKAGES = (
@@ -144,8 +144,12 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--paths", default="/plain,/protected")
     parser.add_argument("--stack", choices=("auto", "asyncio", "standard"), default="asyncio")
-    parser.add_argument("--before", help="a directory holding another version's sessionward package")
+    parser.add_argument(
+        "--before", help="another version: a directory holding its sessionward package, or a git commit"
+    )
     args = parser.parse_args()
+    if args.before:
+        args.before = before_source(args.before)
     if py_spy() is None:
         parser.error("py-spy is not installed: pip install py-spy")
     env, cookie = one_session(Path(tempfile.mkdtemp(prefix="sessionward-http-profile-")))

@@ -113,6 +113,25 @@ def server_command(
     ]
 
 
+def before_source(spec: str) -> str:
+    """The ``src`` directory of an earlier version, for ``--before``: ``spec`` is either such a
+    directory or a git commit of this repository, whose ``src`` is extracted (``git
+    archive``) into a temporary directory."""
+    if Path(spec, "sessionward", "__init__.py").is_file():
+        return str(Path(spec).resolve())
+    root = Path(__file__).resolve().parent.parent
+    target = Path(tempfile.mkdtemp(prefix="sessionward-before-"))
+    try:
+        archive = subprocess.run(
+            ["git", "-C", str(root), "archive", spec, "src"], check=True, capture_output=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise SystemExit(f"--before {spec}: not a src directory nor a commit of {root} ({error})") from None
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    print(f"  --before {spec}: extracted to {target / 'src'}", file=sys.stderr, flush=True)
+    return str(target / "src")
+
+
 def server_cpu_seconds(pid: int) -> float | None:
     """User + system CPU time so far of the server process and its children (gunicorn's
     worker), from /proc; ``None`` where /proc is not available."""

@@ -28,7 +28,14 @@ import tempfile
 from pathlib import Path
 
 from http_ab import one_session
-from http_servers import free_port, run_wrk, server_command, server_cpu_seconds, wait_until_serving
+from http_servers import (
+    before_source,
+    free_port,
+    run_wrk,
+    server_command,
+    server_cpu_seconds,
+    wait_until_serving,
+)
 
 PATHS = {
     "fastapi": ("/plain", "/protected", "/protected-direct", "/noop-depends"),
@@ -125,8 +132,12 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=2)
     parser.add_argument("--frameworks", default="fastapi,flask,django")
     parser.add_argument("--stack", choices=("auto", "asyncio", "standard"), default="auto")
-    parser.add_argument("--before", help="a directory holding another version's sessionward package")
+    parser.add_argument(
+        "--before", help="another version: a directory holding its sessionward package, or a git commit"
+    )
     args = parser.parse_args()
+    if args.before:
+        args.before = before_source(args.before)
     frameworks = [name for name in args.frameworks.split(",") if name]
     unknown = sorted(set(frameworks) - set(PATHS))
     if unknown:

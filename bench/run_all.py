@@ -3,8 +3,10 @@
 Runs, one after the other with the same interpreter (never in parallel: the machine has 2
 cores), ``verify.py``, ``engine.py``, ``stores.py`` (needs PostgreSQL and Redis),
 ``http_servers.py``, ``http_ab.py``, ``http_ab.py --feed`` (step ``http_ab_feed``) and
-``http_vs_bare.py`` (need ``wrk``), ``http_profile.py``
-(needs ``wrk`` and ``py-spy``), ``http_inprocess.py`` and ``peers.py`` (needs ``wrk`` and the
+``http_vs_bare.py`` (need ``wrk``; on uvicorn's asyncio stack for every framework, then on
+uvloop + httptools for FastAPI, step ``http_vs_bare_standard``), ``http_profile.py``
+(needs ``wrk`` and ``py-spy``; the last two add the package of commit 14c8562, before the
+FastAPI request-path work, as a third server), ``http_inprocess.py`` and ``peers.py`` (needs ``wrk`` and the
 ``[bench]`` extra; writes docs/benchmarks-peers.svg) and ``revocation_drill.py`` (needs
 PostgreSQL and Redis), and prints their reports.
 ``--only verify,engine`` selects scripts; ``--rounds N`` is passed to each that has rounds.
@@ -26,6 +28,7 @@ SCRIPTS = (
     "http_ab",
     "http_ab_feed",
     "http_vs_bare",
+    "http_vs_bare_standard",
     "http_profile",
     "http_inprocess",
     "peers",
@@ -33,7 +36,17 @@ SCRIPTS = (
 )
 WITHOUT_ROUNDS = frozenset({"http_profile", "revocation_drill"})
 # Steps that run a script with arguments: step -> (script, arguments).
-VARIANTS = {"http_ab_feed": ("http_ab", ["--feed"])}
+# The "before" of the FastAPI tables: the package as it was before the FastAPI request-path work.
+FASTAPI_BEFORE = "14c8562"
+VARIANTS = {
+    "http_ab_feed": ("http_ab", ["--feed"]),
+    "http_vs_bare": ("http_vs_bare", ["--stack", "asyncio", "--before", FASTAPI_BEFORE]),
+    "http_vs_bare_standard": (
+        "http_vs_bare",
+        ["--frameworks", "fastapi", "--stack", "standard", "--before", FASTAPI_BEFORE],
+    ),
+    "http_profile": ("http_profile", ["--stack", "asyncio", "--before", FASTAPI_BEFORE]),
+}
 
 
 def main() -> int:
