@@ -30,7 +30,7 @@ from ..errors import (
     TryRefreshTokenError,
     UnauthorizedError,
 )
-from ..events import EventBus, SessionCreated
+from ..events import EventBus
 from ..stores.base import SessionRow, Store, StoredKey
 from ..stores.changes import ChangeFeed
 from ..tokens.access import MAX_ACCESS_TOKEN_LENGTH, AccessTokenCodec, InvalidAccessToken, UnknownKeyId
@@ -214,7 +214,7 @@ class SessionCore:
             user_agent,
         )
         yield from call(Store.insert_session, row)
-        self.events.emit(SessionCreated(handle, user_id, now_ms, persistent, ip, user_agent))
+        self.events.emit_created(handle, user_id, now_ms, persistent, ip, user_agent)
         # Minted after the insert, which may have waited on a lock; the cookies still end
         # with the row.
         return self.minter.session_tokens(
