@@ -287,6 +287,24 @@ def piece_cases(s: AlgSetup) -> list[tuple[str, str, Callable[[int], float]]]:
         counter[0] += 1
         return SessionRow(str(uuid.uuid4()), "piece-user", "0" * 64, None, None, {}, JWT_PAYLOAD, 0, 0)
 
+    def create_row() -> SessionRow:
+        # As create builds it: the JSON texts at hand, activity and authentication times set.
+        return SessionRow(
+            str(uuid.uuid4()),
+            "piece-user",
+            "0" * 64,
+            None,
+            None,
+            {},
+            JWT_PAYLOAD,
+            0,
+            0,
+            "{}",
+            payload_json,
+            0,
+            0,
+        )
+
     def b(fn: Callable[[], object]) -> Callable[[int], float]:
         def batch(n: int) -> float:
             start = time.perf_counter()
@@ -329,6 +347,11 @@ def piece_cases(s: AlgSetup) -> list[tuple[str, str, Callable[[int], float]]]:
             "insert",
             "`SQLiteStore.insert_session` (+ uuid4 for the row)",
             lambda: store.insert_session(new_row()),
+        ),
+        (
+            "insert_create",
+            "  the same with the row as create builds it (JSON texts, times set)",
+            lambda: store.insert_session(create_row()),
         ),
         (
             "dumps",

@@ -252,6 +252,51 @@ def test_theft_is_logged_as_a_warning_even_when_info_is_off(
     assert [record.sessionward_event for record in _records(caplog)] == ["token_theft_detected"]  # type: ignore[attr-defined]
 
 
+# -- emit_created: the event built only when something reads it ------------------------------
+
+CREATED_ARGS = ("h-created", "alice", 1_700_000_000_000, False, "203.0.113.9", "Firefox/120")
+
+
+def test_emit_created_hands_subscribers_the_event_emit_would(
+    bus: EventBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="sessionward.events")
+    seen: list[SessionEvent] = []
+    bus.subscribe(seen.append)
+    bus.emit_created(*CREATED_ARGS)
+    assert seen == [SessionCreated(*CREATED_ARGS)]
+    assert _records(caplog) == []
+
+
+def test_emit_created_logs_as_emit_does_without_subscribers(
+    bus: EventBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="sessionward.events")
+    bus.emit_created(*CREATED_ARGS)
+    bus.emit(SessionCreated(*CREATED_ARGS))
+    made, emitted = _records(caplog)
+    assert made.getMessage() == emitted.getMessage()
+    assert {k: v for k, v in vars(made).items() if k not in _VOLATILE} == {
+        k: v for k, v in vars(emitted).items() if k not in _VOLATILE
+    }
+
+
+_VOLATILE = {"created", "msecs", "relativeCreated", "lineno", "funcName", "thread", "threadName"}
+
+
+def test_emit_created_without_anything_reading_it_builds_no_event(
+    bus: EventBus, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.ERROR, logger="sessionward.events")
+
+    def never(*args: Any) -> None:
+        raise AssertionError("no event expected")
+
+    monkeypatch.setattr("sessionward.events.SessionCreated", never)
+    bus.emit_created(*CREATED_ARGS)  # metrics off, no subscriber, log off
+    assert _records(caplog) == []
+
+
 # -- failing subscribers ---------------------------------------------------------------------
 
 

@@ -134,6 +134,45 @@ def test_two_buses_on_one_provider_add_up_on_the_same_instruments(caplog: pytest
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
+def test_emit_created_records_without_subscriber_or_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="sessionward.events")
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    try:
+        bus = EventBus(meter_provider=provider)
+        bus.emit_created("h1", "alice", 1, True, None, None)  # the first looks for the metrics
+        bus.emit_created("h2", "alice", 2, False, None, None)
+        bus.emit_created("h3", "bob", 3, True, "203.0.113.9", "Firefox/120")
+        points = _points(reader)
+    finally:
+        provider.shutdown()
+    assert _by_attributes(points["sessionward.sessions.created"]) == {
+        (("persistent", True),): 2,
+        (("persistent", False),): 1,
+    }
+    assert [r.getMessage() for r in caplog.records] == []
+
+
+def test_a_failing_record_of_emit_created_is_logged_with_the_event_fields(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bus = EventBus(metrics=True)
+
+    class Failing:
+        def record_created(self, persistent: bool) -> None:
+            raise RuntimeError("exporter down")
+
+    bus._metrics = Failing()  # type: ignore[assignment]
+    with caplog.at_level(logging.ERROR, logger="sessionward.events"):
+        bus.emit_created("h1", "alice", 1, True, None, None)  # does not raise
+    (error,) = [r for r in caplog.records if r.name == "sessionward.events"]
+    assert error.exc_info is not None and error.exc_info[0] is RuntimeError
+    assert error.sessionward_event == "session_created"  # type: ignore[attr-defined]
+    assert error.session_handle == "h1"  # type: ignore[attr-defined]
+
+
 def test_metrics_false_records_nothing() -> None:
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])

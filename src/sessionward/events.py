@@ -257,6 +257,34 @@ class EventBus:
                     extra={**_fields(event), "subscriber": _describe(subscriber)},
                 )
 
+    def emit_created(
+        self,
+        handle: str,
+        user_id: str | None,
+        at: int,
+        persistent: bool,
+        ip: str | None,
+        user_agent: str | None,
+    ) -> None:
+        """``emit(SessionCreated(handle, user_id, at, persistent, ip, user_agent))``, the
+        event built only when something reads it (a subscriber, the log at ``INFO``, the
+        first look for metrics, a metrics failure to log): on every login, the metrics
+        alone need nothing but ``persistent``."""
+        if self._subscribers or logger.isEnabledFor(logging.INFO):
+            self.emit(SessionCreated(handle, user_id, at, persistent, ip, user_agent))
+            return
+        metrics = self._metrics
+        if metrics is None:
+            return
+        if isinstance(metrics, _Unresolved):
+            self.emit(SessionCreated(handle, user_id, at, persistent, ip, user_agent))
+            return
+        try:
+            metrics.record_created(persistent)
+        except Exception:
+            event = SessionCreated(handle, user_id, at, persistent, ip, user_agent)
+            logger.exception("recording the metrics of a %s event failed", event.kind, extra=_fields(event))
+
     def _resolve_metrics(self, event: SessionEvent) -> SessionMetrics | None:
         # The first emit looks for opentelemetry, once: without it, emit never looks again.
         with self._lock:

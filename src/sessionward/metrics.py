@@ -129,13 +129,18 @@ class SessionMetrics:
             self._refreshed.add(1, attributes)
             self._refresh_duration.record(event.duration, attributes)
         elif isinstance(event, SessionCreated):
-            self._created.add(1, _PERSISTENT[event.persistent])
+            self.record_created(event.persistent)
         elif isinstance(event, SessionUpdated):
             self._updated.add(1, _FIELD.get(event.field) or {"field": str(event.field)})
         elif isinstance(event, SessionRevoked):
             self._revoked.add(1, _REASON[event.reason])
         elif isinstance(event, TokenTheftDetected):
             self._theft.add(1)
+
+    def record_created(self, persistent: bool) -> None:
+        """Record a :class:`~sessionward.events.SessionCreated` event of a session with
+        this ``persistent`` (what :meth:`record` of the event does, without the event)."""
+        self._created.add(1, _PERSISTENT[persistent])
 
 
 _global_lock = threading.Lock()

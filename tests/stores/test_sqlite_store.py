@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.rows import make_row as shared_make_row
 
 from sessionward import Config, SessionWard
 from sessionward.errors import ConfigError, GeneralError, StorageUnavailableError
-from sessionward.stores.base import Promotion, SessionRow, StoredKey
+from sessionward.stores.base import (
+    Promotion,
+    SessionRow,
+    StoredKey,
+    session_insert_columns,
+    session_row_insert_values,
+    session_row_to_columns,
+)
 from sessionward.stores.schema import latest_version
 from sessionward.stores.sqlite import SQLiteStore, parse_sqlite_url
 from sessionward.stores.urls import open_store
@@ -188,6 +197,61 @@ def test_insert_and_get_round_trip(store: SQLiteStore) -> None:
     store.insert_session(row)
     assert store.get_session("h1") == row
     assert store.get_session("missing") is None
+
+
+# Every column named, as the store's INSERT did before it left the defaults out.
+_FULL_INSERT = (
+    "INSERT INTO session_info ("  # noqa: S608 (constant column names)
+    + ", ".join(SESSION_COLUMNS)
+    + ") VALUES ("
+    + ", ".join("?" * len(SESSION_COLUMNS))
+    + ")"
+)
+_SELECT_ALL_COLUMNS = "SELECT " + ", ".join(SESSION_COLUMNS) + " FROM session_info"  # noqa: S608
+_OPTIONAL_VALUES: dict[str, Any] = {
+    "prev_refresh_token_hash_2": "hash-prev",
+    "rotated_at": 1_500,
+    "last_active_at": 1_600,
+    "auth_time": 1_700,
+    "persistent": False,
+    "refresh_validity": 3_600_000,
+    "created_ip": "192.0.2.1",
+    "created_user_agent": "agent/1.0",
+    "last_ip": "192.0.2.2",
+    "last_user_agent": "agent/2.0",
+}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [(), *[(name,) for name in _OPTIONAL_VALUES], ("last_active_at", "auth_time"), tuple(_OPTIONAL_VALUES)],
+    ids=lambda fields: "+".join(fields) or "none",
+)
+def test_insert_names_only_the_columns_set_and_stores_what_a_full_insert_would(
+    fields: tuple[str, ...], db_path: Path, file_store: SQLiteStore
+) -> None:
+    """The INSERT leaves the columns at their default out (cached per set of columns): the
+    stored row, read raw, is exactly what naming every column would have stored."""
+    row = dataclasses.replace(make_row(), **{name: _OPTIONAL_VALUES[name] for name in fields})
+    mask, _ = session_row_insert_values(row)
+    named = session_insert_columns(mask)
+    assert [c for c in SESSION_COLUMNS if c in named] == [
+        c for c in SESSION_COLUMNS if c in fields or c in named[:7]
+    ]
+    file_store.insert_session(row)
+    file_store.insert_session(dataclasses.replace(row, session_handle="h2"))  # the cached statement
+    reference = raw_connect(db_path)
+    try:
+        reference.execute(_FULL_INSERT, ("h3", *session_row_to_columns(row)[1:]))
+        stored = {
+            handle: (tuple(values), tuple(type(v) for v in values))
+            for handle, *values in reference.execute(_SELECT_ALL_COLUMNS)
+        }
+    finally:
+        reference.close()
+    assert stored["h1"] == stored["h2"] == stored["h3"]
+    assert file_store.get_session("h1") == row
+    assert file_store.get_session("h2") == dataclasses.replace(row, session_handle="h2")
 
 
 def test_insert_duplicate_handle_is_general_error(store: SQLiteStore) -> None:

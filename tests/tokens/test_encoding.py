@@ -177,6 +177,33 @@ def test_dumps_compact_refuses_non_finite_numbers(value: object) -> None:
         dumps_compact(value)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [{"a": object()}, {(1, 2): 1}, [1, {"nested": {1j}}], float("nan")],
+    ids=["unserialisable", "tuple-key", "nested-set", "nan"],
+)
+def test_dumps_compact_fails_as_the_json_encoder_does_and_recovers(value: object) -> None:
+    """Same exception and message as ``json.JSONEncoder``; a failure leaves nothing behind
+    (the same objects serialise afterwards, no false circular reference)."""
+    reference = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    with pytest.raises((TypeError, ValueError)) as expected:
+        reference.encode(value)
+    with pytest.raises(type(expected.value)) as raised:
+        dumps_compact(value)
+    assert str(raised.value) == str(expected.value)
+    shared = {"k": [1, "x"]}
+    with pytest.raises(TypeError):
+        dumps_compact({"shared": shared, "bad": object()})
+    assert dumps_compact({"shared": shared}) == '{"shared":{"k":[1,"x"]}}'
+
+
+def test_dumps_compact_reports_circular_references() -> None:
+    cycle: list[object] = []
+    cycle.append(cycle)
+    with pytest.raises(ValueError, match="Circular reference detected"):
+        dumps_compact(cycle)
+
+
 def test_loads_strict_accepts_utf8() -> None:
     assert loads_strict('{"name":"J\u00fcrgen \u263a"}'.encode()) == {"name": "J\u00fcrgen \u263a"}
     assert loads_strict(b'{"a" : [ 1 , 2 ] }') == {"a": [1, 2]}

@@ -30,14 +30,14 @@ from ..errors import (
     TryRefreshTokenError,
     UnauthorizedError,
 )
-from ..events import EventBus, SessionCreated
+from ..events import EventBus
 from ..stores.base import SessionRow, Store, StoredKey
 from ..stores.changes import ChangeFeed
 from ..tokens.access import MAX_ACCESS_TOKEN_LENGTH, AccessTokenCodec, InvalidAccessToken, UnknownKeyId
 from ..tokens.encoding import b64url_decode, b64url_encode, dumps_compact
 from ..tokens.encoding import sha256_hex as hash_hex
 from ..tokens.keys import SigningKey
-from ..tokens.refresh import MASTER_SECRET_BYTES, RefreshTokenCodec
+from ..tokens.refresh import ID_REFRESH_BYTES, MASTER_SECRET_BYTES, ROOT_LINK_BYTES, RefreshTokenCodec
 from .budget import PayloadBudget
 from .cache import VerifiedTokenCache
 from .decisions import SKEW_ALLOWANCE, row_alive
@@ -53,6 +53,9 @@ from .validation import check_client, check_json_object, check_lifetime, check_u
 __all__ = ["SessionCore"]
 
 REFRESH_KEY_NAME = "refresh_token_key"
+# The random bytes of a new session: handle (16), root refresh token link, idRefresh token.
+_ID_REFRESH_AT = 16 + ROOT_LINK_BYTES
+_CREATE_RANDOM_BYTES = _ID_REFRESH_AT + ID_REFRESH_BYTES
 PAYLOAD_CHANGED = "the session's JWT payload has changed: refresh"
 REVOKED_OR_EXPIRED = "the session has been revoked or has expired"
 
@@ -186,8 +189,11 @@ class SessionCore:
         # Serialised once: for the size budget, the row and the tokens.
         payload_json = dumps_compact(payload)
         self.budget.check_json(self.access_codec.header_segment(key), key, user_id, payload_json)
-        handle, handle_bytes = new_handle()
-        refresh_token = self.refresh_codec.new_root(handle, user_id, handle_bytes)
+        # Every random value of the session in one read of the system's CSPRNG (what
+        # ``secrets`` reads too): the handle, the refresh token's link, the idRefresh token.
+        random = os.urandom(_CREATE_RANDOM_BYTES)
+        handle, handle_bytes = new_handle(random[:16])
+        refresh_token = self.refresh_codec.new_root(handle, user_id, handle_bytes, random[16:_ID_REFRESH_AT])
         refresh_hash1 = hash_hex(refresh_token)
         now_ms = int(self.clock() * 1000)
         validity_ms = (config.refresh_token_validity if own_validity is None else own_validity) * 1000
@@ -214,11 +220,11 @@ class SessionCore:
             user_agent,
         )
         yield from call(Store.insert_session, row)
-        self.events.emit(SessionCreated(handle, user_id, now_ms, persistent, ip, user_agent))
+        self.events.emit_created(handle, user_id, now_ms, persistent, ip, user_agent)
         # Minted after the insert, which may have waited on a lock; the cookies still end
         # with the row.
         return self.minter.session_tokens(
-            key, row, refresh_token, None, self.clock(), deadline, refresh_hash1
+            key, row, refresh_token, None, self.clock(), deadline, refresh_hash1, random[_ID_REFRESH_AT:]
         )
 
     # -- verify --------------------------------------------------------------------------
@@ -402,15 +408,19 @@ class SessionCore:
         return session
 
 
-def new_handle() -> tuple[str, bytes]:
+def new_handle(random: bytes | None = None) -> tuple[str, bytes]:
     """A new session handle: a random (version 4) UUID in its canonical text form, and its
-    16 bytes.
+    16 bytes (``random``: 16 bytes from ``os.urandom`` to build it from, default new ones).
 
     What ``uuid.uuid4()`` gives, built straight from the random bytes: the ``uuid.UUID``
     object (and parsing the text back for the refresh token) costs microseconds per login
     for nothing.
     """
-    raw = bytearray(os.urandom(16))
+    if random is None:
+        random = os.urandom(16)
+    elif len(random) != 16:
+        raise ValueError("a session handle takes 16 random bytes")
+    raw = bytearray(random)
     raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
     text = raw.hex()

@@ -57,7 +57,10 @@ def _ask(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Flow[Any]:
 def call(method: Callable[Concatenate[Store, P], R], *args: P.args, **kwargs: P.kwargs) -> Flow[R]:
     """Ask the driver to perform ``method`` (a :class:`Store` protocol method) with
     ``args``; evaluates to its result (``yield from call(Store.get_session, handle)``)."""
-    result: R = yield from _ask(method.__name__, args, kwargs)
+    # The yield of _ask written out: one generator per store call, not two.
+    if kwargs:
+        raise TypeError("flow calls take positional arguments only")
+    result: R = yield Call(method.__name__, args)
     return result
 
 

@@ -108,12 +108,15 @@ class TokenMinter:
         now: float,
         refresh_expiry: int | None = None,
         refresh_hash1: str | None = None,
+        id_refresh_random: bytes | None = None,
     ) -> SessionTokens:
         """Everything a client gets for ``refresh_token`` of the session in ``row``
         (``refresh_expiry`` in ms: default, the idle deadline from ``now``; ``refresh_hash1``:
-        ``H(refresh_token)`` when the caller has it). The row's ``jwt_user_payload_json``,
-        when set, is used instead of serialising the payload again. The access token's
-        ``auth_time`` claim comes from the row."""
+        ``H(refresh_token)`` when the caller has it; ``id_refresh_random``: the random bytes
+        of the idRefresh token when the caller has read them, see
+        :func:`~sessionward.tokens.refresh.new_id_refresh_token`). The row's
+        ``jwt_user_payload_json``, when set, is used instead of serialising the payload
+        again. The access token's ``auth_time`` claim comes from the row."""
         if refresh_hash1 is None:
             refresh_hash1 = hash_hex(refresh_token)
         csrf = self.refresh_codec.anti_csrf_token(refresh_hash1) if self.config.enable_anti_csrf else None
@@ -141,7 +144,7 @@ class TokenMinter:
             jwt_payload=payload,
             access_token=access,
             refresh_token=Token(refresh_token, refresh_expiry),
-            id_refresh_token=Token(new_id_refresh_token(), refresh_expiry),
+            id_refresh_token=Token(new_id_refresh_token(id_refresh_random), refresh_expiry),
             anti_csrf_token=csrf,
             front_token=front_token(row.user_id, access.expires_at, payload, payload_json),
             auth_time=auth_time * 1000,

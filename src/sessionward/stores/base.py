@@ -29,7 +29,9 @@ __all__ = [
     "json_object",
     "jwt_payload_text",
     "session_data_text",
+    "session_insert_columns",
     "session_row_from_columns",
+    "session_row_insert_values",
     "session_row_to_columns",
 ]
 
@@ -154,6 +156,96 @@ def session_row_to_columns(row: SessionRow) -> tuple[str | int | bool | None, ..
         row.last_ip,
         row.last_user_agent,
     )
+
+
+#: The columns an ``INSERT`` of a new row always names, in the order of
+#: :func:`session_row_insert_values`.
+_INSERT_REQUIRED = (
+    "session_handle",
+    "user_id",
+    "refresh_token_hash_2",
+    "session_data",
+    "jwt_user_payload",
+    "created_at_time",
+    "expires_at",
+)
+#: The columns an ``INSERT`` names only when the row sets them (bit ``1 << i`` of the mask
+#: of :func:`session_row_insert_values` for the ``i``-th): left out, each takes its
+#: schema default, which is the value the row holds then (``NULL``; 1 for ``persistent``).
+_INSERT_OPTIONAL = (
+    "prev_refresh_token_hash_2",
+    "rotated_at",
+    "last_active_at",
+    "auth_time",
+    "persistent",
+    "refresh_validity",
+    "created_ip",
+    "created_user_agent",
+    "last_ip",
+    "last_user_agent",
+)
+
+
+def session_row_insert_values(row: SessionRow) -> tuple[int, list[Any]]:
+    """What an ``INSERT`` of ``row`` binds: a mask naming the optional columns it sets (see
+    :func:`session_insert_columns`) and the values of those columns, in that order.
+
+    Columns left at their default are not named at all (``None`` values, and ``persistent``
+    when true): binding ``None`` or a ``bool`` costs the SQLite driver an adaptation per
+    value, on every login. The JSON columns are compact text, as in
+    :func:`session_row_to_columns`.
+    """
+    session_data = row.session_data_json
+    payload = row.jwt_user_payload_json
+    values: list[Any] = [
+        row.session_handle,
+        row.user_id,
+        row.refresh_token_hash_2,
+        dumps_compact(row.session_data) if session_data is None else session_data,
+        dumps_compact(row.jwt_user_payload) if payload is None else payload,
+        row.created_at_time,
+        row.expires_at,
+    ]
+    mask = 0
+    # Unrolled: one test per column is cheaper than a loop over the field names.
+    if row.prev_refresh_token_hash_2 is not None:
+        mask |= 1
+        values.append(row.prev_refresh_token_hash_2)
+    if row.rotated_at is not None:
+        mask |= 2
+        values.append(row.rotated_at)
+    if row.last_active_at is not None:
+        mask |= 4
+        values.append(row.last_active_at)
+    if row.auth_time is not None:
+        mask |= 8
+        values.append(row.auth_time)
+    persistent = row.persistent
+    if persistent is not True:
+        mask |= 16
+        values.append(0 if persistent is False else persistent)
+    if row.refresh_validity is not None:
+        mask |= 32
+        values.append(row.refresh_validity)
+    if row.created_ip is not None:
+        mask |= 64
+        values.append(row.created_ip)
+    if row.created_user_agent is not None:
+        mask |= 128
+        values.append(row.created_user_agent)
+    if row.last_ip is not None:
+        mask |= 256
+        values.append(row.last_ip)
+    if row.last_user_agent is not None:
+        mask |= 512
+        values.append(row.last_user_agent)
+    return mask, values
+
+
+def session_insert_columns(mask: int) -> tuple[str, ...]:
+    """The columns an ``INSERT`` names for a ``mask`` of :func:`session_row_insert_values`,
+    in the order of its values."""
+    return (*_INSERT_REQUIRED, *(name for i, name in enumerate(_INSERT_OPTIONAL) if mask >> i & 1))
 
 
 def session_row_from_columns(values: tuple[Any, ...]) -> SessionRow:

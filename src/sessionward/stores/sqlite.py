@@ -29,8 +29,9 @@ from .base import (
     Promotion,
     SessionRow,
     StoredKey,
+    session_insert_columns,
     session_row_from_columns,
-    session_row_to_columns,
+    session_row_insert_values,
 )
 from .schema import latest_version, migrations_for
 from .sqlite_changes import SQLiteChangeFeed
@@ -41,7 +42,16 @@ T = TypeVar("T")
 DIALECT = "sqlite"
 _MIN_SQLITE = (3, 35, 0)  # RETURNING
 _ROW_COLUMNS = ", ".join(SESSION_COLUMNS)
-_ROW_PLACEHOLDERS = ", ".join("?" for _ in SESSION_COLUMNS)
+# The INSERT of a new row by mask of the optional columns it names (built once per mask;
+# a handful of masks occur in practice).
+_INSERTS: dict[int, str] = {}
+
+
+def _insert_statement(mask: int) -> str:
+    columns = session_insert_columns(mask)
+    sql = f"INSERT INTO session_info ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    _INSERTS[mask] = sql
+    return sql
 
 
 # The compare-and-set of ``promote_returning``: one statement, its conditions in the WHERE.
@@ -228,13 +238,9 @@ class SQLiteStore(SQLiteChangeFeed):
     # -- sessions ------------------------------------------------------------------------
 
     def insert_session(self, row: SessionRow) -> None:
-        values = session_row_to_columns(row)
-        self._run(
-            lambda c: c.execute(
-                f"INSERT INTO session_info ({_ROW_COLUMNS}) VALUES ({_ROW_PLACEHOLDERS})",
-                values,
-            )
-        )
+        mask, values = session_row_insert_values(row)
+        sql = _INSERTS.get(mask) or _insert_statement(mask)
+        self._run(lambda c: c.execute(sql, values))
 
     def get_session(self, handle: str) -> SessionRow | None:
         found = self._run(

@@ -9,7 +9,6 @@ raises :class:`MalformedError`, which callers map to the error the protocol asks
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import json
@@ -44,7 +43,8 @@ class MalformedError(ValueError):
 
 def b64url_encode(data: bytes) -> str:
     """Encode ``data`` as base64url without padding."""
-    return base64.b64encode(data).translate(_FROM_STANDARD).rstrip(b"=").decode("ascii")
+    # binascii directly: what base64.b64encode calls, without its wrapper.
+    return binascii.b2a_base64(data, newline=False).translate(_FROM_STANDARD).rstrip(b"=").decode("ascii")
 
 
 def b64url_decode(text: str | bytes) -> bytes:
@@ -80,9 +80,24 @@ _COMPACT_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, al
 json_string: Callable[[str], str] = encode_basestring_ascii
 
 
+# What ``_COMPACT_ENCODER.encode`` hands the C encoder (``JSONEncoder.iterencode``), after
+# the markers of circular references: building the C encoder directly skips two Python
+# calls and a closure per value (this runs on every login and refresh).
+_C_MAKE_ENCODER: Callable[..., Callable[[Any, int], list[str]]] | None = getattr(
+    json.encoder, "c_make_encoder", None
+)
+_C_ENCODER_ARGS = (_COMPACT_ENCODER.default, encode_basestring_ascii, None, ":", ",", False, False, False)
+
+
 def dumps_compact(value: Any) -> str:
     """Serialise ``value`` as compact, ASCII-only JSON (non-ASCII escaped as ``\\uXXXX``)."""
-    return _COMPACT_ENCODER.encode(value)
+    make_encoder = _C_MAKE_ENCODER
+    if make_encoder is None:  # an interpreter without the C accelerator
+        return _COMPACT_ENCODER.encode(value)
+    # Fresh markers per call, as JSONEncoder does: the C encoder leaves an object's marker
+    # behind when it fails inside it, and one dict shared between threads would report
+    # circular references that are not.
+    return "".join(make_encoder({}, *_C_ENCODER_ARGS)(value, 0))
 
 
 def _reject_constant(name: str) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import base64
+import binascii
 from typing import Any
 
 from .encoding import dumps_compact, json_string
@@ -19,4 +19,4 @@ def front_token(
         body = dumps_compact({"uid": user_id, "ate": access_expires_at_ms, "up": payload})
     else:
         body = f'{{"uid":{json_string(user_id)},"ate":{int(access_expires_at_ms)},"up":{payload_json}}}'
-    return base64.b64encode(body.encode("ascii")).decode("ascii")
+    return binascii.b2a_base64(body.encode("ascii"), newline=False).decode("ascii")

@@ -27,7 +27,9 @@ from .encoding import MalformedError, b64url_decode, b64url_encode
 
 __all__ = [
     "ANTI_CSRF_BYTES",
+    "ID_REFRESH_BYTES",
     "MAX_USER_ID_BYTES",
+    "ROOT_LINK_BYTES",
     "InvalidRefreshToken",
     "RefreshTokenCodec",
     "RefreshTokenContent",
@@ -62,9 +64,22 @@ class RefreshTokenContent:
     parent_hash1: str | None
 
 
-def new_id_refresh_token() -> str:
-    """A fresh idRefresh token: 192 random bits, base64url."""
-    return secrets.token_urlsafe(24)
+#: Random bytes in an idRefresh token (192 bits; 32 base64url characters).
+ID_REFRESH_BYTES = 24
+#: Random bytes of a session's first refresh token (its ``link``).
+ROOT_LINK_BYTES = 32
+
+
+def new_id_refresh_token(random: bytes | None = None) -> str:
+    """A fresh idRefresh token: 192 random bits, base64url (``secrets.token_urlsafe(24)``).
+
+    ``random``: :data:`ID_REFRESH_BYTES` bytes from ``os.urandom`` to use instead of reading
+    new ones (a caller that needs several random values reads them in one call)."""
+    if random is None:
+        random = secrets.token_bytes(ID_REFRESH_BYTES)
+    elif len(random) != ID_REFRESH_BYTES:
+        raise ValueError(f"an idRefresh token takes {ID_REFRESH_BYTES} random bytes")
+    return b64url_encode(random)
 
 
 class RefreshTokenCodec:
@@ -81,10 +96,21 @@ class RefreshTokenCodec:
         self._siv = AESSIV(encryption_key)
         self._csrf_key = hmac.digest(master_secret, b"sessionward/anti-csrf", "sha256")
 
-    def new_root(self, session_handle: str, user_id: str, handle_bytes: bytes | None = None) -> str:
+    def new_root(
+        self,
+        session_handle: str,
+        user_id: str,
+        handle_bytes: bytes | None = None,
+        link: bytes | None = None,
+    ) -> str:
         """The first refresh token of a session (carries 256 random bits); ``handle_bytes``,
-        when the caller has them, are the 16 bytes of the ``session_handle`` UUID."""
-        return self._seal(_ROOT, session_handle, secrets.token_bytes(32), user_id, handle_bytes)
+        when the caller has them, are the 16 bytes of the ``session_handle`` UUID; ``link``,
+        :data:`ROOT_LINK_BYTES` bytes from ``os.urandom`` to use instead of reading new ones."""
+        if link is None:
+            link = secrets.token_bytes(ROOT_LINK_BYTES)
+        elif len(link) != ROOT_LINK_BYTES:
+            raise ValueError(f"a root refresh token takes {ROOT_LINK_BYTES} random bytes")
+        return self._seal(_ROOT, session_handle, link, user_id, handle_bytes)
 
     def child_of(self, parent: str, content: RefreshTokenContent) -> str:
         """The unique successor of ``parent`` (whose decrypted content is ``content``)."""
