@@ -18,6 +18,7 @@ from ..session import AsyncSession, EffectsTarget
 from ..transport.cors import preflight_headers
 from ..transport.request import session_cookie_present
 from .middleware import (
+    _VERIFICATION_HEADERS,
     STATE_CONTEXT_KEY,
     STATE_SESSION_KEY,
     _apply_to_response,
@@ -185,7 +186,16 @@ def _verify(
             raise _missing_context()
         if state is None:
             scope["state"] = {}
-    cookie_header, anti_csrf, auth_mode, authorization = _verification_headers(scope)
+    # _verification_headers' answer for a request whose only header of those it reads is
+    # one Cookie header (every request of a page), without its call.
+    cookie_header: bytes | str | None = None
+    anti_csrf = auth_mode = authorization = None
+    for name, value in scope.get("headers", ()):
+        if name == b"cookie" and cookie_header is None and type(value) is bytes:
+            cookie_header = value
+        elif name in _VERIFICATION_HEADERS or not name.islower():
+            cookie_header, anti_csrf, auth_mode, authorization = _verification_headers(scope)
+            break
     handler = context.handler
     if optional and not session_cookie_present(cookie_header, auth_mode, authorization, handler.config):
         return None
