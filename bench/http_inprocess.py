@@ -5,7 +5,9 @@
 Calls each app of ``bench/http_apps/`` directly (ASGI for FastAPI on an asyncio loop, WSGI
 for Flask and Django) with the request ``wrk`` sends (``Host`` and, except for /plain, the
 ``Cookie`` of one session), in interleaved rounds (``_harness.py``); reports the median µs
-per request. The "cookie sent" references show what carrying the cookie alone costs.
+per request. The "cookie sent" references show what carrying the cookie alone costs; for
+FastAPI, the "bare FastAPI" rows are the same requests to ``bench_fastapi_bare`` (no
+sessionward at all), in the same rounds.
 ``--profile`` prints a cProfile of the protected endpoint instead. Each framework runs in
 its own child process (Django settings are per process).
 """
@@ -142,14 +144,21 @@ def child(framework: str, rounds: int, profile: bool) -> None:
         return
     cases = [(path, path, path != "/plain") for path in PATHS]
     cases.append(("/plain, cookie sent", "/plain", True))
+    batches = [(label, make(path, cookie if with_cookie else None)) for label, path, with_cookie in cases]
     if framework == "fastapi":
+        import bench_fastapi_bare
+
         cases += [
             ("/protected-direct", "/protected-direct", True),
             ("/noop-depends, cookie sent", "/noop-depends", True),
         ]
-    results = run_interleaved(
-        [(label, make(path, cookie if with_cookie else None)) for label, path, with_cookie in cases], rounds
-    )
+        batches += [(label, make(path, cookie)) for label, path, _ in cases[-2:]]
+        # The same requests to the app without sessionward (the reference of http_vs_bare.py).
+        for path in ("/plain", "/protected-direct"):
+            label = f"{path}, bare FastAPI, cookie sent"
+            cases.append((label, path, True))
+            batches.append((label, asgi_batch(bench_fastapi_bare.app, path, cookie)))
+    results = run_interleaved(batches, rounds)
     for label, _path, _with_cookie in cases:
         values = results[label]
         print(f"{framework}\t{label}\t{median(values):.1f}\t{spread(values)}", flush=True)

@@ -4,6 +4,7 @@ and the session routes' cheap path matching."""
 from __future__ import annotations
 
 import asyncio
+import json
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -463,3 +464,89 @@ def test_a_verification_that_writes_nothing_makes_no_effects_and_a_later_write_k
         assert answer.headers["front-token"] == "remove"
         assert answer.headers["st-access-token"] == "" and answer.headers["st-refresh-token"] == ""
         assert "set-cookie" not in answer.headers
+
+
+def test_get_session_and_the_dependency_read_the_request_headers_alike(
+    tmp_path: Path, loop: asyncio.AbstractEventLoop
+) -> None:
+    """get_session reads a lone lowercase Cookie header inline, and any other header it
+    needs through _verification_headers: each request below is answered as by the
+    dependency (which always takes the general path's verdicts too)."""
+
+    async def direct(request: Request) -> Response:
+        session = await sw.get_session(request)
+        return JSONResponse(
+            {"user": session.user_id, "mode": mode_of(request.state.sessionward_context).name}
+        )
+
+    async def dependency(request: Request) -> Response:
+        session = await sw.verify_session()(request)
+        assert session is not None
+        return JSONResponse(
+            {"user": session.user_id, "mode": mode_of(request.state.sessionward_context).name}
+        )
+
+    app = Starlette(
+        routes=[
+            Route("/direct", direct, methods=["GET", "POST"]),
+            Route("/dep", dependency, methods=["GET", "POST"]),
+        ]
+    )
+    config = Config(store=f"sqlite:///{tmp_path}/sessions.db", cookie_secure=False, enable_anti_csrf=True)
+    engine = sw.init(app, config)
+    tokens = loop.run_until_complete(engine.create_new_session("alice"))
+    access = f"sAccessToken={tokens.access_token.value}".encode()
+    id_refresh = f"sIdRefreshToken={tokens.id_refresh_token.value}".encode()
+    anti_csrf = (tokens.anti_csrf_token or "").encode()
+
+    def answer(path: str, method: str, headers: list[tuple[bytes, bytes | bytearray]]) -> tuple[int, bytes]:
+        scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"host", b"testserver"), *headers],
+            "client": ("127.0.0.1", 50000),
+            "server": ("testserver", 80),
+        }
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        loop.run_until_complete(app(scope, receive, send))
+        return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+    both = access + b"; " + id_refresh
+    cases: list[tuple[str, list[tuple[bytes, bytes | bytearray]], tuple[int, str]]] = [
+        ("GET", [(b"cookie", both)], (200, "LEGACY")),
+        ("GET", [(b"cookie", access)], (200, "INFERRED_COOKIE")),
+        ("GET", [(b"Cookie", both)], (200, "LEGACY")),  # a name not in lowercase
+        ("GET", [(b"cookie", access), (b"cookie", id_refresh)], (200, "LEGACY")),  # two headers
+        ("GET", [(b"cookie", both), (b"st-auth-mode", b"cookie")], (401, "")),  # 2020 cookie: migrate
+        ("GET", [(b"st-auth-mode", b"cookie"), (b"cookie", access)], (200, "COOKIE")),
+        (
+            "GET",
+            [(b"cookie", access), (b"authorization", b"Bearer " + tokens.access_token.value.encode())],
+            (200, "HEADER"),
+        ),
+        ("POST", [(b"cookie", both)], (401, "")),  # no anti-csrf header
+        ("POST", [(b"cookie", both), (b"anti-csrf", anti_csrf)], (200, "LEGACY")),
+        ("POST", [(b"anti-csrf", anti_csrf), (b"cookie", both)], (200, "LEGACY")),
+        ("GET", [(b"cookie", bytearray(both))], (200, "LEGACY")),  # not bytes
+        ("GET", [], (401, "")),
+    ]
+    for method, headers, (status, mode) in cases:
+        for path in ("/direct", "/dep"):
+            got_status, body = answer(path, method, headers)
+            assert got_status == status, (path, method, headers, body)
+            if status == 200:
+                assert json.loads(body) == {"user": "alice", "mode": mode}, (path, headers)

@@ -279,26 +279,29 @@ class SessionWardMiddleware:
         token = _current.set(context)
         try:
             if kind == "http":
-                send = _send_applying_effects(send, context, scope)
-            await self.app(scope, receive, send)
+                downstream = send
+
+                # ``send`` writing the pending effects onto ``http.response.start``: a
+                # plain function returning ``send``'s own awaitable (no coroutine of its
+                # own), defined here (no factory call), so that a message with nothing
+                # to apply costs one check.
+                def send_with_effects(message: Message) -> Awaitable[None]:
+                    if context._effects is not None and message["type"] == "http.response.start":
+                        _apply_pending(message, context, scope)
+                    return downstream(message)
+
+                await self.app(scope, receive, send_with_effects)
+            else:
+                await self.app(scope, receive, send)
         finally:
             _current.reset(token)
 
 
-def _send_applying_effects(send: Send, context: _RequestContext, scope: Scope) -> Send:
-    """``send`` that writes the request's pending effects onto ``http.response.start``.
-
-    A plain function returning ``send``'s own awaitable (not a coroutine of its own), so
-    that a message with nothing to apply costs one check and no extra coroutine.
-    """
-
-    def send_with_effects(message: Message) -> Awaitable[None]:
-        if context._effects is not None and message["type"] == "http.response.start" and context.pending:
-            message["headers"] = _rewrite_headers(
-                message.get("headers", ()),
-                context.effects,
-                scope.get("scheme", "http") in _SECURE_SCHEMES,
-            )
-        return send(message)
-
-    return send_with_effects
+def _apply_pending(message: Message, context: _RequestContext, scope: Scope) -> None:
+    """Write the request's pending effects (if any) onto an ``http.response.start``."""
+    if context.pending:
+        message["headers"] = _rewrite_headers(
+            message.get("headers", ()),
+            context.effects,
+            scope.get("scheme", "http") in _SECURE_SCHEMES,
+        )
