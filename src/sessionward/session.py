@@ -37,14 +37,12 @@ from .engine.flow import Flow, aperform, engine_call, perform
 from .engine.sync import SessionWard
 from .engine.types import ClientInfo, SessionInformation, SessionTokens, VerifiedSession
 from .errors import GeneralError, SessionWardError, TokenTheftDetectedError, UnauthorizedError
-from .tokens.access import MAX_ACCESS_TOKEN_LENGTH, UnknownKeyId
 from .transport.client_address import TrustedProxies, client_ip, user_agent
 from .transport.error_responses import ErrorResponse, error_response
 from .transport.protocol import WireMode, bearer_token, choose_mode, sign_out_path
 from .transport.request import (
     SAFE_METHODS,
     RequestTokens,
-    _parsed_raw_headers,
     parse_session_cookies,
     single_header,
     stale_cookies_on_refresh,
@@ -506,8 +504,6 @@ class AsyncSessionHandler(_HandlerBase[AsyncSessionWard, AsyncSession]):
         error_handler: ErrorHandler | None = None,
     ) -> None:
         super().__init__(engine, on_token_theft_detected, error_handler)
-        # The engine's core: verify_nowait asks it directly (one call fewer per request).
-        self._core = engine._core
 
     async def create(
         self,
@@ -595,11 +591,8 @@ class AsyncSessionHandler(_HandlerBase[AsyncSessionWard, AsyncSession]):
         token), else an awaitable of it. Errors found at once are raised at once."""
         if auth_mode is None and authorization is None and self._reads_cookies:
             # _verification's shortcut for a request carrying only cookies, inline: this
-            # is every protected request of a page. A Cookie header seen before (the raw
-            # bytes of an ASGI request) is found in the parser's cache without a call.
-            tokens = _parsed_raw_headers.get(cookie_header) if type(cookie_header) is bytes else None
-            if tokens is None:
-                tokens = parse_session_cookies(cookie_header)
+            # is every protected request of a page.
+            tokens = parse_session_cookies(cookie_header)
             access_token = tokens[0]
             id_refresh_token = tokens[2]
             if type(access_token) is str and (id_refresh_token is None or type(id_refresh_token) is str):
@@ -618,37 +611,11 @@ class AsyncSessionHandler(_HandlerBase[AsyncSessionWard, AsyncSession]):
         if anti_csrf_header is not None:
             anti_csrf_header = single_header(anti_csrf_header)
         engine = self.engine
-        core = self._core
-        verified: VerifiedSession | Awaitable[VerifiedSession]
-        if core.ready and not check_database and max_auth_age is None:
-            # SessionCore.verify's answer for a cached token that is still valid, while the
-            # change feed is fresh (or off) and with nothing more to check (no anti-CSRF
-            # check, no blacklisting), without its call: the same test as its cache-hit
-            # path, which answers every other case below.
-            if len(access_token) <= MAX_ACCESS_TOKEN_LENGTH and not core.blacklisting:
-                entry = core.cache.entries.get(access_token)
-                if entry is not None and not (check and core.anti_csrf):
-                    now = core.clock()
-                    feed = core.feeding
-                    if now < entry[1] and (feed is None or feed.fresh_from <= now < feed.fresh_until):
-                        return AsyncSession(engine, entry[0], access_token, effects)
-            # AsyncSessionWard.get_session_nowait's answer without its call: the engine's
-            # verification of a token that needs no I/O (a cached one) answers at once.
-            try:
-                outcome = core.verify(access_token, anti_csrf_header, check, client)
-            except UnknownKeyId:
-                verified = engine.get_session(access_token, anti_csrf_header, check, False, None, client)
-            else:
-                if type(outcome) is VerifiedSession:
-                    if outcome[3] is None:  # no replacement token to deliver
-                        return AsyncSession(engine, outcome, access_token, effects)
-                    verified = outcome
-                else:
-                    verified = engine._perform(outcome)  # type: ignore[arg-type]
-        else:
-            verified = engine.get_session_nowait(
-                access_token, anti_csrf_header, check, check_database, max_auth_age, client
-            )
+        verified = engine.get_session_nowait(
+            access_token, anti_csrf_header, check, check_database, max_auth_age, client
+        )
+        if type(verified) is VerifiedSession and verified.new_access_token is None:
+            return AsyncSession(engine, verified, access_token, effects)
         return self._verified_later(effects, access_token, verified)
 
     async def _verified_later(

@@ -250,8 +250,6 @@ class SessionCore:
         entries = self.cache.entries
         entry = entries.get(access_token)
         check_csrf = do_anti_csrf_check and self.anti_csrf
-        # AsyncSessionHandler.verify_nowait repeats the first answer of this branch (a
-        # cached token answered at once): keep the two in step.
         if entry is not None and now < entry[1]:
             if check_csrf:
                 _check_anti_csrf(entry[2], anti_csrf_token)

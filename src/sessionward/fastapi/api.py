@@ -151,39 +151,13 @@ async def get_session(
     that :func:`~sessionward.fastapi.init` registered). A replacement access token minted
     by verification goes on the outgoing response (and on ``response`` if given).
     """
-    # _verify's steps, inline (one call fewer on every protected request).
     scope = request.scope
-    state: Any = scope.get("state")  # a dict once the context is found (made if need be)
-    context = None if state is None else state.get(STATE_CONTEXT_KEY)
-    if type(context) is not _RequestContext:
-        context = _current.get()
-        if context is None:
-            raise _missing_context()
-        if state is None:
-            state = scope["state"] = {}
-    cookie_header: bytes | str | None = None
-    anti_csrf = auth_mode = authorization = None
-    for name, value in scope.get("headers", ()):
-        if name == b"cookie" and cookie_header is None and type(value) is bytes:
-            cookie_header = value
-        elif name in _VERIFICATION_HEADERS or not name.islower():
-            cookie_header, anti_csrf, auth_mode, authorization = _verification_headers(scope)
-            break
-    session = context.handler.verify_nowait(
-        context._effects or context,
-        cookie_header,
-        anti_csrf,
-        scope.get("method", "GET"),
-        anti_csrf_check,
-        auth_mode,
-        authorization,
-        check_database,
-        max_auth_age,
-        context.client,
-    )
+    session = _verify(scope, anti_csrf_check, check_database, max_auth_age, False)
     if not isinstance(session, AsyncSession):
+        assert session is not None
         session = await session
-    state[STATE_SESSION_KEY] = session
+    # _verify made sure the scope has a state.
+    scope["state"][STATE_SESSION_KEY] = session
     if response is not None:
         context = _scope_context(scope)
         if context is not None and context.pending:
@@ -203,8 +177,7 @@ def _verify(
     no session at all (``session_cookie_present``). Makes sure ``scope["state"]`` exists.
 
     The hot path of every protected request, written flat (each call and each object
-    touched costs more on a busy server than a tight loop shows); :func:`get_session`
-    repeats these steps inline: keep the two in step."""
+    touched costs more on a busy server than a tight loop shows)."""
     state = scope.get("state")
     context = None if state is None else state.get(STATE_CONTEXT_KEY)
     if type(context) is not _RequestContext:
