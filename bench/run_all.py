@@ -6,9 +6,10 @@ cores), ``verify.py``, ``engine.py``, ``stores.py`` (needs PostgreSQL and Redis)
 ``http_vs_bare.py`` (need ``wrk``; on uvicorn's asyncio stack for every framework, then on
 uvloop + httptools for FastAPI, step ``http_vs_bare_standard``), ``http_profile.py``
 (needs ``wrk`` and ``py-spy``; the last two add the package of commit 14c8562, before the
-FastAPI request-path work, as a third server), ``http_inprocess.py`` and ``peers.py`` (needs ``wrk`` and the
-``[bench]`` extra; writes docs/benchmarks-peers.svg) and ``revocation_drill.py`` (needs
-PostgreSQL and Redis), and prints their reports.
+FastAPI request-path work, as a third server), ``http_gc.py`` (the garbage collector's
+share of a FastAPI worker by number of connections; needs ``wrk``), ``http_inprocess.py``
+and ``peers.py`` (needs ``wrk`` and the ``[bench]`` extra; writes docs/benchmarks-peers.svg)
+and ``revocation_drill.py`` (needs PostgreSQL and Redis), and prints their reports.
 ``--only verify,engine`` selects scripts; ``--rounds N`` is passed to each that has rounds.
 """
 
@@ -30,11 +31,12 @@ SCRIPTS = (
     "http_vs_bare",
     "http_vs_bare_standard",
     "http_profile",
+    "http_gc",
     "http_inprocess",
     "peers",
     "revocation_drill",
 )
-WITHOUT_ROUNDS = frozenset({"http_profile", "revocation_drill"})
+WITHOUT_ROUNDS = frozenset({"http_profile", "http_gc", "revocation_drill"})
 # Steps that run a script with arguments: step -> (script, arguments).
 # The "before" of the FastAPI tables: the package as it was before the FastAPI request-path work.
 FASTAPI_BEFORE = "14c8562"
