@@ -115,16 +115,9 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     event_loop.close()
 
 
-def call(
-    loop: asyncio.AbstractEventLoop,
-    app: Starlette,
-    method: str,
-    path: str,
-    *,
-    raise_app_exceptions: bool = True,
-) -> list[Message]:
-    """One request through the whole app (lifespan not run: the engine opens lazily)."""
-    scope: dict[str, Any] = {
+def http_scope(method: str, path: str, headers: list[tuple[bytes, bytes | bytearray]]) -> dict[str, Any]:
+    """The scope of an HTTP request to ``testserver`` with ``headers`` after ``Host``."""
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -134,10 +127,22 @@ def call(
         "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"host", b"testserver")],
+        "headers": [(b"host", b"testserver"), *headers],
         "client": ("127.0.0.1", 50000),
         "server": ("testserver", 80),
     }
+
+
+def call(
+    loop: asyncio.AbstractEventLoop,
+    app: Starlette,
+    method: str,
+    path: str,
+    *,
+    raise_app_exceptions: bool = True,
+) -> list[Message]:
+    """One request through the whole app (lifespan not run: the engine opens lazily)."""
+    scope = http_scope(method, path, [])
     received: list[Message] = []
 
     requests = [{"type": "http.request", "body": b"", "more_body": False}]
@@ -500,20 +505,7 @@ def test_get_session_and_the_dependency_read_the_request_headers_alike(
     anti_csrf = (tokens.anti_csrf_token or "").encode()
 
     def answer(path: str, method: str, headers: list[tuple[bytes, bytes | bytearray]]) -> tuple[int, bytes]:
-        scope: dict[str, Any] = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": method,
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "headers": [(b"host", b"testserver"), *headers],
-            "client": ("127.0.0.1", 50000),
-            "server": ("testserver", 80),
-        }
+        scope = http_scope(method, path, headers)
         sent: list[Message] = []
 
         async def receive() -> Message:
